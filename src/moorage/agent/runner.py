@@ -1,0 +1,187 @@
+"""``moorage agent``: dial out to the master, say who this node is, keep the connection.
+
+connect ──hello──▶ master ──welcome──▶ heartbeat every interval
+   ▲                                   info whenever the node's facts change
+   └──── backoff (0.5 s doubling to 5 s) ◀── connection lost / refused
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from anyio import to_thread
+from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
+
+from moorage import __version__
+from moorage.agent.drivers import volume_drivers
+from moorage.agent.engine import Engine, EngineError
+from moorage.agent.identity import node_id
+from moorage.protocol import AGENT_PATH, ErrorMsg, Heartbeat, Hello, InfoMsg, NodeInfoWire, master_message
+
+__all__ = ["AgentConfig", "run_agent", "websocket_url"]
+
+log = logging.getLogger("moorage.agent")
+
+INFO_POLL = 2.0
+BACKOFF_START = 0.5
+BACKOFF_MAX = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    master: str
+    token: str
+    data_dir: Path
+    name: str = field(default_factory=socket.gethostname)
+    docker_host: str | None = None
+    labels: tuple[str, ...] = ()
+    plugin_dir: Path | None = Path("/run/docker/plugins")
+
+
+def websocket_url(master: str) -> str:
+    base = master.rstrip("/")
+    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
+        if base.startswith(http):
+            return ws + base.removeprefix(http) + AGENT_PATH
+    if base.startswith(("ws://", "wss://")):
+        return base + AGENT_PATH
+    return "ws://" + base + AGENT_PATH
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.node_id = node_id(config.data_dir)
+        self.engine = Engine(config.docker_host)
+        self.stopping = asyncio.Event()
+
+    def node_info(self) -> NodeInfoWire:
+        facts = self.engine.facts()
+        return NodeInfoWire(
+            engine_version=facts.version,
+            cpus=facts.cpus,
+            memory=facts.memory,
+            drivers=volume_drivers(facts, self.config.plugin_dir),
+        )
+
+    async def run(self) -> None:
+        backoff = BACKOFF_START
+        url = websocket_url(self.config.master)
+        while not self.stopping.is_set():
+            try:
+                welcomed = await self._session(url)
+                if welcomed:
+                    backoff = BACKOFF_START
+            except InvalidStatus as err:
+                status = err.response.status_code
+                if status in (401, 403):
+                    log.error(
+                        "master refused the join token (HTTP %s); check --token ('moorage grid token')",
+                        status,
+                    )
+                else:
+                    log.warning("master answered HTTP %s to the agent connection", status)
+            except InvalidURI as err:
+                log.error("--master %s is not a usable URL: %s", self.config.master, err)
+                return
+            except (OSError, WebSocketException, TimeoutError) as err:
+                log.warning("cannot reach master at %s: %s", self.config.master, err)
+            except EngineError as err:
+                log.warning("%s", err.message)
+            if self.stopping.is_set():
+                break
+            delay = backoff * (0.75 + random.random() / 2)
+            log.info("reconnecting in %.1fs", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _session(self, url: str) -> bool:
+        info = await to_thread.run_sync(self.node_info)
+        headers = {"Authorization": f"Bearer {self.config.token}"}
+        async with connect(url, additional_headers=headers, open_timeout=10, max_size=2**24) as ws:
+            hello = Hello(
+                node_id=self.node_id,
+                name=self.config.name,
+                labels=list(self.config.labels),
+                info=info,
+                agent_version=__version__,
+            )
+            await ws.send(hello.model_dump_json())
+            reply = master_message(await asyncio.wait_for(ws.recv(), 15))
+            if isinstance(reply, ErrorMsg):
+                log.error("master refused this node: %s", reply.message)
+                return False
+            log.info("connected to %s as node %s in grid %s", self.config.master, reply.name, reply.grid)
+            tasks = [
+                asyncio.create_task(self._heartbeats(ws, reply.heartbeat_interval)),
+                asyncio.create_task(self._watch_info(ws, info)),
+                asyncio.create_task(self._receive(ws)),
+                asyncio.create_task(self.stopping.wait()),
+            ]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if not task.cancelled() and (exc := task.exception()) is not None:
+                        if isinstance(exc, ConnectionClosed):
+                            log.warning("connection to master closed: %s", exc)
+                        else:
+                            raise exc
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            return True
+
+    async def _heartbeats(self, ws: ClientConnection, interval: float) -> None:
+        beat = Heartbeat().model_dump_json()
+        while True:
+            await ws.send(beat)
+            await asyncio.sleep(interval)
+
+    async def _watch_info(self, ws: ClientConnection, sent: NodeInfoWire) -> None:
+        while True:
+            await asyncio.sleep(INFO_POLL)
+            try:
+                info = await to_thread.run_sync(self.node_info)
+            except EngineError as err:
+                log.warning("%s", err.message)
+                continue
+            if info != sent:
+                await ws.send(InfoMsg(info=info).model_dump_json())
+                sent = info
+                log.info("reported changed node info: drivers %s", [d.name for d in info.drivers])
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            try:
+                msg = master_message(raw)
+            except ValidationError:
+                log.warning("ignoring a message from the master this agent does not understand")
+                continue
+            if isinstance(msg, ErrorMsg):
+                log.error("master: %s", msg.message)
+
+
+def run_agent(config: AgentConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    agent = Agent(config)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.stopping.set)
+        await agent.run()
+        agent.engine.close()
+        log.info("agent stopped")
+
+    asyncio.run(main())

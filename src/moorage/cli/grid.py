@@ -1,0 +1,106 @@
+"""moorage grid create|ls|show|use|rm|token"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from moorage.cli.confirm import require_force
+from moorage.cli.context import CliContext, save_config
+from moorage.cli.output import print_json, table
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Grids: isolated clusters in one master.", no_args_is_help=True)
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
+
+
+@app.command("create")
+def create(ctx: typer.Context, name: str, json: Json = False) -> None:
+    """Create a grid and switch to it."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        grid = client.post("/v1/grids", {"name": name})
+    save_config(grid=name)
+    if json:
+        print_json(grid)
+    else:
+        print(f"Created grid {name} and switched to it. Join nodes with: moorage grid token")
+
+
+@app.command("ls")
+def ls(ctx: typer.Context, json: Json = False) -> None:
+    """List grids."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        grids = client.get("/v1/grids")["grids"]
+    if json:
+        print_json(grids)
+        return
+    current = cli.grid_name
+    table(
+        ["NAME", "NODES", "CREATED"],
+        [
+            (("* " if g["name"] == current else "") + g["name"], g["node_count"], g["created_at"])
+            for g in grids
+        ],
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None, json: Json = False
+) -> None:
+    """Show a grid (the current one by default)."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        grid = client.get(f"/v1/grids/{name or cli.grid}")
+    if json:
+        print_json(grid)
+        return
+    print(f"{grid['name']}:\n  nodes: {grid['node_count']}\n  created: {grid['created_at']}")
+
+
+@app.command("use")
+def use(ctx: typer.Context, name: str) -> None:
+    """Make NAME the grid later commands act on."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        client.get(f"/v1/grids/{name}")
+    save_config(grid=name)
+    print(f"Using grid {name}")
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: str,
+    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Remove an empty grid."""
+    cli: CliContext = ctx.obj
+    require_force(force, f"Remove grid {name}?")
+    with cli.client() as client:
+        client.delete(f"/v1/grids/{name}")
+    print(f"Removed grid {name}")
+
+
+@app.command("token")
+def token(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Grid (default: the current one)")] = None,
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Make a new join token; the old one stops working")
+    ] = False,
+    json: Json = False,
+) -> None:
+    """Show (or rotate) the token agents use to join the grid."""
+    cli: CliContext = ctx.obj
+    grid = name or cli.grid
+    with cli.client() as client:
+        result = client.post(f"/v1/grids/{grid}/token") if rotate else client.get(f"/v1/grids/{grid}/token")
+    if json:
+        print_json(result)
+    else:
+        print(result["token"])

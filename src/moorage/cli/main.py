@@ -1,0 +1,74 @@
+"""The ``moorage`` command: global options, sub-commands, and how errors end a command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from click.exceptions import ClickException
+
+from moorage.cli import grid, node, servers, testbed
+from moorage.cli.context import CliContext, save_config
+from moorage.cli.output import err_console
+from moorage.client.api import MasterClient
+from moorage.errors import MoorageError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="moorage",
+    help="Moorage: containers with managed named volumes on your own Docker hosts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option("--url", help="Master URL (or MOORAGE_URL)")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="Admin token (or MOORAGE_TOKEN)")] = None,
+    grid_name: Annotated[str | None, typer.Option("--grid", help="Grid to act on (or MOORAGE_GRID)")] = None,
+) -> None:
+    ctx.obj = CliContext.resolve(url, token, grid_name)
+
+
+@app.command()
+def login(
+    url: Annotated[str, typer.Option("--url", help="Master URL, e.g. http://127.0.0.1:8470")],
+    token: Annotated[str, typer.Option("--token", help="An admin token of that master")],
+    grid_name: Annotated[str | None, typer.Option("--grid", help="Grid to use from now on")] = None,
+) -> None:
+    """Check a master URL and token, and save them for later commands."""
+    with MasterClient(url, token) as client:
+        grids = [g["name"] for g in client.get("/v1/grids")["grids"]]
+    if grid_name is None and len(grids) == 1:
+        grid_name = grids[0]
+    if grid_name is not None and grid_name not in grids:
+        raise MoorageError(f"Grid {grid_name} not found on {url}; 'moorage grid create {grid_name}' makes it")
+    path = save_config(url=url, token=token, grid=grid_name)
+    print(f"Logged in to {url} (saved in {path})" + (f"; using grid {grid_name}" if grid_name else ""))
+
+
+app.add_typer(grid.app, name="grid")
+app.add_typer(node.app, name="node")
+app.add_typer(testbed.app, name="testbed")
+servers.register(app)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MoorageError as err:
+        err_console.print(f"[red]Error:[/red] {err.message}", markup=True)
+        sys.exit(1)
+    except ClickException as err:
+        err.show()
+        sys.exit(err.exit_code if err.exit_code else 1)
+    except typer.Abort:
+        err_console.print("Aborted.")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

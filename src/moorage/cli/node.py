@@ -1,0 +1,113 @@
+"""moorage node ls|show|label add|label rm|rm"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from moorage.cli.confirm import require_force
+from moorage.cli.context import CliContext
+from moorage.cli.output import ago, print_json, table
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Nodes: Docker hosts whose agents joined the grid.", no_args_is_help=True)
+label_app = typer.Typer(help="Node labels (zone=a, disk=ssd, …).", no_args_is_help=True)
+app.add_typer(label_app, name="label")
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
+
+
+def _drivers(node: dict[str, Any]) -> str:
+    return ",".join(d["name"] for d in node["drivers"]) or "-"
+
+
+@app.command("ls")
+def ls(ctx: typer.Context, json: Json = False) -> None:
+    """List the grid's nodes."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        nodes = client.get(f"/v1/nodes/{cli.grid}")["nodes"]
+    if json:
+        print_json(nodes)
+        return
+    table(
+        ["NAME", "STATUS", "SINCE", "ZONE", "LABELS", "DRIVERS"],
+        [
+            (
+                n["name"],
+                n["status"],
+                ago(n["status_since"]),
+                n["zone"] or "-",
+                ",".join(n["labels"]) or "-",
+                _drivers(n),
+            )
+            for n in nodes
+        ],
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str, json: Json = False) -> None:
+    """Show one node: status and since when, engine, labels, volume drivers."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        node = client.get(f"/v1/nodes/{cli.grid}/{name}")
+    if json:
+        print_json(node)
+        return
+    lines = [
+        f"{node['name']}:",
+        f"  id: {node['id']}",
+        f"  grid: {node['grid']}",
+        f"  status: {node['status']} since {node['status_since']} ({ago(node['status_since'])})",
+        f"  last seen: {node['last_seen_at']}",
+        f"  zone: {node['zone'] or '-'}",
+        f"  engine: {node['engine_version'] or '-'}",
+        f"  cpus: {node['cpus']}",
+        f"  memory: {node['memory'] / 2**30:.1f} GiB",
+        "  labels:",
+        *[f"    - {label}" for label in node["labels"]],
+        "  volume drivers:",
+        *[
+            f"    - {d['name']} (version: {d['version'] or 'unknown'}, scope: {d['scope'] or 'unknown'})"
+            for d in node["drivers"]
+        ],
+    ]
+    print("\n".join(lines))
+
+
+@label_app.command("add")
+def label_add(
+    ctx: typer.Context, name: str, labels: Annotated[list[str], typer.Argument(help="key=value …")]
+) -> None:
+    """Add or change labels on a node."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        node = client.post(f"/v1/nodes/{cli.grid}/{name}/labels", {"labels": labels})
+    print(f"{name}: {','.join(node['labels']) or '-'}")
+
+
+@label_app.command("rm")
+def label_rm(ctx: typer.Context, name: str, keys: Annotated[list[str], typer.Argument(help="key …")]) -> None:
+    """Remove labels from a node (by key, or key=value)."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        node = client.delete(
+            f"/v1/nodes/{cli.grid}/{name}/labels", params={"key": [k.partition("=")[0] for k in keys]}
+        )
+    print(f"{name}: {','.join(node['labels']) or '-'}")
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: str,
+    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Remove an offline node from the grid."""
+    cli: CliContext = ctx.obj
+    require_force(force, f"Remove node {name}?")
+    with cli.client() as client:
+        client.delete(f"/v1/nodes/{cli.grid}/{name}")
+    print(f"Removed node {name}")

@@ -1,0 +1,47 @@
+"""How the CLI shows things: Rich tables for people, JSON for scripts, errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["ago", "console", "err_console", "print_json", "table"]
+
+console = Console(width=None if sys.stdout.isatty() else 200, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    out = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for header in headers:
+        out.add_column(header, overflow="fold")
+    for row in rows:
+        out.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(out)
+
+
+def ago(timestamp: str | None) -> str:
+    """'3m ago' for an ISO timestamp from the API."""
+    if not timestamp:
+        return "-"
+    try:
+        then = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return timestamp
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"

@@ -1,0 +1,171 @@
+"""The long-running commands: ``moorage master``, ``moorage agent``, ``moorage up``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from moorage.client.api import MasterClient
+from moorage.errors import InvalidInput, MoorageError
+
+__all__ = ["default_data_dir", "register"]
+
+UP_LISTEN = "127.0.0.1:8470"
+UP_GRID = "local"
+
+
+def default_data_dir(part: str) -> Path:
+    override = os.environ.get("MOORAGE_DATA_DIR")
+    if override:
+        return Path(override) / part
+    if os.geteuid() == 0:
+        return Path("/var/lib/moorage") / part
+    return Path.home() / ".local/share/moorage" / part
+
+
+def master(
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on")] = "127.0.0.1:8470",
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL; default a SQLite file in --data-dir")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the master keeps its files")
+    ] = None,
+    heartbeat_interval: Annotated[
+        float,
+        typer.Option("--heartbeat-interval", help="Seconds between agent heartbeats; 3 missed = offline"),
+    ] = 5.0,
+) -> None:
+    """Run the master: REST API, agent hub, and the store."""
+    from moorage.master.server import MasterConfig, parse_listen, run_master
+    from moorage.master.state import MasterSettings
+
+    if heartbeat_interval <= 0:
+        raise InvalidInput.one("--heartbeat-interval", "must be more than 0 seconds")
+    host, port = parse_listen(listen)
+    run_master(
+        MasterConfig(
+            host=host,
+            port=port,
+            data_dir=data_dir or default_data_dir("master"),
+            db_url=db,
+            settings=MasterSettings(heartbeat_interval=heartbeat_interval),
+        )
+    )
+
+
+def agent(
+    master_url: Annotated[str, typer.Option("--master", help="Master URL, e.g. http://10.0.0.1:8470")],
+    token: Annotated[str, typer.Option("--token", help="The grid's join token ('moorage grid token')")],
+    name: Annotated[str | None, typer.Option("--name", help="Node name (default: host name)")] = None,
+    docker_host: Annotated[
+        str | None,
+        typer.Option("--docker-host", help="Engine URL (default: DOCKER_HOST or the local socket)"),
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="k=v label for a new node (repeat)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the agent keeps the node id")
+    ] = None,
+    plugin_dir: Annotated[
+        Path, typer.Option("--plugin-dir", help="Folder of the engine's legacy plugin sockets")
+    ] = Path("/run/docker/plugins"),
+) -> None:
+    """Run an agent: join the grid and converge this node's Docker Engine."""
+    import socket
+
+    from moorage.agent.runner import AgentConfig, run_agent
+    from moorage.model.node import label_error
+
+    labels = tuple(label or ())
+    problems = {f"--label {v}": p for v in labels if (p := label_error(v))}
+    if problems:
+        raise InvalidInput(problems)
+    run_agent(
+        AgentConfig(
+            master=master_url,
+            token=token,
+            name=name or socket.gethostname(),
+            docker_host=docker_host,
+            labels=labels,
+            data_dir=data_dir or default_data_dir("agent"),
+            plugin_dir=plugin_dir,
+        )
+    )
+
+
+def _wait_for_master(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise MoorageError(f"The master exited with status {proc.returncode}; see its output above")
+        try:
+            with MasterClient(url, None, timeout=2) as client:
+                client.get("/v1/ping")
+                return
+        except MoorageError:
+            time.sleep(0.2)
+    raise MoorageError(f"The master did not answer on {url} within {timeout:.0f}s")
+
+
+def up(
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT for the master")] = UP_LISTEN,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Master and agent files")] = None,
+) -> None:
+    """A master and one agent on the local Docker Engine, in the foreground (Ctrl-C stops both)."""
+    from moorage.cli.context import save_config
+
+    base = data_dir or default_data_dir("")
+    master_dir = base / "master"
+    url = f"http://{listen}"
+    exe = [sys.executable, "-m", "moorage"]
+    master_proc = subprocess.Popen([*exe, "master", "--listen", listen, "--data-dir", str(master_dir)])
+    procs = [master_proc]
+    try:
+        _wait_for_master(url, master_proc)
+        token = (master_dir / "admin.token").read_text().strip()
+        with MasterClient(url, token) as client:
+            grids = [g["name"] for g in client.get("/v1/grids")["grids"]]
+            if UP_GRID not in grids:
+                client.post("/v1/grids", {"name": UP_GRID})
+            join = client.get(f"/v1/grids/{UP_GRID}/token")["token"]
+        agent_cmd = [*exe, "agent", "--master", url, "--token", join, "--data-dir", str(base / "agent")]
+        procs.append(subprocess.Popen(agent_cmd))
+        save_config(url=url, token=token, grid=UP_GRID)
+        print(
+            f"\nMoorage is up: master {url}, grid '{UP_GRID}', one agent on the local Docker Engine.\n"
+            "In another terminal (the CLI is already logged in):\n"
+            "  moorage node ls\n"
+            "  moorage volume create --scope instance --driver local redis-data\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        raise MoorageError("A Moorage process exited; see its output above")
+    except KeyboardInterrupt:
+        print("\nStopping…", flush=True)
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("master")(master)
+    app.command("agent")(agent)
+    app.command("up")(up)

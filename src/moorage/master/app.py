@@ -1,0 +1,43 @@
+"""The master's ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from moorage import __version__
+from moorage.master.errors import install_error_handlers
+from moorage.master.hub import AgentHub
+from moorage.master.routes import agent, grids, nodes
+from moorage.master.state import MasterSettings, MasterState
+from moorage.store.database import Database
+
+__all__ = ["create_app"]
+
+
+def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
+    """Build the app around an opened, migrated store."""
+    settings = settings or MasterSettings()
+    state = MasterState(db=db, settings=settings, hub=AgentHub(db, settings))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await state.hub.start()
+        try:
+            yield
+        finally:
+            await state.hub.stop()
+
+    app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)
+    app.state.moorage = state
+    install_error_handlers(app)
+
+    @app.get("/v1/ping", tags=["health"])
+    def ping() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    for module in (grids, nodes, agent):
+        app.include_router(module.router)
+    return app

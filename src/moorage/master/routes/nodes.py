@@ -1,0 +1,50 @@
+"""/v1/nodes/{grid}: list, show, labels, remove."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from moorage.master.auth import Admin
+from moorage.master.schemas import LabelsIn, NodeList, NodeOut, node_out
+from moorage.master.state import MasterState, master_state
+from moorage.store.nodes import add_labels, get_node, list_nodes, remove_labels, remove_node
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/nodes", tags=["nodes"], dependencies=[Admin])
+State = Annotated[MasterState, Depends(master_state)]
+
+
+@router.get("/{grid}")
+def index(grid: str, state: State) -> NodeList:
+    with state.db.session() as session:
+        return NodeList(nodes=[node_out(n) for n in list_nodes(session, grid)])
+
+
+@router.get("/{grid}/{node}")
+def show(grid: str, node: str, state: State) -> NodeOut:
+    with state.db.session() as session:
+        return node_out(get_node(session, grid, node))
+
+
+@router.post("/{grid}/{node}/labels")
+def label_add(grid: str, node: str, body: LabelsIn, state: State) -> NodeOut:
+    with state.db.session() as session:
+        return node_out(add_labels(session, grid, node, body.labels))
+
+
+@router.delete("/{grid}/{node}/labels")
+def label_remove(grid: str, node: str, state: State, key: Annotated[list[str], Query()]) -> NodeOut:
+    """Remove the labels with these keys (``?key=zone&key=disk``); all or none."""
+    with state.db.session() as session:
+        return node_out(remove_labels(session, grid, node, key))
+
+
+@router.delete("/{grid}/{node}")
+def remove(grid: str, node: str, state: State) -> dict[str, str]:
+    with state.db.session() as session:
+        found = get_node(session, grid, node)
+        remove_node(session, grid, node, connected=state.hub.is_connected(found.id))
+    return {"removed": f"{grid}/{node}"}

@@ -1,0 +1,38 @@
+"""What one running master holds: its store, its settings, the hub of connected agents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+from moorage.store.database import Database
+
+if TYPE_CHECKING:
+    from moorage.master.hub import AgentHub
+
+__all__ = ["MasterSettings", "MasterState", "master_state"]
+
+
+@dataclass(frozen=True, slots=True)
+class MasterSettings:
+    heartbeat_interval: float = 5.0
+    missed_heartbeats: int = 3  # a node is offline after this many intervals without a word
+
+    @property
+    def node_timeout(self) -> float:
+        return self.heartbeat_interval * self.missed_heartbeats
+
+
+@dataclass
+class MasterState:
+    db: Database
+    settings: MasterSettings
+    hub: AgentHub
+    admin_token_hashes: set[str] = field(default_factory=set)
+
+
+def master_state(request: Request) -> MasterState:
+    state: MasterState = request.app.state.moorage
+    return state

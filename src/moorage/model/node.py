@@ -1,0 +1,75 @@
+"""Nodes: one Docker Engine plus one agent, as the master knows them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+__all__ = [
+    "LABEL_RE",
+    "NODE_NAME_RE",
+    "DriverInfo",
+    "Node",
+    "NodeInfo",
+    "NodeStatus",
+    "label_error",
+    "parse_label",
+]
+
+NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*=[^\s]*$")
+
+
+class NodeStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class DriverInfo:
+    """A volume driver a node's engine has; scope is the plugin's capability (local/global) if known."""
+
+    name: str
+    version: str | None = None
+    scope: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """What the agent reports about its engine."""
+
+    engine_version: str | None = None
+    cpus: int = 0
+    memory: int = 0
+    drivers: tuple[DriverInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: str
+    grid: str
+    name: str
+    status: NodeStatus
+    status_since: datetime
+    last_seen_at: datetime
+    labels: dict[str, str] = field(default_factory=dict)
+    info: NodeInfo = field(default_factory=NodeInfo)
+    created_at: datetime | None = None
+
+    @property
+    def zone(self) -> str | None:
+        return self.labels.get("zone")
+
+
+def label_error(label: str) -> str | None:
+    if LABEL_RE.match(label):
+        return None
+    return f"Label '{label}' is not valid: write it as key=value, e.g. zone=a"
+
+
+def parse_label(label: str) -> tuple[str, str]:
+    """``k=v`` → (k, v). The caller has checked ``label_error``."""
+    key, _, value = label.partition("=")
+    return key, value

@@ -1,0 +1,109 @@
+"""Stacks and services as the rest of Moorage sees them once a stack file or a CLI call is parsed.
+
+Pure, immutable types: no I/O. ``moorage.stackfile`` builds these from YAML; the master stores them;
+the scheduler and the deployer read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "NULL_STACK",
+    "AffinityRule",
+    "DeployStrategy",
+    "Mount",
+    "MountKind",
+    "PortMapping",
+    "ServiceSpec",
+    "StackSpec",
+    "VolumeDecl",
+]
+
+NULL_STACK = "null"
+"""The stack that holds services created outside any stack file (``grid/null/service``)."""
+
+
+class DeployStrategy(StrEnum):
+    HA = "ha"
+    DAEMON = "daemon"
+    RANDOM = "random"
+
+
+class MountKind(StrEnum):
+    NAMED = "named"  # name:/path[:flags]  -> a grid volume (through the stack's top-level volumes:)
+    BIND = "bind"  # /host:/path[:flags]
+    ANONYMOUS = "anonymous"  # /path
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    kind: MountKind
+    target: str
+    source: str | None = None  # volume alias (named) or host path (bind); None for anonymous
+    flags: str | None = None  # e.g. "ro"
+
+    def spec(self) -> str:
+        """The mount written back as a spec string, as a user would type it."""
+        parts = [p for p in (self.source, self.target, self.flags) if p]
+        return ":".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+    def spec(self) -> str:
+        suffix = "" if self.protocol == "tcp" else f"/{self.protocol}"
+        return f"{self.host_port}:{self.container_port}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class AffinityRule:
+    """Kontena affinity: ``node==node-1``, ``node!=x``, ``label==zone=a``, ``label!=k=v``."""
+
+    subject: str  # "node" | "label"
+    equal: bool  # True for ==, False for !=
+    value: str  # a node name, or "key=value" / "key" for labels
+
+    def spec(self) -> str:
+        return f"{self.subject}{'==' if self.equal else '!='}{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeDecl:
+    """A stack file's top-level ``volumes:`` entry: the alias used in mounts and the grid volume."""
+
+    alias: str
+    external_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: str
+    image: str
+    command: str | None = None
+    environment: tuple[tuple[str, str], ...] = ()
+    instances: int = 1
+    mounts: tuple[Mount, ...] = ()
+    ports: tuple[PortMapping, ...] = ()
+    affinity: tuple[AffinityRule, ...] = ()
+    strategy: DeployStrategy = DeployStrategy.HA
+    depends_on: tuple[str, ...] = ()
+    memory: int | None = None  # bytes the service asks for per instance
+    cpus: float | None = None  # CPUs the service asks for per instance
+
+
+@dataclass(frozen=True, slots=True)
+class StackSpec:
+    name: str
+    services: tuple[ServiceSpec, ...]
+    version: str | None = None
+    description: str | None = None
+    volumes: tuple[VolumeDecl, ...] = field(default=())
+
+    def volume(self, alias: str) -> VolumeDecl | None:
+        return next((v for v in self.volumes if v.alias == alias), None)

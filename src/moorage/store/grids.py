@@ -1,0 +1,84 @@
+"""Grid repository."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from moorage.errors import Conflict, InvalidInput, NotFound
+from moorage.model.grid import Grid, grid_name_error
+from moorage.store.tables import GridRow, NodeRow
+from moorage.store.tokens import new_token
+
+__all__ = [
+    "create_grid",
+    "get_grid_row",
+    "grid_by_join_token",
+    "list_grids",
+    "remove_grid",
+    "rotate_join_token",
+    "show_grid",
+]
+
+
+def _grid(row: GridRow, node_count: int) -> Grid:
+    return Grid(id=row.id, name=row.name, created_at=row.created_at, node_count=node_count)
+
+
+def _node_counts(session: Session) -> dict[int, int]:
+    rows = session.execute(select(NodeRow.grid_id, func.count()).group_by(NodeRow.grid_id))
+    return {grid_id: count for grid_id, count in rows.tuples()}
+
+
+def get_grid_row(session: Session, name: str) -> GridRow:
+    row = session.scalar(select(GridRow).where(GridRow.name == name))
+    if row is None:
+        raise NotFound(f"Grid {name} not found")
+    return row
+
+
+def create_grid(session: Session, name: str) -> Grid:
+    if (problem := grid_name_error(name)) is not None:
+        raise InvalidInput.one("name", problem)
+    if session.scalar(select(GridRow.id).where(GridRow.name == name)) is not None:
+        raise InvalidInput.one("name", f"Grid with name {name} already exists")
+    now = datetime.now(UTC)
+    row = GridRow(name=name, join_token=new_token(), created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    return _grid(row, 0)
+
+
+def list_grids(session: Session) -> list[Grid]:
+    counts = _node_counts(session)
+    rows = session.scalars(select(GridRow).order_by(GridRow.name))
+    return [_grid(row, counts.get(row.id, 0)) for row in rows]
+
+
+def show_grid(session: Session, name: str) -> Grid:
+    row = get_grid_row(session, name)
+    return _grid(row, _node_counts(session).get(row.id, 0))
+
+
+def remove_grid(session: Session, name: str) -> None:
+    row = get_grid_row(session, name)
+    nodes = session.scalar(select(func.count()).select_from(NodeRow).where(NodeRow.grid_id == row.id)) or 0
+    if nodes:
+        raise Conflict(
+            f"Grid {name} still has {nodes} node(s); stop their agents and remove them with "
+            f"'moorage node rm NODE' first"
+        )
+    session.delete(row)
+
+
+def rotate_join_token(session: Session, name: str) -> str:
+    row = get_grid_row(session, name)
+    row.join_token = new_token()
+    row.updated_at = datetime.now(UTC)
+    return row.join_token
+
+
+def grid_by_join_token(session: Session, token: str) -> GridRow | None:
+    return session.scalar(select(GridRow).where(GridRow.join_token == token))

@@ -1,0 +1,198 @@
+"""Node repository: registration by agents, status transitions, labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from moorage.errors import Conflict, InvalidInput, NotFound
+from moorage.model.node import DriverInfo, Node, NodeInfo, NodeStatus, label_error, parse_label
+from moorage.store.grids import get_grid_row
+from moorage.store.tables import GridRow, NodeRow
+
+__all__ = [
+    "add_labels",
+    "get_node",
+    "list_nodes",
+    "mark_all_offline",
+    "register_node",
+    "remove_labels",
+    "remove_node",
+    "set_info",
+    "set_status",
+    "to_node",
+]
+
+
+def _info(raw: dict[str, Any]) -> NodeInfo:
+    drivers = tuple(
+        DriverInfo(name=d["name"], version=d.get("version"), scope=d.get("scope"))
+        for d in raw.get("drivers", [])
+    )
+    return NodeInfo(
+        engine_version=raw.get("engine_version"),
+        cpus=int(raw.get("cpus", 0)),
+        memory=int(raw.get("memory", 0)),
+        drivers=drivers,
+    )
+
+
+def to_node(row: NodeRow, grid: str) -> Node:
+    return Node(
+        id=row.id,
+        grid=grid,
+        name=row.name,
+        status=NodeStatus(row.status),
+        status_since=row.status_since,
+        last_seen_at=row.last_seen_at,
+        labels=dict(row.labels),
+        info=_info(row.info),
+        created_at=row.created_at,
+    )
+
+
+def list_nodes(session: Session, grid: str) -> list[Node]:
+    grid_row = get_grid_row(session, grid)
+    rows = session.scalars(select(NodeRow).where(NodeRow.grid_id == grid_row.id).order_by(NodeRow.name))
+    return [to_node(row, grid) for row in rows]
+
+
+def _node_row(session: Session, grid_row: GridRow, name: str) -> NodeRow:
+    row = session.scalar(select(NodeRow).where(NodeRow.grid_id == grid_row.id, NodeRow.name == name))
+    if row is None:
+        raise NotFound(f"Node {name} not found in grid {grid_row.name}")
+    return row
+
+
+def get_node(session: Session, grid: str, name: str) -> Node:
+    grid_row = get_grid_row(session, grid)
+    return to_node(_node_row(session, grid_row, name), grid)
+
+
+def register_node(
+    session: Session, grid_row: GridRow, node_id: str, name: str, labels: Iterable[str], info: dict[str, Any]
+) -> Node:
+    """An agent said hello: create the node, or bring a known one online with fresh info.
+
+    Labels given by the agent seed a new node; afterwards the master's labels (set with
+    ``moorage node label``) are the truth and an agent restart does not undo them.
+    """
+    now = datetime.now(UTC)
+    row = session.get(NodeRow, node_id)
+    if row is not None and row.grid_id != grid_row.id:
+        raise Conflict(f"Node id {node_id} belongs to another grid; give this agent its own --data-dir")
+    clash = session.scalar(
+        select(NodeRow).where(NodeRow.grid_id == grid_row.id, NodeRow.name == name, NodeRow.id != node_id)
+    )
+    if clash is not None:
+        raise Conflict(
+            f"Node name {name} is already used by another node in grid {grid_row.name}; "
+            f"start the agent with another --name, or remove the old node with 'moorage node rm {name}'"
+        )
+    if row is None:
+        seeded: dict[str, str] = {}
+        for label in labels:
+            if label_error(label) is None:
+                key, value = parse_label(label)
+                seeded[key] = value
+        row = NodeRow(
+            id=node_id,
+            grid_id=grid_row.id,
+            name=name,
+            status=NodeStatus.ONLINE.value,
+            status_since=now,
+            last_seen_at=now,
+            labels=seeded,
+            info=info,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+    else:
+        row.name = name
+        if row.status != NodeStatus.ONLINE.value:
+            row.status = NodeStatus.ONLINE.value
+            row.status_since = now
+        row.last_seen_at = now
+        row.info = info
+        row.updated_at = now
+    session.flush()
+    return to_node(row, grid_row.name)
+
+
+def set_info(session: Session, node_id: str, info: dict[str, Any]) -> None:
+    now = datetime.now(UTC)
+    session.execute(update(NodeRow).where(NodeRow.id == node_id).values(info=info, updated_at=now))
+
+
+def set_status(session: Session, node_id: str, status: NodeStatus, last_seen_at: datetime) -> bool:
+    """Move a node to ``status``; returns False if it already was there (or is gone)."""
+    row = session.get(NodeRow, node_id)
+    if row is None:
+        return False
+    row.last_seen_at = max(row.last_seen_at, last_seen_at)
+    if row.status == status.value:
+        return False
+    row.status = status.value
+    row.status_since = datetime.now(UTC)
+    row.updated_at = row.status_since
+    return True
+
+
+def mark_all_offline(session: Session) -> None:
+    """At master start no agent is connected yet: every node is offline until it says hello."""
+    now = datetime.now(UTC)
+    session.execute(
+        update(NodeRow)
+        .where(NodeRow.status == NodeStatus.ONLINE.value)
+        .values(status=NodeStatus.OFFLINE.value, status_since=now, updated_at=now)
+    )
+
+
+def _checked_labels(labels: Iterable[str]) -> list[tuple[str, str]]:
+    labels = list(labels)
+    if not labels:
+        raise InvalidInput.one("labels", "Give at least one label, e.g. zone=a")
+    problems = {f"labels[{i}]": p for i, label in enumerate(labels) if (p := label_error(label))}
+    if problems:
+        raise InvalidInput(problems)
+    return [parse_label(label) for label in labels]
+
+
+def add_labels(session: Session, grid: str, name: str, labels: Iterable[str]) -> Node:
+    pairs = _checked_labels(labels)
+    grid_row = get_grid_row(session, grid)
+    row = _node_row(session, grid_row, name)
+    merged = dict(row.labels)
+    merged.update(pairs)
+    row.labels = merged
+    row.updated_at = datetime.now(UTC)
+    return to_node(row, grid)
+
+
+def remove_labels(session: Session, grid: str, name: str, keys: Iterable[str]) -> Node:
+    keys = [k.partition("=")[0] for k in keys]
+    grid_row = get_grid_row(session, grid)
+    row = _node_row(session, grid_row, name)
+    missing = [k for k in keys if k not in row.labels]
+    if missing:
+        raise NotFound(
+            f"Node {name} has no label {', '.join(missing)}; 'moorage node show {name}' lists them"
+        )
+    row.labels = {k: v for k, v in row.labels.items() if k not in keys}
+    row.updated_at = datetime.now(UTC)
+    return to_node(row, grid)
+
+
+def remove_node(session: Session, grid: str, name: str, connected: bool) -> None:
+    grid_row = get_grid_row(session, grid)
+    row = _node_row(session, grid_row, name)
+    if connected:
+        raise Conflict(
+            f"Node {name} is online; stop its agent first, then run 'moorage node rm {name}' again"
+        )
+    session.delete(row)
