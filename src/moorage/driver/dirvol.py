@@ -81,8 +81,7 @@ class DirvolPlugin:
     """The protocol's endpoints over one :class:`VolumeStore`; each takes the parsed request body."""
 
     def __init__(self, store: VolumeStore, scope: str = "local") -> None:
-        if scope not in SCOPES:
-            raise InvalidInput.one("scope", f"unknown scope {scope!r}, must be one of {', '.join(SCOPES)}")
+        _check_scope(scope)
         self.store = store
         self.scope = scope
 
@@ -141,6 +140,7 @@ class DirvolPlugin:
 
 def build_app(root: Path, scope: str = "local") -> Starlette:
     """The plugin as an ASGI app serving the volumes under ``root`` with capability ``scope``."""
+    _check_scope(scope)
     store = VolumeStore(root)
     store.purge_trash()
     plugin = DirvolPlugin(store, scope)
@@ -152,14 +152,19 @@ def build_app(root: Path, scope: str = "local") -> Starlette:
 
 
 def serve(root: Path, socket: Path, scope: str = "local") -> None:
-    """Serve the plugin on the unix socket ``socket`` until SIGTERM or SIGINT, then remove the socket."""
-    app = build_app(root, scope)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
-    )
+    """Serve the plugin on the unix socket ``socket`` until SIGTERM or SIGINT, then remove the socket.
+
+    Raises InvalidInput for an unknown scope and Conflict when the socket is another live plugin's.
+    """
+    _check_scope(scope)
+    server: uvicorn.Server | None = None
+    stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        server.should_exit = True
+        nonlocal stopping
+        stopping = True
+        if server is not None:
+            server.should_exit = True
 
     # uvicorn handles these signals while it runs and raises them again once it has stopped;
     # with these handlers in place that second delivery is harmless and serve() returns normally.
@@ -168,12 +173,21 @@ def serve(root: Path, socket: Path, scope: str = "local") -> None:
     previous = [(sig, signal.signal(sig, stop)) for sig in signals]
     try:
         with plugin_socket(socket) as sock:
+            app = build_app(root, scope)
+            config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
+            server = uvicorn.Server(config)
+            server.should_exit = stopping
             log.info("dirvol serving %s on %s (scope %s)", root, socket, scope)
             server.run(sockets=[sock])
     finally:
         for sig, handler in previous:
             signal.signal(sig, handler)
     log.info("dirvol stopped")
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in SCOPES:
+        raise InvalidInput.one("scope", f"unknown scope {scope!r}, must be one of {', '.join(SCOPES)}")
 
 
 # -- the HTTP edge -----------------------------------------------------------------------------

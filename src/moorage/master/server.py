@@ -64,6 +64,7 @@ def prepare(config: MasterConfig) -> tuple[Database, str | None]:
 
 
 def run_master(config: MasterConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     db, token = prepare(config)
     if token is not None:
         print(f"Admin token (shown once, also in {config.data_dir / 'admin.token'}, mode 0600):", flush=True)
