@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from click.exceptions import ClickException
 
-from moorage.cli import grid, node, servers, testbed
+from moorage.cli import driver, grid, node, servers, testbed
 from moorage.cli.context import CliContext, save_config
 from moorage.cli.output import err_console
 from moorage.client.api import MasterClient
@@ -55,6 +55,7 @@ def login(
 app.add_typer(grid.app, name="grid")
 app.add_typer(node.app, name="node")
 app.add_typer(testbed.app, name="testbed")
+app.add_typer(driver.app, name="driver")
 servers.register(app)
 
 
