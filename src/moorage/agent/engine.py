@@ -6,11 +6,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
+import docker.errors
+import docker.types
 from docker.errors import DockerException
 
 from moorage.errors import MoorageError
 
-__all__ = ["Engine", "EngineError", "EngineFacts", "ManagedPlugin"]
+__all__ = [
+    "ContainerState",
+    "Containers",
+    "Engine",
+    "EngineError",
+    "EngineFacts",
+    "ManagedPlugin",
+    "VolumeState",
+]
 
 VOLUME_DRIVER_TYPE = "docker.volumedriver/1.0"
 
@@ -81,3 +91,159 @@ class Engine:
 
     def close(self) -> None:
         self.client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerState:
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: str  # created | running | restarting | exited | paused | dead | removing
+    exit_code: int | None
+    started_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeState:
+    name: str
+    driver: str
+    labels: dict[str, str]
+
+
+def _container_state(attrs: dict[str, Any]) -> ContainerState:
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    return ContainerState(
+        id=str(attrs.get("Id", "")),
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        labels=dict(config.get("Labels") or {}),
+        status=str(state.get("Status", "unknown")),
+        exit_code=state.get("ExitCode"),
+        started_at=state.get("StartedAt"),
+        error=state.get("Error") or None,
+    )
+
+
+class Containers:
+    """The container and volume calls the agent's convergence needs, with the engine's errors kept."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.client = engine.client
+        self.api = engine.client.api
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.APIError as err:
+            raise EngineError(str(err.explanation or err)) from err
+        except DockerException as err:
+            raise EngineError(f"{what}: {err}") from err
+
+    def containers(self, label: str) -> list[ContainerState]:
+        summaries = self._call("list containers", self.api.containers, all=True, filters={"label": label})
+        out = []
+        for summary in summaries:
+            try:
+                attrs = self.api.inspect_container(summary["Id"])
+            except docker.errors.NotFound:
+                continue
+            except DockerException as err:
+                raise EngineError(f"inspect container: {err}") from err
+            out.append(_container_state(attrs))
+        return out
+
+    def inspect(self, name: str) -> ContainerState | None:
+        try:
+            return _container_state(self.api.inspect_container(name))
+        except docker.errors.NotFound:
+            return None
+        except DockerException as err:
+            raise EngineError(f"inspect container {name}: {err}") from err
+
+    def ensure_image(self, image: str) -> None:
+        try:
+            self.api.inspect_image(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except DockerException as err:
+            raise EngineError(f"inspect image {image}: {err}") from err
+        repository, _, tag = (
+            image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+        )
+        self._call(f"pull {image}", self.api.pull, repository, tag=tag or "latest")
+
+    def create(
+        self,
+        name: str,
+        image: str,
+        command: list[str] | None,
+        env: list[str],
+        labels: dict[str, str],
+        ports: list[tuple[int, int, str]],
+        mounts: list[dict[str, Any]],
+        memory: int | None,
+        cpus: float | None,
+    ) -> str:
+        host_config = self.api.create_host_config(
+            port_bindings={f"{c}/{proto}": h for h, c, proto in ports},
+            mounts=[docker.types.Mount(**m) for m in mounts],
+            restart_policy={"Name": "unless-stopped"},
+            mem_limit=memory,
+            nano_cpus=int(cpus * 1e9) if cpus else None,
+        )
+        created = self._call(
+            f"create container {name}",
+            self.api.create_container,
+            image=image,
+            command=command,
+            name=name,
+            environment=env,
+            labels=labels,
+            ports=[(c, proto) for _, c, proto in ports],
+            host_config=host_config,
+        )
+        return str(created["Id"])
+
+    def start(self, container_id: str) -> None:
+        self._call("start container", self.api.start, container_id)
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.api.remove_container(container_id, force=True, v=False)
+        except docker.errors.NotFound:
+            return
+        except DockerException as err:
+            raise EngineError(f"remove container: {err}") from err
+
+    def volume(self, name: str) -> VolumeState | None:
+        try:
+            attrs = self.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            return None
+        except DockerException as err:
+            raise EngineError(f"inspect volume {name}: {err}") from err
+        return VolumeState(
+            name=attrs["Name"], driver=attrs.get("Driver", ""), labels=dict(attrs.get("Labels") or {})
+        )
+
+    def create_volume(
+        self, name: str, driver: str, driver_opts: dict[str, str], labels: dict[str, str]
+    ) -> None:
+        self._call(
+            f"create volume {name}",
+            self.api.create_volume,
+            name=name,
+            driver=driver,
+            driver_opts=driver_opts,
+            labels=labels,
+        )
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.api.remove_volume(name)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as err:
+            raise EngineError(str(err.explanation or err)) from err

@@ -22,16 +22,29 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from moorage import __version__
+from moorage.agent.converge import Converger
 from moorage.agent.drivers import volume_drivers
-from moorage.agent.engine import Engine, EngineError
+from moorage.agent.engine import Containers, Engine, EngineError
 from moorage.agent.identity import node_id
-from moorage.protocol import AGENT_PATH, ErrorMsg, Heartbeat, Hello, InfoMsg, NodeInfoWire, master_message
+from moorage.protocol import (
+    AGENT_PATH,
+    Desired,
+    ErrorMsg,
+    Heartbeat,
+    Hello,
+    InfoMsg,
+    NodeInfoWire,
+    StatusMsg,
+    Welcome,
+    master_message,
+)
 
 __all__ = ["AgentConfig", "run_agent", "websocket_url"]
 
 log = logging.getLogger("moorage.agent")
 
 INFO_POLL = 2.0
+CONVERGE_INTERVAL = 5.0
 BACKOFF_START = 0.5
 BACKOFF_MAX = 5.0
 
@@ -63,6 +76,9 @@ class Agent:
         self.node_id = node_id(config.data_dir)
         self.engine = Engine(config.docker_host)
         self.stopping = asyncio.Event()
+        self.desired: Desired | None = None
+        self.converge_now = asyncio.Event()
+        self.converger: Converger | None = None
 
     def node_info(self) -> NodeInfoWire:
         facts = self.engine.facts()
@@ -121,11 +137,17 @@ class Agent:
             if isinstance(reply, ErrorMsg):
                 log.error("master refused this node: %s", reply.message)
                 return False
+            if not isinstance(reply, Welcome):
+                log.error("master did not welcome this node; got %s", reply.type)
+                return False
+            if self.converger is None or self.converger.grid != reply.grid:
+                self.converger = Converger(Containers(self.engine), reply.grid)
             log.info("connected to %s as node %s in grid %s", self.config.master, reply.name, reply.grid)
             tasks = [
                 asyncio.create_task(self._heartbeats(ws, reply.heartbeat_interval)),
                 asyncio.create_task(self._watch_info(ws, info)),
                 asyncio.create_task(self._receive(ws)),
+                asyncio.create_task(self._converge_loop(ws)),
                 asyncio.create_task(self.stopping.wait()),
             ]
             try:
@@ -170,6 +192,28 @@ class Agent:
                 continue
             if isinstance(msg, ErrorMsg):
                 log.error("master: %s", msg.message)
+            elif isinstance(msg, Desired):
+                self.desired = msg
+                self.converge_now.set()
+
+    async def _converge_loop(self, ws: ClientConnection) -> None:
+        """Converge on every new desired state, and every CONVERGE_INTERVAL seconds anyway."""
+        last: StatusMsg | None = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.converge_now.wait(), CONVERGE_INTERVAL)
+            self.converge_now.clear()
+            if self.desired is None or self.converger is None:
+                continue
+            converger, desired = self.converger, self.desired
+            try:
+                status = await to_thread.run_sync(converger.converge, desired)
+            except EngineError as err:
+                log.warning("convergence failed: %s", err.message)
+                continue
+            if status != last:
+                await ws.send(status.model_dump_json())
+                last = status
 
 
 def run_agent(config: AgentConfig) -> None:

@@ -16,8 +16,12 @@ app = typer.Typer(help="Volume drivers that ship with Moorage.", no_args_is_help
 
 @app.command("dirvol")
 def dirvol(
-    root: Annotated[Path, typer.Option("--root", help="Folder that holds the volumes (shared storage for global)")],
-    scope: Annotated[str, typer.Option("--scope", help="local, or global when --root is shared by all nodes")] = "local",
+    root: Annotated[
+        Path, typer.Option("--root", help="Folder that holds the volumes (shared storage for global)")
+    ],
+    scope: Annotated[
+        str, typer.Option("--scope", help="local, or global when --root is shared by all nodes")
+    ] = "local",
     socket: Annotated[
         Path | None, typer.Option("--socket", help="Plugin socket (default /run/docker/plugins/dirvol.sock)")
     ] = None,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from click.exceptions import ClickException
 
-from moorage.cli import driver, grid, node, servers, testbed
+from moorage.cli import driver, grid, node, servers, service, stack, testbed, volume
 from moorage.cli.context import CliContext, save_config
 from moorage.cli.output import err_console
 from moorage.client.api import MasterClient
@@ -54,6 +54,9 @@ def login(
 
 app.add_typer(grid.app, name="grid")
 app.add_typer(node.app, name="node")
+app.add_typer(volume.app, name="volume")
+app.add_typer(stack.app, name="stack")
+app.add_typer(service.app, name="service")
 app.add_typer(testbed.app, name="testbed")
 app.add_typer(driver.app, name="driver")
 servers.register(app)

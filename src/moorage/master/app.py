@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from moorage import __version__
+from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
 from moorage.master.hub import AgentHub
-from moorage.master.routes import agent, grids, nodes
+from moorage.master.routes import agent, deployments, grids, nodes, services, stacks, volumes
 from moorage.master.state import MasterSettings, MasterState
 from moorage.store.database import Database
 
@@ -20,15 +21,20 @@ __all__ = ["create_app"]
 def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     """Build the app around an opened, migrated store."""
     settings = settings or MasterSettings()
-    state = MasterState(db=db, settings=settings, hub=AgentHub(db, settings))
+    hub = AgentHub(db, settings)
+    deployer = Deployer(db, hub)
+    hub.on_status = deployer.changed
+    state = MasterState(db=db, settings=settings, hub=hub, deployer=deployer)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await state.hub.start()
+        await deployer.start()
+        await hub.start()
         try:
             yield
         finally:
-            await state.hub.stop()
+            await deployer.stop()
+            await hub.stop()
 
     app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)
     app.state.moorage = state
@@ -38,6 +44,6 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     def ping() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for module in (grids, nodes, agent):
+    for module in (grids, nodes, volumes, stacks, services, deployments, agent):
         app.include_router(module.router)
     return app

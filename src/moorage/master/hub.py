@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,11 +21,13 @@ from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from moorage.errors import MoorageError
+from moorage.master.desired import desired_for_node
 from moorage.master.state import MasterSettings
 from moorage.model.node import NodeStatus
-from moorage.protocol import ErrorMsg, Heartbeat, Hello, InfoMsg, Welcome, agent_message
+from moorage.protocol import Desired, ErrorMsg, Heartbeat, Hello, InfoMsg, StatusMsg, Welcome, agent_message
 from moorage.store.database import Database
 from moorage.store.grids import grid_by_join_token
+from moorage.store.instances import apply_instance_status, apply_volume_status
 from moorage.store.nodes import register_node, set_info, set_status
 from moorage.store.tables import GridRow
 
@@ -44,6 +47,12 @@ class AgentConnection:
     last_seen: float = field(default_factory=time.monotonic)
     last_seen_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def send(self, text: str) -> None:
+        async with self.send_lock:
+            await self.websocket.send_text(text)
+
     def touch(self) -> None:
         self.last_seen = time.monotonic()
         self.last_seen_at = datetime.now(UTC)
@@ -55,9 +64,29 @@ class AgentHub:
         self.settings = settings
         self.connections: dict[str, AgentConnection] = {}
         self._monitor: asyncio.Task[None] | None = None
+        self.on_status: Callable[[], Awaitable[None]] | None = None  # the deployer's wake-up
 
     def is_connected(self, node_id: str) -> bool:
         return node_id in self.connections
+
+    def connected_ids(self) -> set[str]:
+        return set(self.connections)
+
+    async def _wake(self) -> None:
+        if self.on_status is not None:
+            await self.on_status()
+
+    async def push_desired(self, node_ids: Iterable[str]) -> None:
+        """Send each connected node among ``node_ids`` its whole desired state."""
+        for node_id in sorted(set(node_ids)):
+            conn = self.connections.get(node_id)
+            if conn is None:
+                continue
+            desired = await to_thread.run_sync(self._desired, conn.node_id, conn.grid)
+            try:
+                await conn.send(desired.model_dump_json())
+            except Exception as err:  # the connection is going away; it gets the state on reconnect
+                log.info("could not send desired state to %s: %s", conn.name, err)
 
     async def start(self) -> None:
         self._monitor = asyncio.create_task(self._watch_heartbeats(), name="heartbeat-monitor")
@@ -106,7 +135,8 @@ class AgentHub:
                 grid=grid_name,
                 heartbeat_interval=self.settings.heartbeat_interval,
             )
-            await websocket.send_text(welcome.model_dump_json())
+            await conn.send(welcome.model_dump_json())
+            await self.push_desired([conn.node_id])
             await self._receive_loop(conn)
         except (WebSocketDisconnect, TimeoutError):
             pass
@@ -117,6 +147,7 @@ class AgentHub:
                     self._set_status, conn.node_id, NodeStatus.OFFLINE, conn.last_seen_at
                 )
                 log.info("node %s (%s) offline: connection closed", conn.name, conn.node_id)
+                await self._wake()
 
     async def _receive_hello(self, websocket: WebSocket) -> Hello | None:
         raw = await websocket.receive_text()
@@ -147,6 +178,10 @@ class AgentHub:
                 continue
             if isinstance(msg, InfoMsg):
                 await to_thread.run_sync(self._set_info, conn.node_id, msg)
+            elif isinstance(msg, StatusMsg):
+                changed = await to_thread.run_sync(self._set_status_report, conn.node_id, msg)
+                if changed:
+                    await self._wake()
 
     async def _watch_heartbeats(self) -> None:
         period = max(0.2, self.settings.heartbeat_interval / 2)
@@ -161,6 +196,7 @@ class AgentHub:
                 )
                 with contextlib.suppress(Exception):
                     await conn.websocket.close(code=1001, reason="missed heartbeats")
+                await self._wake()
 
     # -- store calls, run in a worker thread -------------------------------------------------
 
@@ -183,6 +219,16 @@ class AgentHub:
     def _set_info(self, node_id: str, msg: InfoMsg) -> None:
         with self.db.session() as session:
             set_info(session, node_id, msg.info.model_dump(mode="json"))
+
+    def _desired(self, node_id: str, grid: str) -> Desired:
+        with self.db.session() as session:
+            return desired_for_node(session, node_id, grid)
+
+    def _set_status_report(self, node_id: str, msg: StatusMsg) -> int:
+        with self.db.session() as session:
+            return apply_instance_status(session, node_id, msg.instances) + apply_volume_status(
+                session, node_id, msg.volumes
+            )
 
     def _set_status(self, node_id: str, status: NodeStatus, last_seen_at: datetime) -> None:
         with self.db.session() as session:

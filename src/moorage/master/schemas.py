@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from moorage.model.grid import Grid
 from moorage.model.node import Node
+from moorage.store.services import ServiceView
+from moorage.store.volumes import VolumeView
 
 __all__ = [
+    "DeploymentOut",
+    "DeploymentStarted",
     "DriverOut",
     "GridCreate",
     "GridList",
     "GridOut",
+    "InstanceOut",
     "LabelsIn",
     "NodeList",
     "NodeOut",
+    "ScaleIn",
+    "ServiceCreate",
+    "ServiceList",
+    "ServiceOut",
+    "ServiceRef",
+    "StackIn",
+    "StackList",
+    "StackOut",
+    "StackUpgradeIn",
     "TokenOut",
+    "VolumeCreate",
+    "VolumeInstanceOut",
+    "VolumeList",
+    "VolumeOut",
     "grid_out",
     "node_out",
+    "service_out",
+    "volume_out",
 ]
 
 
@@ -95,4 +116,197 @@ def node_out(node: Node) -> NodeOut:
         memory=node.info.memory,
         drivers=[DriverOut(name=d.name, version=d.version, scope=d.scope) for d in node.info.drivers],
         created_at=node.created_at,
+    )
+
+
+# -- volumes -----------------------------------------------------------------------------------
+
+
+class VolumeCreate(_In):
+    name: str
+    scope: str
+    driver: str
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class VolumeInstanceOut(BaseModel):
+    name: str
+    node: str
+    zone: str | None
+    state: str
+    error: str | None
+
+
+class ServiceRef(BaseModel):
+    id: str
+
+
+class VolumeOut(BaseModel):
+    id: str
+    name: str
+    scope: str
+    driver: str
+    driver_opts: dict[str, str]
+    labels: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    instances: list[VolumeInstanceOut]
+    services: list[ServiceRef]
+
+
+class VolumeList(BaseModel):
+    volumes: list[VolumeOut]
+
+
+def volume_out(view: VolumeView) -> VolumeOut:
+    return VolumeOut(
+        id=f"{view.grid}/{view.name}",
+        name=view.name,
+        scope=view.scope,
+        driver=view.driver,
+        driver_opts=view.driver_opts,
+        labels=view.labels,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+        instances=[
+            VolumeInstanceOut(name=i.name, node=i.node, zone=i.zone, state=i.state, error=i.error)
+            for i in view.instances
+        ],
+        services=[ServiceRef(id=s) for s in view.services],
+    )
+
+
+# -- stacks, services, deployments ---------------------------------------------------------------
+
+
+class StackIn(_In):
+    stack: dict[str, Any] = Field(description="The normalized stack (what 'moorage stack validate' prints)")
+    source: str = Field(default="", description="The stack file as written, kept with the revision")
+    name: str | None = Field(
+        default=None, description="Install under this name instead of the one in the file"
+    )
+    deploy: bool = True
+
+
+class StackUpgradeIn(_In):
+    stack: dict[str, Any]
+    source: str = ""
+    deploy: bool = True
+
+
+class ServiceCreate(_In):
+    name: str
+    image: str
+    instances: int = 1
+    cmd: str | None = None
+    env: list[str] = Field(default_factory=list)
+    volumes: list[str] = Field(default_factory=list)
+    ports: list[str] = Field(default_factory=list)
+    affinity: list[str] = Field(default_factory=list)
+    strategy: str | None = None
+    memory: str | None = None
+    cpus: float | None = None
+    deploy: bool = False
+
+
+class ScaleIn(_In):
+    instances: int = Field(ge=0)
+
+
+class InstanceOut(BaseModel):
+    instance: int
+    node: str | None
+    state: str
+    reason: str | None
+    container: str | None
+    exit_code: int | None
+    started_at: datetime | None
+    up_to_date: bool
+
+
+class ServiceOut(BaseModel):
+    id: str
+    grid: str
+    stack: str
+    name: str
+    image: str
+    command: str | None
+    instances: int
+    strategy: str
+    environment: list[str]
+    volumes: list[str]
+    ports: list[str]
+    affinity: list[str]
+    depends_on: list[str]
+    created_at: datetime
+    updated_at: datetime
+    containers: list[InstanceOut]
+
+
+class ServiceList(BaseModel):
+    services: list[ServiceOut]
+
+
+class StackOut(BaseModel):
+    id: str
+    name: str
+    revision: int
+    version: str | None
+    description: str | None
+    stack: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    services: list[ServiceOut]
+
+
+class StackList(BaseModel):
+    stacks: list[StackOut]
+
+
+class DeploymentOut(BaseModel):
+    id: str
+    target: str
+    state: str
+    message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    services: list[ServiceOut]
+
+
+class DeploymentStarted(BaseModel):
+    deployment: str | None
+
+
+def service_out(view: ServiceView) -> ServiceOut:
+    spec = view.stored.spec
+    return ServiceOut(
+        id=view.id,
+        grid=view.grid,
+        stack=view.stack,
+        name=spec.name,
+        image=spec.image,
+        command=spec.command,
+        instances=spec.instances,
+        strategy=spec.strategy.value,
+        environment=[f"{k}={v}" for k, v in spec.environment],
+        volumes=[m.spec() for m in spec.mounts],
+        ports=[p.spec() for p in spec.ports],
+        affinity=[a.spec() for a in spec.affinity],
+        depends_on=list(spec.depends_on),
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+        containers=[
+            InstanceOut(
+                instance=i.number,
+                node=i.node,
+                state=i.state,
+                reason=i.reason,
+                container=i.container,
+                exit_code=i.exit_code,
+                started_at=i.started_at,
+                up_to_date=i.up_to_date,
+            )
+            for i in view.instances
+        ],
     )

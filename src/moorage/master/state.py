@@ -10,6 +10,7 @@ from fastapi import Request
 from moorage.store.database import Database
 
 if TYPE_CHECKING:
+    from moorage.master.deployer import Deployer
     from moorage.master.hub import AgentHub
 
 __all__ = ["MasterSettings", "MasterState", "master_state"]
@@ -30,6 +31,7 @@ class MasterState:
     db: Database
     settings: MasterSettings
     hub: AgentHub
+    deployer: Deployer
     admin_token_hashes: set[str] = field(default_factory=set)
 
 

@@ -6,10 +6,33 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AdminTokenRow", "Base", "GridRow", "NodeRow", "UTCDateTime"]
+__all__ = [
+    "AdminTokenRow",
+    "Base",
+    "DeploymentRow",
+    "GridRow",
+    "InstanceRow",
+    "NodeRow",
+    "ServiceRow",
+    "StackRevisionRow",
+    "StackRow",
+    "UTCDateTime",
+    "VolumeInstanceRow",
+    "VolumeRow",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -63,5 +86,125 @@ class NodeRow(Base):
     last_seen_at: Mapped[datetime]
     labels: Mapped[dict[str, Any]]
     info: Mapped[dict[str, Any]]  # engine_version, cpus, memory, drivers: [{name, version, scope}]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StackRow(Base):
+    """An installed stack; ``spec`` is its current revision's normalized stack (stack_to_dict)."""
+
+    __tablename__ = "stacks"
+    __table_args__ = (UniqueConstraint("grid_id", "name", name="uq_stacks_grid_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int]
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class StackRevisionRow(Base):
+    __tablename__ = "stack_revisions"
+    __table_args__ = (UniqueConstraint("stack_id", "revision", name="uq_stack_revisions"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stack_id: Mapped[int] = mapped_column(ForeignKey("stacks.id", ondelete="CASCADE"), index=True)
+    revision: Mapped[int]
+    spec: Mapped[dict[str, Any]]
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class ServiceRow(Base):
+    """A service; ``stack`` is the stack name, ``null`` for stand-alone services."""
+
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("grid_id", "stack", "name", name="uq_services_grid_stack_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    stack: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[
+        dict[str, Any]
+    ]  # one service of stack_to_dict, plus resolved "volumes": {alias: grid volume}
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class InstanceRow(Base):
+    """One instance of a service: where it should run (node, config hash) and what its agent saw."""
+
+    __tablename__ = "instances"
+    __table_args__ = (UniqueConstraint("service_id", "number", name="uq_instances_service_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"), index=True)
+    container: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # desired ContainerSpec
+    desired_hash: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # pending|scheduled|created|running|exited|error|failed
+    reason: Mapped[str | None] = mapped_column(Text)
+    observed_hash: Mapped[str | None] = mapped_column(String(64))
+    exit_code: Mapped[int | None]
+    started_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    target: Mapped[str] = mapped_column(String(200))  # grid/stack or grid/stack/service
+    service_ids: Mapped[list[Any]]
+    state: Mapped[str] = mapped_column(String(16))  # running|success|error
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class VolumeRow(Base):
+    """A grid volume definition (``moorage volume create``)."""
+
+    __tablename__ = "volumes"
+    __table_args__ = (UniqueConstraint("grid_id", "name", name="uq_volumes_grid_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(16))
+    driver: Mapped[str] = mapped_column(String(255))
+    driver_opts: Mapped[dict[str, Any]]
+    labels: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class VolumeInstanceRow(Base):
+    """One real Docker volume on one node, made from a volume.
+
+    ``state``: ``pending`` (recorded, the agent has not confirmed it), ``present``, ``missing``
+    (the engine no longer has it), ``error`` (see ``error``), ``removing`` (the volume was removed;
+    the agent deletes the Docker volume and then the row goes). ``volume_id`` is cleared when the
+    volume is removed, so removal survives the definition.
+    """
+
+    __tablename__ = "volume_instances"
+    __table_args__ = (UniqueConstraint("node_id", "name", name="uq_volume_instances_node_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    volume_id: Mapped[int | None] = mapped_column(ForeignKey("volumes.id", ondelete="SET NULL"), index=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))  # the Docker volume name
+    driver: Mapped[str] = mapped_column(String(255))
+    driver_opts: Mapped[dict[str, Any]]
+    zone: Mapped[str | None] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -1,0 +1,85 @@
+"""Following a deployment: a live view per instance (node, state), then a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.live import Live
+from rich.table import Table
+
+from moorage.cli.output import ago, console, err_console
+from moorage.client.api import MasterClient
+from moorage.errors import MoorageError
+
+__all__ = ["follow_deployment", "uptime"]
+
+POLL = 0.3
+TIMEOUT = 900.0
+
+
+def _rows(deployment: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for service in deployment["services"]:
+        short = service["name"] if service["stack"] == "null" else f"{service['stack']}/{service['name']}"
+        for c in service["containers"]:
+            state = (
+                c["state"]
+                if c["up_to_date"] or c["state"] in ("pending", "failed")
+                else f"{c['state']} (old)"
+            )
+            rows.append((f"{short}-{c['instance']}", c["node"] or "-", state, c["reason"] or ""))
+    return rows
+
+
+def _table(deployment: dict[str, Any]) -> Table:
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for header in ("INSTANCE", "NODE", "STATE", "REASON"):
+        table.add_column(header, overflow="fold")
+    for row in _rows(deployment):
+        table.add_row(*row)
+    return table
+
+
+def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> None:
+    """Wait for the deployment, showing progress; raise (exit 1) if any instance did not make it."""
+    started = time.monotonic()
+    path = f"/v1/deployments/{deployment_id}"
+    deployment = client.get(path)
+    if sys.stdout.isatty():
+        with Live(_table(deployment), console=console, refresh_per_second=8) as live:
+            while deployment["state"] == "running" and time.monotonic() - started < TIMEOUT:
+                time.sleep(POLL)
+                deployment = client.get(path)
+                live.update(_table(deployment))
+    else:
+        seen: set[tuple[str, str, str, str]] = set()
+        while True:
+            for row in _rows(deployment):
+                if row not in seen and row[2] != "scheduled":
+                    seen.add(row)
+                    print("  " + "  ".join(part for part in row if part), flush=True)
+            if deployment["state"] != "running" or time.monotonic() - started > TIMEOUT:
+                break
+            time.sleep(POLL)
+            deployment = client.get(path)
+    took = time.monotonic() - started
+    if deployment["state"] == "running":
+        raise MoorageError(
+            f"Deployment of {what} still running after {TIMEOUT:.0f}s; 'moorage stack show' follows it"
+        )
+    if deployment["state"] == "success":
+        count = sum(len(s["containers"]) for s in deployment["services"])
+        console.print(f"Deployed {what}: {count} instance(s) running ({took:.1f}s)")
+        return
+    err_console.print(f"Deployment of {what} did not fully succeed ({took:.1f}s):")
+    for line in (deployment["message"] or "").splitlines():
+        err_console.print(f"  {line}")
+    raise MoorageError(f"{what}: some instances are not running; see the reasons above")
+
+
+def uptime(container: dict[str, Any]) -> str:
+    if container["state"] != "running" or not container["started_at"]:
+        return "-"
+    return ago(container["started_at"]).removesuffix(" ago")

@@ -1,0 +1,180 @@
+"""moorage stack validate|install|upgrade|deploy|ls|show|rm"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from moorage.cli.confirm import require_force
+from moorage.cli.context import CliContext
+from moorage.cli.output import print_json, table
+from moorage.cli.progress import follow_deployment, uptime
+from moorage.client.api import MasterClient
+from moorage.errors import MoorageError
+from moorage.model.stack import StackSpec
+from moorage.stackfile import load_stack, stack_to_dict
+
+__all__ = ["app", "instances_table"]
+
+app = typer.Typer(
+    help="Stacks: services installed from one stack file, with revisions.", no_args_is_help=True
+)
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
+NoWait = Annotated[bool, typer.Option("--no-wait", help="Return at once instead of following the deployment")]
+NoDeploy = Annotated[
+    bool, typer.Option("--no-deploy", help="Store it; deploy later with 'moorage stack deploy'")
+]
+File = Annotated[Path, typer.Argument(help="Stack file (YAML)")]
+
+
+def _load(path: Path, grid: str, name: str | None) -> tuple[StackSpec, str]:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise MoorageError(f"Cannot read stack file {path}: {err.strerror}") from err
+    return load_stack(text, env=dict(os.environ), grid=grid, name=name, source=str(path)), text
+
+
+def _follow(client: MasterClient, started: dict[str, Any], what: str, no_wait: bool) -> None:
+    deployment = started.get("deployment")
+    if deployment is None:
+        print(f"{what}: stored, not deployed ('moorage stack deploy' deploys it)")
+    elif no_wait:
+        print(f"{what}: deployment {deployment} started")
+    else:
+        follow_deployment(client, deployment, what)
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context, file: File, name: Annotated[str | None, typer.Option("--name")] = None
+) -> None:
+    """Check a stack file and print it normalized (every default explicit, variables filled in)."""
+    cli: CliContext = ctx.obj
+    spec, _ = _load(file, cli.grid_name or "grid", name)
+    print(yaml.safe_dump(stack_to_dict(spec), sort_keys=False), end="")
+
+
+@app.command("install")
+def install(
+    ctx: typer.Context,
+    file: File,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Stack name (default: the part after / in stack:)")
+    ] = None,
+    no_deploy: NoDeploy = False,
+    no_wait: NoWait = False,
+) -> None:
+    """Install a stack from a file and deploy it."""
+    cli: CliContext = ctx.obj
+    spec, text = _load(file, cli.grid, name)
+    with cli.client() as client:
+        started = client.post(
+            f"/v1/stacks/{cli.grid}",
+            {"stack": stack_to_dict(spec), "source": text, "name": spec.name, "deploy": not no_deploy},
+        )
+        print(f"Installed stack {spec.name}")
+        _follow(client, started, f"stack {spec.name}", no_wait)
+
+
+@app.command("upgrade")
+def upgrade(
+    ctx: typer.Context, name: str, file: File, no_deploy: NoDeploy = False, no_wait: NoWait = False
+) -> None:
+    """Upgrade a stack to a new revision from a file, and deploy it (rolling)."""
+    cli: CliContext = ctx.obj
+    spec, text = _load(file, cli.grid, name)
+    with cli.client() as client:
+        started = client.request(
+            "PUT",
+            f"/v1/stacks/{cli.grid}/{name}",
+            json={"stack": stack_to_dict(spec), "source": text, "deploy": not no_deploy},
+        )
+        print(f"Upgraded stack {name}")
+        _follow(client, started, f"stack {name}", no_wait)
+
+
+@app.command("deploy")
+def deploy(ctx: typer.Context, name: str, no_wait: NoWait = False) -> None:
+    """Deploy a stack's current revision."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        _follow(client, client.post(f"/v1/stacks/{cli.grid}/{name}/deploy"), f"stack {name}", no_wait)
+
+
+def _counts(services: list[dict[str, Any]]) -> str:
+    running = sum(1 for s in services for c in s["containers"] if c["state"] == "running")
+    wanted = sum(len(s["containers"]) for s in services)
+    return f"{running}/{wanted}"
+
+
+@app.command("ls")
+def ls(ctx: typer.Context, json: Json = False) -> None:
+    """List stacks."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        stacks = client.get(f"/v1/stacks/{cli.grid}")["stacks"]
+    if json:
+        print_json(stacks)
+        return
+    table(
+        ["NAME", "REVISION", "SERVICES", "RUNNING", "UPDATED"],
+        [
+            (s["name"], s["revision"], len(s["services"]), _counts(s["services"]), s["updated_at"])
+            for s in stacks
+        ],
+    )
+
+
+def instances_table(services: list[dict[str, Any]]) -> None:
+    table(
+        ["INSTANCE", "NODE", "STATE", "CONTAINER", "UPTIME", "REASON"],
+        [
+            (
+                (s["name"] if s["stack"] == "null" else f"{s['stack']}/{s['name']}") + f"-{c['instance']}",
+                c["node"] or "-",
+                c["state"] + (f" ({c['exit_code']})" if c["exit_code"] is not None else ""),
+                c["container"] or "-",
+                uptime(c),
+                c["reason"] or "",
+            )
+            for s in services
+            for c in s["containers"]
+        ],
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str, json: Json = False) -> None:
+    """Show a stack: revision, services, and each instance with node, state, container and uptime."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        stack = client.get(f"/v1/stacks/{cli.grid}/{name}")
+    if json:
+        print_json(stack)
+        return
+    print(f"{stack['id']}:\n  revision: {stack['revision']}")
+    if stack["description"]:
+        print(f"  description: {stack['description']}")
+    print(
+        f"  services: {', '.join(s['name'] for s in stack['services'])}\n  running: {_counts(stack['services'])}\n"
+    )
+    instances_table(stack["services"])
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: str,
+    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Remove a stack and its containers. Its volumes and their data stay."""
+    cli: CliContext = ctx.obj
+    require_force(force, f"Remove stack {name}?")
+    with cli.client() as client:
+        client.delete(f"/v1/stacks/{cli.grid}/{name}")
+    print(f"Removed stack {name} (volumes kept)")

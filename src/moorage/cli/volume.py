@@ -1,0 +1,159 @@
+"""moorage volume create|ls|show|rm (Kontena's commands and output)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from moorage.cli.confirm import require_force
+from moorage.cli.context import CliContext
+from moorage.cli.output import err_console, print_json, table
+from moorage.errors import InvalidInput, MoorageError
+
+__all__ = ["app", "parse_pairs", "volume_text"]
+
+app = typer.Typer(
+    help="Managed named volumes: defined once, created on the node where they are used.", no_args_is_help=True
+)
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
+
+
+def parse_pairs(option: str, values: list[str] | None) -> dict[str, str]:
+    """``k=v`` pairs split on the first ``=`` only (``o=addr=1.2.3.4,rw`` keeps its value)."""
+    pairs: dict[str, str] = {}
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise InvalidInput.one(option, f"'{value}' is not key=value, e.g. {option} type=nfs")
+        pairs[key] = rest
+    return pairs
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Volume name")],
+    scope: Annotated[str | None, typer.Option("--scope", help="instance, stack or grid")] = None,
+    driver: Annotated[str | None, typer.Option("--driver", help="Volume driver, e.g. local")] = None,
+    driver_opt: Annotated[
+        list[str] | None, typer.Option("--driver-opt", help="k=v option for the driver (repeat)")
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="k=v label (repeat)")] = None,
+    json: Json = False,
+) -> None:
+    """Define a volume. Nothing is created on any node until a service that uses it is deployed."""
+    if scope is None:
+        raise MoorageError("Missing option '--scope': give --scope instance, stack or grid")
+    if driver is None:
+        raise MoorageError("Missing option '--driver': give --driver local (or another volume driver)")
+    body = {
+        "name": name,
+        "scope": scope,
+        "driver": driver,
+        "driver_opts": parse_pairs("--driver-opt", driver_opt),
+        "labels": parse_pairs("--label", label),
+    }
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        volume = client.post(f"/v1/volumes/{cli.grid}", body)
+    if json:
+        print_json(volume)
+    else:
+        print(volume["name"])
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Names only")] = False,
+    long: Annotated[bool, typer.Option("--long", "-l", help="Also instances and services")] = False,
+    json: Json = False,
+) -> None:
+    """List volumes."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        volumes = client.get(f"/v1/volumes/{cli.grid}")["volumes"]
+    if json:
+        print_json(volumes)
+    elif quiet:
+        for volume in volumes:
+            print(volume["name"])
+    elif long:
+        table(
+            ["NAME", "SCOPE", "DRIVER", "CREATED", "INSTANCES", "SERVICES"],
+            [
+                (
+                    v["name"],
+                    v["scope"],
+                    v["driver"],
+                    v["created_at"],
+                    ",".join(f"{i['name']}@{i['node']}" for i in v["instances"]) or "-",
+                    ",".join(s["id"] for s in v["services"]) or "-",
+                )
+                for v in volumes
+            ],
+        )
+    else:
+        table(
+            ["NAME", "SCOPE", "DRIVER", "CREATED"],
+            [(v["name"], v["scope"], v["driver"], v["created_at"]) for v in volumes],
+        )
+
+
+def volume_text(volume: dict[str, Any]) -> str:
+    lines = [
+        f"{volume['name']}:",
+        f"  id: {volume['id']}",
+        f"  created: {volume['created_at']}",
+        f"  scope: {volume['scope']}",
+        f"  driver: {volume['driver']}",
+        "  driver_opts:",
+        *[f"    {k}: {v}" for k, v in volume["driver_opts"].items()],
+    ]
+    if volume["labels"]:
+        lines += ["  labels:", *[f"    {k}: {v}" for k, v in volume["labels"].items()]]
+    lines.append("  instances:")
+    for instance in volume["instances"]:
+        lines += [f"    - name: {instance['name']}", f"      node: {instance['node']}"]
+        lines.append(f"      zone: {instance['zone'] or '-'}")
+        if instance["state"] != "present":
+            lines.append(
+                f"      state: {instance['state']}" + (f" ({instance['error']})" if instance["error"] else "")
+            )
+    lines += ["  services:", *[f"    - {s['id']}" for s in volume["services"]]]
+    return "\n".join(lines)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str, json: Json = False) -> None:
+    """Show a volume: its definition, its instances (Docker volume and node) and the services using it."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        volume = client.get(f"/v1/volumes/{cli.grid}/{name}")
+    if json:
+        print_json(volume)
+    else:
+        print(volume_text(volume))
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Volume names")],
+    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Remove volumes no service uses; agents then delete their Docker volumes (and data)."""
+    cli: CliContext = ctx.obj
+    require_force(force, f"Remove volume(s) {', '.join(names)} and the data in their Docker volumes?")
+    failed = False
+    with cli.client() as client:
+        for name in names:
+            try:
+                client.delete(f"/v1/volumes/{cli.grid}/{name}")
+                print(f"Removed volume {name}")
+            except MoorageError as err:
+                err_console.print(f"[red]Error:[/red] {err.message}", markup=True)
+                failed = True
+    if failed:
+        raise typer.Exit(1)

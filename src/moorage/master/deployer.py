@@ -1,0 +1,325 @@
+"""Deployments: plan placements, then roll them out batch by batch and watch the agents converge.
+
+deploy(services) ──plan (one transaction)──▶ deployment row, pending/failed instances recorded,
+                                             scaled-down instances removed
+    └─▶ roll out, per service in dependency order:
+          batch 0: every instance that has no container yet, all at once
+          then:    instances whose node or config changes, ``batch_size`` at a time; a batch's
+                   containers run before the next batch's old ones are stopped
+          each batch: record volume instances and containers ─▶ push desired state to the
+                      nodes ─▶ wait until their agents report the new config running
+                      (or an error, the node going away, or the batch timeout)
+    └─▶ deployment ``success`` or ``error`` with one line per instance that did not make it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from anyio import to_thread
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from moorage.master.planning import InstancePlan, ServicePlan, plan_services
+from moorage.model.volume import VolumeScope
+from moorage.store.database import Database
+from moorage.store.grids import get_grid_row
+from moorage.store.instances import ensure_volume_instance, new_id
+from moorage.store.tables import DeploymentRow, InstanceRow, NodeRow, ServiceRow
+
+if TYPE_CHECKING:
+    from moorage.master.hub import AgentHub
+
+__all__ = ["Deployer"]
+
+log = logging.getLogger("moorage.master.deployer")
+
+MIN_HEALTH = 0.8  # Kontena's default: keep at least 80% of a service's instances up during a rollout
+BATCH_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    ok: bool
+    line: str | None = None
+
+
+def _label(plan: InstancePlan) -> str:
+    return f"{plan.service_id.split('/', 1)[1]}-{plan.number}"
+
+
+class Deployer:
+    def __init__(self, db: Database, hub: AgentHub, batch_timeout: float = BATCH_TIMEOUT) -> None:
+        self.db = db
+        self.hub = hub
+        self.batch_timeout = batch_timeout
+        self._changed = asyncio.Condition()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._owner: dict[int, str] = {}  # service row id -> the deployment rolling it out
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await to_thread.run_sync(self._abandon_unfinished)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def changed(self) -> None:
+        """Agents reported something: wake the rollouts that wait on it."""
+        async with self._changed:
+            self._changed.notify_all()
+
+    # -- deploy ---------------------------------------------------------------------------------
+
+    async def deploy(self, grid: str, service_ids: Sequence[int], target: str) -> str:
+        """Start a deployment of these services (in this order); returns its id at once."""
+        for service_id in service_ids:
+            previous = self._owner.get(service_id)
+            if previous in self._tasks:
+                self._tasks[previous].cancel()
+        deployment_id, plans, nodes = await to_thread.run_sync(self._plan, grid, list(service_ids), target)
+        await self.hub.push_desired(nodes)
+        task = asyncio.create_task(self._roll_out(deployment_id, plans), name=f"deploy-{deployment_id}")
+        self._tasks[deployment_id] = task
+        for service_id in service_ids:
+            self._owner[service_id] = deployment_id
+        task.add_done_callback(lambda _t: self._tasks.pop(deployment_id, None))
+        return deployment_id
+
+    async def services_removed(self, node_ids: Iterable[str]) -> None:
+        await self.hub.push_desired(node_ids)
+
+    def _plan(
+        self, grid: str, service_ids: list[int], target: str
+    ) -> tuple[str, list[ServicePlan], set[str]]:
+        with self.db.session() as session:
+            grid_row = get_grid_row(session, grid)
+            rows = {
+                r.id: r for r in session.scalars(select(ServiceRow).where(ServiceRow.id.in_(service_ids)))
+            }
+            plans = plan_services(
+                session, grid_row, [rows[i] for i in service_ids if i in rows], self.hub.connected_ids()
+            )
+            deployment = DeploymentRow(
+                id=new_id(),
+                grid_id=grid_row.id,
+                target=target,
+                service_ids=service_ids,
+                state="running",
+                message=None,
+                created_at=datetime.now(UTC),
+                finished_at=None,
+            )
+            session.add(deployment)
+            touched: set[str] = set()
+            for plan in plans:
+                touched |= self._apply_now(session, grid_row.id, plan)
+            return deployment.id, plans, touched
+
+    def _apply_now(self, session: Session, grid_id: int, plan: ServicePlan) -> set[str]:
+        """What needs no waiting: scale-down removals, pending and failed instances."""
+        touched: set[str] = set()
+        now = datetime.now(UTC)
+        if plan.remove_numbers:
+            gone = session.scalars(
+                select(InstanceRow).where(
+                    InstanceRow.service_id == plan.service_row_id, InstanceRow.number.in_(plan.remove_numbers)
+                )
+            )
+            touched |= {row.node_id for row in gone if row.node_id}
+            session.execute(
+                delete(InstanceRow).where(
+                    InstanceRow.service_id == plan.service_row_id, InstanceRow.number.in_(plan.remove_numbers)
+                )
+            )
+        for item in plan.instances:
+            if item.kind not in ("pending", "failed"):
+                continue
+            row = self._row(session, item)
+            if item.kind == "failed" and row is not None and row.container is not None:
+                continue  # it keeps running as it was; the deployment reports why it was not changed
+            if row is None:
+                row = InstanceRow(
+                    service_id=item.service_row_id, number=item.number, updated_at=now, state="pending"
+                )
+                session.add(row)
+            if row.node_id and row.node_id != item.node_id:
+                touched.add(row.node_id)
+            row.node_id = item.node_id
+            row.container = item.container.model_dump(mode="json") if item.container else None
+            row.desired_hash = item.container.config_hash if item.container else None
+            row.state = item.kind
+            row.reason = item.reason
+            row.updated_at = now
+            if item.node_id and item.container is not None:
+                self._record_volumes(session, grid_id, item)
+                touched.add(item.node_id)
+        return touched
+
+    @staticmethod
+    def _row(session: Session, item: InstancePlan) -> InstanceRow | None:
+        return session.scalar(
+            select(InstanceRow).where(
+                InstanceRow.service_id == item.service_row_id, InstanceRow.number == item.number
+            )
+        )
+
+    def _record_volumes(self, session: Session, grid_id: int, item: InstancePlan) -> None:
+        assert item.node_id is not None
+        node = session.get(NodeRow, item.node_id)
+        assert node is not None
+        scopes = {d["name"]: d.get("scope") for d in node.info.get("drivers", [])}
+        for binding in item.volumes:
+            ensure_volume_instance(
+                session,
+                grid_id=grid_id,
+                volume_id=binding.volume_id,
+                node=node,
+                name=binding.name,
+                driver=binding.driver,
+                driver_opts=binding.driver_opts,
+                movable=binding.scope is VolumeScope.INSTANCE and scopes.get(binding.driver) == "global",
+            )
+
+    def _apply_batch(self, batch: list[InstancePlan], grid_id: int) -> set[str]:
+        touched: set[str] = set()
+        now = datetime.now(UTC)
+        with self.db.session() as session:
+            for item in batch:
+                assert item.node_id is not None and item.container is not None
+                row = self._row(session, item)
+                if row is None:
+                    row = InstanceRow(
+                        service_id=item.service_row_id, number=item.number, updated_at=now, state="scheduled"
+                    )
+                    session.add(row)
+                if row.node_id and row.node_id != item.node_id:
+                    touched.add(row.node_id)
+                self._record_volumes(session, grid_id, item)
+                row.node_id = item.node_id
+                row.container = item.container.model_dump(mode="json")
+                row.desired_hash = item.container.config_hash
+                row.state = "scheduled"
+                row.reason = None
+                row.updated_at = now
+                touched.add(item.node_id)
+        return touched
+
+    # -- roll out -------------------------------------------------------------------------------
+
+    async def _roll_out(self, deployment_id: str, plans: list[ServicePlan]) -> None:
+        lines: list[str] = []
+        try:
+            grid_id = await to_thread.run_sync(self._grid_of, deployment_id)
+            for plan in plans:
+                for item in plan.instances:
+                    if item.kind in ("pending", "failed"):
+                        lines.append(f"{_label(item)}: {item.reason}")
+                starts = [i for i in plan.instances if i.kind == "start"]
+                replaces = [i for i in plan.instances if i.kind == "replace"]
+                size = max(1, math.floor(len(plan.instances) * (1 - MIN_HEALTH)))
+                batches = ([starts] if starts else []) + [
+                    replaces[i : i + size] for i in range(0, len(replaces), size)
+                ]
+                for batch in batches:
+                    nodes = await to_thread.run_sync(self._apply_batch, batch, grid_id)
+                    await self.hub.push_desired(nodes)
+                    outcomes = await self._wait(batch)
+                    lines += [o.line for o in outcomes if not o.ok and o.line]
+            await to_thread.run_sync(self._finish, deployment_id, "error" if lines else "success", lines)
+        except asyncio.CancelledError:
+            await to_thread.run_sync(
+                self._finish, deployment_id, "error", [*lines, "superseded by a newer deployment"]
+            )
+            raise
+        except Exception as err:
+            log.exception("deployment %s failed", deployment_id)
+            await to_thread.run_sync(self._finish, deployment_id, "error", [*lines, f"internal error: {err}"])
+
+    async def _wait(self, batch: list[InstancePlan]) -> list[_Outcome]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.batch_timeout
+        while True:
+            outcomes = await to_thread.run_sync(self._settled, batch)
+            if all(o is not None for o in outcomes):
+                return [o for o in outcomes if o is not None]
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return [
+                    o
+                    if o is not None
+                    else _Outcome(False, f"{_label(i)}: not running after {self.batch_timeout:.0f}s")
+                    for o, i in zip(outcomes, batch, strict=True)
+                ]
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(1.0, remaining))
+
+    def _settled(self, batch: list[InstancePlan]) -> list[_Outcome | None]:
+        connected = self.hub.connected_ids()
+        out: list[_Outcome | None] = []
+        with self.db.session() as session:
+            for item in batch:
+                assert item.container is not None
+                row = self._row(session, item)
+                if row is None or row.desired_hash != item.container.config_hash:
+                    out.append(_Outcome(True))  # removed or superseded since
+                    continue
+                node = session.get(NodeRow, item.node_id) if item.node_id else None
+                where = f" on {node.name}" if node else ""
+                if row.observed_hash == row.desired_hash and row.state == "running":
+                    out.append(_Outcome(True))
+                elif row.observed_hash == row.desired_hash and row.state in ("error", "exited", "restarting"):
+                    detail = row.reason or (
+                        f"exited with code {row.exit_code}" if row.exit_code is not None else row.state
+                    )
+                    out.append(_Outcome(False, f"{_label(item)}{where}: {detail}"))
+                elif item.node_id not in connected:
+                    out.append(
+                        _Outcome(
+                            False, f"{_label(item)}{where}: node is offline; it starts when the node is back"
+                        )
+                    )
+                else:
+                    out.append(None)
+        return out
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _grid_of(self, deployment_id: str) -> int:
+        with self.db.session() as session:
+            row = session.get(DeploymentRow, deployment_id)
+            assert row is not None
+            return row.grid_id
+
+    def _finish(self, deployment_id: str, state: str, lines: list[str]) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(DeploymentRow)
+                .where(DeploymentRow.id == deployment_id)
+                .values(state=state, message="\n".join(lines) or None, finished_at=datetime.now(UTC))
+            )
+
+    def _abandon_unfinished(self) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(DeploymentRow)
+                .where(DeploymentRow.state == "running")
+                .values(
+                    state="error",
+                    message="the master restarted during this deployment; run the deploy again",
+                    finished_at=datetime.now(UTC),
+                )
+            )

@@ -1,0 +1,228 @@
+"""The scheduler, top to bottom.
+
+``build_pipeline`` stacks the stages; ``schedule_service`` runs them once per instance of one
+service, each instance seeing what the ones before it took. See README.md for the diagram.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from moorage.model.stack import DeployStrategy
+from moorage.scheduler.context import PassContext
+from moorage.scheduler.explain import explain
+from moorage.scheduler.filters import Affinity, Online, Ports, Resources, VolumeDrivers, VolumePin
+from moorage.scheduler.index import NodeIndex
+from moorage.scheduler.pool import Pool, make_pool
+from moorage.scheduler.stage import Filter, Strategy
+from moorage.scheduler.strategies import Daemon, HighAvailability, Random
+from moorage.scheduler.types import InstanceRequest, NodeView, Placement, PlacementStatus, Verdict
+
+__all__ = ["Pipeline", "build_pipeline", "daemon_plan", "schedule_service"]
+
+STRATEGIES: Mapping[DeployStrategy, Callable[[], Strategy]] = {
+    DeployStrategy.HA: HighAvailability,
+    DeployStrategy.DAEMON: Daemon,
+    DeployStrategy.RANDOM: Random,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    filters: tuple[Filter, ...]  # in the order a node's first failing reason is reported
+    strategy: Strategy
+
+
+def build_pipeline(strategy: DeployStrategy) -> Pipeline:
+    chosen = STRATEGIES[strategy]()
+    return Pipeline(
+        filters=(
+            Online(),  # ............ node(s) offline                              (static, not fatal)
+            VolumePin(),  # ......... node(s) don't hold volume instance X            (static)
+            Affinity(),  # .......... node(s) didn't match affinity label==zone=c     (static)
+            VolumeDrivers(),  # ..... node(s) missing volume driver(s) [d1, d2]       (static)
+            Ports(),  # ............. node(s) had port 8080 in use                    (dynamic)
+            Resources(),  # ......... node(s) had too little memory / CPU             (dynamic)
+            *chosen.filters,  # ..... daemon: node(s) already run an instance         (dynamic)
+        ),
+        strategy=chosen,  # ......... ranks what is left: ha | daemon | random
+    )
+
+
+def schedule_service(
+    nodes: Sequence[NodeView] | NodeIndex,
+    requests: Sequence[InstanceRequest],
+    strategy: DeployStrategy,
+    seed: str,
+) -> list[Placement]:
+    """One placement per request, in request order. All requests are instances of one service.
+
+    Pass a :class:`NodeIndex` instead of the nodes to reuse its caches across services (and
+    ``index.commit(...)`` the result so the next service sees what this one took).
+    """
+    if not requests:
+        return []
+    service_id = _one_service(requests)
+    return _Pass(build_pipeline(strategy), _as_index(nodes), service_id, seed).run(requests)
+
+
+def daemon_plan(
+    nodes: Sequence[NodeView] | NodeIndex,
+    template: InstanceRequest,
+    anchors: Mapping[int, str] | None = None,
+) -> list[int]:
+    """The instance numbers a ``daemon`` service should run: one per node that can take one.
+
+    ``template`` is any instance of the service (its volume pins are ignored). ``anchors`` maps
+    an instance number to the node it belongs to (where it runs, or where its instance-scope
+    volume instances live). An anchored instance keeps its number while its node can take it; a
+    node without one gets the lowest number not anchored anywhere, so a node that comes back
+    finds its own instance, and its data, again.
+    """
+    anchors = anchors or {}
+    loose = replace(
+        template, volumes=tuple(replace(v, pinned_node=None) for v in template.volumes), current_node=None
+    )
+    run = _Pass(build_pipeline(DeployStrategy.DAEMON), _as_index(nodes), template.service_id, "daemon-plan")
+    able = [node.id for node in run.pool(loose).nodes if run.feasible_now(node, loose)]
+    able_ids = set(able)
+    numbers: dict[str, int] = {}  # node id -> instance number it runs
+    for number in sorted(anchors):
+        if anchors[number] in able_ids:
+            numbers.setdefault(anchors[number], number)
+    unanchored = (n for n in itertools.count(1) if n not in anchors)
+    for node_id in able:
+        if node_id not in numbers:
+            numbers[node_id] = next(unanchored)
+    return sorted(numbers.values())
+
+
+class _Pass:
+    """One run of the pipeline over the instances of one service."""
+
+    def __init__(self, pipeline: Pipeline, index: NodeIndex, service_id: str, seed: str) -> None:
+        self.ctx = PassContext(index, service_id, seed)
+        self.filters = pipeline.filters
+        self.static = tuple(f for f in pipeline.filters if not f.dynamic)
+        self.dynamic = tuple(f for f in pipeline.filters if f.dynamic)
+        self._static_names = tuple(f.name for f in self.static)
+        self.selector = pipeline.strategy.begin(self.ctx, self.feasible_now)
+        self._explained: dict[Hashable, tuple[str, PlacementStatus]] = {}
+
+    def run(self, requests: Sequence[InstanceRequest]) -> list[Placement]:
+        done: dict[int, Placement] = {}
+        # 1. Sticky: an instance its current node can still take stays there, and counts first.
+        movers: list[int] = []
+        for pos, request in enumerate(requests):
+            node = self.ctx.index.get(request.current_node)
+            if node is not None and self.verdict(node, request) is None:
+                done[pos] = self._place(node, request)
+            else:
+                movers.append(pos)
+        # 2. The most constrained next: instances tied to a volume instance, then the others.
+        movers.sort(key=lambda pos: not requests[pos].pins)
+        for pos in movers:
+            request = requests[pos]
+            node = self.selector.pick(request, self.pool(request))
+            done[pos] = self._place(node, request) if node is not None else self._unplaced(request)
+        return [done[pos] for pos in range(len(requests))]
+
+    # --- filters ---------------------------------------------------------------------------------
+
+    def verdict(self, node: NodeView, request: InstanceRequest) -> Verdict | None:
+        """The first filter that rejects ``node``, or None when it can take ``request``."""
+        for f in self.filters:
+            found = f.check(self.ctx, node, request)
+            if found is not None:
+                return found
+        return None
+
+    def feasible_now(self, node: NodeView, request: InstanceRequest) -> bool:
+        """For a node that passed the static filters: do the dynamic ones pass, now?"""
+        ctx = self.ctx
+        for f in self.dynamic:
+            if f.check(ctx, node, request) is not None:
+                return False
+        return True
+
+    def _static_ok(self, node: NodeView, request: InstanceRequest) -> bool:
+        ctx = self.ctx
+        for f in self.static:
+            if f.check(ctx, node, request) is not None:
+                return False
+        return True
+
+    # --- candidates ------------------------------------------------------------------------------
+
+    def pool(self, request: InstanceRequest) -> Pool:
+        """The nodes passing the static filters for ``request``; cached in the index when shared."""
+        index = self.ctx.index
+        shape = (self._static_names, request.affinity, request.drivers)
+        pins = request.pins
+        if not pins:
+            key: Hashable = ("free", shape)
+            return index.pool(key, lambda: self._static_pool(key, self._first_guess(request), request))
+        # Pinned: the nodes holding its volume instances, and those where every pinned driver is global.
+        pinned_drivers = frozenset(p.driver for p in pins)
+        shared_key = ("shared", shape, pinned_drivers)
+        shared = index.pool(
+            shared_key, lambda: self._static_pool(shared_key, index.global_for_all(pinned_drivers), request)
+        )
+        holders = {
+            node.id: node
+            for node in (index.get(p.pinned_node) for p in pins)
+            if node is not None and node.id not in shared.ids and self._static_ok(node, request)
+        }
+        if not holders:
+            return shared
+        return make_pool((shared_key, frozenset(holders)), [*shared.nodes, *holders.values()])
+
+    def _static_pool(self, key: Hashable, nodes: Sequence[NodeView], request: InstanceRequest) -> Pool:
+        return make_pool(key, (n for n in nodes if self._static_ok(n, request)))
+
+    def _first_guess(self, request: InstanceRequest) -> Sequence[NodeView]:
+        """A superset of the static pool, cheap to get: the node an affinity names, or the online ones."""
+        for rule in request.affinity:
+            if rule.subject == "node" and rule.equal:
+                return self.ctx.index.named(rule.value)
+        return self.ctx.index.online
+
+    # --- outcomes --------------------------------------------------------------------------------
+
+    def _place(self, node: NodeView, request: InstanceRequest) -> Placement:
+        self.ctx.record(node, request)
+        return Placement(instance=request.instance, node_id=node.id, reasons=(), status="placed")
+
+    def _unplaced(self, request: InstanceRequest) -> Placement:
+        # Same shape, same placements so far: same answer (pinned ones differ by their volumes).
+        key = (
+            request.affinity,
+            request.ports,
+            request.memory,
+            request.cpus,
+            request.volumes,
+            self.ctx.placed,
+        )
+        found = self._explained.get(key)
+        if found is None:
+            found = self._explained[key] = explain(
+                self.ctx.index, lambda node: self.verdict(node, request), request
+            )
+        reason, status = found
+        return Placement(instance=request.instance, node_id=None, reasons=(reason,), status=status)
+
+
+def _as_index(nodes: Sequence[NodeView] | NodeIndex) -> NodeIndex:
+    return nodes if isinstance(nodes, NodeIndex) else NodeIndex(nodes)
+
+
+def _one_service(requests: Sequence[InstanceRequest]) -> str:
+    services = {r.service_id for r in requests}
+    if len(services) != 1:
+        raise ValueError(f"schedule_service places one service at a time, got {sorted(services)}")
+    numbers = [r.instance for r in requests]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"instance numbers must be unique, got {sorted(numbers)}")
+    return services.pop()

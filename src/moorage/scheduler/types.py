@@ -1,0 +1,122 @@
+"""What the scheduler reads and what it answers: nodes, instance requests, placements, verdicts.
+
+Pure, frozen types. The master builds ``NodeView``s and ``InstanceRequest``s from its store; the
+scheduler never looks anything up by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from moorage.model.stack import AffinityRule, PortMapping
+from moorage.model.volume import VolumeScope
+
+__all__ = [
+    "DriverScope",
+    "InstanceRequest",
+    "NodeView",
+    "Placement",
+    "PlacementStatus",
+    "Verdict",
+    "VolumeNeed",
+]
+
+DriverScope = Literal["local", "global"]
+"""A volume driver's capability scope as its plugin reports it; ``global`` means shared storage."""
+
+PlacementStatus = Literal["placed", "pending", "failed"]
+"""``placed``: has a node. ``pending``: not now, may place without the user acting (a node is
+offline). ``failed``: never, until the user changes something (affinity, drivers, ports...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """One node as the scheduler sees it.
+
+    ``used_ports``, ``reserved_memory`` and ``reserved_cpus`` describe what *other* services hold
+    on the node: a pass re-places every instance of the service it schedules and counts those
+    itself, so the caller leaves that service's own containers out.
+    """
+
+    id: str
+    name: str
+    online: bool
+    labels: Mapping[str, str]
+    drivers: Mapping[str, DriverScope | None]  # volume driver name -> capability scope, None if unknown
+    memory: int  # bytes
+    cpus: int
+    used_ports: frozenset[int]
+    reserved_memory: int = 0
+    reserved_cpus: float = 0
+
+    @property
+    def zone(self) -> str | None:
+        return self.labels.get("zone")
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeNeed:
+    """One named mount of an instance, resolved to the grid volume and its Docker volume name.
+
+    ``pinned_node`` is the id of the node that already holds this instance's volume instance
+    (instance scope only); None while there is none yet.
+    """
+
+    volume: str
+    driver: str
+    scope: VolumeScope
+    docker_name: str
+    pinned_node: str | None = None
+
+    @property
+    def pins(self) -> bool:
+        """True when this need ties the instance to one node (an existing instance-scope volume)."""
+        return self.scope is VolumeScope.INSTANCE and self.pinned_node is not None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRequest:
+    """One instance of a service to place. ``current_node`` is where it runs now, if anywhere."""
+
+    service_id: str
+    instance: int
+    affinity: tuple[AffinityRule, ...] = ()
+    ports: tuple[PortMapping, ...] = ()
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+    volumes: tuple[VolumeNeed, ...] = ()
+    current_node: str | None = None
+
+    @property
+    def pins(self) -> tuple[VolumeNeed, ...]:
+        """The needs that tie this instance to the node holding its volume instance."""
+        return tuple(v for v in self.volumes if v.pins)
+
+    @property
+    def drivers(self) -> frozenset[str]:
+        """Every volume driver this instance needs on its node."""
+        return frozenset(v.driver for v in self.volumes)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The answer for one instance. ``reasons`` says why it was not placed (empty when placed)."""
+
+    instance: int
+    node_id: str | None
+    reasons: tuple[str, ...]
+    status: PlacementStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why one node cannot take one instance.
+
+    ``reason`` is worded to be counted across nodes (``node(s) offline``). ``fatal`` is False when
+    the node may take it later without the user acting (it is offline), True otherwise.
+    """
+
+    reason: str
+    fatal: bool = True

@@ -1,0 +1,56 @@
+"""A ``StackSpec`` as plain data in the stack file's own format, and back.
+
+``stack_to_dict`` writes the normalized stack: every default made explicit (``instances``,
+``deploy.strategy``), memory as ``256m``, environment as a mapping, variables already
+interpolated. The result is YAML- and JSON-ready; ``moorage stack validate`` prints it and the
+master stores revisions as it. ``stack_from_dict`` (in ``pipeline``) reads it back through the
+same validation as a stack file, without interpolation, so a stored ``$`` stays a ``$``.
+"""
+
+from __future__ import annotations
+
+from moorage.model.stack import ServiceSpec, StackSpec, VolumeDecl
+from moorage.stackfile.formats import format_memory
+
+__all__ = ["stack_to_dict"]
+
+
+def stack_to_dict(spec: StackSpec) -> dict[str, object]:
+    data: dict[str, object] = {"stack": spec.name}
+    if spec.version is not None:
+        data["version"] = spec.version
+    if spec.description is not None:
+        data["description"] = spec.description
+    data["services"] = {service.name: _service_to_dict(service) for service in spec.services}
+    if spec.volumes:
+        data["volumes"] = {decl.alias: _volume_to_dict(decl) for decl in spec.volumes}
+    return data
+
+
+def _service_to_dict(service: ServiceSpec) -> dict[str, object]:
+    data: dict[str, object] = {"image": service.image}
+    if service.command is not None:
+        data["command"] = service.command
+    if service.environment:
+        data["environment"] = dict(service.environment)
+    data["instances"] = service.instances
+    if service.mounts:
+        data["volumes"] = [mount.spec() for mount in service.mounts]
+    if service.ports:
+        data["ports"] = [port.spec() for port in service.ports]
+    if service.affinity:
+        data["affinity"] = [rule.spec() for rule in service.affinity]
+    data["deploy"] = {"strategy": service.strategy.value}
+    if service.depends_on:
+        data["depends_on"] = list(service.depends_on)
+    if service.memory is not None:
+        data["mem_limit"] = format_memory(service.memory)
+    if service.cpus is not None:
+        data["cpus"] = service.cpus
+    return data
+
+
+def _volume_to_dict(decl: VolumeDecl) -> dict[str, object]:
+    if decl.external_name == decl.alias:
+        return {"external": True}
+    return {"external": {"name": decl.external_name}}

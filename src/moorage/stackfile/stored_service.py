@@ -1,0 +1,54 @@
+"""How a service is stored: as a one-service stack document, read back through the stack pipeline.
+
+A stored service is ``stack_to_dict`` of a stack holding just that service and the top-level
+volumes it mounts, so the same validation guards stack files, API calls and what the store holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from moorage.model.stack import MountKind, ServiceSpec, StackSpec, VolumeDecl
+from moorage.stackfile import stack_from_dict, stack_to_dict
+
+__all__ = ["StoredService", "load_service", "service_document"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredService:
+    stack: str
+    spec: ServiceSpec
+    volumes: dict[str, str]  # mount alias -> grid volume name
+
+    def volume_of(self, alias: str) -> str:
+        return self.volumes.get(alias, alias)
+
+    @property
+    def grid_volumes(self) -> list[str]:
+        """The grid volumes this service's named mounts refer to, in mount order."""
+        names = [self.volume_of(m.source) for m in self.spec.mounts if m.kind is MountKind.NAMED and m.source]
+        return list(dict.fromkeys(names))
+
+
+def service_document(stack: StackSpec, service: ServiceSpec) -> dict[str, Any]:
+    aliases = {m.source for m in service.mounts if m.kind is MountKind.NAMED}
+    single = StackSpec(
+        name=stack.name,
+        services=(service,),
+        volumes=tuple(v for v in stack.volumes if v.alias in aliases),
+    )
+    return stack_to_dict(single)
+
+
+def load_service(document: dict[str, Any]) -> StoredService:
+    stack = stack_from_dict(document)
+    return StoredService(
+        stack=stack.name,
+        spec=stack.services[0],
+        volumes={decl.alias: decl.external_name for decl in stack.volumes},
+    )
+
+
+def volume_decls(volumes: dict[str, str]) -> tuple[VolumeDecl, ...]:
+    return tuple(VolumeDecl(alias=a, external_name=n) for a, n in volumes.items())

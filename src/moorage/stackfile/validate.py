@@ -1,0 +1,230 @@
+"""Step 3, validate: the shape of the data - known keys, required keys, value types.
+
+Turns the interpolated data into a ``StackDoc``. Every problem goes to ``issues``; a value with a
+problem is left out (or given its default) and validation goes on, so all problems are reported.
+Numbers, booleans and ``true``/``false`` may also arrive as strings (``instances: ${COUNT:-2}``
+is the string ``"2"`` after interpolation) and are read as what they say.
+"""
+
+from __future__ import annotations
+
+from moorage.stackfile.document import At, ServiceDoc, StackDoc, VolumeDoc
+from moorage.stackfile.fields import Fields, boolean, describe_value, string_keyed
+from moorage.stackfile.issues import Issues
+from moorage.stackfile.paths import ROOT, item_path, key_path
+
+__all__ = [
+    "DEPLOY_KEYS",
+    "EXTERNAL_KEYS",
+    "MAX_INSTANCES",
+    "SERVICE_KEYS",
+    "TOP_LEVEL_KEYS",
+    "VOLUME_KEYS",
+    "validate",
+]
+
+TOP_LEVEL_KEYS = ("stack", "version", "description", "services", "volumes")
+SERVICE_KEYS = (
+    "image",
+    "command",
+    "environment",
+    "instances",
+    "volumes",
+    "ports",
+    "affinity",
+    "deploy",
+    "depends_on",
+    "mem_limit",
+    "cpus",
+)
+DEPLOY_KEYS = ("strategy",)
+VOLUME_KEYS = ("external",)
+EXTERNAL_KEYS = ("name",)
+
+MAX_INSTANCES = 1000
+"""The most instances one service may ask for."""
+
+VARIABLES_NOT_SUPPORTED = (
+    "Kontena's variables: section is not supported yet; remove it, and pass values through "
+    "the environment with ${NAME} or ${NAME:-default} instead"
+)
+NO_SERVICES = "defines no services; add at least one, e.g. redis: {image: redis:7-alpine}"
+STACK_MISSING = "missing; name the stack, e.g. stack: myuser/redis"
+SERVICES_MISSING = "missing; define the stack's services, e.g. services: {redis: {image: redis:7-alpine}}"
+IMAGE_MISSING = "missing; every service needs an image to run, e.g. image: redis:7-alpine"
+EXTERNAL_NAME_MISSING = "missing; give the name of the grid volume, e.g. external: {name: redis-data}"
+
+
+def only_external(alias: str) -> str:
+    return (
+        "only external volumes are supported: create the volume with "
+        f'"moorage volume create --scope instance --driver local {alias}" '
+        'and declare it here with "external: true"'
+    )
+
+
+def validate(raw: object, issues: Issues, *, source: str) -> StackDoc:
+    """The ``StackDoc`` in ``raw``, with every shape problem recorded in ``issues``."""
+    if raw is None:
+        issues.add(source, "the file is empty; a stack file needs stack: and services: at the top level")
+        return StackDoc(stack=None, version=None, description=None, services=(), volumes=())
+    if not isinstance(raw, dict):
+        expected = "a mapping with stack: and services: at the top level"
+        issues.add(source, f"must be {expected}, not {describe_value(raw)}")
+        return StackDoc(stack=None, version=None, description=None, services=(), volumes=())
+    top = dict(raw)
+    if "variables" in top:
+        del top["variables"]
+        issues.add("variables", VARIABLES_NOT_SUPPORTED)
+    fields = Fields(top, ROOT, TOP_LEVEL_KEYS, issues)
+    version = fields.value("version")
+    if version is not None and not isinstance(version, str):
+        version = _version_text(version, fields.path("version"), issues)
+    return StackDoc(
+        stack=fields.string_at("stack", missing=STACK_MISSING),
+        version=version,
+        description=fields.string("description"),
+        services=_services(fields, issues),
+        volumes=_volumes(fields, issues),
+    )
+
+
+def _version_text(value: object, path: str, issues: Issues) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    issues.add(path, f"must be a string such as 0.0.1, not {describe_value(value)}")
+    return None
+
+
+def _services(top: Fields, issues: Issues) -> tuple[ServiceDoc, ...]:
+    services = top.mapping_value(
+        "services", expected="a mapping of service names to services", missing=SERVICES_MISSING
+    )
+    if services is None:
+        return ()
+    if not services:
+        issues.add(top.path("services"), NO_SERVICES)
+    docs = []
+    for name, value in string_keyed(services, top.path("services"), issues).items():
+        docs.append(_service(name, value, key_path(top.path("services"), name), issues))
+    return tuple(docs)
+
+
+def _service(name: str, value: object, path: str, issues: Issues) -> ServiceDoc:
+    if not isinstance(value, dict):
+        issues.add(path, f"must be a mapping with at least image:, not {describe_value(value)}")
+        return ServiceDoc(name=At(path, name))
+    fields = Fields(value, path, SERVICE_KEYS, issues)
+    deploy = fields.mapping("deploy", DEPLOY_KEYS, expected="a mapping such as strategy: ha")
+    return ServiceDoc(
+        name=At(path, name),
+        image=fields.string("image", missing=IMAGE_MISSING) or "",
+        command=fields.string("command"),
+        environment=_environment(fields.value("environment"), fields.path("environment"), issues),
+        instances=fields.whole_number("instances", default=1, maximum=MAX_INSTANCES),
+        volumes=fields.strings(
+            "volumes", expected="a list of mount specs such as - redis-data:/data", item="a mount spec string"
+        ),
+        ports=fields.strings(
+            "ports", expected='a list of port mappings such as - "8080:80"', item='a string such as "8080:80"'
+        ),
+        affinity=fields.strings(
+            "affinity",
+            expected="a list of rules such as - node==node-1",
+            item="a string such as node==node-1",
+        ),
+        strategy=deploy.string_at("strategy") if deploy else None,
+        depends_on=fields.strings(
+            "depends_on", expected="a list of service names of this stack", item="a service name"
+        ),
+        mem_limit=fields.string_or_whole_number(
+            "mem_limit", expected="a memory size such as 256m or 1g, or a number of bytes"
+        ),
+        cpus=fields.positive_number("cpus"),
+    )
+
+
+def _environment(value: object, path: str, issues: Issues) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        return _environment_list(value, path, issues)
+    if isinstance(value, dict):
+        return _environment_mapping(value, path, issues)
+    expected = "a list of NAME=value strings or a mapping of NAME: value"
+    issues.add(path, f"must be {expected}, not {describe_value(value)}")
+    return ()
+
+
+def _environment_list(items: list[object], path: str, issues: Issues) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    first_set: dict[str, str] = {}
+    for index, item in enumerate(items):
+        item_at = item_path(path, index)
+        if not isinstance(item, str):
+            issues.add(item_at, f"must be a string such as NAME=value, not {describe_value(item)}")
+            continue
+        key, equals, text = item.partition("=")
+        if not equals or not key:
+            issues.add(
+                item_at, f"'{item}' is not NAME=value; write it as NAME=value (NAME= for an empty value)"
+            )
+        elif key in first_set:
+            issues.add(item_at, f"'{key}' is already set by {first_set[key]}; set each variable once")
+        else:
+            first_set[key] = item_at
+            pairs.append((key, text))
+    return tuple(pairs)
+
+
+def _environment_mapping(
+    mapping: dict[object, object], path: str, issues: Issues
+) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for key, value in string_keyed(mapping, path, issues).items():
+        key_at = key_path(path, key)
+        if not key or "=" in key:
+            issues.add(key_at, f"'{key}' cannot be a variable name: it is empty or contains '='")
+        elif value is None:
+            issues.add(key_at, f'has no value; write {key}: "" for an empty value')
+        elif isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        elif isinstance(value, str | int | float):
+            pairs.append((key, str(value)))
+        else:
+            issues.add(key_at, f"must be a string, number or boolean, not {describe_value(value)}")
+    return tuple(pairs)
+
+
+def _volumes(top: Fields, issues: Issues) -> tuple[VolumeDoc, ...]:
+    volumes = top.mapping_value("volumes", expected="a mapping of volume names to external: declarations")
+    if volumes is None:
+        return ()
+    docs = []
+    for alias, entry in string_keyed(volumes, top.path("volumes"), issues).items():
+        path = key_path(top.path("volumes"), alias)
+        docs.append(VolumeDoc(At(path, alias), _external_name(alias, entry, path, issues)))
+    return tuple(docs)
+
+
+def _external_name(alias: str, entry: object, path: str, issues: Issues) -> At[str] | None:
+    """The grid volume a top-level ``volumes:`` entry stands for."""
+    if entry is None:
+        entry = {}
+    if not isinstance(entry, dict):
+        issues.add(path, f"must be a mapping such as external: true, not {describe_value(entry)}")
+        return None
+    fields = Fields(entry, path, VOLUME_KEYS, issues)
+    external = fields.value("external")
+    flag = boolean(external)
+    if flag is True:
+        return At(fields.path("external"), alias)
+    if external is None or flag is False:
+        issues.add(fields.path("external"), only_external(alias))
+        return None
+    if not isinstance(external, dict):
+        expected = "true or a mapping with name:"
+        issues.add(fields.path("external"), f"must be {expected}, not {describe_value(external)}")
+        return None
+    name_fields = Fields(external, fields.path("external"), EXTERNAL_KEYS, issues)
+    return name_fields.string_at("name", missing=EXTERNAL_NAME_MISSING)

@@ -1,0 +1,155 @@
+"""Instance and volume instance rows: what deploys write and what agents report."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from moorage.protocol import InstanceStatus, VolumeStatus
+from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow
+
+__all__ = ["apply_instance_status", "apply_volume_status", "ensure_volume_instance", "new_id"]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _parse_started(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-"):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def apply_instance_status(session: Session, node_id: str, statuses: Iterable[InstanceStatus]) -> int:
+    """Record what the node's agent saw; reports about instances placed elsewhere are ignored."""
+    statuses = list(statuses)
+    if not statuses:
+        return 0
+    node = session.get(NodeRow, node_id)
+    if node is None:
+        return 0
+    grid = session.get(GridRow, node.grid_id)
+    assert grid is not None
+    rows = session.execute(
+        select(InstanceRow, ServiceRow.stack, ServiceRow.name)
+        .join(ServiceRow, ServiceRow.id == InstanceRow.service_id)
+        .where(InstanceRow.node_id == node_id)
+    ).tuples()
+    by_key = {(f"{grid.name}/{stack}/{name}", row.number): row for row, stack, name in rows}
+    now = datetime.now(UTC)
+    changed = 0
+    for status in statuses:
+        row = by_key.get((status.service_id, status.instance))
+        if row is None:
+            continue
+        state = "error" if status.state == "missing" else status.state
+        started = _parse_started(status.started_at)
+        reason = status.error
+        if (row.state, row.observed_hash, row.exit_code, row.reason, row.started_at) != (
+            state,
+            status.config_hash,
+            status.exit_code,
+            reason,
+            started,
+        ):
+            row.state = state
+            row.observed_hash = status.config_hash
+            row.exit_code = status.exit_code
+            row.reason = reason
+            row.started_at = started
+            row.updated_at = now
+            changed += 1
+    return changed
+
+
+def apply_volume_status(session: Session, node_id: str, statuses: Iterable[VolumeStatus]) -> int:
+    changed = 0
+    now = datetime.now(UTC)
+    for status in statuses:
+        row = session.get(VolumeInstanceRow, status.volume_instance_id)
+        if row is None or row.node_id != node_id:
+            continue
+        if row.state == "removing":
+            if status.state in ("removed", "missing"):
+                session.execute(delete(VolumeInstanceRow).where(VolumeInstanceRow.id == row.id))
+                changed += 1
+            elif status.error != row.error:
+                row.error = status.error
+                row.updated_at = now
+                changed += 1
+            continue
+        state = {"present": "present", "missing": "missing", "error": "error", "removed": "missing"}[
+            status.state
+        ]
+        if (row.state, row.error) != (state, status.error):
+            row.state = state
+            row.error = status.error
+            row.updated_at = now
+            changed += 1
+    return changed
+
+
+def ensure_volume_instance(
+    session: Session,
+    *,
+    grid_id: int,
+    volume_id: int,
+    node: NodeRow,
+    name: str,
+    driver: str,
+    driver_opts: dict[str, str],
+    movable: bool,
+) -> VolumeInstanceRow:
+    """Record the volume instance ``name`` on ``node`` before a container mounts it.
+
+    ``movable``: the instance-scope volume instance may follow its instance to this node (its
+    driver is ``global``, shared storage), so an existing record elsewhere moves instead of a
+    second one being made.
+    """
+    now = datetime.now(UTC)
+    row = session.scalar(
+        select(VolumeInstanceRow).where(VolumeInstanceRow.node_id == node.id, VolumeInstanceRow.name == name)
+    )
+    if row is None and movable:
+        row = session.scalar(
+            select(VolumeInstanceRow).where(
+                VolumeInstanceRow.volume_id == volume_id,
+                VolumeInstanceRow.name == name,
+                VolumeInstanceRow.state != "removing",
+            )
+        )
+        if row is not None:
+            row.node_id = node.id
+            row.zone = node.labels.get("zone")
+            row.state = "pending"
+            row.updated_at = now
+    if row is None:
+        row = VolumeInstanceRow(
+            id=new_id(),
+            grid_id=grid_id,
+            volume_id=volume_id,
+            node_id=node.id,
+            name=name,
+            driver=driver,
+            driver_opts=driver_opts,
+            zone=node.labels.get("zone"),
+            state="pending",
+            error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+    elif row.state in ("missing", "error"):
+        row.state = "pending"
+        row.error = None
+        row.updated_at = now
+    return row

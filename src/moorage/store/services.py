@@ -1,0 +1,247 @@
+"""Services (in stacks and in the null stack) and their instances."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from moorage.errors import InvalidInput, NotFound
+from moorage.model.mount import MountSpecError, parse_mount
+from moorage.model.stack import NULL_STACK, MountKind
+from moorage.stackfile import StackFileError, stack_from_dict
+from moorage.stackfile.stored_service import StoredService, load_service, service_document
+from moorage.store.grids import get_grid_row
+from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow
+from moorage.store.volumes import missing_volumes
+
+__all__ = [
+    "InstanceView",
+    "ServiceView",
+    "create_service",
+    "get_service_row",
+    "list_services",
+    "parse_service_ref",
+    "remove_service",
+    "save_service",
+    "scale_service",
+    "service_view",
+    "service_views",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceView:
+    number: int
+    node: str | None
+    state: str
+    reason: str | None
+    container: str | None
+    exit_code: int | None
+    started_at: datetime | None
+    config_hash: str | None
+    up_to_date: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    id: str
+    grid: str
+    stack: str
+    stored: StoredService
+    created_at: datetime
+    updated_at: datetime
+    instances: tuple[InstanceView, ...]
+
+
+def parse_service_ref(ref: str) -> tuple[str, str]:
+    """``stack/service`` or ``service`` (null stack) -> (stack, service)."""
+    stack, sep, name = ref.rpartition("/")
+    return (stack if sep else NULL_STACK), name
+
+
+def get_service_row(session: Session, grid_row: GridRow, stack: str, name: str) -> ServiceRow:
+    row = session.scalar(
+        select(ServiceRow).where(
+            ServiceRow.grid_id == grid_row.id, ServiceRow.stack == stack, ServiceRow.name == name
+        )
+    )
+    if row is None:
+        shown = name if stack == NULL_STACK else f"{stack}/{name}"
+        raise NotFound(f"Service {shown} not found in grid {grid_row.name}; 'moorage service ls' lists them")
+    return row
+
+
+def save_service(
+    session: Session, grid_row: GridRow, stack: str, name: str, document: dict[str, Any]
+) -> ServiceRow:
+    now = datetime.now(UTC)
+    row = session.scalar(
+        select(ServiceRow).where(
+            ServiceRow.grid_id == grid_row.id, ServiceRow.stack == stack, ServiceRow.name == name
+        )
+    )
+    if row is None:
+        row = ServiceRow(
+            grid_id=grid_row.id, stack=stack, name=name, spec=document, created_at=now, updated_at=now
+        )
+        session.add(row)
+    elif row.spec != document:
+        row.spec = document
+        row.updated_at = now
+    session.flush()
+    return row
+
+
+def service_view(session: Session, grid_row: GridRow, row: ServiceRow) -> ServiceView:
+    return service_views(session, grid_row, [row])[0]
+
+
+def service_views(session: Session, grid_row: GridRow, rows: Sequence[ServiceRow]) -> list[ServiceView]:
+    ids = [r.id for r in rows]
+    instances: dict[int, list[InstanceView]] = {i: [] for i in ids}
+    if ids:
+        found = session.execute(
+            select(InstanceRow, NodeRow.name)
+            .outerjoin(NodeRow, NodeRow.id == InstanceRow.node_id)
+            .where(InstanceRow.service_id.in_(ids))
+            .order_by(InstanceRow.service_id, InstanceRow.number)
+        ).tuples()
+        for inst, node in found:
+            container = inst.container or {}
+            instances[inst.service_id].append(
+                InstanceView(
+                    number=inst.number,
+                    node=node,
+                    state=inst.state,
+                    reason=inst.reason,
+                    container=container.get("name"),
+                    exit_code=inst.exit_code,
+                    started_at=inst.started_at,
+                    config_hash=inst.observed_hash,
+                    up_to_date=inst.observed_hash is not None and inst.observed_hash == inst.desired_hash,
+                )
+            )
+    return [
+        ServiceView(
+            id=f"{grid_row.name}/{r.stack}/{r.name}",
+            grid=grid_row.name,
+            stack=r.stack,
+            stored=load_service(r.spec),
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            instances=tuple(instances[r.id]),
+        )
+        for r in rows
+    ]
+
+
+def list_services(session: Session, grid_row: GridRow, stack: str | None = None) -> list[ServiceView]:
+    query = select(ServiceRow).where(ServiceRow.grid_id == grid_row.id)
+    if stack is not None:
+        query = query.where(ServiceRow.stack == stack)
+    rows = list(session.scalars(query.order_by(ServiceRow.stack, ServiceRow.name)))
+    return service_views(session, grid_row, rows)
+
+
+_FIELD_NAMES = {"command": "cmd", "environment": "env", "deploy.strategy": "strategy", "mem_limit": "memory"}
+
+
+def _service_field(path: str, name: str) -> str:
+    prefix = f"services.{name}"
+    if path == prefix or not path.startswith(prefix):
+        return "name" if path.startswith("services") else path or "body"
+    rest = path[len(prefix) + 1 :]
+    for key, field in _FIELD_NAMES.items():
+        if rest.startswith(key):
+            return field + rest[len(key) :]
+    return rest
+
+
+def create_service(session: Session, grid: str, fields: dict[str, Any]) -> ServiceRow:
+    """A stand-alone service in the null stack, checked by the same pipeline as stack files."""
+    grid_row = get_grid_row(session, grid)
+    name = str(fields["name"])
+    aliases: dict[str, int] = {}
+    for index, spec in enumerate(fields.get("volumes") or []):
+        try:
+            mount = parse_mount(spec)
+        except MountSpecError:
+            continue  # the pipeline reports it with its path
+        if mount.kind is MountKind.NAMED and mount.source:
+            aliases.setdefault(mount.source, index)
+    service: dict[str, Any] = {"image": fields["image"], "instances": fields.get("instances", 1)}
+    for key, target in (
+        ("cmd", "command"),
+        ("env", "environment"),
+        ("volumes", "volumes"),
+        ("ports", "ports"),
+        ("affinity", "affinity"),
+    ):
+        if fields.get(key):
+            service[target] = fields[key]
+    if fields.get("strategy"):
+        service["deploy"] = {"strategy": fields["strategy"]}
+    if fields.get("memory") is not None:
+        service["mem_limit"] = fields["memory"]
+    if fields.get("cpus") is not None:
+        service["cpus"] = fields["cpus"]
+    document: dict[str, Any] = {"stack": NULL_STACK, "services": {name: service}}
+    if aliases:
+        document["volumes"] = {alias: {"external": True} for alias in aliases}
+    errors: dict[str, str] = {}
+    try:
+        stack_from_dict(document)
+    except StackFileError as err:
+        errors.update({_service_field(issue.path, name): issue.message for issue in err.issues})
+    for missing in missing_volumes(session, grid_row, list(aliases)):
+        errors.setdefault(
+            f"volumes[{aliases[missing]}]",
+            f"External volume {missing} not found; create it first with "
+            f"'moorage volume create --scope SCOPE --driver DRIVER {missing}'",
+        )
+    if session.scalar(
+        select(ServiceRow.id).where(
+            ServiceRow.grid_id == grid_row.id, ServiceRow.stack == NULL_STACK, ServiceRow.name == name
+        )
+    ):
+        errors.setdefault(
+            "name", f"Service {name} already exists; use 'moorage service scale' or remove it first"
+        )
+    if errors:
+        raise InvalidInput(errors)
+    return save_service(session, grid_row, NULL_STACK, name, _normalized(document))
+
+
+def _normalized(document: dict[str, Any]) -> dict[str, Any]:
+    spec = stack_from_dict(document)
+    return service_document(spec, spec.services[0])
+
+
+def scale_service(session: Session, row: ServiceRow, instances: int) -> None:
+    if instances < 0:
+        raise InvalidInput.one("instances", "must be 0 or more")
+    document = dict(row.spec)
+    services = {k: dict(v) for k, v in document["services"].items()}
+    for service in services.values():
+        service["instances"] = instances
+    document["services"] = services
+    row.spec = _normalized(document)
+    row.updated_at = datetime.now(UTC)
+
+
+def remove_service(session: Session, row: ServiceRow) -> set[str]:
+    """Remove a service (its containers go; its volumes stay). Returns the nodes to tell."""
+    if row.stack != NULL_STACK:
+        raise InvalidInput.one(
+            "service",
+            f"Service {row.stack}/{row.name} belongs to stack {row.stack}; remove it from the stack file and "
+            f"'moorage stack upgrade', or 'moorage stack rm {row.stack}'",
+        )
+    nodes = set(session.scalars(select(InstanceRow.node_id).where(InstanceRow.service_id == row.id)))
+    session.delete(row)
+    return {n for n in nodes if n}

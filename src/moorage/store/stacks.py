@@ -1,0 +1,208 @@
+"""Stacks: install, upgrade (each a stored revision), remove; their services in deploy order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from moorage.errors import InvalidInput, NotFound
+from moorage.model.stack import NULL_STACK, ServiceSpec, StackSpec
+from moorage.stackfile import stack_from_dict, stack_to_dict
+from moorage.stackfile.stored_service import service_document
+from moorage.store.grids import get_grid_row
+from moorage.store.services import save_service
+from moorage.store.tables import GridRow, InstanceRow, ServiceRow, StackRevisionRow, StackRow
+from moorage.store.volumes import missing_volumes
+
+__all__ = [
+    "StackChange",
+    "deploy_order",
+    "get_stack_row",
+    "install_stack",
+    "list_stacks",
+    "remove_stack",
+    "stack_service_ids",
+    "upgrade_stack",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StackChange:
+    stack: str
+    revision: int
+    service_ids: list[int]  # in deploy order
+    touched_nodes: set[str]  # nodes that lost containers (services dropped)
+
+
+def deploy_order(services: tuple[ServiceSpec, ...]) -> list[ServiceSpec]:
+    """Dependencies first; otherwise in file order. (The stack file pipeline rejects cycles.)"""
+    by_name = {s.name: s for s in services}
+    done: dict[str, ServiceSpec] = {}
+
+    def visit(service: ServiceSpec, path: tuple[str, ...]) -> None:
+        if service.name in done or service.name in path:
+            return
+        for dep in service.depends_on:
+            if dep in by_name:
+                visit(by_name[dep], (*path, service.name))
+        done[service.name] = service
+
+    for service in services:
+        visit(service, ())
+    return list(done.values())
+
+
+def get_stack_row(session: Session, grid_row: GridRow, name: str) -> StackRow:
+    row = session.scalar(select(StackRow).where(StackRow.grid_id == grid_row.id, StackRow.name == name))
+    if row is None:
+        raise NotFound(f"Stack {name} not found in grid {grid_row.name}; 'moorage stack ls' lists them")
+    return row
+
+
+def _checked(session: Session, grid_row: GridRow, data: dict[str, Any], name: str | None) -> StackSpec:
+    spec = stack_from_dict(data)
+    if name is not None and name != spec.name:
+        spec = StackSpec(
+            name=name,
+            services=spec.services,
+            version=spec.version,
+            description=spec.description,
+            volumes=spec.volumes,
+        )
+    if spec.name == NULL_STACK:
+        raise InvalidInput.one(
+            "name", "The stack name 'null' is reserved for stand-alone services; pick another"
+        )
+    wanted = [decl.external_name for decl in spec.volumes]
+    missing = set(missing_volumes(session, grid_row, wanted))
+    errors = {
+        f"volumes.{decl.alias}.external": (
+            f"External volume {decl.external_name} not found; create it first with "
+            f"'moorage volume create --scope SCOPE --driver DRIVER {decl.external_name}'"
+        )
+        for decl in spec.volumes
+        if decl.external_name in missing
+    }
+    if errors:
+        raise InvalidInput(errors)
+    return spec
+
+
+def _save_services(session: Session, grid_row: GridRow, spec: StackSpec) -> list[int]:
+    return [
+        save_service(session, grid_row, spec.name, s.name, service_document(spec, s)).id
+        for s in deploy_order(spec.services)
+    ]
+
+
+def _drop_services(session: Session, rows: list[ServiceRow]) -> set[str]:
+    if not rows:
+        return set()
+    ids = [r.id for r in rows]
+    nodes = set(
+        session.scalars(
+            select(InstanceRow.node_id).where(
+                InstanceRow.service_id.in_(ids), InstanceRow.node_id.is_not(None)
+            )
+        )
+    )
+    session.execute(delete(InstanceRow).where(InstanceRow.service_id.in_(ids)))
+    session.execute(delete(ServiceRow).where(ServiceRow.id.in_(ids)))
+    return {n for n in nodes if n}
+
+
+def _revision(session: Session, stack: StackRow, spec: StackSpec, source: str, now: datetime) -> None:
+    session.add(
+        StackRevisionRow(
+            stack_id=stack.id,
+            revision=stack.revision,
+            spec=stack_to_dict(spec),
+            source=source,
+            created_at=now,
+        )
+    )
+
+
+def install_stack(
+    session: Session, grid: str, data: dict[str, Any], source: str, name: str | None
+) -> StackChange:
+    grid_row = get_grid_row(session, grid)
+    spec = _checked(session, grid_row, data, name)
+    if session.scalar(select(StackRow.id).where(StackRow.grid_id == grid_row.id, StackRow.name == spec.name)):
+        raise InvalidInput.one(
+            "name",
+            f"Stack {spec.name} already exists in grid {grid}; use 'moorage stack upgrade {spec.name} FILE'",
+        )
+    now = datetime.now(UTC)
+    row = StackRow(
+        grid_id=grid_row.id,
+        name=spec.name,
+        revision=1,
+        spec=stack_to_dict(spec),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    _revision(session, row, spec, source, now)
+    return StackChange(spec.name, 1, _save_services(session, grid_row, spec), set())
+
+
+def upgrade_stack(session: Session, grid: str, name: str, data: dict[str, Any], source: str) -> StackChange:
+    grid_row = get_grid_row(session, grid)
+    row = get_stack_row(session, grid_row, name)
+    spec = _checked(session, grid_row, data, name)
+    now = datetime.now(UTC)
+    row.revision += 1
+    row.spec = stack_to_dict(spec)
+    row.updated_at = now
+    _revision(session, row, spec, source, now)
+    keep = {s.name for s in spec.services}
+    dropped = [
+        s
+        for s in session.scalars(
+            select(ServiceRow).where(ServiceRow.grid_id == grid_row.id, ServiceRow.stack == name)
+        )
+        if s.name not in keep
+    ]
+    touched = _drop_services(session, dropped)
+    return StackChange(name, row.revision, _save_services(session, grid_row, spec), touched)
+
+
+def stack_service_ids(session: Session, grid: str, name: str) -> list[int]:
+    grid_row = get_grid_row(session, grid)
+    row = get_stack_row(session, grid_row, name)
+    spec = stack_from_dict(row.spec)
+    rows = {
+        s.name: s.id
+        for s in session.scalars(
+            select(ServiceRow).where(ServiceRow.grid_id == grid_row.id, ServiceRow.stack == name)
+        )
+    }
+    return [rows[s.name] for s in deploy_order(spec.services) if s.name in rows]
+
+
+def remove_stack(session: Session, grid: str, name: str) -> set[str]:
+    """Remove the stack and its services (their containers go; volumes stay). Returns nodes to tell."""
+    grid_row = get_grid_row(session, grid)
+    row = get_stack_row(session, grid_row, name)
+    services = list(
+        session.scalars(select(ServiceRow).where(ServiceRow.grid_id == grid_row.id, ServiceRow.stack == name))
+    )
+    touched = _drop_services(session, services)
+    session.delete(row)
+    return touched
+
+
+def list_stacks(session: Session, grid: str) -> list[tuple[StackRow, GridRow]]:
+    grid_row = get_grid_row(session, grid)
+    return [
+        (r, grid_row)
+        for r in session.scalars(
+            select(StackRow).where(StackRow.grid_id == grid_row.id).order_by(StackRow.name)
+        )
+    ]
