@@ -24,11 +24,8 @@ def _rows(deployment: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for service in deployment["services"]:
         short = service["name"] if service["stack"] == "null" else f"{service['stack']}/{service['name']}"
         for c in service["containers"]:
-            state = (
-                c["state"]
-                if c["up_to_date"] or c["state"] in ("pending", "failed")
-                else f"{c['state']} (old)"
-            )
+            stale = not c["up_to_date"] and c["state"] in ("running", "created", "exited", "restarting")
+            state = f"{c['state']} (old version)" if stale else c["state"]
             rows.append((f"{short}-{c['instance']}", c["node"] or "-", state, c["reason"] or ""))
     return rows
 

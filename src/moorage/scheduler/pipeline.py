@@ -133,26 +133,14 @@ class _Pass:
 
     def verdict(self, node: NodeView, request: InstanceRequest) -> Verdict | None:
         """The first filter that rejects ``node``, or None when it can take ``request``."""
-        for f in self.filters:
-            found = f.check(self.ctx, node, request)
-            if found is not None:
-                return found
-        return None
+        return _first_verdict(self.filters, self.ctx, node, request)
 
     def feasible_now(self, node: NodeView, request: InstanceRequest) -> bool:
         """For a node that passed the static filters: do the dynamic ones pass, now?"""
-        ctx = self.ctx
-        for f in self.dynamic:
-            if f.check(ctx, node, request) is not None:
-                return False
-        return True
+        return _first_verdict(self.dynamic, self.ctx, node, request) is None
 
     def _static_ok(self, node: NodeView, request: InstanceRequest) -> bool:
-        ctx = self.ctx
-        for f in self.static:
-            if f.check(ctx, node, request) is not None:
-                return False
-        return True
+        return _first_verdict(self.static, self.ctx, node, request) is None
 
     # --- candidates ------------------------------------------------------------------------------
 
@@ -212,6 +200,16 @@ class _Pass:
             )
         reason, status = found
         return Placement(instance=request.instance, node_id=None, reasons=(reason,), status=status)
+
+
+def _first_verdict(
+    filters: Sequence[Filter], ctx: PassContext, node: NodeView, request: InstanceRequest
+) -> Verdict | None:
+    for f in filters:
+        found = f.check(ctx, node, request)
+        if found is not None:
+            return found
+    return None
 
 
 def _as_index(nodes: Sequence[NodeView] | NodeIndex) -> NodeIndex:

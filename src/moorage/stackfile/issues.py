@@ -2,7 +2,7 @@
 
     MoorageError
      └── InvalidInput            .errors maps path -> message (the API's 422 body)
-          └── StackFileError     .issues keeps every StackFileIssue in the order found
+          └── StackFileError     .issues keeps every StackFileIssue, in file order
 
 Every step of the pipeline adds to one ``Issues`` collector and goes on, so a user sees every
 problem in one run. The first issue found at a path wins: a value that already failed one step
@@ -12,7 +12,7 @@ of the file (problems with the file as a whole first), not in the order the step
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from moorage.errors import InvalidInput
@@ -60,15 +60,6 @@ class Issues:
     def add(self, path: str, message: str) -> None:
         """Record a problem at ``path``, unless an earlier step already reported one there."""
         self._by_path.setdefault(path, StackFileIssue(path, message))
-
-    def __contains__(self, path: object) -> bool:
-        return path in self._by_path
-
-    def __iter__(self) -> Iterator[StackFileIssue]:
-        return iter(self._by_path.values())
-
-    def __len__(self) -> int:
-        return len(self._by_path)
 
     def raise_if_any(self, source: str) -> None:
         if self._by_path:

@@ -8,7 +8,8 @@ to parse are reported and left out; the draft is only returned to callers when n
 Names, pinned: a stack or service name is 1 to 63 lowercase letters, digits and ``-``, starting
 and ending with a letter or digit (so ``<stack>.<service>-<n>`` is a valid Docker name and a DNS
 label). ``stack:`` may carry an owner, ``owner/name``: only the part after ``/`` is the name.
-``null`` cannot name a stack: it holds the services created outside any stack file.
+``null`` cannot name a stack file's stack: it holds the services created outside any stack file
+(stored documents of those services use it, hence ``null_stack``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def normalize(doc: StackDoc, issues: Issues, *, name: str | None, null_stack: bo
     """
     stack_name = _stack_name(doc, name, issues, null_stack=null_stack)
     services = tuple(_service(service, issues) for service in doc.services)
-    volumes = tuple(decl for decl in (_volume(volume, issues) for volume in doc.volumes) if decl)
+    volumes = tuple(decl for decl in (_volume(volume, issues) for volume in doc.volumes) if decl is not None)
     spec = StackSpec(
         name=stack_name,
         services=tuple(draft.spec for draft in services),
