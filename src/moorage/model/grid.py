@@ -12,7 +12,7 @@ GRID_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def grid_name_error(name: str) -> str | None:
-    if GRID_NAME_RE.match(name):
+    if GRID_NAME_RE.fullmatch(name):
         return None
     return (
         f"Grid name '{name}' is not valid: use 1 to 63 lowercase letters, digits or '-', "

@@ -64,7 +64,7 @@ class Node:
 
 
 def label_error(label: str) -> str | None:
-    if LABEL_RE.match(label):
+    if LABEL_RE.fullmatch(label):
         return None
     return f"Label '{label}' is not valid: write it as key=value, e.g. zone=a"
 

@@ -28,7 +28,7 @@ class VolumeScope(StrEnum):
 
 def volume_name_error(name: str) -> str | None:
     """None when ``name`` is a valid volume name, else a sentence saying what is wrong."""
-    if VOLUME_NAME_RE.match(name):
+    if VOLUME_NAME_RE.fullmatch(name):
         return None
     return (
         f"Volume name '{name}' is not valid: use at least two characters, letters, digits, '_' or '-', "

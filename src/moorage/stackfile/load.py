@@ -80,7 +80,7 @@ def load_yaml(text: str, *, source: str, issues: Issues) -> object:
         ) from error
     except RecursionError as error:
         raise _fatal(source, "the file is nested too deeply to be a stack file") from error
-    except ValueError as error:  # e.g. an integer with more digits than Python converts
+    except ValueError as error:  # e.g. a `!!int` with more digits than Python converts
         raise _fatal(source, f"a value in the file cannot be read: {error}") from error
     finally:
         loader.dispose()
