@@ -12,7 +12,6 @@ from moorage.scheduler.explain import SchedulerBug
 from moorage.scheduler.index import NodeIndex
 from moorage.scheduler.pipeline import Pipeline, build_pipeline, daemon_plan, schedule_service
 from moorage.scheduler.types import (
-    DriverScope,
     InstanceRequest,
     NodeView,
     Placement,
@@ -22,7 +21,6 @@ from moorage.scheduler.types import (
 )
 
 __all__ = [
-    "DriverScope",
     "InstanceRequest",
     "NodeIndex",
     "NodeView",

@@ -184,15 +184,10 @@ class _Pass:
         return Placement(instance=request.instance, node_id=node.id, reasons=(), status="placed")
 
     def _unplaced(self, request: InstanceRequest) -> Placement:
-        # Same shape, same placements so far: same answer (pinned ones differ by their volumes).
-        key = (
-            request.affinity,
-            request.ports,
-            request.memory,
-            request.cpus,
-            request.volumes,
-            self.ctx.placed,
-        )
+        # Same shape, same placements so far: same answer. Volumes only matter by their drivers,
+        # unless one pins the instance (then the words name its volume instance).
+        volumes: Hashable = request.volumes if request.pins else request.drivers
+        key = (request.affinity, request.ports, request.memory, request.cpus, volumes, self.ctx.placed)
         found = self._explained.get(key)
         if found is None:
             found = self._explained[key] = explain(

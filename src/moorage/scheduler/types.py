@@ -14,7 +14,6 @@ from moorage.model.stack import AffinityRule, PortMapping
 from moorage.model.volume import VolumeScope
 
 __all__ = [
-    "DriverScope",
     "InstanceRequest",
     "NodeView",
     "Placement",
@@ -22,9 +21,6 @@ __all__ = [
     "Verdict",
     "VolumeNeed",
 ]
-
-DriverScope = Literal["local", "global"]
-"""A volume driver's capability scope as its plugin reports it; ``global`` means shared storage."""
 
 PlacementStatus = Literal["placed", "pending", "failed"]
 """``placed``: has a node. ``pending``: not now, may place without the user acting (a node is
@@ -44,7 +40,7 @@ class NodeView:
     name: str
     online: bool
     labels: Mapping[str, str]
-    drivers: Mapping[str, DriverScope | None]  # volume driver name -> capability scope, None if unknown
+    drivers: Mapping[str, str | None]  # volume driver -> capability scope: "local", "global" (shared), None
     memory: int  # bytes
     cpus: int
     used_ports: frozenset[int]

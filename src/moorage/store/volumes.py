@@ -68,7 +68,7 @@ def _errors(
         errors["driver"] = (
             f"Driver '{driver}' must not have a tag: use the driver's name without ':{driver.partition(':')[2]}'"
         )
-    elif not DRIVER_RE.match(driver):
+    elif not DRIVER_RE.fullmatch(driver):
         errors["driver"] = f"Driver '{driver}' is not a valid driver name"
     for key in driver_opts:
         if not key:

@@ -185,9 +185,25 @@ class Testbed:
             save_state(state)
             try:
                 return self._bring_up(state, control_plane)
-            except BaseException:
-                self._teardown(remove_files=False)  # stop everything, keep the logs to read
+            except BaseException as exc:
+                self._after_failed_up(exc)
                 raise
+
+    def _after_failed_up(self, exc: BaseException) -> None:
+        """Stop everything a failed ``up`` started but keep its logs; say so in the error."""
+        try:
+            self._teardown(remove_files=False)
+        except Exception as cleanup:
+            raise TestbedError(
+                f"{exc}\nStopping what had started also failed: {cleanup}\n"
+                f"Run `moorage testbed down --dir {self.dir}` to retry."
+            ) from exc
+        state_file(self.dir).unlink(missing_ok=True)  # nothing runs any more
+        if isinstance(exc, TestbedError):
+            raise TestbedError(
+                f"{exc.message}\nEverything the testbed had started is stopped; its logs stay under "
+                f"{self.dir} until the next `moorage testbed up` or `down`."
+            ) from exc
 
     def down(self) -> None:
         """Stop everything the testbed started and remove its folders, keeping the image cache."""

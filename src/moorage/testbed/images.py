@@ -182,6 +182,9 @@ def _build(
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
     partial.replace(tarball)
+    for stale in cache.glob(f"{name}-*.tar"):  # builds of an older recipe or other binaries
+        if stale != tarball:
+            stale.unlink(missing_ok=True)
     return ImageTarball(ref, tarball, key, all_changes)
 
 
