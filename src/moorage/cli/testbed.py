@@ -10,8 +10,14 @@ import typer
 __all__ = ["app"]
 
 app = typer.Typer(help="A real multi-node grid on this Linux host (root, docker.io).", no_args_is_help=True)
-node_app = typer.Typer(help="Take one testbed node down or up.", no_args_is_help=True)
+node_app = typer.Typer(
+    help="Take one testbed node (engine, agent, drivers) down or up.", no_args_is_help=True
+)
+agent_app = typer.Typer(help="Stop or start only one node's agent.", no_args_is_help=True)
+master_app = typer.Typer(help="The testbed's master.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+app.add_typer(agent_app, name="agent")
+app.add_typer(master_app, name="master")
 
 DEFAULT_DIR = Path("/var/lib/moorage-testbed")
 Dir = Annotated[Path, typer.Option("--dir", help="Testbed state folder")]
@@ -21,13 +27,31 @@ Dir = Annotated[Path, typer.Option("--dir", help="Testbed state folder")]
 def up(
     nodes: Annotated[int, typer.Option("--nodes", min=1, max=20, help="How many nodes")] = 3,
     zones: Annotated[str, typer.Option("--zones", help="Comma-separated zones, given round robin")] = "",
+    driver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--driver", help="Run a dirvol volume plugin on some nodes: NAME@node-1,node-2 (repeat)"
+        ),
+    ] = None,
+    shared_driver: Annotated[
+        str | None,
+        typer.Option(
+            "--shared-driver", help="Name of a dirvol plugin with one shared root on all nodes (scope global)"
+        ),
+    ] = None,
     directory: Dir = DEFAULT_DIR,
 ) -> None:
     """Start a master and NODES engines with agents; print the env to use them."""
     from moorage.testbed import bed
 
     zone_list = [z.strip() for z in zones.split(",") if z.strip()]
-    print(bed.up(nodes=nodes, zones=zone_list, directory=directory), end="")
+    drivers = bed.parse_drivers([d.replace("@", "=", 1) for d in driver or []])
+    print(
+        bed.up(
+            nodes=nodes, zones=zone_list, directory=directory, drivers=drivers, shared_driver=shared_driver
+        ),
+        end="",
+    )
 
 
 @app.command("env")
@@ -47,11 +71,39 @@ def down(directory: Dir = DEFAULT_DIR) -> None:
 
 
 @node_app.command("stop")
-def node_stop(name: str, directory: Dir = DEFAULT_DIR) -> None:
-    """Stop one node's agent and engine."""
+def node_stop(
+    name: str,
+    directory: Dir = DEFAULT_DIR,
+    kill: Annotated[bool, typer.Option("--kill", help="A power cut: no time for containers to stop")] = False,
+) -> None:
+    """Stop one node's agent, engine and volume drivers (its data stays)."""
     from moorage.testbed import bed
 
-    bed.node_stop(directory, name)
+    bed.node_stop(directory, name, grace=0.0 if kill else 15.0)
+
+
+@agent_app.command("stop")
+def agent_stop(name: str, directory: Dir = DEFAULT_DIR) -> None:
+    """Stop only NAME's agent; its engine and containers keep running."""
+    from moorage.testbed import bed
+
+    bed.agent_stop(directory, name)
+
+
+@agent_app.command("start")
+def agent_start(name: str, directory: Dir = DEFAULT_DIR) -> None:
+    """Start NAME's agent again and wait until the node is online."""
+    from moorage.testbed import bed
+
+    bed.agent_start(directory, name)
+
+
+@master_app.command("restart")
+def master_restart(directory: Dir = DEFAULT_DIR) -> None:
+    """Restart the master (same address and data); wait until every running node is back online."""
+    from moorage.testbed import bed
+
+    bed.master_restart(directory)
 
 
 @node_app.command("start")

@@ -67,7 +67,7 @@ class VolumeNeed:
     pinned_node: str | None = None
 
     @property
-    def pins(self) -> bool:
+    def is_pin(self) -> bool:
         """True when this need ties the instance to one node (an existing instance-scope volume)."""
         return self.scope is VolumeScope.INSTANCE and self.pinned_node is not None
 
@@ -88,7 +88,7 @@ class InstanceRequest:
     @property
     def pins(self) -> tuple[VolumeNeed, ...]:
         """The needs that tie this instance to the node holding its volume instance."""
-        return tuple(v for v in self.volumes if v.pins)
+        return tuple(v for v in self.volumes if v.is_pin)
 
     @property
     def drivers(self) -> frozenset[str]:

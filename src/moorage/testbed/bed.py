@@ -53,8 +53,11 @@ __all__ = [
     "GRID",
     "Testbed",
     "Timeouts",
+    "agent_start",
+    "agent_stop",
     "down",
     "env",
+    "master_restart",
     "node_start",
     "node_stop",
     "parse_drivers",
@@ -258,6 +261,49 @@ class Testbed:
                 state = self._start_agent(state, state.node(name))
                 self._wait_online(state, [name])
 
+    def agent_stop(self, name: str) -> None:
+        """Stop only the node's agent (its engine and containers keep running)."""
+        self.state().node(name)
+        with self._locked():
+            state = self.state()
+            node = state.node(name)
+            if node.agent is not None:
+                stop_process(node.agent, what=f"agent of {name}", grace=self.timeouts.process_stop)
+            state = state.with_node(replace(node, agent=None))
+            save_state(state)
+
+    def agent_start(self, name: str) -> None:
+        """Start the node's agent again (same data dir, so the same node) and wait until it is online."""
+        self.state().node(name)
+        with self._locked():
+            state = self.state()
+            node = state.node(name)
+            if state.master is None or not state.master.join_token:
+                raise TestbedError("This testbed has no master; run 'moorage testbed up' first.")
+            if node.agent is not None and node.agent.alive():
+                return
+            state = self._start_agent(state, node)
+            self._wait_online(state, [name])
+
+    def master_restart(self) -> None:
+        """Stop the master and start it again on the same address and data dir; wait for every node."""
+        with self._locked():
+            state = self.state()
+            master = state.master
+            if master is None:
+                raise TestbedError("This testbed has no master; run 'moorage testbed up' first.")
+            if master.process is not None:
+                stop_process(master.process, what="master", grace=self.timeouts.process_stop)
+            listen = master.url.removeprefix("http://")
+            argv = [*self.moorage, "master", "--listen", listen, "--data-dir", str(master.data_dir)]
+            if self.heartbeat_interval is not None:
+                argv += ["--heartbeat-interval", f"{self.heartbeat_interval:g}"]
+            master = replace(master, process=spawn(argv, master.log, env=self._child_env()))
+            state = replace(state, master=master)
+            save_state(state)
+            self._wait_master(master)
+            self._wait_online(state, [n.name for n in state.nodes if n.running])
+
     def _stop_node(self, state: BedState, node: NodeRecord, *, grace: float) -> BedState:
         if node.agent is not None:
             stop_process(node.agent, what=f"agent of {node.name}", grace=self.timeouts.process_stop)
@@ -413,7 +459,22 @@ class Testbed:
     def _setup_master(self, state: BedState) -> BedState:
         """Wait for the master, then make the grid and get its join token."""
         master = state.master
-        assert master is not None and master.process is not None
+        assert master is not None
+        url, log = master.url, master.log
+        admin = self._wait_master(master)
+        headers = {"Authorization": f"Bearer {admin}"}
+        self._call("POST", f"{url}/v1/grids", headers, log, json={"name": GRID}, ok=(200, 201))
+        token = self._call("GET", f"{url}/v1/grids/{GRID}/token", headers, log).get("token")
+        if not isinstance(token, str) or not token:
+            raise TestbedError(f"GET {url}/v1/grids/{GRID}/token gave no token. {log_tail(log)}")
+        master = replace(master, grid=GRID, admin_token=admin, join_token=token)
+        state = replace(state, master=master)
+        save_state(state)
+        return state
+
+    def _wait_master(self, master: MasterRecord) -> str:
+        """Wait until the master answers; its admin token."""
+        assert master.process is not None
         process, url, log, data_dir = master.process, master.url, master.log, master.data_dir
 
         def answers() -> bool:
@@ -437,15 +498,7 @@ class Testbed:
             what=f"the master to write its admin token to {token_file}",
             hint=lambda: log_tail(log),
         )
-        headers = {"Authorization": f"Bearer {admin}"}
-        self._call("POST", f"{url}/v1/grids", headers, log, json={"name": GRID}, ok=(200, 201, 409))
-        token = self._call("GET", f"{url}/v1/grids/{GRID}/token", headers, log).get("token")
-        if not isinstance(token, str) or not token:
-            raise TestbedError(f"GET {url}/v1/grids/{GRID}/token gave no token. {log_tail(log)}")
-        master = replace(master, grid=GRID, admin_token=admin, join_token=token)
-        state = replace(state, master=master)
-        save_state(state)
-        return state
+        return str(admin)
 
     def _call(
         self,
@@ -645,6 +698,18 @@ def node_stop(directory: Path, name: str, *, grace: float = 15.0) -> None:
 def node_start(directory: Path, name: str) -> None:
     """``moorage testbed node start NAME``: start it again with the same data; wait until online."""
     Testbed(directory).node_start(name)
+
+
+def agent_stop(directory: Path, name: str) -> None:
+    Testbed(directory).agent_stop(name)
+
+
+def agent_start(directory: Path, name: str) -> None:
+    Testbed(directory).agent_start(name)
+
+
+def master_restart(directory: Path) -> None:
+    Testbed(directory).master_restart()
 
 
 def parse_drivers(specs: Sequence[str]) -> dict[str, list[str]]:

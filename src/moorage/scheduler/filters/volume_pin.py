@@ -19,7 +19,7 @@ __all__ = ["VolumePin", "holds", "pinned_node_down"]
 
 def holds(node: NodeView, need: VolumeNeed) -> bool:
     """Whether ``node`` can serve ``need``: it holds the volume instance, or the storage is shared."""
-    return not need.pins or node.id == need.pinned_node or node.drivers.get(need.driver) == "global"
+    return not need.is_pin or node.id == need.pinned_node or node.drivers.get(need.driver) == "global"
 
 
 class VolumePin:
