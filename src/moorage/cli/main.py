@@ -10,7 +10,7 @@ from click.exceptions import ClickException
 
 from moorage.cli import driver, grid, node, servers, service, stack, testbed, volume
 from moorage.cli.context import CliContext, save_config
-from moorage.cli.output import err_console
+from moorage.cli.output import err_console, print_error
 from moorage.client.api import MasterClient
 from moorage.errors import MoorageError
 
@@ -66,7 +66,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except MoorageError as err:
-        err_console.print(f"[red]Error:[/red] {err.message}", markup=True)
+        print_error(err.message)
         sys.exit(1)
     except ClickException as err:
         err.show()

@@ -10,11 +10,17 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["ago", "console", "err_console", "print_json", "table"]
+__all__ = ["ago", "console", "err_console", "print_error", "print_json", "table"]
 
-console = Console(width=None if sys.stdout.isatty() else 200, highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(width=None if sys.stdout.isatty() else 200, highlight=False, soft_wrap=True, markup=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def print_error(message: str) -> None:
+    """``Error: message`` on stderr; the message is shown as written (no markup)."""
+    err_console.print(Text("Error: ", style="red") + Text(message))
 
 
 def print_json(data: Any) -> None:
@@ -26,7 +32,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     for header in headers:
         out.add_column(header, overflow="fold")
     for row in rows:
-        out.add_row(*("" if cell is None else str(cell) for cell in row))
+        out.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     console.print(out)
 
 

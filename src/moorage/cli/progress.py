@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from moorage.cli.output import ago, console, err_console
 from moorage.client.api import MasterClient
@@ -35,7 +36,7 @@ def _table(deployment: dict[str, Any]) -> Table:
     for header in ("INSTANCE", "NODE", "STATE", "REASON"):
         table.add_column(header, overflow="fold")
     for row in _rows(deployment):
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 

@@ -8,7 +8,7 @@ import typer
 
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
-from moorage.cli.output import err_console, print_json, table
+from moorage.cli.output import print_error, print_json, table
 from moorage.errors import InvalidInput, MoorageError
 
 __all__ = ["app", "parse_pairs", "volume_text"]
@@ -153,7 +153,7 @@ def rm(
                 client.delete(f"/v1/volumes/{cli.grid}/{name}")
                 print(f"Removed volume {name}")
             except MoorageError as err:
-                err_console.print(f"[red]Error:[/red] {err.message}", markup=True)
+                print_error(err.message)
                 failed = True
     if failed:
         raise typer.Exit(1)

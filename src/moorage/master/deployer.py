@@ -28,6 +28,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from moorage.master.planning import InstancePlan, ServicePlan, plan_services
+from moorage.model.stack import NULL_STACK
 from moorage.model.volume import VolumeScope
 from moorage.store.database import Database
 from moorage.store.grids import get_grid_row
@@ -52,7 +53,9 @@ class _Outcome:
 
 
 def _label(plan: InstancePlan) -> str:
-    return f"{plan.service_id.split('/', 1)[1]}-{plan.number}"
+    """``stack/service-n``, or ``service-n`` in the null stack: as the CLI names instances."""
+    _, stack, service = plan.service_id.split("/", 2)
+    return f"{service}-{plan.number}" if stack == NULL_STACK else f"{stack}/{service}-{plan.number}"
 
 
 class Deployer:

@@ -35,7 +35,8 @@ class VolumeBinding:
     """A Docker volume an instance needs on its node: recorded as a volume instance before the container."""
 
     volume_id: int
-    name: str
+    volume: str  # the grid volume's name
+    name: str  # the Docker volume name
     driver: str
     driver_opts: dict[str, str]
     scope: VolumeScope
@@ -158,7 +159,9 @@ def _bindings(
         scope = VolumeScope(volume.scope)
         docker_name = docker_volume_name(scope, volume.name, stored.stack, stored.spec.name, number)
         names[mount.source] = docker_name
-        bindings.append(VolumeBinding(volume.id, docker_name, volume.driver, dict(volume.driver_opts), scope))
+        bindings.append(
+            VolumeBinding(volume.id, volume.name, docker_name, volume.driver, dict(volume.driver_opts), scope)
+        )
     return names, tuple(bindings)
 
 
@@ -172,7 +175,7 @@ def _request(
 ) -> InstanceRequest:
     needs = tuple(
         VolumeNeed(
-            volume=b.name,
+            volume=b.volume,
             driver=b.driver,
             scope=b.scope,
             docker_name=b.name,

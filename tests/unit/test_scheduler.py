@@ -1,0 +1,534 @@
+"""The scheduler, case by case: where instances land, and the exact words when they cannot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import pytest
+
+from moorage.model.stack import AffinityRule, DeployStrategy, PortMapping
+from moorage.model.volume import VolumeScope
+from moorage.scheduler import (
+    InstanceRequest,
+    NodeIndex,
+    NodeView,
+    Placement,
+    VolumeNeed,
+    daemon_plan,
+    schedule_service,
+)
+from moorage.scheduler.reasons import summarize
+
+GB = 1 << 30
+HA, DAEMON, RANDOM = DeployStrategy.HA, DeployStrategy.DAEMON, DeployStrategy.RANDOM
+SERVICE = "grid/redis/redis"
+
+
+def node(
+    name: str,
+    zone: str | None = None,
+    *,
+    online: bool = True,
+    drivers: Mapping[str, str | None] | None = None,
+    labels: Mapping[str, str] | None = None,
+    memory: int = 8 * GB,
+    cpus: int = 4,
+    used_ports: Sequence[int] = (),
+) -> NodeView:
+    """A node named ``name`` with id ``id-<name>``: ids and names differ, as in the master."""
+    all_labels = dict(labels or {})
+    if zone is not None:
+        all_labels["zone"] = zone
+    return NodeView(
+        id=f"id-{name}",
+        name=name,
+        online=online,
+        labels=all_labels,
+        drivers=dict(drivers if drivers is not None else {"local": "local"}),
+        memory=memory,
+        cpus=cpus,
+        used_ports=frozenset(used_ports),
+    )
+
+
+def label(value: str, equal: bool = True) -> AffinityRule:
+    return AffinityRule(subject="label", equal=equal, value=value)
+
+
+def on_node(name: str, equal: bool = True) -> AffinityRule:
+    return AffinityRule(subject="node", equal=equal, value=name)
+
+
+def port(host: int) -> PortMapping:
+    return PortMapping(host_port=host, container_port=host)
+
+
+def vol(
+    volume: str = "redis-data",
+    instance: int = 1,
+    *,
+    scope: VolumeScope = VolumeScope.INSTANCE,
+    driver: str = "local",
+    pinned: str | None = None,
+) -> VolumeNeed:
+    docker_name = {
+        VolumeScope.INSTANCE: f"redis.redis.{volume}-{instance}",
+        VolumeScope.STACK: f"redis.{volume}",
+        VolumeScope.GRID: volume,
+    }[scope]
+    return VolumeNeed(
+        volume=volume,
+        driver=driver,
+        scope=scope,
+        docker_name=docker_name,
+        pinned_node=None if pinned is None else f"id-{pinned}",
+    )
+
+
+def reqs(count: int, **kw: object) -> list[InstanceRequest]:
+    """``count`` instances of one service, numbered from 1, all shaped by ``kw``."""
+    current = kw.pop("current", None)
+    return [
+        InstanceRequest(
+            SERVICE,
+            n,
+            current_node=f"id-{current}" if isinstance(current, str) else None,
+            **kw,  # type: ignore[arg-type]
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+THREE_ZONES = [node("node-a", "a"), node("node-b", "b"), node("node-c", "c")]
+
+
+@dataclass
+class Case:
+    nodes: list[NodeView]
+    requests: list[InstanceRequest]
+    strategy: DeployStrategy = HA
+    used: list[str] = field(default_factory=list)  # node names of placed instances, sorted
+    unplaced: list[tuple[str, str]] = field(default_factory=list)  # (status, reason), sorted
+
+
+def pinned_instances() -> list[InstanceRequest]:
+    return [
+        InstanceRequest(SERVICE, 1, volumes=(vol(instance=1, pinned="node-a"),)),
+        InstanceRequest(SERVICE, 2, volumes=(vol(instance=2, pinned="node-a"),)),
+    ]
+
+
+PIN_OFFLINE = (
+    "volume instance redis.redis.redis-data-1 lives on node node-b, which is offline: bring node-b back, "
+    "or remove the service and run 'moorage volume rm redis-data' to start over with an empty volume"
+)
+PIN_REMOVED = (
+    "volume instance redis.redis.redis-data-1 lives on a removed node: remove the service and run "
+    "'moorage volume rm redis-data' to start over with an empty volume"
+)
+
+CASES = [
+    pytest.param(Case(THREE_ZONES, reqs(3), used=["node-a", "node-b", "node-c"]), id="ha-one-per-zone"),
+    pytest.param(
+        Case(THREE_ZONES, reqs(3, affinity=(label("zone=b"),)), used=["node-b"] * 3),
+        id="affinity-puts-all-on-zone-b",
+    ),
+    pytest.param(
+        Case(
+            THREE_ZONES,
+            reqs(3, affinity=(label("zone=d"),)),
+            unplaced=[("failed", "0/3 nodes available: 3 node(s) didn't match affinity label==zone=d")] * 3,
+        ),
+        id="affinity-impossible",
+    ),
+    pytest.param(
+        Case(
+            [node("node-a", "a"), node("node-b", "b"), node("node-c", "c", online=False)],
+            reqs(1, affinity=(label("zone=c"),)),
+            unplaced=[
+                (
+                    "pending",
+                    "0/3 nodes available: 2 node(s) didn't match affinity label==zone=c, 1 node(s) offline",
+                )
+            ],
+        ),
+        id="offline-counted-and-pending",
+    ),
+    pytest.param(
+        Case(
+            [node("node-a", "a"), node("node-b", "b"), node("node-c", "c", online=False)],
+            reqs(2),
+            used=["node-a", "node-b"],
+        ),
+        id="ha-skips-offline",
+    ),
+    pytest.param(
+        Case(THREE_ZONES, reqs(2, affinity=(label("zone=a", equal=False),)), used=["node-b", "node-c"]),
+        id="affinity-not-equal",
+    ),
+    pytest.param(
+        Case(THREE_ZONES, reqs(2, affinity=(on_node("node-c"),)), used=["node-c", "node-c"]),
+        id="affinity-node-name",
+    ),
+    pytest.param(
+        Case(
+            [node("plain", "a"), node("fast", "a", labels={"ssd": ""})],
+            reqs(2, affinity=(label("ssd"),)),
+            used=["fast", "fast"],
+        ),
+        id="affinity-label-key-only",
+    ),
+    pytest.param(
+        Case([node("n1", "a"), node("n2", "a")], reqs(2, ports=(port(8080),)), RANDOM, used=["n1", "n2"]),
+        id="ports-two-instances-two-nodes-random",
+    ),
+    pytest.param(
+        Case([node("n1"), node("n2")], reqs(2, ports=(port(8080),)), HA, used=["n1", "n2"]),
+        id="ports-two-instances-two-nodes-ha",
+    ),
+    pytest.param(
+        Case(
+            [node("n1", "a"), node("n2", "b")],
+            reqs(3, ports=(port(8080),)),
+            used=["n1", "n2"],
+            unplaced=[("failed", "0/2 nodes available: 2 node(s) had port 8080 in use")],
+        ),
+        id="ports-third-instance-fails",
+    ),
+    pytest.param(
+        Case(
+            [node("n1", "a", used_ports=[8080]), node("n2", "b")], reqs(1, ports=(port(8080),)), used=["n2"]
+        ),
+        id="ports-used-on-node",
+    ),
+    pytest.param(
+        Case(
+            [node("n1", memory=GB), node("n2", memory=GB // 2)],
+            reqs(2, memory=600 << 20),
+            used=["n1"],
+            unplaced=[("failed", "0/2 nodes available: 2 node(s) had too little memory")],
+        ),
+        id="memory-reserved-within-pass",
+    ),
+    pytest.param(
+        Case(
+            [node("n1", cpus=1)],
+            reqs(4, cpus=0.3),
+            used=["n1"] * 3,
+            unplaced=[("failed", "0/1 nodes available: 1 node(s) had too little CPU")],
+        ),
+        id="cpus-reserved-within-pass",
+    ),
+    pytest.param(
+        Case(THREE_ZONES, reqs(3), DAEMON, used=["node-a", "node-b", "node-c"]), id="daemon-one-per-node"
+    ),
+    pytest.param(
+        Case(
+            [node("n1"), node("n2")],
+            reqs(3),
+            DAEMON,
+            used=["n1", "n2"],
+            unplaced=[
+                ("failed", "0/2 nodes available: 2 node(s) already run an instance of this daemon service")
+            ],
+        ),
+        id="daemon-more-instances-than-nodes",
+    ),
+    pytest.param(
+        Case(
+            [node("n1"), node("n2", drivers={"local": "local", "rexray": "local"}), node("n3")],
+            reqs(2, volumes=(vol(driver="rexray"),)),
+            used=["n2", "n2"],
+        ),
+        id="volume-driver-only-on-one-node",
+    ),
+    pytest.param(
+        Case(
+            [node("n1"), node("n2", drivers={"local": "local", "rexray": "local"}), node("n3")],
+            reqs(1, volumes=(vol(driver="rexray"), vol("shared", scope=VolumeScope.GRID, driver="nfs"))),
+            unplaced=[
+                (
+                    "failed",
+                    "Did not find any nodes with required volume drivers: [nfs, rexray]; 0/3 nodes available: "
+                    "2 node(s) missing volume driver(s) [nfs, rexray], 1 node(s) missing volume driver(s) [nfs]",
+                )
+            ],
+        ),
+        id="volume-drivers-nowhere",
+    ),
+    pytest.param(
+        Case(
+            [node("n1", online=False, drivers={"rexray": "local"}), node("n2")],
+            reqs(1, volumes=(vol(driver="rexray"),)),
+            unplaced=[
+                (
+                    "pending",
+                    "0/2 nodes available: 1 node(s) missing volume driver(s) [rexray], 1 node(s) offline",
+                )
+            ],
+        ),
+        id="volume-driver-on-offline-node-only",
+    ),
+    pytest.param(
+        Case(THREE_ZONES, pinned_instances(), used=["node-a", "node-a"]), id="pinned-volume-beats-spread"
+    ),
+    pytest.param(
+        Case(
+            [node("node-a", "a"), node("node-b", "b", online=False), node("node-c", "c")],
+            [InstanceRequest(SERVICE, 1, volumes=(vol(pinned="node-b"),))],
+            unplaced=[("pending", PIN_OFFLINE)],
+        ),
+        id="pinned-node-offline-pending",
+    ),
+    pytest.param(
+        Case(
+            [node("node-a", "a"), node("node-c", "c")],
+            [InstanceRequest(SERVICE, 1, volumes=(vol(pinned="node-b"),))],
+            unplaced=[("pending", PIN_REMOVED)],
+        ),
+        id="pinned-node-removed-pending",
+    ),
+    pytest.param(
+        Case(
+            [node("node-a", "a"), node("node-b", "b", used_ports=[6379]), node("node-c", "c")],
+            [
+                InstanceRequest(
+                    SERVICE,
+                    1,
+                    ports=(port(6379),),
+                    volumes=(vol("cache", scope=VolumeScope.STACK), vol(pinned="node-b")),
+                )
+            ],
+            unplaced=[
+                (
+                    "failed",
+                    "0/3 nodes available: 2 node(s) don't hold volume instance redis.redis.redis-data-1, "
+                    "1 node(s) had port 6379 in use",
+                )
+            ],
+        ),
+        id="pinned-node-busy-fails",
+    ),
+    pytest.param(
+        Case(
+            [
+                node("node-a", "a", drivers={"nfs": "global"}),
+                node("node-b", "b", online=False, drivers={"nfs": "global"}),
+                node("node-c", "c", drivers={"nfs": "local"}),
+            ],
+            [InstanceRequest(SERVICE, 1, volumes=(vol(driver="nfs", pinned="node-b"),))],
+            used=["node-a"],
+        ),
+        id="global-driver-lifts-pin",
+    ),
+    pytest.param(
+        Case(
+            THREE_ZONES,
+            [
+                InstanceRequest(
+                    SERVICE,
+                    1,
+                    volumes=(
+                        vol("cache", scope=VolumeScope.STACK),
+                        vol(pinned="node-c"),
+                        vol("logs", scope=VolumeScope.GRID),
+                    ),
+                )
+            ],
+            used=["node-c"],
+        ),
+        id="stack-scope-does-not-cancel-pin",
+    ),
+    pytest.param(
+        Case(
+            [node("node-a", "a"), node("node-b", "b"), node("node-c", "c", online=False)],
+            [
+                InstanceRequest(
+                    SERVICE, 1, volumes=(vol("cache", scope=VolumeScope.STACK), vol(pinned="node-c"))
+                )
+            ],
+            unplaced=[
+                (
+                    "pending",
+                    PIN_OFFLINE.replace("node-b", "node-c"),
+                )
+            ],
+        ),
+        id="stack-scope-does-not-cancel-pin-offline",
+    ),
+    pytest.param(
+        Case(THREE_ZONES, reqs(3, current="node-a"), used=["node-a"] * 3), id="sticky-current-node-kept"
+    ),
+    pytest.param(
+        Case(
+            THREE_ZONES,
+            [
+                InstanceRequest(
+                    SERVICE,
+                    1,
+                    volumes=(vol("cache", scope=VolumeScope.STACK), vol(pinned="node-c")),
+                    current_node="id-node-a",
+                )
+            ],
+            used=["node-c"],
+        ),
+        id="sticky-yields-to-pin",
+    ),
+    pytest.param(
+        Case(
+            [node("node-a", "a", online=False), node("node-b", "b"), node("node-c", "c")],
+            reqs(2, current="node-a"),
+            used=["node-b", "node-c"],
+        ),
+        id="sticky-node-offline-moves",
+    ),
+    pytest.param(
+        Case(
+            [node("node-a", "a"), node("node-b", "b")],
+            [InstanceRequest(SERVICE, 1), InstanceRequest(SERVICE, 2, current_node="id-node-a")],
+            used=["node-a", "node-b"],
+        ),
+        id="ha-counts-running-instances",
+    ),
+    pytest.param(
+        Case([], reqs(1), unplaced=[("pending", "0/0 nodes available: the grid has no nodes")]), id="no-nodes"
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_schedule(case: Case) -> None:
+    placements = schedule_service(case.nodes, case.requests, case.strategy, seed="s")
+    names = {n.id: n.name for n in case.nodes}
+    assert [p.instance for p in placements] == [r.instance for r in case.requests]
+    used = sorted(names[p.node_id] for p in placements if p.node_id is not None)
+    unplaced = sorted((p.status, *p.reasons) for p in placements if p.node_id is None)
+    assert used == sorted(case.used)
+    assert unplaced == sorted(case.unplaced)
+    for p in placements:
+        assert (p.status == "placed") == (p.node_id is not None)
+        assert (p.reasons == ()) == (p.status == "placed")
+
+
+def zones_of(placements: Sequence[Placement], nodes: Sequence[NodeView]) -> list[str]:
+    by_id = {n.id: n for n in nodes}
+    return sorted((by_id[p.node_id].zone or "") for p in placements if p.node_id is not None)
+
+
+def test_ha_spreads_zones_before_nodes() -> None:
+    nodes = [node("a1", "a"), node("a2", "a"), node("a3", "a"), node("b1", "b")]
+    placements = schedule_service(nodes, reqs(4), HA, seed="s")
+    assert zones_of(placements, nodes) == ["a", "a", "b", "b"]
+    assert len({p.node_id for p in placements if p.node_id != "id-b1"}) == 2  # two distinct a nodes
+
+
+def test_same_input_same_output_whatever_the_node_order() -> None:
+    nodes = [node(f"n{i}", "abc"[i % 3]) for i in range(12)]
+    first = schedule_service(nodes, reqs(7), HA, seed="s")
+    assert schedule_service(nodes, reqs(7), HA, seed="s") == first
+    assert schedule_service(list(reversed(nodes)), reqs(7), HA, seed="s") == first
+    assert schedule_service(NodeIndex(nodes), reqs(7), HA, seed="s") == first
+
+
+@pytest.mark.parametrize("strategy", [HA, RANDOM, DAEMON])
+def test_different_seeds_place_differently(strategy: DeployStrategy) -> None:
+    nodes = [node(f"n{i}", "abc"[i % 3]) for i in range(12)]
+    outcomes = {
+        tuple(p.node_id for p in schedule_service(nodes, reqs(3), strategy, seed=f"seed-{i}"))
+        for i in range(20)
+    }
+    assert len(outcomes) > 5
+
+
+def test_seed_mixes_in_the_service_id() -> None:
+    nodes = [node(f"n{i}", "abc"[i % 3]) for i in range(12)]
+    outcomes = {
+        tuple(
+            p.node_id
+            for p in schedule_service(
+                nodes, [replace(r, service_id=f"g/s/{i}") for r in reqs(3)], HA, seed="s"
+            )
+        )
+        for i in range(20)
+    }
+    assert len(outcomes) > 5
+
+
+def test_daemon_plan_counts_feasible_nodes() -> None:
+    nodes = [
+        node("n1", "a"),
+        node("n2", "b", online=False),
+        node("n3", "c", used_ports=[80]),
+        node("n4", "a", drivers={}),
+        node("n5", "b"),
+    ]
+    template = InstanceRequest(SERVICE, 1, ports=(port(80),), volumes=(vol(pinned="n2"),))
+    assert daemon_plan(nodes, template) == [1, 2]  # n1 and n5: n2 offline, n3 port, n4 driver
+
+
+def test_daemon_plan_keeps_anchored_numbers() -> None:
+    nodes = [node("n1"), node("n2", online=False), node("n3"), node("n4")]
+    # 1 runs on n1, 2 on n2 (offline: not run now, its number kept for it), 3 on n3; n4 is new.
+    anchors = {1: "id-n1", 2: "id-n2", 3: "id-n3"}
+    assert daemon_plan(nodes, InstanceRequest(SERVICE, 1), anchors) == [1, 3, 4]
+
+
+def test_daemon_instances_go_back_to_their_volume() -> None:
+    nodes = [node("n1"), node("n2"), node("n3")]
+    requests = [
+        InstanceRequest(SERVICE, 1),
+        InstanceRequest(SERVICE, 2),
+        InstanceRequest(SERVICE, 3, volumes=(vol(instance=3, pinned="n1"),)),
+    ]
+    for seed in ("a", "b", "c", "d"):
+        placements = schedule_service(nodes, requests, DAEMON, seed=seed)
+        assert placements[2].node_id == "id-n1"
+        assert sorted(p.node_id or "" for p in placements) == ["id-n1", "id-n2", "id-n3"]
+
+
+def test_committed_services_hold_their_ports() -> None:
+    nodes = [node("n1"), node("n2")]
+    index = NodeIndex(nodes)
+    web = reqs(2, ports=(port(80),))
+    index.commit(web, schedule_service(index, web, HA, seed="s"))
+    other = [replace(r, service_id="grid/other/web") for r in reqs(1, ports=(port(80),))]
+    assert schedule_service(index, other, HA, seed="s")[0].reasons == (
+        "0/2 nodes available: 2 node(s) had port 80 in use",
+    )
+    # The service itself is re-placed freely: what it committed is its own.
+    again = schedule_service(index, web, HA, seed="s")
+    assert all(p.status == "placed" for p in again)
+    index.commit(web, [])
+    assert schedule_service(index, other, HA, seed="s")[0].status == "placed"
+
+
+def test_summary_orders_by_count_then_text() -> None:
+    line = summarize(6, {"node(s) b": 2, "node(s) a": 2, "node(s) c": 1, "node(s) z": 1})
+    assert line == "0/6 nodes available: 2 node(s) a, 2 node(s) b, 1 node(s) c, 1 node(s) z"
+
+
+def test_one_service_per_pass() -> None:
+    with pytest.raises(ValueError, match="one service at a time"):
+        schedule_service(THREE_ZONES, [InstanceRequest("a", 1), InstanceRequest("b", 2)], HA, seed="s")
+    with pytest.raises(ValueError, match="unique"):
+        schedule_service(THREE_ZONES, [InstanceRequest("a", 1), InstanceRequest("a", 1)], HA, seed="s")
+    assert schedule_service(THREE_ZONES, [], HA, seed="s") == []
+
+
+def test_node_ids_must_be_unique() -> None:
+    with pytest.raises(ValueError, match=r"node ids must be unique, got \['id-n1'\]"):
+        schedule_service([node("n1"), node("n1")], reqs(1), HA, seed="s")
+
+
+def test_affinity_on_an_unknown_subject_matches_no_node() -> None:
+    rule = AffinityRule(subject="service", equal=False, value="db")
+    [placement] = schedule_service([node("n1")], reqs(1, affinity=(rule,)), HA, seed="s")
+    assert placement.reasons == ("0/1 nodes available: 1 node(s) didn't match affinity service!=db",)
+    assert placement.status == "failed"
+
+
+def test_commit_takes_one_service() -> None:
+    index = NodeIndex([node("n1")])
+    with pytest.raises(ValueError, match="one service at a time"):
+        index.commit([InstanceRequest("a", 1), InstanceRequest("b", 1)], [])
