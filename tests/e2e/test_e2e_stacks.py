@@ -20,10 +20,12 @@ def stack_file(tmp_path: Path, name: str, body: str) -> Path:
     return path
 
 
-def containers(bed: Bed, service_id: str) -> dict[str, dict]:
-    """Moorage containers of a service on every node: name -> {node, hash, status, id}."""
+def containers(
+    bed: Bed, service_id: str, nodes: tuple[str, ...] = ("node-1", "node-2", "node-3")
+) -> dict[str, dict]:
+    """Moorage containers of a service on these nodes: name -> {node, hash, status, id}."""
     found = {}
-    for node in ("node-1", "node-2", "node-3"):
+    for node in nodes:
         for c in bed.docker(node).containers.list(
             all=True, filters={"label": f"io.moorage.service-id={service_id}"}
         ):

@@ -64,7 +64,7 @@ servers.register(app)
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit instead of exiting
     except MoorageError as err:
         print_error(err.message)
         sys.exit(1)
@@ -76,3 +76,4 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
