@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 from pathlib import Path
@@ -22,10 +23,8 @@ def docker_volumes(bed: Bed, name: str) -> dict[str, dict]:
     """Docker volumes called ``name`` on every node: node -> attrs."""
     found = {}
     for node in NODES:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             found[node] = bed.docker(node).volumes.get(name).attrs
-        except docker.errors.NotFound:
-            pass
     return found
 
 
