@@ -124,8 +124,11 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
 
 
 def _assert_nothing_left(directory: Path) -> None:
+    from moorage.testbed.engine import EnginePaths
+
+    ours = {EnginePaths(f"node-{i}", directory / "nodes" / f"node-{i}").netns for i in (1, 2, 3)}
     netns = Path("/var/run/netns")
-    left = [p.name for p in netns.iterdir() if p.name.startswith("mrg-")] if netns.exists() else []
+    left = sorted(ours & {p.name for p in netns.iterdir()}) if netns.exists() else []
     assert not left, f"network namespaces left behind: {left}"
     mounts = [
         line.split()[1]

@@ -141,17 +141,11 @@ def exclusive() -> Iterator[None]:
     """One run of these tests at a time on a host; engines e2e-* left by a killed run are removed."""
     import fcntl
 
-    from moorage.testbed import netns
-    from moorage.testbed.engine import EnginePaths, remove_engine
-
     with open("/run/lock/moorage-testbed-e2e.lock", "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pytest.skip("another run of the testbed engine tests holds /run/lock/moorage-testbed-e2e.lock")
-        for name in netns.names(f"{netns.PREFIX}e2e-"):
-            node = name.removeprefix(netns.PREFIX)
-            remove_engine(EnginePaths(node, Path("/nonexistent") / node), None)
         yield
 
 
@@ -380,13 +374,9 @@ def test_testbed_up_node_stop_start_and_down(exclusive: None) -> None:
     import httpx
 
     from moorage.testbed import Testbed, netns
-    from moorage.testbed.engine import engine_client
+    from moorage.testbed.engine import EnginePaths, engine_client
     from moorage.testbed.mounts import mounted_under
 
-    if any(name.startswith("mrg-node-") for name in netns.names()):
-        pytest.skip(
-            "a testbed with node-<i> nodes runs on this host; `moorage testbed down --dir DIR` it first"
-        )
     folder = Path(tempfile.mkdtemp(prefix="mrg-bed-", dir="/tmp"))
     bed = Testbed(folder, moorage=(sys.executable, __file__))
     try:
@@ -447,7 +437,8 @@ def test_testbed_up_node_stop_start_and_down(exclusive: None) -> None:
         TIMINGS["testbed down, 2 nodes"] = time.monotonic() - began
     assert master is not None and master.process is not None and not master.process.alive()
     assert not any(ref.alive() for ref in refs)
-    assert not [name for name in netns.names() if name.startswith("mrg-node-")]
+    ours = {EnginePaths(f"node-{i}", folder / "nodes" / f"node-{i}").netns for i in (1, 2)}
+    assert not ours & set(netns.names())
     assert mounted_under(folder) == []
     assert sorted(p.name for p in folder.iterdir()) == [".lock", "cache"]
     shutil.rmtree(folder)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from moorage.errors import Forbidden, Unauthorized
 from moorage.master.state import MasterState, master_state
@@ -23,7 +24,9 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-def require_admin(request: Request, state: Annotated[MasterState, Depends(master_state)]) -> None:
+async def require_admin(request: Request, state: Annotated[MasterState, Depends(master_state)]) -> None:
+    """Every API request's check, so it runs on the event loop (``async``): a known admin token is a
+    set lookup; only a token not seen yet costs a store query, on a worker thread."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized(
@@ -33,12 +36,18 @@ def require_admin(request: Request, state: Annotated[MasterState, Depends(master
     digest = hash_token(token)
     if digest in state.admin_token_hashes:
         return
-    with state.db.session() as session:
+
+    def kind(session: Session) -> Literal["admin", "join"] | None:
         if is_admin_token(session, token):
-            state.admin_token_hashes.add(digest)
-            return
-        if grid_by_join_token(session, token) is not None:
-            raise Forbidden("This is a grid join token, for agents only; use an admin token for the API")
+            return "admin"
+        return "join" if grid_by_join_token(session, token) is not None else None
+
+    found = await state.db.run(kind)
+    if found == "admin":
+        state.admin_token_hashes.add(digest)
+        return
+    if found == "join":
+        raise Forbidden("This is a grid join token, for agents only; use an admin token for the API")
     raise Unauthorized("Token not accepted by this master; check MOORAGE_TOKEN or run 'moorage login' again")
 
 

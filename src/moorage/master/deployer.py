@@ -29,16 +29,16 @@ from sqlalchemy.orm import Session
 
 from moorage.master.planning import InstancePlan, ServicePlan, plan_services
 from moorage.model.stack import NULL_STACK
-from moorage.model.volume import VolumeScope
 from moorage.store.database import Database
 from moorage.store.grids import get_grid_row
-from moorage.store.instances import ensure_volume_instance, new_id
+from moorage.store.instances import new_id
+from moorage.store.placements import write_placements
 from moorage.store.tables import DeploymentRow, InstanceRow, NodeRow, ServiceRow
 
 if TYPE_CHECKING:
     from moorage.master.hub import AgentHub
 
-__all__ = ["Deployer"]
+__all__ = ["Deployer", "record_batch", "record_unplaced"]
 
 log = logging.getLogger("moorage.master.deployer")
 
@@ -56,6 +56,35 @@ def _label(plan: InstancePlan) -> str:
     """``stack/service-n``, or ``service-n`` in the null stack: as the CLI names instances."""
     _, stack, service = plan.service_id.split("/", 2)
     return f"{service}-{plan.number}" if stack == NULL_STACK else f"{stack}/{service}-{plan.number}"
+
+
+def record_unplaced(session: Session, grid_id: int, plans: Sequence[ServicePlan]) -> set[str]:
+    """What a deployment records without waiting: scale-down removals, pending and failed instances.
+
+    An instance that could not be placed but still has a container keeps it as it was; the
+    deployment reports why it was not changed.
+    """
+    touched: set[str] = set()
+    for plan in plans:
+        if plan.remove_numbers:
+            where = (
+                InstanceRow.service_id == plan.service_row_id,
+                InstanceRow.number.in_(plan.remove_numbers),
+            )
+            touched |= {n for n in session.scalars(select(InstanceRow.node_id).where(*where)) if n}
+            session.execute(delete(InstanceRow).where(*where))
+    writes = [
+        item.write(item.kind)
+        for plan in plans
+        for item in plan.instances
+        if item.kind == "pending" or (item.kind == "failed" and not item.had_container)
+    ]
+    return touched | write_placements(session, grid_id, writes)
+
+
+def record_batch(session: Session, grid_id: int, batch: Sequence[InstancePlan]) -> set[str]:
+    """Record a batch of placed instances (their volume instances first) as ``scheduled``."""
+    return write_placements(session, grid_id, [item.write("scheduled") for item in batch])
 
 
 class Deployer:
@@ -112,9 +141,8 @@ class Deployer:
             rows = {
                 r.id: r for r in session.scalars(select(ServiceRow).where(ServiceRow.id.in_(service_ids)))
             }
-            plans = plan_services(
-                session, grid_row, [rows[i] for i in service_ids if i in rows], self.hub.connected_ids()
-            )
+            ordered = [rows[i] for i in service_ids if i in rows]
+            plans = plan_services(session, grid_row, ordered, self.hub.connected_ids())
             deployment = DeploymentRow(
                 id=new_id(),
                 grid_id=grid_row.id,
@@ -126,50 +154,12 @@ class Deployer:
                 finished_at=None,
             )
             session.add(deployment)
-            touched: set[str] = set()
-            for plan in plans:
-                touched |= self._apply_now(session, grid_row.id, plan)
+            touched = record_unplaced(session, grid_row.id, plans)
             return deployment.id, plans, touched
 
-    def _apply_now(self, session: Session, grid_id: int, plan: ServicePlan) -> set[str]:
-        """What needs no waiting: scale-down removals, pending and failed instances."""
-        touched: set[str] = set()
-        now = datetime.now(UTC)
-        if plan.remove_numbers:
-            gone = session.scalars(
-                select(InstanceRow).where(
-                    InstanceRow.service_id == plan.service_row_id, InstanceRow.number.in_(plan.remove_numbers)
-                )
-            )
-            touched |= {row.node_id for row in gone if row.node_id}
-            session.execute(
-                delete(InstanceRow).where(
-                    InstanceRow.service_id == plan.service_row_id, InstanceRow.number.in_(plan.remove_numbers)
-                )
-            )
-        for item in plan.instances:
-            if item.kind not in ("pending", "failed"):
-                continue
-            row = self._row(session, item)
-            if item.kind == "failed" and row is not None and row.container is not None:
-                continue  # it keeps running as it was; the deployment reports why it was not changed
-            if row is None:
-                row = InstanceRow(
-                    service_id=item.service_row_id, number=item.number, updated_at=now, state="pending"
-                )
-                session.add(row)
-            if row.node_id and row.node_id != item.node_id:
-                touched.add(row.node_id)
-            row.node_id = item.node_id
-            row.container = item.container.model_dump(mode="json") if item.container else None
-            row.desired_hash = item.container.config_hash if item.container else None
-            row.state = item.kind
-            row.reason = item.reason
-            row.updated_at = now
-            if item.node_id and item.container is not None:
-                self._record_volumes(session, grid_id, item)
-                touched.add(item.node_id)
-        return touched
+    def _apply_batch(self, batch: list[InstancePlan], grid_id: int) -> set[str]:
+        with self.db.session() as session:
+            return record_batch(session, grid_id, batch)
 
     @staticmethod
     def _row(session: Session, item: InstancePlan) -> InstanceRow | None:
@@ -178,47 +168,6 @@ class Deployer:
                 InstanceRow.service_id == item.service_row_id, InstanceRow.number == item.number
             )
         )
-
-    def _record_volumes(self, session: Session, grid_id: int, item: InstancePlan) -> None:
-        assert item.node_id is not None
-        node = session.get(NodeRow, item.node_id)
-        assert node is not None
-        scopes = {d["name"]: d.get("scope") for d in node.info.get("drivers", [])}
-        for binding in item.volumes:
-            ensure_volume_instance(
-                session,
-                grid_id=grid_id,
-                volume_id=binding.volume_id,
-                node=node,
-                name=binding.name,
-                driver=binding.driver,
-                driver_opts=binding.driver_opts,
-                movable=binding.scope is VolumeScope.INSTANCE and scopes.get(binding.driver) == "global",
-            )
-
-    def _apply_batch(self, batch: list[InstancePlan], grid_id: int) -> set[str]:
-        touched: set[str] = set()
-        now = datetime.now(UTC)
-        with self.db.session() as session:
-            for item in batch:
-                assert item.node_id is not None and item.container is not None
-                row = self._row(session, item)
-                if row is None:
-                    row = InstanceRow(
-                        service_id=item.service_row_id, number=item.number, updated_at=now, state="scheduled"
-                    )
-                    session.add(row)
-                if row.node_id and row.node_id != item.node_id:
-                    touched.add(row.node_id)
-                self._record_volumes(session, grid_id, item)
-                row.node_id = item.node_id
-                row.container = item.container.model_dump(mode="json")
-                row.desired_hash = item.container.config_hash
-                row.state = "scheduled"
-                row.reason = None
-                row.updated_at = now
-                touched.add(item.node_id)
-        return touched
 
     # -- roll out -------------------------------------------------------------------------------
 

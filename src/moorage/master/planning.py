@@ -9,37 +9,35 @@ what must change. Synchronous, inside one store transaction; applies nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from moorage.master.container_specs import container_spec
+from moorage.master.container_specs import ContainerTemplate
 from moorage.model.node import NodeStatus
 from moorage.model.stack import DeployStrategy, MountKind
 from moorage.model.volume import VolumeScope, docker_volume_name
 from moorage.protocol import ContainerSpec
-from moorage.scheduler import InstanceRequest, NodeView, VolumeNeed, daemon_plan, schedule_service
+from moorage.scheduler import (
+    InstanceRequest,
+    NodeIndex,
+    NodeView,
+    Placement,
+    VolumeNeed,
+    daemon_plan,
+    schedule_service,
+)
 from moorage.stackfile.stored_service import StoredService, load_service
+from moorage.store.placements import InstanceWrite, VolumeWrite, chunks
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
-__all__ = ["InstancePlan", "PlanKind", "ServicePlan", "VolumeBinding", "plan_services"]
+__all__ = ["InstancePlan", "PlanKind", "ServicePlan", "plan_services"]
 
 PlanKind = Literal["unchanged", "start", "replace", "pending", "failed"]
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeBinding:
-    """A Docker volume an instance needs on its node: recorded as a volume instance before the container."""
-
-    volume_id: int
-    volume: str  # the grid volume's name
-    name: str  # the Docker volume name
-    driver: str
-    driver_opts: dict[str, str]
-    scope: VolumeScope
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +49,19 @@ class InstancePlan:
     node_id: str | None
     container: ContainerSpec | None
     reason: str | None = None
-    volumes: tuple[VolumeBinding, ...] = ()
+    volumes: tuple[VolumeWrite, ...] = ()
+    had_container: bool = False  # the instance already had a container somewhere
+
+    def write(self, state: str) -> InstanceWrite:
+        return InstanceWrite(
+            service_row_id=self.service_row_id,
+            number=self.number,
+            node_id=self.node_id,
+            container=self.container,
+            state=state,
+            reason=self.reason,
+            volumes=self.volumes,
+        )
 
 
 @dataclass
@@ -62,96 +72,183 @@ class ServicePlan:
     remove_numbers: list[int] = field(default_factory=list)
 
 
-@dataclass
-class _Usage:
-    ports: set[int] = field(default_factory=set)
-    memory: int = 0
-    cpus: float = 0.0
+@dataclass(frozen=True, slots=True)
+class _NodeFacts:
+    id: str
+    name: str
+    online: bool
+    labels: dict[str, str]
+    info: dict[str, Any]
 
 
-def _usage_by_node(instances: Iterable[InstanceRow], skip_services: set[int]) -> dict[str, _Usage]:
-    usage: dict[str, _Usage] = defaultdict(_Usage)
-    for row in instances:
-        if row.service_id in skip_services or row.node_id is None or row.container is None:
-            continue
-        spec = row.container
-        used = usage[row.node_id]
-        used.ports.update(int(p["host"]) for p in spec.get("ports", []))
-        used.memory += int(spec.get("memory") or 0)
-        used.cpus += float(spec.get("cpus") or 0)
-    return usage
+_facts_cache: dict[
+    tuple[str, int],
+    tuple[tuple[int, datetime | None], list[tuple[str, str, str, dict[str, str], dict[str, Any]]]],
+] = {}
 
 
-def _node_views(nodes: Sequence[NodeRow], connected: set[str], usage: dict[str, _Usage]) -> list[NodeView]:
-    views = []
-    for node in nodes:
-        used = usage.get(node.id, _Usage())
-        drivers = {d["name"]: d.get("scope") for d in node.info.get("drivers", [])}
-        views.append(
-            NodeView(
-                id=node.id,
-                name=node.name,
-                online=node.status == NodeStatus.ONLINE.value and node.id in connected,
-                labels=dict(node.labels),
-                drivers=drivers,
-                memory=int(node.info.get("memory") or 0),
-                cpus=int(node.info.get("cpus") or 0),
-                used_ports=frozenset(used.ports),
-                reserved_memory=used.memory,
-                reserved_cpus=used.cpus,
+def _node_facts(session: Session, grid_id: int, connected: set[str]) -> list[_NodeFacts]:
+    """The grid's nodes. Their rows are read again only when one changed (count or latest update):
+    a deploy on a large, quiet grid does not decode every node's JSON again."""
+    key = (str(session.get_bind().engine.url), grid_id)
+    version = session.execute(
+        select(func.count(), func.max(NodeRow.updated_at)).where(NodeRow.grid_id == grid_id)
+    ).one()
+    stamp = (int(version[0]), version[1])
+    cached = _facts_cache.get(key)
+    if cached is None or cached[0] != stamp:
+        rows = session.execute(
+            select(NodeRow.id, NodeRow.name, NodeRow.status, NodeRow.labels, NodeRow.info).where(
+                NodeRow.grid_id == grid_id
             )
+        ).tuples()
+        cached = _facts_cache[key] = (stamp, [(i, n, st, lb, inf) for i, n, st, lb, inf in rows])
+    return [
+        _NodeFacts(node_id, name, status == NodeStatus.ONLINE.value and node_id in connected, labels, info)
+        for node_id, name, status, labels, info in cached[1]
+    ]
+
+
+def _node_views(
+    session: Session, grid_id: int, nodes: Sequence[_NodeFacts], skip: set[int]
+) -> list[NodeView]:
+    """The grid's nodes with what services outside this deployment hold on them."""
+    ports: dict[str, set[int]] = defaultdict(set)
+    memory: dict[str, int] = defaultdict(int)
+    cpus: dict[str, float] = defaultdict(float)
+    held = session.execute(
+        select(
+            InstanceRow.service_id,
+            InstanceRow.node_id,
+            InstanceRow.host_ports,
+            InstanceRow.memory,
+            InstanceRow.cpus,
         )
-    return views
+        .join(ServiceRow, ServiceRow.id == InstanceRow.service_id)
+        .where(
+            ServiceRow.grid_id == grid_id,
+            InstanceRow.node_id.is_not(None),
+            or_(
+                InstanceRow.host_ports.is_not(None),
+                InstanceRow.memory.is_not(None),
+                InstanceRow.cpus.is_not(None),
+            ),
+        )
+    ).tuples()
+    for service_id, node_id, host_ports, mem, cpu in held:
+        if service_id in skip or node_id is None:
+            continue
+        if host_ports:
+            ports[node_id].update(int(p) for p in host_ports)
+        memory[node_id] += mem or 0
+        cpus[node_id] += cpu or 0.0
+    return [
+        NodeView(
+            id=node.id,
+            name=node.name,
+            online=node.online,
+            labels=node.labels,
+            drivers={d["name"]: d.get("scope") for d in node.info.get("drivers", [])},
+            memory=int(node.info.get("memory") or 0),
+            cpus=int(node.info.get("cpus") or 0),
+            used_ports=frozenset(ports.get(node.id, ())),
+            reserved_memory=memory.get(node.id, 0),
+            reserved_cpus=cpus.get(node.id, 0.0),
+        )
+        for node in nodes
+    ]
 
 
-def _with_usage(view: NodeView, container: ContainerSpec) -> NodeView:
-    return replace(
-        view,
-        used_ports=view.used_ports | {p.host for p in container.ports},
-        reserved_memory=view.reserved_memory + (container.memory or 0),
-        reserved_cpus=view.reserved_cpus + (container.cpus or 0),
-    )
+@dataclass(frozen=True, slots=True)
+class _Current:
+    """An instance as stored: where its container is meant to run, and with which config."""
+
+    node_id: str | None
+    desired_hash: str | None
+    has_container: bool
 
 
 def plan_services(
     session: Session, grid: GridRow, service_rows: Sequence[ServiceRow], connected: set[str]
 ) -> list[ServicePlan]:
-    """Plans for ``service_rows`` (in deploy order); later services see the ports earlier ones take."""
-    nodes = list(session.scalars(select(NodeRow).where(NodeRow.grid_id == grid.id).order_by(NodeRow.name)))
-    all_instances = list(
-        session.scalars(select(InstanceRow).join(ServiceRow).where(ServiceRow.grid_id == grid.id))
-    )
+    """Plans for ``service_rows`` (in deploy order); later services see what earlier ones take."""
+    nodes = _node_facts(session, grid.id, connected)
     deploying = {row.id for row in service_rows}
-    views = _node_views(nodes, connected, _usage_by_node(all_instances, deploying))
+    index = NodeIndex(_node_views(session, grid.id, nodes, deploying))
     volumes = {v.name: v for v in session.scalars(select(VolumeRow).where(VolumeRow.grid_id == grid.id))}
-    homes: dict[tuple[int, str], str] = {}
-    for vi in session.scalars(
-        select(VolumeInstanceRow).where(
-            VolumeInstanceRow.grid_id == grid.id, VolumeInstanceRow.state != "removing"
-        )
-    ):
-        if vi.volume_id is not None:
-            homes[(vi.volume_id, vi.name)] = vi.node_id
-    by_service: dict[int, dict[int, InstanceRow]] = defaultdict(dict)
-    for row in all_instances:
-        by_service[row.service_id][row.number] = row
-
+    current: dict[int, dict[int, _Current]] = defaultdict(dict)
+    for part in chunks(sorted(deploying)):
+        rows = session.execute(
+            select(
+                InstanceRow.service_id,
+                InstanceRow.number,
+                InstanceRow.node_id,
+                InstanceRow.desired_hash,
+                InstanceRow.container.is_not(None),
+            ).where(InstanceRow.service_id.in_(part))
+        ).tuples()
+        for service_id, number, node_id, desired_hash, has_container in rows:
+            current[service_id][number] = _Current(node_id, desired_hash, bool(has_container))
+    stored = {row.id: load_service(row.spec) for row in service_rows}
+    homes = _volume_homes(session, grid.id, service_rows, stored, current, volumes, len(nodes))
     plans = []
     for service_row in service_rows:
-        stored = load_service(service_row.spec)
-        plan = _plan_one(grid.name, service_row, stored, views, by_service[service_row.id], volumes, homes)
-        placed = {p.node_id: p.container for p in plan.instances if p.container is not None and p.node_id}
-        views = [_with_usage(v, placed[v.id]) if v.id in placed else v for v in views]
+        plan, requests, placements = _plan_one(
+            grid.name, service_row, stored[service_row.id], index, current[service_row.id], volumes, homes
+        )
+        index.commit(requests, placements)
         plans.append(plan)
     return plans
 
 
+def _volume_homes(
+    session: Session,
+    grid_id: int,
+    service_rows: Sequence[ServiceRow],
+    stored: dict[int, StoredService],
+    current: dict[int, dict[int, _Current]],
+    volumes: dict[str, VolumeRow],
+    node_count: int,
+) -> dict[tuple[int, str], str]:
+    """Where the instance-scope volume instances these services may use live: (volume id, name) -> node.
+
+    Only the Docker names the instances being planned can have are looked up (by an index), so
+    the cost follows the deployment, not the size of the grid.
+    """
+    names: set[str] = set()
+    for row in service_rows:
+        service = stored[row.id]
+        most = node_count if service.spec.strategy is DeployStrategy.DAEMON else service.spec.instances
+        numbers = set(range(1, most + 1)) | set(current[row.id])
+        for alias in _aliases(service):
+            volume = volumes.get(service.volume_of(alias))
+            if volume is None or volume.scope != VolumeScope.INSTANCE.value:
+                continue
+            names.update(
+                docker_volume_name(VolumeScope.INSTANCE, volume.name, service.stack, service.spec.name, n)
+                for n in numbers
+            )
+    homes: dict[tuple[int, str], str] = {}
+    for part in chunks(sorted(names)):
+        found = session.execute(
+            select(VolumeInstanceRow.volume_id, VolumeInstanceRow.name, VolumeInstanceRow.node_id).where(
+                VolumeInstanceRow.grid_id == grid_id,
+                VolumeInstanceRow.name.in_(part),
+                VolumeInstanceRow.state != "removing",
+            )
+        ).tuples()
+        for volume_id, name, node_id in found:
+            if volume_id is not None:
+                homes[(volume_id, name)] = node_id
+    return homes
+
+
 def _bindings(
     stored: StoredService, number: int, volumes: dict[str, VolumeRow]
-) -> tuple[dict[str, str], tuple[VolumeBinding, ...]]:
+) -> tuple[dict[str, str], tuple[VolumeWrite, ...]]:
     """(alias -> Docker volume name, the volume bindings) for one instance."""
     names: dict[str, str] = {}
-    bindings: list[VolumeBinding] = []
+    bindings: list[VolumeWrite] = []
     for mount in stored.spec.mounts:
         if mount.kind is not MountKind.NAMED or mount.source is None:
             continue
@@ -160,7 +257,7 @@ def _bindings(
         docker_name = docker_volume_name(scope, volume.name, stored.stack, stored.spec.name, number)
         names[mount.source] = docker_name
         bindings.append(
-            VolumeBinding(volume.id, volume.name, docker_name, volume.driver, dict(volume.driver_opts), scope)
+            VolumeWrite(volume.id, volume.name, docker_name, volume.driver, dict(volume.driver_opts), scope)
         )
     return names, tuple(bindings)
 
@@ -169,9 +266,9 @@ def _request(
     service_id: str,
     stored: StoredService,
     number: int,
-    bindings: tuple[VolumeBinding, ...],
+    bindings: tuple[VolumeWrite, ...],
     homes: dict[tuple[int, str], str],
-    current: InstanceRow | None,
+    current: _Current | None,
 ) -> InstanceRequest:
     needs = tuple(
         VolumeNeed(
@@ -192,7 +289,7 @@ def _request(
         memory=spec.memory,
         cpus=spec.cpus,
         volumes=needs,
-        current_node=current.node_id if current is not None and current.container is not None else None,
+        current_node=current.node_id if current is not None and current.has_container else None,
     )
 
 
@@ -200,11 +297,11 @@ def _plan_one(
     grid: str,
     service_row: ServiceRow,
     stored: StoredService,
-    views: list[NodeView],
-    current: dict[int, InstanceRow],
+    index: NodeIndex,
+    current: dict[int, _Current],
     volumes: dict[str, VolumeRow],
     homes: dict[tuple[int, str], str],
-) -> ServicePlan:
+) -> tuple[ServicePlan, list[InstanceRequest], list[Placement]]:
     spec = stored.spec
     service_id = f"{grid}/{stored.stack}/{spec.name}"
     plan = ServicePlan(service_row_id=service_row.id, service_id=service_id)
@@ -212,10 +309,19 @@ def _plan_one(
     if missing:
         missing_reason = f"External volume {missing[0]} not found; create it with 'moorage volume create'"
         plan.instances = [
-            InstancePlan(service_row.id, service_id, n, "failed", None, None, missing_reason)
+            InstancePlan(
+                service_row.id,
+                service_id,
+                n,
+                "failed",
+                None,
+                None,
+                missing_reason,
+                had_container=n in current and current[n].has_container,
+            )
             for n in range(1, spec.instances + 1)
         ]
-        return plan
+        return plan, [], []
 
     if spec.strategy is DeployStrategy.DAEMON:
         _, template_bindings = _bindings(stored, 1, volumes)
@@ -226,18 +332,19 @@ def _plan_one(
             for b in bs:
                 if b.scope is VolumeScope.INSTANCE and (b.volume_id, b.name) in homes:
                     anchors[n] = homes[(b.volume_id, b.name)]
-        numbers = daemon_plan(views, template, anchors)
+        numbers = daemon_plan(index, template, anchors)
     else:
         numbers = list(range(1, spec.instances + 1))
 
     bound = {n: _bindings(stored, n, volumes) for n in numbers}
     requests = [_request(service_id, stored, n, bound[n][1], homes, current.get(n)) for n in numbers]
-    placements = schedule_service(views, requests, spec.strategy, seed=service_id)
-    node_ids = {v.id for v in views}
+    placements = schedule_service(index, requests, spec.strategy, seed=service_id)
+    containers = ContainerTemplate(grid, stored.stack, spec)
     for number, request, placement in zip(numbers, requests, placements, strict=True):
         names, bindings = bound[number]
-        container = container_spec(grid, stored.stack, spec, number, names)
+        container = containers.spec(number, names)
         row = current.get(number)
+        had = row is not None and row.has_container
         reason = "; ".join(placement.reasons) or None
         if placement.status == "placed":
             assert placement.node_id is not None
@@ -247,19 +354,27 @@ def _plan_one(
                 and row.desired_hash == container.config_hash
             ):
                 kind: PlanKind = "unchanged"
-            elif row is not None and row.container is not None and row.node_id is not None:
+            elif row is not None and row.has_container and row.node_id is not None:
                 kind = "replace"
             else:
                 kind = "start"
             plan.instances.append(
                 InstancePlan(
-                    service_row.id, service_id, number, kind, placement.node_id, container, None, bindings
+                    service_row.id,
+                    service_id,
+                    number,
+                    kind,
+                    placement.node_id,
+                    container,
+                    None,
+                    bindings,
+                    had_container=had,
                 )
             )
         elif placement.status == "pending":
             # Pinned to a node that is away: keep it there with the new config; its agent converges
             # when the node is back. Never move it to an empty volume elsewhere.
-            pins = [need.pinned_node for need in request.pins if need.pinned_node in node_ids]
+            pins = [need.pinned_node for need in request.pins if index.get(need.pinned_node) is not None]
             node = pins[0] if pins else None
             plan.instances.append(
                 InstancePlan(
@@ -271,14 +386,17 @@ def _plan_one(
                     container if node else None,
                     reason,
                     bindings,
+                    had_container=had,
                 )
             )
         else:
             plan.instances.append(
-                InstancePlan(service_row.id, service_id, number, "failed", None, None, reason)
+                InstancePlan(
+                    service_row.id, service_id, number, "failed", None, None, reason, had_container=had
+                )
             )
     plan.remove_numbers = sorted(set(current) - set(numbers))
-    return plan
+    return plan, requests, placements
 
 
 def _aliases(stored: StoredService) -> list[str]:

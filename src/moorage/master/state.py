@@ -35,6 +35,7 @@ class MasterState:
     admin_token_hashes: set[str] = field(default_factory=set)
 
 
-def master_state(request: Request) -> MasterState:
+async def master_state(request: Request) -> MasterState:
+    """The dependency routes take; ``async`` so FastAPI does not send it to the threadpool."""
     state: MasterState = request.app.state.moorage
     return state

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
+from anyio import to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 __all__ = ["Database", "normalize_url"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+T = TypeVar("T")
 
 
 def normalize_url(url: str) -> str:
@@ -64,6 +67,19 @@ class Database:
         """A unit of work: committed when the block ends, rolled back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in one unit of work on a worker thread; the event loop never waits on
+        the store. One thread hop per call: an API route makes one call for all its store work."""
+
+        def unit() -> T:
+            with self.session() as session:
+                return work(session)
+
+        import os
+        if os.environ.get("MOORAGE_INLINE"):
+            return unit()
+        return await to_thread.run_sync(unit)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from moorage.protocol import InstanceStatus, VolumeStatus
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow
 
-__all__ = ["apply_instance_status", "apply_volume_status", "ensure_volume_instance", "new_id"]
+__all__ = ["apply_instance_status", "apply_volume_status", "new_id"]
 
 
 def new_id() -> str:
@@ -96,60 +96,3 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
             row.updated_at = now
             changed += 1
     return changed
-
-
-def ensure_volume_instance(
-    session: Session,
-    *,
-    grid_id: int,
-    volume_id: int,
-    node: NodeRow,
-    name: str,
-    driver: str,
-    driver_opts: dict[str, str],
-    movable: bool,
-) -> VolumeInstanceRow:
-    """Record the volume instance ``name`` on ``node`` before a container mounts it.
-
-    ``movable``: the instance-scope volume instance may follow its instance to this node (its
-    driver is ``global``, shared storage), so an existing record elsewhere moves instead of a
-    second one being made.
-    """
-    now = datetime.now(UTC)
-    row = session.scalar(
-        select(VolumeInstanceRow).where(VolumeInstanceRow.node_id == node.id, VolumeInstanceRow.name == name)
-    )
-    if row is None and movable:
-        row = session.scalar(
-            select(VolumeInstanceRow).where(
-                VolumeInstanceRow.volume_id == volume_id,
-                VolumeInstanceRow.name == name,
-                VolumeInstanceRow.state != "removing",
-            )
-        )
-        if row is not None:
-            row.node_id = node.id
-            row.zone = node.labels.get("zone")
-            row.state = "pending"
-            row.updated_at = now
-    if row is None:
-        row = VolumeInstanceRow(
-            id=new_id(),
-            grid_id=grid_id,
-            volume_id=volume_id,
-            node_id=node.id,
-            name=name,
-            driver=driver,
-            driver_opts=driver_opts,
-            zone=node.labels.get("zone"),
-            state="pending",
-            error=None,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-    elif row.state in ("missing", "error"):
-        row.state = "pending"
-        row.error = None
-        row.updated_at = now
-    return row

@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -144,8 +146,14 @@ class InstanceRow(Base):
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
     node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"), index=True)
-    container: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # desired ContainerSpec
+    container: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )  # desired ContainerSpec
     desired_hash: Mapped[str | None] = mapped_column(String(64))
+    # what the desired container holds on its node, for the scheduler without parsing ``container``
+    host_ports: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    memory: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    cpus: Mapped[float | None]
     state: Mapped[str] = mapped_column(String(16))  # pending|scheduled|created|running|exited|error|failed
     reason: Mapped[str | None] = mapped_column(Text)
     observed_hash: Mapped[str | None] = mapped_column(String(64))
@@ -194,7 +202,10 @@ class VolumeInstanceRow(Base):
     """
 
     __tablename__ = "volume_instances"
-    __table_args__ = (UniqueConstraint("node_id", "name", name="uq_volume_instances_node_name"),)
+    __table_args__ = (
+        UniqueConstraint("node_id", "name", name="uq_volume_instances_node_name"),
+        Index("ix_volume_instances_name", "name"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)

@@ -20,6 +20,7 @@ process left in its cgroup (containers).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -107,12 +108,18 @@ class EnginePaths:
         return self.root / "daemon.json"
 
     @property
+    def identity(self) -> str:
+        """``mrg-<hash of the node folder>-<node>``: unique per testbed, so two testbeds never clash."""
+        digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:6]
+        return f"{netns.PREFIX}{digest}-{self.name}"
+
+    @property
     def netns(self) -> str:
-        return f"{netns.PREFIX}{self.name}"
+        return self.identity
 
     @property
     def cgroup(self) -> str:
-        return f"{netns.PREFIX}{self.name}"
+        return self.identity
 
     def dockerd_argv(self) -> list[str]:
         return [

@@ -1,10 +1,14 @@
-"""/v1/grids: create, list, show, remove; a grid's join token (show, rotate)."""
+"""/v1/grids: create, list, show, remove; a grid's join token (show, rotate).
+
+``async`` routes, each with one ``Database.run`` for its store work (see routes/volumes.py).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session
 
 from moorage.master.auth import Admin
 from moorage.master.schemas import GridCreate, GridList, GridOut, TokenOut, grid_out
@@ -25,37 +29,34 @@ State = Annotated[MasterState, Depends(master_state)]
 
 
 @router.post("", status_code=201)
-def create(body: GridCreate, state: State) -> GridOut:
-    with state.db.session() as session:
-        return grid_out(create_grid(session, body.name))
+async def create(body: GridCreate, state: State) -> GridOut:
+    return await state.db.run(lambda session: grid_out(create_grid(session, body.name)))
 
 
 @router.get("")
-def index(state: State) -> GridList:
-    with state.db.session() as session:
-        return GridList(grids=[grid_out(g) for g in list_grids(session)])
+async def index(state: State) -> GridList:
+    return await state.db.run(lambda session: GridList(grids=[grid_out(g) for g in list_grids(session)]))
 
 
 @router.get("/{grid}")
-def show(grid: str, state: State) -> GridOut:
-    with state.db.session() as session:
-        return grid_out(show_grid(session, grid))
+async def show(grid: str, state: State) -> GridOut:
+    return await state.db.run(lambda session: grid_out(show_grid(session, grid)))
 
 
 @router.delete("/{grid}")
-def remove(grid: str, state: State) -> dict[str, str]:
-    with state.db.session() as session:
+async def remove(grid: str, state: State) -> dict[str, str]:
+    def work(session: Session) -> None:
         remove_grid(session, grid)
+
+    await state.db.run(work)
     return {"removed": grid}
 
 
 @router.get("/{grid}/token")
-def token(grid: str, state: State) -> TokenOut:
-    with state.db.session() as session:
-        return TokenOut(token=get_grid_row(session, grid).join_token)
+async def token(grid: str, state: State) -> TokenOut:
+    return await state.db.run(lambda session: TokenOut(token=get_grid_row(session, grid).join_token))
 
 
 @router.post("/{grid}/token")
-def rotate(grid: str, state: State) -> TokenOut:
-    with state.db.session() as session:
-        return TokenOut(token=rotate_join_token(session, grid))
+async def rotate(grid: str, state: State) -> TokenOut:
+    return await state.db.run(lambda session: TokenOut(token=rotate_join_token(session, grid)))

@@ -1,10 +1,14 @@
-"""/v1/nodes/{grid}: list, show, labels, remove."""
+"""/v1/nodes/{grid}: list, show, labels, remove.
+
+``async`` routes, each with one ``Database.run`` for its store work (see routes/volumes.py).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy.orm import Session
 
 from moorage.master.auth import Admin
 from moorage.master.schemas import LabelsIn, NodeList, NodeOut, node_out
@@ -18,33 +22,33 @@ State = Annotated[MasterState, Depends(master_state)]
 
 
 @router.get("/{grid}")
-def index(grid: str, state: State) -> NodeList:
-    with state.db.session() as session:
-        return NodeList(nodes=[node_out(n) for n in list_nodes(session, grid)])
+async def index(grid: str, state: State) -> NodeList:
+    return await state.db.run(
+        lambda session: NodeList(nodes=[node_out(n) for n in list_nodes(session, grid)])
+    )
 
 
 @router.get("/{grid}/{node}")
-def show(grid: str, node: str, state: State) -> NodeOut:
-    with state.db.session() as session:
-        return node_out(get_node(session, grid, node))
+async def show(grid: str, node: str, state: State) -> NodeOut:
+    return await state.db.run(lambda session: node_out(get_node(session, grid, node)))
 
 
 @router.post("/{grid}/{node}/labels")
-def label_add(grid: str, node: str, body: LabelsIn, state: State) -> NodeOut:
-    with state.db.session() as session:
-        return node_out(add_labels(session, grid, node, body.labels))
+async def label_add(grid: str, node: str, body: LabelsIn, state: State) -> NodeOut:
+    return await state.db.run(lambda session: node_out(add_labels(session, grid, node, body.labels)))
 
 
 @router.delete("/{grid}/{node}/labels")
-def label_remove(grid: str, node: str, state: State, key: Annotated[list[str], Query()]) -> NodeOut:
+async def label_remove(grid: str, node: str, state: State, key: Annotated[list[str], Query()]) -> NodeOut:
     """Remove the labels with these keys (``?key=zone&key=disk``); all or none."""
-    with state.db.session() as session:
-        return node_out(remove_labels(session, grid, node, key))
+    return await state.db.run(lambda session: node_out(remove_labels(session, grid, node, key)))
 
 
 @router.delete("/{grid}/{node}")
-def remove(grid: str, node: str, state: State) -> dict[str, str]:
-    with state.db.session() as session:
+async def remove(grid: str, node: str, state: State) -> dict[str, str]:
+    def work(session: Session) -> None:
         found = get_node(session, grid, node)
         remove_node(session, grid, node, connected=state.hub.is_connected(found.id))
+
+    await state.db.run(work)
     return {"removed": f"{grid}/{node}"}

@@ -1,10 +1,14 @@
-"""/v1/volumes/{grid}: volume definitions (Kontena's API shape)."""
+"""/v1/volumes/{grid}: volume definitions (Kontena's API shape).
+
+Every route is ``async`` and makes one ``Database.run`` call for all its store work: one hop to a
+worker thread per request, where a sync route took one for itself, one per sync dependency and one
+more to validate its response.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends
 
 from moorage.master.auth import Admin
@@ -19,41 +23,38 @@ State = Annotated[MasterState, Depends(master_state)]
 
 
 @router.get("/{grid}")
-def index(grid: str, state: State) -> VolumeList:
-    with state.db.session() as session:
-        return VolumeList(volumes=[volume_out(v) for v in list_volumes(session, grid)])
+async def index(grid: str, state: State) -> VolumeList:
+    return await state.db.run(
+        lambda session: VolumeList(volumes=[volume_out(v) for v in list_volumes(session, grid)])
+    )
 
 
 @router.post("/{grid}", status_code=201)
-def create(grid: str, body: VolumeCreate, state: State) -> VolumeOut:
+async def create(grid: str, body: VolumeCreate, state: State) -> VolumeOut:
     """Record a volume definition; nothing is created on any node until a service using it is deployed."""
-    with state.db.session() as session:
-        view = create_volume(
-            session,
-            grid,
-            name=body.name,
-            scope=body.scope,
-            driver=body.driver,
-            driver_opts=body.driver_opts,
-            labels=body.labels,
+    return await state.db.run(
+        lambda session: volume_out(
+            create_volume(
+                session,
+                grid,
+                name=body.name,
+                scope=body.scope,
+                driver=body.driver,
+                driver_opts=body.driver_opts,
+                labels=body.labels,
+            )
         )
-        return volume_out(view)
+    )
 
 
 @router.get("/{grid}/{name}")
-def show(grid: str, name: str, state: State) -> VolumeOut:
-    with state.db.session() as session:
-        return volume_out(show_volume(session, grid, name))
+async def show(grid: str, name: str, state: State) -> VolumeOut:
+    return await state.db.run(lambda session: volume_out(show_volume(session, grid, name)))
 
 
 @router.delete("/{grid}/{name}")
 async def remove(grid: str, name: str, state: State) -> dict[str, str]:
     """Refused while any service references the volume; then agents delete its Docker volumes."""
-
-    def work() -> set[str]:
-        with state.db.session() as session:
-            return remove_volume(session, grid, name)
-
-    nodes = await to_thread.run_sync(work)
+    nodes = await state.db.run(lambda session: remove_volume(session, grid, name))
     await state.hub.push_desired(nodes)
     return {"removed": f"{grid}/{name}"}

@@ -1,0 +1,724 @@
+"""How the master's REST API holds up under load while agents heartbeat. One figure per line.
+
+    python bench/bench_api.py                 # 1,000 agents, 500 requests/s for 20 s (about a minute)
+    python bench/bench_api.py --smoke         # 20 agents, 50 requests/s for 2 s, to check it still runs
+    python bench/bench_api.py --db postgresql://moorage:moorage@127.0.0.1:5432/moorage
+    python bench/bench_api.py --profile DIR   # also py-spy the master during both runs (raw stacks in DIR)
+
+Three processes on loopback: the master (``python -m moorage master``, SQLite in a temp dir, or a
+fresh database made on the PostgreSQL server ``--db`` names and dropped afterwards), a swarm of
+simulated agents (asyncio + websockets, one connection and one node each, speaking the real
+protocol: hello, then a heartbeat every interval the master's welcome names) and this one, the load
+generator: an httpx.AsyncClient sending requests open-loop at a fixed rate (request i is sent at
+start + i/rate whether or not earlier ones have answered), a bounded number of them, each timed with
+time.perf_counter from send to the whole response read.
+
+The mix: 80% ``GET /v1/volumes/{grid}`` (the grid has --volumes definitions, 50, and --services
+stand-alone services, 20, mounting two of them each), 10% ``POST`` of a new volume and 10% ``DELETE``
+of one created earlier. The same load runs twice against the same
+master: first with no agents (the baseline), then with all agents connected and heartbeating; the
+ratio lines compare the two. Target (issue 5, scenario 4): p99 <= 50 ms at 500 requests/s on SQLite.
+
+Exit status 1 when the bench itself could not run: agents that could not join, requests answered
+with an unexpected status. Slow answers and timeouts are figures, not failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PHASES = ("baseline", "agents")
+KINDS = ("list", "create", "delete")
+MIX = ("list",) * 8 + ("create", "delete")  # request i has kind MIX[i % 10]
+CHURN_POOL = 20  # volumes made up front so a DELETE always has one to remove
+TARGET_P99_MS = 50.0
+WARM_UP_SHARE = 0.1  # each run starts with this share of its duration at the same rate, not counted
+CONNECTIONS = 64  # the load generator's keep-alive connections, at most one request in flight on each
+
+
+def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """asyncio.run on uvloop when it is installed (it is, with uvicorn[standard])."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def raise_fd_limit() -> None:
+    """1,000 agents are 1,000 sockets in the swarm and in the master (which inherits this)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the master ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_pg_database(url: str) -> Iterator[str]:
+    """A new empty database on the server of ``url``, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from moorage.store.database import normalize_url
+
+    name = f"moorage_bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@dataclass
+class Master:
+    data_dir: Path
+    db_url: str | None
+    heartbeat_interval: float
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / "master.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable, "-m", "moorage", "master",
+            "--listen", f"127.0.0.1:{self.port}",
+            "--data-dir", str(self.data_dir),
+            "--heartbeat-interval", str(self.heartbeat_interval),
+        ]  # fmt: skip
+        if self.db_url:
+            cmd += ["--db", self.db_url]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the master exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/v1/ping", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the master did not answer /v1/ping within 60 s:\n{self.log_tail()}")
+
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin.token").read_text().strip()
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text()[-3000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -- the agents (a process of their own) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    ws_url: str
+    token: str
+    count: int
+    prefix: str
+    connect_concurrency: int = 50
+
+
+def hello(node_id: str, name: str) -> str:
+    return json.dumps(
+        {
+            "type": "hello",
+            "node_id": node_id,
+            "name": name,
+            "labels": [f"zone=zone-{hash(name) % 5}"],
+            "info": {
+                "engine_version": "24.0.7",
+                "cpus": 4,
+                "memory": 8 << 30,
+                "drivers": [{"name": "local", "scope": "local"}],
+            },
+        }
+    )
+
+
+class Swarm:
+    """``count`` simulated agents: each one connection, one node, heartbeats on the master's interval."""
+
+    def __init__(self, config: SwarmConfig) -> None:
+        self.config = config
+        self.sockets: list[Any] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.heartbeats = 0
+        self.dropped = 0
+        self.failed: list[str] = []
+        self.interval = 5.0
+
+    async def join(self, n: int, gate: asyncio.Semaphore) -> None:
+        from websockets.asyncio.client import connect
+
+        name = f"{self.config.prefix}-{n:05d}"
+        async with gate:
+            try:
+                ws = await connect(
+                    self.config.ws_url,
+                    additional_headers={"Authorization": f"Bearer {self.config.token}"},
+                    open_timeout=60,
+                    max_size=2**24,
+                )
+                await ws.send(hello(f"node-{name}", name))
+                welcome = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            except Exception as err:
+                self.failed.append(f"{name}: {type(err).__name__}: {err}")
+                return
+        if welcome.get("type") != "welcome":
+            self.failed.append(f"{name}: answered {welcome}")
+            await ws.close()
+            return
+        self.interval = float(welcome["heartbeat_interval"])
+        self.sockets.append(ws)
+        self.tasks.append(asyncio.create_task(self.receive(ws)))
+        self.tasks.append(asyncio.create_task(self.beat(ws, float(welcome["heartbeat_interval"]))))
+
+    async def receive(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for _ in ws:  # desired states; nothing to converge
+                pass
+        except ConnectionClosed:
+            pass
+        self.dropped += 1
+
+    async def beat(self, ws: Any, interval: float) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        beat = json.dumps({"type": "heartbeat"})
+        next_at = time.monotonic() + random.uniform(0, interval)  # spread evenly over the interval
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                await ws.send(beat)
+                self.heartbeats += 1
+                next_at += interval
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+
+
+def swarm_main(config: SwarmConfig, pipe: multiprocessing.connection.Connection) -> None:
+    """Entry of the agents' process: join all, report, heartbeat until told to stop, report."""
+
+    async def main() -> None:
+        swarm = Swarm(config)
+        gate = asyncio.Semaphore(config.connect_concurrency)
+        start = time.perf_counter()
+        await asyncio.gather(*(swarm.join(n, gate) for n in range(config.count)))
+        pipe.send(
+            {
+                "joined": len(swarm.sockets),
+                "failed": swarm.failed[:5],
+                "failed_count": len(swarm.failed),
+                "seconds": time.perf_counter() - start,
+                "interval": swarm.interval,
+            }
+        )
+        # Beats counted only between the two marks the load generator sends around its run.
+        await asyncio.to_thread(pipe.recv)  # "mark"
+        beats, since = swarm.heartbeats, time.perf_counter()
+        await asyncio.to_thread(pipe.recv)  # "stop"
+        window = time.perf_counter() - since
+        report = {"heartbeats": swarm.heartbeats - beats, "window": window, "dropped": swarm.dropped}
+        await swarm.close()
+        pipe.send(report)
+
+    run(main)
+
+
+class SwarmProcess:
+    def __init__(self, config: SwarmConfig) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipe, child = ctx.Pipe()
+        self.proc = ctx.Process(target=swarm_main, args=(config, child), name="agent-swarm")
+        self.proc.start()
+        child.close()
+
+    def receive(self, timeout: float) -> dict[str, Any]:
+        if not self.pipe.poll(timeout):
+            raise RuntimeError(f"the agent swarm did not report within {timeout:.0f} s")
+        report: dict[str, Any] = self.pipe.recv()
+        return report
+
+    def send(self, message: str) -> None:
+        self.pipe.send(message)
+
+    def stop(self, wait: float = 30) -> None:
+        """Wait for the swarm to end after "stop"; kill it (by pid) if it does not."""
+        if self.proc.is_alive():
+            self.proc.join(timeout=wait)
+        if self.proc.is_alive() and self.proc.pid is not None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.join()
+
+
+# -- the load ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    kind: str
+    latency: float  # seconds, send to whole response
+    error: str | None  # None, "status <code>", or the exception's name
+    sent: float
+    done: float
+    lag: float = 0.0  # how late the generator sent it after its due time (it should stay near 0)
+
+
+@dataclass
+class Load:
+    """One open-loop run: ``rate`` requests/s for ``duration`` s against one grid."""
+
+    client: httpx.AsyncClient
+    grid: str
+    tag: str
+    churn: collections.deque[str]
+    rate: float
+    duration: float
+    timeout: float
+    in_flight: asyncio.Semaphore
+    samples: list[Sample] = field(default_factory=list)
+    made: int = 0
+
+    def request(self, kind: str) -> tuple[str, Callable[[], Awaitable[httpx.Response]], int]:
+        if kind == "list":
+            return kind, lambda: self.client.get(f"/v1/volumes/{self.grid}"), 200
+        if kind == "create" or not self.churn:
+            self.made += 1
+            name = f"churn-{self.tag}-{self.made}"
+            body = {"name": name, "scope": "instance", "driver": "local", "labels": {"bench": "api"}}
+
+            async def create() -> httpx.Response:
+                response = await self.client.post(f"/v1/volumes/{self.grid}", json=body)
+                if response.status_code == 201:
+                    self.churn.append(name)
+                return response
+
+            return "create", create, 201
+        name = self.churn.popleft()
+        return "delete", lambda: self.client.delete(f"/v1/volumes/{self.grid}/{name}"), 200
+
+    async def one(self, kind: str, due: float) -> None:
+        kind, call, expected = self.request(kind)
+        sent = time.perf_counter()
+        error: str | None = None
+        try:
+            # Waiting for one of the client's connections counts: the request was due at ``sent``.
+            # (The semaphore, not httpx's pool, queues them: its queue costs O(waiting) per request.)
+            async with asyncio.timeout(self.timeout), self.in_flight:
+                response = await call()
+            if response.status_code != expected:
+                error = f"status {response.status_code}: {response.text[:200]}"
+        except (httpx.HTTPError, TimeoutError) as err:
+            error = type(err).__name__
+        done = time.perf_counter()
+        self.samples.append(Sample(kind, done - sent, error, sent, done, sent - due))
+
+    async def run(self) -> float:
+        """Send every request at its time; wait for the answers, at most ``timeout`` after the last."""
+        total = max(1, round(self.rate * self.duration))
+        tasks: set[asyncio.Task[None]] = set()
+        start = time.perf_counter()
+        for i in range(total):
+            due = start + i / self.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.add(asyncio.create_task(self.one(MIX[i % len(MIX)], due)))
+        _, pending = await asyncio.wait(tasks, timeout=self.timeout + 5)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for _ in pending:
+            self.samples.append(Sample("unanswered", self.timeout, "timeout", start, start))
+        return time.perf_counter() - start
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * p // 100))
+    return sorted_values[int(rank) - 1]
+
+
+@dataclass(frozen=True)
+class Figures:
+    count: int
+    rate: float
+    p50: float
+    p99: float
+    max: float
+    errors: int
+
+    def line(self, label: str) -> str:
+        return (
+            f"{label}: {self.rate:7.1f} requests/s, p50 {self.p50 * 1000:6.1f} ms, "
+            f"p99 {self.p99 * 1000:6.1f} ms, max {self.max * 1000:7.1f} ms, "
+            f"errors {self.errors} of {self.count:,}"
+        )
+
+
+def figures(samples: list[Sample]) -> Figures:
+    answered = [s for s in samples if s.kind != "unanswered"]
+    latencies = sorted(s.latency for s in samples)
+    window = (max(s.done for s in answered) - min(s.sent for s in answered)) if answered else 0.0
+    ok = sum(s.error is None for s in samples)
+    return Figures(
+        count=len(samples),
+        rate=ok / window if window > 0 else 0.0,
+        p50=percentile(latencies, 50),
+        p99=percentile(latencies, 99),
+        max=latencies[-1] if latencies else float("nan"),
+        errors=len(samples) - ok,
+    )
+
+
+# -- profiling ---------------------------------------------------------------------------------------
+
+
+def start_profile(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes] | None:
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        print("profile: py-spy not found (pip install py-spy); running without it", flush=True)
+        return None
+    cmd = [
+        py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+        "--rate", "250", "--format", "raw", "--gil", "--nonblocking", "--output", str(out),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def top_of_profile(path: Path, label: str, count: int = 12) -> list[str]:
+    """The functions with most samples on top of the stack (self) from py-spy's raw output."""
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    try:
+        text = path.read_text()
+    except OSError:
+        return [f"profile {label}: no samples ({path} missing)"]
+    for line in text.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        total += int(n)
+        frame = stack.rpartition(";")[2]
+        own[frame] += int(n)
+    lines = [f"profile {label}: {total:,} samples in {path}"]
+    for frame, n in own.most_common(count):
+        lines.append(f"profile {label} self {100 * n / max(1, total):5.1f}%  {frame}")
+    return lines
+
+
+# -- the run -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    agents: int
+    rate: float
+    duration: float
+    volumes: int
+    services: int
+    heartbeat_interval: float
+    db: str | None
+    profile: Path | None
+    timeout: float
+
+
+async def setup_grid(client: httpx.AsyncClient, grid: str, volumes: int, services: int) -> str:
+    (await client.post("/v1/grids", json={"name": grid})).raise_for_status()
+    token = str((await client.get(f"/v1/grids/{grid}/token")).raise_for_status().json()["token"])
+    for n in range(volumes):
+        body = {
+            "name": f"data-{n:03d}",
+            "scope": ("instance", "stack", "grid")[n % 3],
+            "driver": "local",
+            "driver_opts": {"size": f"{n + 1}g"},
+            "labels": {"team": f"t{n % 4}"},
+        }
+        (await client.post(f"/v1/volumes/{grid}", json=body)).raise_for_status()
+    for n in range(services):  # stand-alone services (not deployed) mounting two volumes each
+        mounts = [f"data-{(2 * n) % volumes:03d}:/data", f"data-{(2 * n + 1) % volumes:03d}:/logs:ro"]
+        body = {"name": f"svc-{n:03d}", "image": "busybox:local", "volumes": mounts if volumes else []}
+        (await client.post(f"/v1/services/{grid}", json=body)).raise_for_status()
+    return token
+
+
+async def load_phase(
+    master: Master, opts: Options, token: str, grid: str, churn: collections.deque[str], tag: str
+) -> list[Sample]:
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    headers = {"Authorization": f"Bearer {token}"}
+    in_flight = asyncio.Semaphore(CONNECTIONS)
+    async with httpx.AsyncClient(
+        base_url=master.url, headers=headers, limits=limits, timeout=opts.timeout
+    ) as client:
+        warm_up = opts.duration * WARM_UP_SHARE
+        warm = Load(client, grid, f"{tag}w", churn, opts.rate, warm_up, opts.timeout, in_flight)
+        await warm.run()
+        load = Load(client, grid, tag, churn, opts.rate, opts.duration, opts.timeout, in_flight)
+        await load.run()
+    return load.samples
+
+
+def report_phase(backend: str, phase: str, samples: list[Sample]) -> dict[str, Figures]:
+    out = {"all": figures(samples)}
+    for kind in KINDS:
+        out[kind] = figures([s for s in samples if s.kind == kind])
+    for kind in (*KINDS, "all"):
+        print(out[kind].line(f"api {backend} {phase:<8} {kind:<6}"), flush=True)
+    return out
+
+
+def bench(opts: Options, master: Master, backend: str, cleanup: contextlib.ExitStack) -> int:
+    problems: list[str] = []
+    admin = master.admin_token()
+    grid = f"bench-{uuid.uuid4().hex[:6]}"
+
+    async def prepare() -> tuple[str, list[str]]:
+        async with httpx.AsyncClient(
+            base_url=master.url, headers={"Authorization": f"Bearer {admin}"}, timeout=30
+        ) as client:
+            join_token = await setup_grid(client, grid, opts.volumes, opts.services)
+            churn = []
+            for n in range(CHURN_POOL):
+                name = f"churn-pool-{n}"
+                body = {"name": name, "scope": "instance", "driver": "local"}
+                (await client.post(f"/v1/volumes/{grid}", json=body)).raise_for_status()
+                churn.append(name)
+        return join_token, churn
+
+    join_token, pool = run(prepare)
+    churn = collections.deque(pool)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    print(
+        f"api {backend}: {os.cpu_count()} CPUs, load average {load} at start; "
+        f"master pid {master.pid}, grid {grid} with {opts.volumes} volumes used by "
+        f"{opts.services} services; "
+        f"open-loop {opts.rate:g} requests/s for {opts.duration:g} s per run, mix 80% list / "
+        f"10% create / 10% delete",
+        flush=True,
+    )
+
+    results: dict[str, dict[str, Figures]] = {}
+    for phase in PHASES:
+        swarm: SwarmProcess | None = None
+        if phase == "agents":
+            config = SwarmConfig(
+                ws_url=master.url.replace("http://", "ws://") + "/v1/agent",
+                token=join_token,
+                count=opts.agents,
+                prefix=f"{grid}-n",
+            )
+            swarm = SwarmProcess(config)
+            cleanup.callback(swarm.stop, 0)
+            joined = swarm.receive(timeout=300)
+            print(
+                f"api {backend} {phase}: {joined['joined']:,} of {opts.agents:,} agents joined in "
+                f"{joined['seconds']:.1f} s, heartbeat every {joined['interval']:g} s",
+                flush=True,
+            )
+            if joined["joined"] != opts.agents:
+                problems.append(f"{joined['failed_count']} agents could not join: {joined['failed']}")
+            swarm.send("mark")
+        profiler = None
+        if opts.profile is not None:
+            opts.profile.mkdir(parents=True, exist_ok=True)
+            profiler = start_profile(
+                master.pid, opts.profile / f"master-{backend}-{phase}.txt", opts.duration + 2
+            )
+        cpu_before, own_before, wall = cpu_seconds(master.pid), time.process_time(), time.perf_counter()
+        samples = run(lambda: load_phase(master, opts, admin, grid, churn, phase))  # noqa: B023
+        cpu_after, own = cpu_seconds(master.pid), time.process_time() - own_before
+        seconds = time.perf_counter() - wall
+        results[phase] = report_phase(backend, phase, samples)
+        bad = [s.error for s in samples if s.error and s.error.startswith("status")]
+        if bad:
+            problems.append(f"{len(bad)} unexpected answers in the {phase} run, e.g. {bad[0]}")
+        if cpu_before is not None and cpu_after is not None:
+            print(
+                f"api {backend} {phase:<8} master CPU {cpu_after - cpu_before:.1f} s over {seconds:.1f} s "
+                f"(with warm-up) = {(cpu_after - cpu_before) / seconds:.2f} cores, "
+                f"{(cpu_after - cpu_before) / len(samples) * 1000 / (1 + WARM_UP_SHARE):.2f} ms per request",
+                flush=True,
+            )
+        lags = sorted(s.lag for s in samples if s.kind != "unanswered")
+        print(
+            f"api {backend} {phase:<8} load generator CPU {own / seconds:.2f} cores, sent late by "
+            f"p50 {percentile(lags, 50) * 1000:.1f} ms, p99 {percentile(lags, 99) * 1000:.1f} ms "
+            f"(late sends mean the generator, not the master, limits the rate)",
+            flush=True,
+        )
+        if swarm is not None:
+            online = count_online(master.url, admin, grid)
+            swarm.send("stop")
+            beats = swarm.receive(timeout=120)
+            swarm.stop()
+            print(
+                f"api {backend} {phase:<8} heartbeats {beats['heartbeats'] / beats['window']:.1f}/s "
+                f"from {opts.agents:,} agents, {online:,} nodes online after the run, "
+                f"{beats['dropped']} connections dropped",
+                flush=True,
+            )
+            if online != opts.agents or beats["dropped"]:
+                problems.append(f"{opts.agents - online} nodes went offline during the load")
+        if profiler is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                profiler.wait(timeout=60)
+            if profiler.poll() is None:
+                profiler.kill()
+                profiler.wait()
+            for line in top_of_profile(opts.profile / f"master-{backend}-{phase}.txt", phase):  # type: ignore[operator]
+                print(f"api {backend} {line}", flush=True)
+
+    base, loaded = results["baseline"], results["agents"]
+    for kind in (*KINDS, "all"):
+        ratio = loaded[kind].p99 / base[kind].p99 if base[kind].p99 > 0 else float("nan")
+        print(
+            f"api {backend} ratio {kind:<6} p99 with {opts.agents:,} agents / without: {ratio:5.2f}x "
+            f"({loaded[kind].p99 * 1000:.1f} / {base[kind].p99 * 1000:.1f} ms)",
+            flush=True,
+        )
+    met = loaded["all"].p99 * 1000 <= TARGET_P99_MS and loaded["all"].rate >= 0.95 * opts.rate
+    print(
+        f"api {backend} target p99 <= {TARGET_P99_MS:g} ms at {opts.rate:g} requests/s with "
+        f"{opts.agents:,} agents: {'met' if met else 'NOT met'} (p99 {loaded['all'].p99 * 1000:.1f} ms "
+        f"at {loaded['all'].rate:.1f} requests/s)",
+        flush=True,
+    )
+    for problem in problems:
+        print(f"api {backend} problem: {problem}", file=sys.stderr, flush=True)
+    return 1 if problems else 0
+
+
+def count_online(url: str, token: str, grid: str) -> int:
+    response = httpx.get(f"{url}/v1/nodes/{grid}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    response.raise_for_status()
+    return sum(node["status"] == "online" for node in response.json()["nodes"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the bench still runs")
+    parser.add_argument("--agents", type=int, help="simulated agents (default 1000; smoke 20)")
+    parser.add_argument("--rate", type=float, help="requests per second (default 500; smoke 50)")
+    parser.add_argument("--duration", type=float, help="seconds of load per run (default 20; smoke 2)")
+    parser.add_argument("--volumes", type=int, default=50, help="volumes defined in the grid (default 50)")
+    parser.add_argument(
+        "--services", type=int, default=20, help="services mounting those volumes (default 20)"
+    )
+    parser.add_argument("--heartbeat-interval", type=float, default=5.0, help="seconds (default 5)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds (default 10)")
+    parser.add_argument("--db", help="a PostgreSQL URL; the bench makes a fresh database there and drops it")
+    parser.add_argument("--profile", type=Path, help="py-spy the master during each run; raw stacks here")
+    args = parser.parse_args()
+    opts = Options(
+        agents=args.agents or (20 if args.smoke else 1000),
+        rate=args.rate or (50.0 if args.smoke else 500.0),
+        duration=args.duration or (2.0 if args.smoke else 20.0),
+        volumes=args.volumes,
+        services=args.services,
+        heartbeat_interval=args.heartbeat_interval,
+        db=args.db,
+        profile=args.profile,
+        timeout=args.timeout,
+    )
+    raise_fd_limit()
+    backend = "postgresql" if opts.db else "sqlite"
+    with tempfile.TemporaryDirectory(prefix="moorage-bench-api-") as tmp, contextlib.ExitStack() as stack:
+        db_url = stack.enter_context(fresh_pg_database(opts.db)) if opts.db else None
+        master = Master(Path(tmp) / "master", db_url, opts.heartbeat_interval)
+        stack.callback(master.stop)
+        master.start()
+        try:
+            status = bench(opts, master, backend, stack)
+        except Exception:
+            print(
+                f"api {backend}: the bench failed; the master's log ends:\n{master.log_tail()}",
+                file=sys.stderr,
+            )
+            raise
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

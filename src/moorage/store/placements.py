@@ -1,0 +1,190 @@
+"""Writing a deployment's placements: instance rows and the volume instances they need, in bulk.
+
+One query per kind to read what exists, one bulk INSERT and one bulk UPDATE per table: the cost per
+placement stays flat however many there are in one go.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from moorage.model.volume import VolumeScope
+from moorage.protocol import ContainerSpec
+from moorage.store.tables import InstanceRow, NodeRow, VolumeInstanceRow
+
+__all__ = ["InstanceWrite", "VolumeWrite", "chunks", "write_placements"]
+
+T = TypeVar("T")
+CHUNK = 900  # stays under every backend's limit on bound parameters
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeWrite:
+    """A Docker volume an instance needs on its node, recorded as a volume instance before the container."""
+
+    volume_id: int
+    volume: str  # the grid volume's name
+    name: str  # the Docker volume name
+    driver: str
+    driver_opts: dict[str, str]
+    scope: VolumeScope
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceWrite:
+    """One instance's new desired state; ``container`` None means no container anywhere."""
+
+    service_row_id: int
+    number: int
+    node_id: str | None
+    container: ContainerSpec | None
+    state: str
+    reason: str | None = None
+    volumes: tuple[VolumeWrite, ...] = ()
+
+
+def _instance_values(item: InstanceWrite, now: datetime) -> dict[str, Any]:
+    container = item.container
+    return {
+        "node_id": item.node_id,
+        "container": container.model_dump(mode="json") if container is not None else None,
+        "desired_hash": container.config_hash if container is not None else None,
+        "host_ports": [p.host for p in container.ports]
+        if container is not None and container.ports
+        else None,
+        "memory": container.memory if container is not None else None,
+        "cpus": container.cpus if container is not None else None,
+        "state": item.state,
+        "reason": item.reason,
+        "updated_at": now,
+    }
+
+
+def write_placements(session: Session, grid_id: int, items: Sequence[InstanceWrite]) -> set[str]:
+    """Record ``items`` (volume instances first, then instances); the nodes whose desired state changed."""
+    if not items:
+        return set()
+    now = datetime.now(UTC)
+    touched = {item.node_id for item in items if item.node_id is not None and item.container is not None}
+    _write_volume_instances(
+        session, grid_id, [i for i in items if i.node_id and i.container is not None], now
+    )
+    existing: dict[tuple[int, int], tuple[int, str | None]] = {}
+    service_ids = sorted({i.service_row_id for i in items})
+    for part in chunks(service_ids):
+        rows = session.execute(
+            select(InstanceRow.id, InstanceRow.service_id, InstanceRow.number, InstanceRow.node_id).where(
+                InstanceRow.service_id.in_(part)
+            )
+        )
+        for row_id, service_id, number, node_id in rows.tuples():
+            existing[(service_id, number)] = (row_id, node_id)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for item in items:
+        values = _instance_values(item, now)
+        found = existing.get((item.service_row_id, item.number))
+        if found is None:
+            inserts.append({"service_id": item.service_row_id, "number": item.number, **values})
+        else:
+            row_id, old_node = found
+            if old_node is not None and old_node != item.node_id:
+                touched.add(old_node)
+            updates.append({"id": row_id, **values})
+    if inserts:
+        session.connection().execute(insert(InstanceRow), inserts)
+    if updates:
+        session.execute(update(InstanceRow), updates)
+    return touched
+
+
+def _write_volume_instances(
+    session: Session, grid_id: int, items: Iterable[InstanceWrite], now: datetime
+) -> None:
+    wanted: dict[tuple[str, str], VolumeWrite] = {}
+    node_ids: set[str] = set()
+    for item in items:
+        assert item.node_id is not None
+        for volume in item.volumes:
+            wanted.setdefault((item.node_id, volume.name), volume)
+            node_ids.add(item.node_id)
+    if not wanted:
+        return
+    nodes: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for part in chunks(sorted(node_ids)):
+        found = session.execute(select(NodeRow.id, NodeRow.labels, NodeRow.info).where(NodeRow.id.in_(part)))
+        for node_id, node_labels, node_info in found.tuples():
+            nodes[node_id] = (node_labels, node_info)
+    names = sorted({name for _, name in wanted})
+    by_name: dict[str, list[tuple[str, str, int | None, str]]] = {}
+    for part in chunks(names):
+        rows = session.execute(
+            select(
+                VolumeInstanceRow.id,
+                VolumeInstanceRow.node_id,
+                VolumeInstanceRow.volume_id,
+                VolumeInstanceRow.state,
+                VolumeInstanceRow.name,
+            ).where(VolumeInstanceRow.grid_id == grid_id, VolumeInstanceRow.name.in_(part))
+        )
+        for vi_id, node_id, volume_id, state, name in rows.tuples():
+            by_name.setdefault(name, []).append((vi_id, node_id, volume_id, state))
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for (node_id, name), volume in wanted.items():
+        labels, info = nodes[node_id]
+        zone = labels.get("zone")
+        known = by_name.get(name, [])
+        here = next((r for r in known if r[1] == node_id), None)
+        if here is not None:
+            if here[3] in ("missing", "error"):
+                updates.append({"id": here[0], "state": "pending", "error": None, "updated_at": now})
+            continue
+        scopes = {d["name"]: d.get("scope") for d in info.get("drivers", [])}
+        movable = volume.scope is VolumeScope.INSTANCE and scopes.get(volume.driver) == "global"
+        elsewhere = next((r for r in known if r[2] == volume.volume_id and r[3] != "removing"), None)
+        if movable and elsewhere is not None:
+            # shared storage: the volume instance follows its instance to this node
+            updates.append(
+                {
+                    "id": elsewhere[0],
+                    "node_id": node_id,
+                    "zone": zone,
+                    "state": "pending",
+                    "error": None,
+                    "updated_at": now,
+                }
+            )
+            continue
+        inserts.append(
+            {
+                "id": uuid.uuid4().hex,
+                "grid_id": grid_id,
+                "volume_id": volume.volume_id,
+                "node_id": node_id,
+                "name": name,
+                "driver": volume.driver,
+                "driver_opts": volume.driver_opts,
+                "zone": zone,
+                "state": "pending",
+                "error": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    if updates:
+        session.execute(update(VolumeInstanceRow), updates)
+    if inserts:
+        session.connection().execute(insert(VolumeInstanceRow), inserts)

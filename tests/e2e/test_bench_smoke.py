@@ -1,0 +1,112 @@
+"""The benchmarks on real engines still run: each script with ``--smoke`` (a tiny size, one run).
+
+Each bench starts its own 1-node testbed in its own folder and takes it down (and leaves Docker
+Swarm) before it exits; these tests check that it exited 0, printed its figure lines, and left
+no process, network namespace or mount of that testbed behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "the benches start a testbed, which needs root (network and mount namespaces)"
+    if shutil.which("dockerd") is None or shutil.which("docker") is None:
+        return "dockerd and the docker command are not installed (scripts/setup installs docker.io)"
+    return None
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    missing = _missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the bench smoke tests cannot run: {missing}")
+        pytest.skip(missing)
+    directory = Path(f"/tmp/mrg-bsmoke-{uuid.uuid4().hex[:6]}")
+    try:
+        yield directory
+    finally:
+        # The bench takes its testbed down itself; this is only for a bench that was killed.
+        if (directory / "state.json").exists():
+            subprocess.run(
+                [sys.executable, "-m", "moorage", "testbed", "down", "--dir", str(directory)],
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+        _assert_nothing_left(directory)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _assert_nothing_left(directory: Path) -> None:
+    from moorage.testbed import netns
+    from moorage.testbed.engine import EnginePaths
+
+    ours = EnginePaths("node-1", directory / "nodes" / "node-1").netns
+    assert ours not in netns.names(), f"network namespace {ours} left behind"
+    mounts = [
+        line.split()[1]
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if str(directory) in line
+    ]
+    assert not mounts, f"mounts left behind: {mounts}"
+    procs = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(directory) in cmdline:
+                procs.append(f"{proc.name}: {cmdline[:120]}")
+    assert not procs, f"processes left behind: {procs}"
+
+
+def _run(script: str, folder: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke", "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, f"{script} --smoke exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout
+
+
+def test_bench_deploy_smoke(folder: Path) -> None:
+    out = _run("bench_deploy.py", folder)
+    assert re.search(r"^machine: \d+ CPUs .* GiB memory", out, re.M), out
+    line = re.search(r"^deploy N=3: raw (\S+)s  swarm (\S+)s  moorage (\S+)s  moorage/raw (\S+)  "
+                     r"moorage/swarm (\S+)  master cpu (\S+)s agent cpu (\S+)s$", out, re.M)  # fmt: skip
+    assert line, out
+    assert all(float(value) > 0 for value in line.groups()[:5]), line.group(0)
+    assert re.search(r"^target N=3 .*: (met|NOT met)$", out, re.M), out
+
+
+def test_bench_volume_ops_smoke(folder: Path) -> None:
+    out = _run("bench_volume_ops.py", folder)
+    assert re.search(r"^machine: \d+ CPUs", out, re.M), out
+    assert re.search(r"^volumes 5 raw docker: create \S+s  rm \S+s  total \S+s$", out, re.M), out
+    assert re.search(r"^volumes 5 definitions via API: .* api/raw \d+\.\d\d ", out, re.M), out
+    assert re.search(r"^volumes 5 docker volumes via agents: .* agents/raw \d+\.\d\d ", out, re.M), out
+    assert re.search(
+        r"^target \(<= 1\.5 x raw\): definitions (met|NOT met), agents (met|NOT met)$", out, re.M
+    )
