@@ -8,12 +8,12 @@ import typer
 
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext, save_config
+from moorage.cli.options import Force, Json
 from moorage.cli.output import print_json, table
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Grids: isolated clusters in one master.", no_args_is_help=True)
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
 
 @app.command("create")
@@ -76,7 +76,7 @@ def use(ctx: typer.Context, name: str) -> None:
 def rm(
     ctx: typer.Context,
     name: str,
-    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+    force: Force = False,
 ) -> None:
     """Remove an empty grid."""
     cli: CliContext = ctx.obj

@@ -8,6 +8,7 @@ import typer
 
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
+from moorage.cli.options import Force, Json
 from moorage.cli.output import ago, print_json, table
 
 __all__ = ["app"]
@@ -15,7 +16,6 @@ __all__ = ["app"]
 app = typer.Typer(help="Nodes: Docker hosts whose agents joined the grid.", no_args_is_help=True)
 label_app = typer.Typer(help="Node labels (zone=a, disk=ssd, …).", no_args_is_help=True)
 app.add_typer(label_app, name="label")
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
 
 def _drivers(node: dict[str, Any]) -> str:
@@ -103,7 +103,7 @@ def label_rm(ctx: typer.Context, name: str, keys: Annotated[list[str], typer.Arg
 def rm(
     ctx: typer.Context,
     name: str,
-    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+    force: Force = False,
 ) -> None:
     """Remove an offline node from the grid."""
     cli: CliContext = ctx.obj

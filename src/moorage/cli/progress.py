@@ -14,7 +14,7 @@ from moorage.cli.output import ago, console, err_console
 from moorage.client.api import MasterClient
 from moorage.errors import MoorageError
 
-__all__ = ["follow_deployment", "uptime"]
+__all__ = ["follow_deployment", "follow_started", "uptime"]
 
 POLL = 0.3
 TIMEOUT = 900.0
@@ -75,6 +75,17 @@ def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> No
     for line in (deployment["message"] or "").splitlines():
         err_console.print(f"  {line}")
     raise MoorageError(f"{what}: some instances are not running; see the reasons above")
+
+
+def follow_started(client: MasterClient, started: dict[str, Any], what: str, no_wait: bool) -> None:
+    """After a call that may have started a deployment: follow it, or say what happened."""
+    deployment = started.get("deployment")
+    if deployment is None:
+        print(f"{what}: stored, not deployed ('moorage stack deploy' or 'moorage service deploy' deploys it)")
+    elif no_wait:
+        print(f"{what}: deployment {deployment} started")
+    else:
+        follow_deployment(client, deployment, what)
 
 
 def uptime(container: dict[str, Any]) -> str:

@@ -8,16 +8,15 @@ import typer
 
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
+from moorage.cli.options import Force, Json, NoWait
 from moorage.cli.output import print_json, table
-from moorage.cli.progress import follow_deployment
+from moorage.cli.progress import follow_started
 from moorage.cli.stack import instances_table
 from moorage.model.stack import NULL_STACK
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Services: stand-alone ones (null stack) and those of stacks.", no_args_is_help=True)
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
-NoWait = Annotated[bool, typer.Option("--no-wait", help="Return at once instead of following the deployment")]
 
 
 def _path(grid: str, ref: str) -> str:
@@ -69,11 +68,7 @@ def deploy(ctx: typer.Context, name: str, no_wait: NoWait = False) -> None:
     """Deploy a service."""
     cli: CliContext = ctx.obj
     with cli.client() as client:
-        started = client.post(_path(cli.grid, name) + "/deploy")
-        if no_wait:
-            print(f"service {name}: deployment {started['deployment']} started")
-        else:
-            follow_deployment(client, started["deployment"], f"service {name}")
+        follow_started(client, client.post(_path(cli.grid, name) + "/deploy"), f"service {name}", no_wait)
 
 
 @app.command("scale")
@@ -82,10 +77,7 @@ def scale(ctx: typer.Context, name: str, instances: int, no_wait: NoWait = False
     cli: CliContext = ctx.obj
     with cli.client() as client:
         started = client.post(_path(cli.grid, name) + "/scale", {"instances": instances})
-        if no_wait:
-            print(f"service {name}: deployment {started['deployment']} started")
-        else:
-            follow_deployment(client, started["deployment"], f"service {name}")
+        follow_started(client, started, f"service {name}", no_wait)
 
 
 @app.command("ls")
@@ -137,7 +129,7 @@ def show(ctx: typer.Context, name: str, json: Json = False) -> None:
 def rm(
     ctx: typer.Context,
     name: str,
-    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+    force: Force = False,
 ) -> None:
     """Remove a stand-alone service and its containers. Its volumes and their data stay."""
     cli: CliContext = ctx.obj

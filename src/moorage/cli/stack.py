@@ -11,9 +11,9 @@ import yaml
 
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
+from moorage.cli.options import Force, Json, NoWait
 from moorage.cli.output import print_json, table
-from moorage.cli.progress import follow_deployment, uptime
-from moorage.client.api import MasterClient
+from moorage.cli.progress import follow_started, uptime
 from moorage.errors import MoorageError
 from moorage.model.stack import StackSpec
 from moorage.stackfile import load_stack, stack_to_dict
@@ -23,8 +23,6 @@ __all__ = ["app", "instances_table"]
 app = typer.Typer(
     help="Stacks: services installed from one stack file, with revisions.", no_args_is_help=True
 )
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
-NoWait = Annotated[bool, typer.Option("--no-wait", help="Return at once instead of following the deployment")]
 NoDeploy = Annotated[
     bool, typer.Option("--no-deploy", help="Store it; deploy later with 'moorage stack deploy'")
 ]
@@ -37,16 +35,6 @@ def _load(path: Path, grid: str, name: str | None) -> tuple[StackSpec, str]:
     except OSError as err:
         raise MoorageError(f"Cannot read stack file {path}: {err.strerror}") from err
     return load_stack(text, env=dict(os.environ), grid=grid, name=name, source=str(path)), text
-
-
-def _follow(client: MasterClient, started: dict[str, Any], what: str, no_wait: bool) -> None:
-    deployment = started.get("deployment")
-    if deployment is None:
-        print(f"{what}: stored, not deployed ('moorage stack deploy' deploys it)")
-    elif no_wait:
-        print(f"{what}: deployment {deployment} started")
-    else:
-        follow_deployment(client, deployment, what)
 
 
 @app.command("validate")
@@ -78,7 +66,7 @@ def install(
             {"stack": stack_to_dict(spec), "source": text, "name": spec.name, "deploy": not no_deploy},
         )
         print(f"Installed stack {spec.name}")
-        _follow(client, started, f"stack {spec.name}", no_wait)
+        follow_started(client, started, f"stack {spec.name}", no_wait)
 
 
 @app.command("upgrade")
@@ -95,7 +83,7 @@ def upgrade(
             json={"stack": stack_to_dict(spec), "source": text, "deploy": not no_deploy},
         )
         print(f"Upgraded stack {name}")
-        _follow(client, started, f"stack {name}", no_wait)
+        follow_started(client, started, f"stack {name}", no_wait)
 
 
 @app.command("deploy")
@@ -103,7 +91,7 @@ def deploy(ctx: typer.Context, name: str, no_wait: NoWait = False) -> None:
     """Deploy a stack's current revision."""
     cli: CliContext = ctx.obj
     with cli.client() as client:
-        _follow(client, client.post(f"/v1/stacks/{cli.grid}/{name}/deploy"), f"stack {name}", no_wait)
+        follow_started(client, client.post(f"/v1/stacks/{cli.grid}/{name}/deploy"), f"stack {name}", no_wait)
 
 
 def _counts(services: list[dict[str, Any]]) -> str:
@@ -170,7 +158,7 @@ def show(ctx: typer.Context, name: str, json: Json = False) -> None:
 def rm(
     ctx: typer.Context,
     name: str,
-    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+    force: Force = False,
 ) -> None:
     """Remove a stack and its containers. Its volumes and their data stay."""
     cli: CliContext = ctx.obj

@@ -8,6 +8,7 @@ import typer
 
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
+from moorage.cli.options import Force, Json
 from moorage.cli.output import print_error, print_json, table
 from moorage.errors import InvalidInput, MoorageError
 
@@ -16,7 +17,6 @@ __all__ = ["app", "parse_pairs", "volume_text"]
 app = typer.Typer(
     help="Managed named volumes: defined once, created on the node where they are used.", no_args_is_help=True
 )
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts")]
 
 
 def parse_pairs(option: str, values: list[str] | None) -> dict[str, str]:
@@ -141,7 +141,7 @@ def show(ctx: typer.Context, name: str, json: Json = False) -> None:
 def rm(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="Volume names")],
-    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation")] = False,
+    force: Force = False,
 ) -> None:
     """Remove volumes no service uses; agents then delete their Docker volumes (and data)."""
     cli: CliContext = ctx.obj
