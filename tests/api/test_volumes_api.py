@@ -196,3 +196,33 @@ def test_stack_revisions_and_validation(master: MasterProcess, grid: str) -> Non
         assert client.get(f"/v1/stacks/{grid}/redis").json()["revision"] == 2, (
             "a failed upgrade stores no revision"
         )
+
+
+def test_a_node_holding_volume_instances_cannot_be_removed(master: MasterProcess, grid: str) -> None:
+    from tests.support.fake_agent import hello, join
+    from tests.support.waiting import wait_until
+
+    with master.client() as client:
+        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        ws, _ = join(master.url, token, hello("keeper"))
+        client.post(
+            f"/v1/volumes/{grid}", json={"name": "kept", "scope": "instance", "driver": "local"}
+        ).raise_for_status()
+        client.post(
+            f"/v1/services/{grid}", json={"name": "db", "image": "redis:local", "volumes": ["kept:/data"]}
+        ).raise_for_status()
+        deployed = client.post(f"/v1/services/{grid}/null/db/deploy")
+        assert deployed.status_code == 200
+        wait_until(
+            lambda: client.get(f"/v1/volumes/{grid}/kept").json()["instances"],
+            10,
+            "the volume instance recorded",
+        )
+        ws.close()
+        wait_until(
+            lambda: client.get(f"/v1/nodes/{grid}/keeper").json()["status"] == "offline", 10, "node offline"
+        )
+        refused = client.delete(f"/v1/nodes/{grid}/keeper")
+        assert refused.status_code == 409
+        assert "holds volume instances (db.kept-1)" in refused.json()["error"]
+        assert client.get(f"/v1/nodes/{grid}/keeper").status_code == 200

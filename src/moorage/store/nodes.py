@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import Conflict, InvalidInput, NotFound
 from moorage.model.node import DriverInfo, Node, NodeInfo, NodeStatus, label_error, parse_label
 from moorage.store.grids import get_grid_row
-from moorage.store.tables import GridRow, NodeRow
+from moorage.store.tables import GridRow, NodeRow, VolumeInstanceRow
 
 __all__ = [
     "add_labels",
@@ -194,5 +194,18 @@ def remove_node(session: Session, grid: str, name: str, connected: bool) -> None
     if connected:
         raise Conflict(
             f"Node {name} is online; stop its agent first, then run 'moorage node rm {name}' again"
+        )
+    held = list(
+        session.scalars(
+            select(VolumeInstanceRow.name)
+            .where(VolumeInstanceRow.node_id == row.id, VolumeInstanceRow.state != "removing")
+            .order_by(VolumeInstanceRow.name)
+        )
+    )
+    if held:
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise Conflict(
+            f"Node {name} holds volume instances ({shown}); removing it would lose track of their data. "
+            "Bring the node back, or remove the services using them and 'moorage volume rm' the volumes first"
         )
     session.delete(row)
