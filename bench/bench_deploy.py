@@ -171,7 +171,7 @@ def run_swarm(bed: Bed, n: int) -> tuple[float, float]:
                 bed,
                 "service", "create", "--name", SWARM_SERVICE, "--replicas", str(n),
                 "--mount", "type=volume,source=v-{{.Task.Slot}},target=/data",
-                "--no-resolve-image", "--detach=false",
+                "--detach=false",
                 IMAGE, "sleep", "3600",
                 timeout=DEPLOY_TIMEOUT,
             )  # fmt: skip

@@ -4,23 +4,29 @@ Level-triggered and idempotent: compare what the master wants (``Desired``) with
 (by labels), act on the difference, report. Run after every new ``Desired`` and on a timer.
 
     volumes:    create what is wanted (or adopt a same-named volume of the same driver);
-                a same-named volume of another driver is an error; remove what the master says
-                was removed, but only if it carries this volume instance's label
+                a same-named volume of another driver is an error
     containers: remove Moorage containers of this grid no longer wanted; recreate those whose
                 config hash changed; create and start missing ones (after their volumes);
                 start stopped ones; never touch a container without Moorage's labels
+    removals:   remove the volumes the master says were removed (after the containers that
+                mounted them are gone), but only those carrying this volume instance's label
+
+What the engine has is read with one list call for volumes and one for containers. A container's
+full state (for the report) is inspected after the agent acted on it, and otherwise only when
+its listing changed since it was last inspected. Independent engine calls run in parallel.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from moorage.agent.engine import Containers, ContainerState, EngineError
+from moorage.agent.engine import Containers, ContainerState, ContainerSummary, EngineError, VolumeState
 from moorage.protocol import ContainerSpec, Desired, InstanceStatus, StatusMsg, VolumeSpec, VolumeStatus
 
-__all__ = ["GRID_LABEL", "HASH_LABEL", "VOLUME_INSTANCE_LABEL", "Converger"]
+__all__ = ["GRID_LABEL", "HASH_LABEL", "PARALLEL", "VOLUME_INSTANCE_LABEL", "Converger"]
 
 log = logging.getLogger("moorage.agent.converge")
 
@@ -55,87 +61,135 @@ def _error(spec: ContainerSpec, message: str) -> InstanceStatus:
     )
 
 
+class _Images:
+    """Each image is checked (and pulled if missing) once per convergence, whatever the thread."""
+
+    def __init__(self, engine: Containers) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+        self.checked: dict[str, Future[None]] = {}
+
+    def ensure(self, image: str) -> None:
+        with self.lock:
+            future = self.checked.get(image)
+            owner = future is None
+            if future is None:
+                future = self.checked[image] = Future()
+        if owner:
+            try:
+                self.engine.ensure_image(image)
+            except EngineError as err:
+                future.set_exception(err)
+            else:
+                future.set_result(None)
+        future.result()  # raises the EngineError of the check, for every container of the image
+
+
 class Converger:
-    def __init__(self, containers: Containers, grid: str) -> None:
+    def __init__(self, containers: Containers, grid: str, parallel: int = PARALLEL) -> None:
         self.engine = containers
         self.grid = grid
-        self.pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="converge")
+        self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="converge")
+        # container id -> (its listing's state and status when inspected, what the inspect said)
+        self._inspected: dict[str, tuple[tuple[str, str], ContainerState]] = {}
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def converge(self, desired: Desired) -> StatusMsg:
-        volume_statuses = [self._volume(v) for v in desired.volumes]
-        volume_statuses += [self._remove_volume(v) for v in desired.remove_volumes]
+        volumes = self.engine.volumes()
+        volume_statuses = list(self.pool.map(lambda v: self._volume(v, volumes.get(v.name)), desired.volumes))
         broken = {s.name: s for s in volume_statuses if s.state in ("error", "missing")}
         existing = {c.name: c for c in self.engine.containers(f"{GRID_LABEL}={self.grid}")}
+        ids = {c.id for c in existing.values()}
+        self._inspected = {k: v for k, v in self._inspected.items() if k in ids}
         wanted = {spec.name for spec in desired.containers}
-        for name, container in existing.items():
-            if name not in wanted:
-                log.info("removing container %s: no longer desired", name)
-                try:
-                    self.engine.remove(container.id)
-                except EngineError as err:
-                    log.warning("could not remove %s: %s", name, err.message)
+        unwanted = [c for name, c in existing.items() if name not in wanted]
+        list(self.pool.map(self._remove_unwanted, unwanted))
+        images = _Images(self.engine)
         instances = list(
             self.pool.map(
-                lambda spec: self._container(spec, existing.get(spec.name), broken), desired.containers
+                lambda spec: self._container(spec, existing.get(spec.name), broken, images),
+                desired.containers,
             )
         )
-        return StatusMsg(instances=instances, volumes=volume_statuses)
+        removals = list(
+            self.pool.map(lambda v: self._remove_volume(v, volumes.get(v.name)), desired.remove_volumes)
+        )
+        return StatusMsg(instances=instances, volumes=volume_statuses + removals)
 
     # -- volumes ------------------------------------------------------------------------------
 
-    def _volume(self, spec: VolumeSpec) -> VolumeStatus:
+    def _volume(self, spec: VolumeSpec, found: VolumeState | None) -> VolumeStatus:
         def status(state: str, error: str | None = None) -> VolumeStatus:
             return VolumeStatus(
                 volume_instance_id=spec.volume_instance_id, name=spec.name, state=state, error=error
             )
 
-        try:
-            found = self.engine.volume(spec.name)
-            if found is not None:
-                if found.driver != spec.driver:
-                    return status(
-                        "error",
-                        f"Volume driver not as expected. Expected {spec.driver}, existing volume has {found.driver}",
-                    )
-                return status("present")
-            if not spec.create:
+        if found is not None:
+            if found.driver != spec.driver:
                 return status(
-                    "missing",
-                    f"Docker volume {spec.name} is missing on this node; deploy again to recreate it",
+                    "error",
+                    f"Volume driver not as expected. Expected {spec.driver}, existing volume has {found.driver}",
                 )
-            self.engine.create_volume(spec.name, spec.driver, spec.driver_opts, spec.labels)
-            log.info("created volume %s (driver %s)", spec.name, spec.driver)
             return status("present")
+        if not spec.create:
+            return status(
+                "missing",
+                f"Docker volume {spec.name} is missing on this node; deploy again to recreate it",
+            )
+        try:
+            self.engine.create_volume(spec.name, spec.driver, spec.driver_opts, spec.labels)
         except EngineError as err:
             return status("error", err.message)
+        log.info("created volume %s (driver %s)", spec.name, spec.driver)
+        return status("present")
 
-    def _remove_volume(self, spec: VolumeSpec) -> VolumeStatus:
+    def _remove_volume(self, spec: VolumeSpec, found: VolumeState | None) -> VolumeStatus:
         def status(state: str, error: str | None = None) -> VolumeStatus:
             return VolumeStatus(
                 volume_instance_id=spec.volume_instance_id, name=spec.name, state=state, error=error
             )
 
-        try:
-            found = self.engine.volume(spec.name)
-            if found is None:
-                return status("removed")
-            if found.labels.get(VOLUME_INSTANCE_LABEL) != spec.volume_instance_id:
-                log.info("leaving volume %s alone: Moorage did not create it", spec.name)
-                return status("removed", "left in place: not created by Moorage")
-            self.engine.remove_volume(spec.name)
-            log.info("removed volume %s", spec.name)
+        if found is None:
             return status("removed")
+        if found.labels.get(VOLUME_INSTANCE_LABEL) != spec.volume_instance_id:
+            log.info("leaving volume %s alone: Moorage did not create it", spec.name)
+            return status("removed", "left in place: not created by Moorage")
+        try:
+            self.engine.remove_volume(spec.name)
         except EngineError as err:
             log.info("volume %s not removed yet: %s", spec.name, err.message)
             return status("error", err.message)
+        log.info("removed volume %s", spec.name)
+        return status("removed")
 
     # -- containers ---------------------------------------------------------------------------
 
+    def _remove_unwanted(self, container: ContainerSummary) -> None:
+        log.info("removing container %s: no longer desired", container.name)
+        try:
+            self.engine.remove(container.id)
+        except EngineError as err:
+            log.warning("could not remove %s: %s", container.name, err.message)
+
+    def _state(self, current: ContainerSummary) -> ContainerState | None:
+        """The full state of a container the agent left alone: inspected again only if its listing changed."""
+        key = (current.state, current.status)
+        cached = self._inspected.get(current.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        state = self.engine.inspect(current.id)
+        if state is not None:
+            self._inspected[current.id] = (key, state)
+        return state
+
     def _container(
-        self, spec: ContainerSpec, current: ContainerState | None, broken: dict[str, VolumeStatus]
+        self,
+        spec: ContainerSpec,
+        current: ContainerSummary | None,
+        broken: dict[str, VolumeStatus],
+        images: _Images,
     ) -> InstanceStatus:
         try:
             for mount in spec.mounts:
@@ -149,7 +203,7 @@ class Converger:
                 self.engine.remove(current.id)
                 current = None
             if current is None:
-                self.engine.ensure_image(spec.image)
+                images.ensure(spec.image)
                 container_id = self.engine.create(
                     spec.name,
                     spec.image,
@@ -163,10 +217,13 @@ class Converger:
                 )
                 self.engine.start(container_id)
                 log.info("started %s", spec.name)
-            elif current.status in ("created", "exited", "dead"):
+                state = self.engine.inspect(container_id)
+            elif current.state in ("created", "exited", "dead"):
                 self.engine.start(current.id)
                 log.info("started stopped container %s", spec.name)
-            state = self.engine.inspect(spec.name)
+                state = self.engine.inspect(current.id)
+            else:
+                state = self._state(current)
             if state is None:
                 return _error(spec, "container disappeared right after it was started")
             return _status(spec, state)

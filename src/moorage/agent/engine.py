@@ -14,6 +14,7 @@ from moorage.errors import MoorageError
 
 __all__ = [
     "ContainerState",
+    "ContainerSummary",
     "Containers",
     "Engine",
     "EngineError",
@@ -44,14 +45,17 @@ class EngineFacts:
     managed_volume_plugins: tuple[ManagedPlugin, ...]
 
 
+MAX_POOL_SIZE = 32  # engine connections kept open: enough for the converger's threads and the rest
+
+
 class Engine:
     def __init__(self, base_url: str | None = None) -> None:
         self.base_url = base_url
         try:
             if base_url:
-                self.client = docker.DockerClient(base_url=base_url, timeout=60)
+                self.client = docker.DockerClient(base_url=base_url, timeout=60, max_pool_size=MAX_POOL_SIZE)
             else:
-                self.client = docker.from_env(timeout=60)
+                self.client = docker.from_env(timeout=60, max_pool_size=MAX_POOL_SIZE)
         except DockerException as err:
             raise EngineError(
                 f"Cannot reach the Docker Engine at {base_url or 'DOCKER_HOST'}: {err}"
@@ -105,6 +109,17 @@ class ContainerState:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerSummary:
+    """What one ``GET /containers/json`` entry says: enough to decide, not all a status report needs."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    state: str  # created | running | restarting | exited | paused | dead | removing
+    status: str  # "Up 3 minutes", "Exited (1) 2 seconds ago": changes whenever the state details do
+
+
+@dataclass(frozen=True, slots=True)
 class VolumeState:
     name: str
     driver: str
@@ -140,17 +155,21 @@ class Containers:
         except DockerException as err:
             raise EngineError(f"{what}: {err}") from err
 
-    def containers(self, label: str) -> list[ContainerState]:
+    def containers(self, label: str) -> list[ContainerSummary]:
+        """Every container (running or not) with this label, from one list call (no inspect)."""
         summaries = self._call("list containers", self.api.containers, all=True, filters={"label": label})
         out = []
         for summary in summaries:
-            try:
-                attrs = self.api.inspect_container(summary["Id"])
-            except docker.errors.NotFound:
-                continue
-            except DockerException as err:
-                raise EngineError(f"inspect container: {err}") from err
-            out.append(_container_state(attrs))
+            names = summary.get("Names") or []
+            out.append(
+                ContainerSummary(
+                    id=str(summary.get("Id", "")),
+                    name=str(names[0]).lstrip("/") if names else "",
+                    labels=dict(summary.get("Labels") or {}),
+                    state=str(summary.get("State", "unknown")),
+                    status=str(summary.get("Status", "")),
+                )
+            )
         return out
 
     def inspect(self, name: str) -> ContainerState | None:
@@ -217,16 +236,15 @@ class Containers:
         except DockerException as err:
             raise EngineError(f"remove container: {err}") from err
 
-    def volume(self, name: str) -> VolumeState | None:
-        try:
-            attrs = self.api.inspect_volume(name)
-        except docker.errors.NotFound:
-            return None
-        except DockerException as err:
-            raise EngineError(f"inspect volume {name}: {err}") from err
-        return VolumeState(
-            name=attrs["Name"], driver=attrs.get("Driver", ""), labels=dict(attrs.get("Labels") or {})
-        )
+    def volumes(self) -> dict[str, VolumeState]:
+        """Every volume the engine has, by name, from one list call."""
+        listed = self._call("list volumes", self.api.volumes)
+        return {
+            str(v["Name"]): VolumeState(
+                name=str(v["Name"]), driver=str(v.get("Driver", "")), labels=dict(v.get("Labels") or {})
+            )
+            for v in (listed or {}).get("Volumes") or []
+        }
 
     def create_volume(
         self, name: str, driver: str, driver_opts: dict[str, str], labels: dict[str, str]
