@@ -180,3 +180,28 @@ def test_list_and_show_match_the_per_volume_reference(db: Database) -> None:
     with db.session() as session:
         assert list_volumes(session, "beta") == _reference(session, "beta")
         assert "assets" not in {v.name for v in list_volumes(session, "beta")}
+
+
+def test_list_fields_are_what_volume_out_gives() -> None:
+    from moorage.master.routes.volumes import volume_fields
+    from moorage.master.schemas import VolumeOut, volume_out
+
+    now = datetime.now(UTC)
+    view = VolumeView(
+        grid="g",
+        name="data",
+        scope="instance",
+        driver="local",
+        driver_opts={"o": "size=1g"},
+        labels={"team": "a"},
+        created_at=now,
+        updated_at=now,
+        instances=(
+            VolumeInstanceView(
+                id="i1", name="s.web.data-1", node="n1", zone="a", state="present", error=None
+            ),
+            VolumeInstanceView(id="i2", name="s.web.data-2", node="n2", zone=None, state="error", error="x"),
+        ),
+        services=("g/s/web", "g/null/db"),
+    )
+    assert VolumeOut.model_validate(volume_fields(view)) == volume_out(view)

@@ -42,7 +42,7 @@ async def require_admin(request: Request, state: Annotated[MasterState, Depends(
             return "admin"
         return "join" if grid_by_join_token(session, token) is not None else None
 
-    found = await state.db.run(kind)
+    found = await state.db.read(kind)
     if found == "admin":
         state.admin_token_hashes.add(digest)
         return

@@ -36,6 +36,7 @@ __all__ = ["AgentConnection", "AgentHub"]
 log = logging.getLogger("moorage.master.hub")
 
 HELLO_TIMEOUT = 15.0
+HEARTBEAT = Heartbeat().model_dump_json()  # what agents send every interval, byte for byte
 
 
 @dataclass(eq=False)
@@ -169,6 +170,8 @@ class AgentHub:
         while True:
             raw = await conn.websocket.receive_text()
             conn.touch()
+            if raw == HEARTBEAT:  # most messages: nothing to parse, nothing to store
+                continue
             try:
                 msg = agent_message(raw)
             except ValidationError as err:

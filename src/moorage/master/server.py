@@ -76,6 +76,7 @@ def run_master(config: MasterConfig) -> None:
         host=config.host,
         port=config.port,
         log_level="warning",
+        access_log=False,  # no log line per request (uvicorn would format and drop each one)
         ws_ping_interval=None,
         timeout_graceful_shutdown=5,
     )

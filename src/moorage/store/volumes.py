@@ -6,16 +6,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import Row, Select, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.mount import parse_mount
 from moorage.model.stack import MountKind
 from moorage.model.volume import VolumeScope, volume_name_error
-from moorage.store.grids import get_grid_row
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = [
@@ -31,6 +30,44 @@ __all__ = [
 ]
 
 DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
+
+# The API's paths (list, show, create, remove) use Core statements on the tables, built once,
+# and no ORM objects: ``GET /v1/volumes/{grid}`` is four queries whatever the number of volumes,
+# volume instances and services, where it was two plus one per volume.
+_VOLUME_TABLE = cast(Table, VolumeRow.__table__)
+_grids, _nodes, _services = GridRow.__table__.c, NodeRow.__table__.c, ServiceRow.__table__.c
+_volumes, _vis = VolumeRow.__table__.c, VolumeInstanceRow.__table__.c
+
+_GRID = select(_grids.id, _grids.name).where(_grids.name == bindparam("grid"))
+_SERVICE_MOUNTS = (
+    select(_services.stack, _services.name, _services.spec)
+    .where(_services.grid_id == bindparam("grid_id"))
+    .order_by(_services.stack, _services.name)
+)
+_VOLUME_FIELDS = select(
+    _volumes.id,
+    _volumes.name,
+    _volumes.scope,
+    _volumes.driver,
+    _volumes.driver_opts,
+    _volumes.labels,
+    _volumes.created_at,
+    _volumes.updated_at,
+)
+_VOLUMES = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
+_VOLUME = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id"), _volumes.name == bindparam("name"))
+_VOLUME_ID = select(_volumes.id).where(
+    _volumes.grid_id == bindparam("grid_id"), _volumes.name == bindparam("name")
+)
+_INSTANCES = (
+    select(_vis.volume_id, _vis.id, _vis.name, _nodes.name, _vis.zone, _vis.state, _vis.error)
+    .select_from(VolumeInstanceRow.__table__.join(NodeRow.__table__, _nodes.id == _vis.node_id))
+    .order_by(_vis.name, _nodes.name)
+)
+_GRID_INSTANCES = _INSTANCES.join(VolumeRow.__table__, _volumes.id == _vis.volume_id).where(
+    _volumes.grid_id == bindparam("grid_id")
+)
+_VOLUME_INSTANCES = _INSTANCES.where(_vis.volume_id == bindparam("volume_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,30 +129,28 @@ def create_volume(
     driver_opts: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> VolumeView:
-    grid_row = get_grid_row(session, grid)
+    grid_id, grid_name = _grid(session, grid)
     driver_opts = dict(driver_opts or {})
     labels = dict(labels or {})
     errors = _errors(name, scope, driver, driver_opts, labels)
-    if "name" not in errors and session.scalar(
-        select(VolumeRow.id).where(VolumeRow.grid_id == grid_row.id, VolumeRow.name == name)
-    ):
+    if "name" not in errors and session.scalar(_VOLUME_ID, {"grid_id": grid_id, "name": name}):
         errors["name"] = "Volume with given name already exists"
     if errors:
         raise InvalidInput(errors)
     now = datetime.now(UTC)
-    row = VolumeRow(
-        grid_id=grid_row.id,
-        name=name,
-        scope=scope,
-        driver=driver,
-        driver_opts=driver_opts,
-        labels=labels,
-        created_at=now,
-        updated_at=now,
+    session.execute(
+        insert(_VOLUME_TABLE).values(
+            grid_id=grid_id,
+            name=name,
+            scope=scope,
+            driver=driver,
+            driver_opts=driver_opts,
+            labels=labels,
+            created_at=now,
+            updated_at=now,
+        )
     )
-    session.add(row)
-    session.flush()
-    return _one_view(session, grid_row, row)
+    return _one_view(session, grid_id, grid_name, name)
 
 
 def get_volume_row(session: Session, grid_row: GridRow, name: str) -> VolumeRow:
@@ -131,7 +166,7 @@ def stored_grid_volumes(document: Mapping[str, Any]) -> list[str]:
     The same answer as ``load_service(document).grid_volumes``, read straight from the stored
     (already validated, normalized) document: its one service's ``volumes:`` mount specs, each
     named mount's alias resolved through the top-level ``volumes:`` (``external: true`` or
-    ``external: {name: X}``). Listing volumes does this for every service of the grid on every
+    ``external: {name: X}``). The volume API does this for every service of the grid on every
     request, where running the whole stack pipeline per service cost milliseconds.
     """
     decls = document.get("volumes") or {}
@@ -170,42 +205,6 @@ def missing_volumes(session: Session, grid_row: GridRow, names: list[str]) -> li
     return [n for n in dict.fromkeys(names) if n not in found]
 
 
-# The read path of the API: Core statements on the tables, built once. ``GET /v1/volumes/{grid}``
-# is four queries whatever the number of volumes, instances and services, with no ORM objects.
-_grids, _nodes, _services = GridRow.__table__.c, NodeRow.__table__.c, ServiceRow.__table__.c
-_volumes, _vis = VolumeRow.__table__.c, VolumeInstanceRow.__table__.c
-
-_GRID = select(_grids.id, _grids.name).where(_grids.name == bindparam("grid"))
-_SERVICE_MOUNTS = (
-    select(_services.stack, _services.name, _services.spec)
-    .where(_services.grid_id == bindparam("grid_id"))
-    .order_by(_services.stack, _services.name)
-)
-_VOLUMES = (
-    select(
-        _volumes.id,
-        _volumes.name,
-        _volumes.scope,
-        _volumes.driver,
-        _volumes.driver_opts,
-        _volumes.labels,
-        _volumes.created_at,
-        _volumes.updated_at,
-    )
-    .where(_volumes.grid_id == bindparam("grid_id"))
-    .order_by(_volumes.name)
-)
-_INSTANCES = (
-    select(_vis.volume_id, _vis.id, _vis.name, _nodes.name, _vis.zone, _vis.state, _vis.error)
-    .select_from(VolumeInstanceRow.__table__.join(NodeRow.__table__, _nodes.id == _vis.node_id))
-    .order_by(_vis.name, _nodes.name)
-)
-_GRID_INSTANCES = _INSTANCES.join(VolumeRow.__table__, _volumes.id == _vis.volume_id).where(
-    _volumes.grid_id == bindparam("grid_id")
-)
-_VOLUME_INSTANCES = _INSTANCES.where(_vis.volume_id == bindparam("volume_id"))
-
-
 def _grid(session: Session, grid: str) -> tuple[int, str]:
     """The grid's id and name; the same answer as ``get_grid_row``, without loading the row."""
     found = session.execute(_GRID, {"grid": grid}).first()
@@ -227,20 +226,33 @@ def _instances(
     return {volume_id: tuple(views) for volume_id, views in found.items()}
 
 
-def _one_view(session: Session, grid_row: GridRow, row: VolumeRow) -> VolumeView:
-    instances = _instances(session, _VOLUME_INSTANCES, volume_id=row.id)
+def _view(
+    grid_name: str,
+    row: Row[Any],
+    instances: Mapping[int, tuple[VolumeInstanceView, ...]],
+    users: Mapping[str, list[str]],
+) -> VolumeView:
+    volume_id, name, scope, driver, driver_opts, labels, created_at, updated_at = row
     return VolumeView(
-        grid=grid_row.name,
-        name=row.name,
-        scope=row.scope,
-        driver=row.driver,
-        driver_opts=dict(row.driver_opts),
-        labels=dict(row.labels),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        instances=instances.get(row.id, ()),
-        services=tuple(services_using(session, grid_row).get(row.name, [])),
+        grid=grid_name,
+        name=name,
+        scope=scope,
+        driver=driver,
+        driver_opts=dict(driver_opts),
+        labels=dict(labels),
+        created_at=created_at,
+        updated_at=updated_at,
+        instances=instances.get(volume_id, ()),
+        services=tuple(users.get(name, [])),
     )
+
+
+def _one_view(session: Session, grid_id: int, grid_name: str, name: str) -> VolumeView:
+    row = session.execute(_VOLUME, {"grid_id": grid_id, "name": name}).first()
+    if row is None:
+        raise NotFound(f"Volume {name} not found")
+    instances = _instances(session, _VOLUME_INSTANCES, volume_id=row[0])
+    return _view(grid_name, row, instances, _users(session, grid_id, grid_name))
 
 
 def list_volumes(session: Session, grid: str) -> list[VolumeView]:
@@ -249,33 +261,21 @@ def list_volumes(session: Session, grid: str) -> list[VolumeView]:
     users = _users(session, grid_id, grid_name)
     instances = _instances(session, _GRID_INSTANCES, grid_id=grid_id)
     rows = session.execute(_VOLUMES, {"grid_id": grid_id}).all()
-    return [
-        VolumeView(
-            grid=grid_name,
-            name=name,
-            scope=scope,
-            driver=driver,
-            driver_opts=dict(driver_opts),
-            labels=dict(labels),
-            created_at=created_at,
-            updated_at=updated_at,
-            instances=instances.get(volume_id, ()),
-            services=tuple(users.get(name, [])),
-        )
-        for volume_id, name, scope, driver, driver_opts, labels, created_at, updated_at in rows
-    ]
+    return [_view(grid_name, row, instances, users) for row in rows]
 
 
 def show_volume(session: Session, grid: str, name: str) -> VolumeView:
-    grid_row = get_grid_row(session, grid)
-    return _one_view(session, grid_row, get_volume_row(session, grid_row, name))
+    grid_id, grid_name = _grid(session, grid)
+    return _one_view(session, grid_id, grid_name, name)
 
 
 def remove_volume(session: Session, grid: str, name: str) -> set[str]:
     """Remove the definition; its volume instances become ``removing``. Returns the nodes to tell."""
-    grid_row = get_grid_row(session, grid)
-    row = get_volume_row(session, grid_row, name)
-    users = services_using(session, grid_row).get(name, [])
+    grid_id, grid_name = _grid(session, grid)
+    volume_id = session.scalar(_VOLUME_ID, {"grid_id": grid_id, "name": name})
+    if volume_id is None:
+        raise NotFound(f"Volume {name} not found")
+    users = _users(session, grid_id, grid_name).get(name, [])
     if users:
         raise InvalidInput.one(
             "name",
@@ -284,12 +284,12 @@ def remove_volume(session: Session, grid: str, name: str) -> set[str]:
         )
     now = datetime.now(UTC)
     nodes = set(
-        session.scalars(select(VolumeInstanceRow.node_id).where(VolumeInstanceRow.volume_id == row.id))
+        session.scalars(select(VolumeInstanceRow.node_id).where(VolumeInstanceRow.volume_id == volume_id))
     )
     session.execute(
         update(VolumeInstanceRow)
-        .where(VolumeInstanceRow.volume_id == row.id)
+        .where(VolumeInstanceRow.volume_id == volume_id)
         .values(state="removing", volume_id=None, updated_at=now)
     )
-    session.execute(delete(VolumeRow).where(VolumeRow.id == row.id))
+    session.execute(delete(VolumeRow).where(VolumeRow.id == volume_id))
     return nodes

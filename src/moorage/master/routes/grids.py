@@ -1,6 +1,6 @@
 """/v1/grids: create, list, show, remove; a grid's join token (show, rotate).
 
-``async`` routes, each with one ``Database.run`` for its store work (see routes/volumes.py).
+``async`` routes, each with one store call, ``Database.read`` or ``Database.run`` (see routes/volumes.py).
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ async def create(body: GridCreate, state: State) -> GridOut:
 
 @router.get("")
 async def index(state: State) -> GridList:
-    return await state.db.run(lambda session: GridList(grids=[grid_out(g) for g in list_grids(session)]))
+    return await state.db.read(lambda session: GridList(grids=[grid_out(g) for g in list_grids(session)]))
 
 
 @router.get("/{grid}")
 async def show(grid: str, state: State) -> GridOut:
-    return await state.db.run(lambda session: grid_out(show_grid(session, grid)))
+    return await state.db.read(lambda session: grid_out(show_grid(session, grid)))
 
 
 @router.delete("/{grid}")
@@ -54,7 +54,7 @@ async def remove(grid: str, state: State) -> dict[str, str]:
 
 @router.get("/{grid}/token")
 async def token(grid: str, state: State) -> TokenOut:
-    return await state.db.run(lambda session: TokenOut(token=get_grid_row(session, grid).join_token))
+    return await state.db.read(lambda session: TokenOut(token=get_grid_row(session, grid).join_token))
 
 
 @router.post("/{grid}/token")

@@ -1,6 +1,6 @@
 """/v1/nodes/{grid}: list, show, labels, remove.
 
-``async`` routes, each with one ``Database.run`` for its store work (see routes/volumes.py).
+``async`` routes, each with one store call, ``Database.read`` or ``Database.run`` (see routes/volumes.py).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ State = Annotated[MasterState, Depends(master_state)]
 
 @router.get("/{grid}")
 async def index(grid: str, state: State) -> NodeList:
-    return await state.db.run(
+    return await state.db.read(
         lambda session: NodeList(nodes=[node_out(n) for n in list_nodes(session, grid)])
     )
 
 
 @router.get("/{grid}/{node}")
 async def show(grid: str, node: str, state: State) -> NodeOut:
-    return await state.db.run(lambda session: node_out(get_node(session, grid, node)))
+    return await state.db.read(lambda session: node_out(get_node(session, grid, node)))
 
 
 @router.post("/{grid}/{node}/labels")
