@@ -16,6 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.support.leftovers import assert_nothing_left
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -120,32 +121,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             client.close()
         down = setup.run("testbed", "down", "--dir", str(directory), timeout=300)
         assert down.code == 0, f"testbed down failed:\n{down.text}"
-        _assert_nothing_left(directory)
-
-
-def _assert_nothing_left(directory: Path) -> None:
-    from moorage.testbed.engine import EnginePaths
-
-    ours = {EnginePaths(f"node-{i}", directory / "nodes" / f"node-{i}").netns for i in (1, 2, 3)}
-    netns = Path("/var/run/netns")
-    left = sorted(ours & {p.name for p in netns.iterdir()}) if netns.exists() else []
-    assert not left, f"network namespaces left behind: {left}"
-    mounts = [
-        line.split()[1]
-        for line in Path("/proc/self/mounts").read_text().splitlines()
-        if str(directory) in line
-    ]
-    assert not mounts, f"mounts left behind: {mounts}"
-    procs = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if str(directory) in cmdline:
-                procs.append(f"{proc.name}: {cmdline[:120]}")
-    assert not procs, f"processes left behind: {procs}"
+        assert_nothing_left(directory, ["node-1", "node-2", "node-3"])
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.leftovers import assert_nothing_left
+
 pytestmark = pytest.mark.e2e
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -50,32 +52,8 @@ def folder() -> Iterator[Path]:
                 timeout=300,
                 check=False,
             )
-        _assert_nothing_left(directory)
+        assert_nothing_left(directory, ["node-1"])
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _assert_nothing_left(directory: Path) -> None:
-    from moorage.testbed import netns
-    from moorage.testbed.engine import EnginePaths
-
-    ours = EnginePaths("node-1", directory / "nodes" / "node-1").netns
-    assert ours not in netns.names(), f"network namespace {ours} left behind"
-    mounts = [
-        line.split()[1]
-        for line in Path("/proc/self/mounts").read_text().splitlines()
-        if str(directory) in line
-    ]
-    assert not mounts, f"mounts left behind: {mounts}"
-    procs = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if str(directory) in cmdline:
-                procs.append(f"{proc.name}: {cmdline[:120]}")
-    assert not procs, f"processes left behind: {procs}"
 
 
 def _run(script: str, folder: Path) -> str:
