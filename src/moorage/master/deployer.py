@@ -161,14 +161,6 @@ class Deployer:
         with self.db.session() as session:
             return record_batch(session, grid_id, batch)
 
-    @staticmethod
-    def _row(session: Session, item: InstancePlan) -> InstanceRow | None:
-        return session.scalar(
-            select(InstanceRow).where(
-                InstanceRow.service_id == item.service_row_id, InstanceRow.number == item.number
-            )
-        )
-
     # -- roll out -------------------------------------------------------------------------------
 
     async def _roll_out(self, deployment_id: str, plans: list[ServicePlan]) -> None:
@@ -220,32 +212,50 @@ class Deployer:
                     await asyncio.wait_for(self._changed.wait(), min(1.0, remaining))
 
     def _settled(self, batch: list[InstancePlan]) -> list[_Outcome | None]:
+        """Each instance's outcome, None while it is still on its way. Two queries per batch."""
         connected = self.hub.connected_ids()
-        out: list[_Outcome | None] = []
+        wanted = {(i.service_row_id, i.number) for i in batch}
+        node_ids = sorted({i.node_id for i in batch if i.node_id})
         with self.db.session() as session:
-            for item in batch:
-                assert item.container is not None
-                row = self._row(session, item)
-                if row is None or row.desired_hash != item.container.config_hash:
-                    out.append(_Outcome(True))  # removed or superseded since
-                    continue
-                node = session.get(NodeRow, item.node_id) if item.node_id else None
-                where = f" on {node.name}" if node else ""
-                if row.observed_hash == row.desired_hash and row.state == "running":
-                    out.append(_Outcome(True))
-                elif row.observed_hash == row.desired_hash and row.state in ("error", "exited", "restarting"):
-                    detail = row.reason or (
-                        f"exited with code {row.exit_code}" if row.exit_code is not None else row.state
+            rows = {
+                (service_id, number): (desired, observed, state, reason, exit_code)
+                for service_id, number, desired, observed, state, reason, exit_code in session.execute(
+                    select(
+                        InstanceRow.service_id,
+                        InstanceRow.number,
+                        InstanceRow.desired_hash,
+                        InstanceRow.observed_hash,
+                        InstanceRow.state,
+                        InstanceRow.reason,
+                        InstanceRow.exit_code,
+                    ).where(InstanceRow.service_id.in_({i.service_row_id for i in batch}))
+                ).tuples()
+                if (service_id, number) in wanted
+            }
+            found = session.execute(select(NodeRow.id, NodeRow.name).where(NodeRow.id.in_(node_ids))).tuples()
+            names = {node_id: name for node_id, name in found}
+        out: list[_Outcome | None] = []
+        for item in batch:
+            assert item.container is not None
+            row = rows.get((item.service_row_id, item.number))
+            if row is None or row[0] != item.container.config_hash:
+                out.append(_Outcome(True))  # removed or superseded since
+                continue
+            desired, observed, state, reason, exit_code = row
+            where = f" on {names[item.node_id]}" if item.node_id in names else ""
+            if observed == desired and state == "running":
+                out.append(_Outcome(True))
+            elif observed == desired and state in ("error", "exited", "restarting"):
+                detail = reason or (f"exited with code {exit_code}" if exit_code is not None else state)
+                out.append(_Outcome(False, f"{_label(item)}{where}: {detail}"))
+            elif item.node_id not in connected:
+                out.append(
+                    _Outcome(
+                        False, f"{_label(item)}{where}: node is offline; it starts when the node is back"
                     )
-                    out.append(_Outcome(False, f"{_label(item)}{where}: {detail}"))
-                elif item.node_id not in connected:
-                    out.append(
-                        _Outcome(
-                            False, f"{_label(item)}{where}: node is offline; it starts when the node is back"
-                        )
-                    )
-                else:
-                    out.append(None)
+                )
+            else:
+                out.append(None)
         return out
 
     # -- bookkeeping ----------------------------------------------------------------------------
