@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from moorage.model.stack import MountKind, ServiceSpec, StackSpec, VolumeDecl
+from moorage.model.stack import MountKind, ServiceSpec, StackSpec
 from moorage.stackfile import stack_from_dict, stack_to_dict
 
 __all__ = ["StoredService", "load_service", "service_document"]
@@ -48,7 +48,3 @@ def load_service(document: dict[str, Any]) -> StoredService:
         spec=stack.services[0],
         volumes={decl.alias: decl.external_name for decl in stack.volumes},
     )
-
-
-def volume_decls(volumes: dict[str, str]) -> tuple[VolumeDecl, ...]:
-    return tuple(VolumeDecl(alias=a, external_name=n) for a, n in volumes.items())
