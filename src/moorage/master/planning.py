@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from moorage.master.container_specs import ContainerTemplate
+from moorage.model.container import PlannedContainer
 from moorage.model.node import NodeStatus
 from moorage.model.stack import DeployStrategy, MountKind
 from moorage.model.volume import VolumeScope, docker_volume_name
-from moorage.protocol import ContainerSpec
 from moorage.scheduler import (
     InstanceRequest,
     NodeIndex,
@@ -32,7 +32,7 @@ from moorage.scheduler import (
     schedule_service,
 )
 from moorage.stackfile.stored_service import StoredService, load_service
-from moorage.store.placements import InstanceWrite, VolumeWrite, chunks
+from moorage.store.placements import InstanceWrite, NodePlace, VolumeWrite, chunks
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = ["InstancePlan", "PlanKind", "ServicePlan", "plan_services"]
@@ -47,10 +47,11 @@ class InstancePlan:
     number: int
     kind: PlanKind
     node_id: str | None
-    container: ContainerSpec | None
+    container: PlannedContainer | None
     reason: str | None = None
     volumes: tuple[VolumeWrite, ...] = ()
     had_container: bool = False  # the instance already had a container somewhere
+    place: NodePlace | None = None  # the node's zone and global drivers, as planned
 
     def write(self, state: str) -> InstanceWrite:
         return InstanceWrite(
@@ -61,6 +62,7 @@ class InstancePlan:
             state=state,
             reason=self.reason,
             volumes=self.volumes,
+            place=self.place,
         )
 
 
@@ -72,47 +74,71 @@ class ServicePlan:
     remove_numbers: list[int] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class _NodeFacts:
-    id: str
-    name: str
-    online: bool
-    labels: dict[str, str]
-    info: dict[str, Any]
+_Usage = tuple[tuple[str, frozenset[int], int, float], ...]  # (node id, ports, memory, cpus) per node
 
 
-_facts_cache: dict[
-    tuple[str, int],
-    tuple[tuple[int, datetime | None], list[tuple[str, str, str, dict[str, str], dict[str, Any]]]],
-] = {}
+@dataclass(slots=True)
+class _GridNodes:
+    """One grid's nodes as the scheduler sees them, kept between deployments while no node row
+    changes: a deployment on a large, quiet grid neither decodes every node's JSON again nor
+    rebuilds the index and its pools."""
+
+    stamp: tuple[int, datetime | None]
+    views: dict[str, NodeView]  # online = what the row says; nothing held by other services
+    up: frozenset[str]  # the ids of the nodes whose row says online
+    indexes: dict[tuple[frozenset[str], _Usage], NodeIndex] = field(default_factory=dict)
+    places: dict[str, NodePlace] = field(default_factory=dict)  # made when first needed
+
+    def place(self, node_id: str) -> NodePlace | None:
+        """The zone and global drivers of a node, for the volume instances made on it."""
+        found = self.places.get(node_id)
+        if found is None:
+            node = self.views.get(node_id)
+            if node is None:
+                return None
+            shared = frozenset(d for d, scope in node.drivers.items() if scope == "global")
+            found = self.places[node_id] = NodePlace(node.zone, shared)
+        return found
 
 
-def _node_facts(session: Session, grid_id: int, connected: set[str]) -> list[_NodeFacts]:
-    """The grid's nodes. Their rows are read again only when one changed (count or latest update):
-    a deploy on a large, quiet grid does not decode every node's JSON again."""
+_grids: dict[tuple[str, int], _GridNodes] = {}
+_INDEXES_KEPT = 8  # per grid: (nodes away, what other services hold) changes with most deployments
+
+
+def _grid_nodes(session: Session, grid_id: int) -> _GridNodes:
     key = (str(session.get_bind().engine.url), grid_id)
     version = session.execute(
         select(func.count(), func.max(NodeRow.updated_at)).where(NodeRow.grid_id == grid_id)
     ).one()
     stamp = (int(version[0]), version[1])
-    cached = _facts_cache.get(key)
-    if cached is None or cached[0] != stamp:
-        rows = session.execute(
-            select(NodeRow.id, NodeRow.name, NodeRow.status, NodeRow.labels, NodeRow.info).where(
-                NodeRow.grid_id == grid_id
-            )
-        ).tuples()
-        cached = _facts_cache[key] = (stamp, [(i, n, st, lb, inf) for i, n, st, lb, inf in rows])
-    return [
-        _NodeFacts(node_id, name, status == NodeStatus.ONLINE.value and node_id in connected, labels, info)
-        for node_id, name, status, labels, info in cached[1]
-    ]
+    cached = _grids.get(key)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    rows = session.execute(
+        select(NodeRow.id, NodeRow.name, NodeRow.status, NodeRow.labels, NodeRow.info).where(
+            NodeRow.grid_id == grid_id
+        )
+    ).tuples()
+    views = {
+        node_id: NodeView(
+            id=node_id,
+            name=name,
+            online=status == NodeStatus.ONLINE.value,
+            labels=labels,
+            drivers={d["name"]: d.get("scope") for d in info.get("drivers", [])},
+            memory=int(info.get("memory") or 0),
+            cpus=int(info.get("cpus") or 0),
+            used_ports=frozenset(),
+        )
+        for node_id, name, status, labels, info in rows
+    }
+    cached = _grids[key] = _GridNodes(stamp, views, frozenset(i for i, v in views.items() if v.online))
+    return cached
 
 
-def _node_views(
-    session: Session, grid_id: int, nodes: Sequence[_NodeFacts], skip: set[int]
-) -> list[NodeView]:
-    """The grid's nodes with what services outside this deployment hold on them."""
+def _held(session: Session, nodes: _GridNodes, skip: set[int]) -> _Usage:
+    """What services outside this deployment hold on the grid's nodes (read by a partial index:
+    only instances that hold ports, memory or CPUs)."""
     ports: dict[str, set[int]] = defaultdict(set)
     memory: dict[str, int] = defaultdict(int)
     cpus: dict[str, float] = defaultdict(float)
@@ -123,10 +149,7 @@ def _node_views(
             InstanceRow.host_ports,
             InstanceRow.memory,
             InstanceRow.cpus,
-        )
-        .join(ServiceRow, ServiceRow.id == InstanceRow.service_id)
-        .where(
-            ServiceRow.grid_id == grid_id,
+        ).where(
             InstanceRow.node_id.is_not(None),
             or_(
                 InstanceRow.host_ports.is_not(None),
@@ -136,27 +159,37 @@ def _node_views(
         )
     ).tuples()
     for service_id, node_id, host_ports, mem, cpu in held:
-        if service_id in skip or node_id is None:
+        if service_id in skip or node_id is None or node_id not in nodes.views:
             continue
-        if host_ports:
-            ports[node_id].update(int(p) for p in host_ports)
+        ports[node_id].update(int(p) for p in host_ports or ())
         memory[node_id] += mem or 0
         cpus[node_id] += cpu or 0.0
-    return [
-        NodeView(
-            id=node.id,
-            name=node.name,
-            online=node.online,
-            labels=node.labels,
-            drivers={d["name"]: d.get("scope") for d in node.info.get("drivers", [])},
-            memory=int(node.info.get("memory") or 0),
-            cpus=int(node.info.get("cpus") or 0),
-            used_ports=frozenset(ports.get(node.id, ())),
-            reserved_memory=memory.get(node.id, 0),
-            reserved_cpus=cpus.get(node.id, 0.0),
-        )
-        for node in nodes
-    ]
+    return tuple(
+        (node_id, frozenset(ports.get(node_id, ())), memory.get(node_id, 0), cpus.get(node_id, 0.0))
+        for node_id in sorted(set(ports) | set(memory) | set(cpus))
+    )
+
+
+def _node_index(
+    session: Session, grid_id: int, connected: set[str], skip: set[int]
+) -> tuple[NodeIndex, _GridNodes]:
+    """The grid's nodes, online when their agent is connected, with what services outside this
+    deployment hold on them. Costs the size of the grid only when a node changed."""
+    nodes = _grid_nodes(session, grid_id)
+    away = nodes.up - connected
+    usage = _held(session, nodes, skip)
+    key = (away, usage)
+    index = nodes.indexes.get(key)
+    if index is None:
+        views = dict(nodes.views)
+        for node_id in away:
+            views[node_id] = replace(views[node_id], online=False)
+        for node_id, ports, mem, cpu in usage:
+            views[node_id] = replace(views[node_id], used_ports=ports, reserved_memory=mem, reserved_cpus=cpu)
+        if len(nodes.indexes) >= _INDEXES_KEPT:
+            nodes.indexes.clear()
+        index = nodes.indexes[key] = NodeIndex(views.values())
+    return index.fresh(), nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +205,8 @@ def plan_services(
     session: Session, grid: GridRow, service_rows: Sequence[ServiceRow], connected: set[str]
 ) -> list[ServicePlan]:
     """Plans for ``service_rows`` (in deploy order); later services see what earlier ones take."""
-    nodes = _node_facts(session, grid.id, connected)
     deploying = {row.id for row in service_rows}
-    index = NodeIndex(_node_views(session, grid.id, nodes, deploying))
+    index, nodes = _node_index(session, grid.id, connected, deploying)
     volumes = {v.name: v for v in session.scalars(select(VolumeRow).where(VolumeRow.grid_id == grid.id))}
     current: dict[int, dict[int, _Current]] = defaultdict(dict)
     for part in chunks(sorted(deploying)):
@@ -190,11 +222,18 @@ def plan_services(
         for service_id, number, node_id, desired_hash, has_container in rows:
             current[service_id][number] = _Current(node_id, desired_hash, bool(has_container))
     stored = {row.id: load_service(row.spec) for row in service_rows}
-    homes = _volume_homes(session, grid.id, service_rows, stored, current, volumes, len(nodes))
+    homes = _volume_homes(session, grid.id, service_rows, stored, current, volumes, len(index))
     plans = []
     for service_row in service_rows:
         plan, requests, placements = _plan_one(
-            grid.name, service_row, stored[service_row.id], index, current[service_row.id], volumes, homes
+            grid.name,
+            service_row,
+            stored[service_row.id],
+            index,
+            nodes,
+            current[service_row.id],
+            volumes,
+            homes,
         )
         index.commit(requests, placements)
         plans.append(plan)
@@ -243,23 +282,28 @@ def _volume_homes(
     return homes
 
 
-def _bindings(
-    stored: StoredService, number: int, volumes: dict[str, VolumeRow]
-) -> tuple[dict[str, str], tuple[VolumeWrite, ...]]:
-    """(alias -> Docker volume name, the volume bindings) for one instance."""
-    names: dict[str, str] = {}
-    bindings: list[VolumeWrite] = []
-    for mount in stored.spec.mounts:
-        if mount.kind is not MountKind.NAMED or mount.source is None:
-            continue
-        volume = volumes[stored.volume_of(mount.source)]
-        scope = VolumeScope(volume.scope)
-        docker_name = docker_volume_name(scope, volume.name, stored.stack, stored.spec.name, number)
-        names[mount.source] = docker_name
-        bindings.append(
-            VolumeWrite(volume.id, volume.name, docker_name, volume.driver, dict(volume.driver_opts), scope)
-        )
-    return names, tuple(bindings)
+class _Bindings:
+    """The grid volumes one service's named mounts use, resolved once; ``of(n)`` gives instance
+    n's (alias -> Docker volume name, volume bindings)."""
+
+    def __init__(self, stored: StoredService, volumes: dict[str, VolumeRow]) -> None:
+        self.stored = stored
+        self.mounts: list[tuple[str, VolumeRow, VolumeScope, dict[str, str]]] = []
+        for alias in _aliases(stored):
+            volume = volumes[stored.volume_of(alias)]
+            self.mounts.append((alias, volume, VolumeScope(volume.scope), dict(volume.driver_opts)))
+
+    def of(self, number: int) -> tuple[dict[str, str], tuple[VolumeWrite, ...]]:
+        names: dict[str, str] = {}
+        bindings: list[VolumeWrite] = []
+        stack, service = self.stored.stack, self.stored.spec.name
+        for alias, volume, scope, driver_opts in self.mounts:
+            docker_name = docker_volume_name(scope, volume.name, stack, service, number)
+            names[alias] = docker_name
+            bindings.append(
+                VolumeWrite(volume.id, volume.name, docker_name, volume.driver, driver_opts, scope)
+            )
+        return names, tuple(bindings)
 
 
 def _request(
@@ -298,6 +342,7 @@ def _plan_one(
     service_row: ServiceRow,
     stored: StoredService,
     index: NodeIndex,
+    nodes: _GridNodes,
     current: dict[int, _Current],
     volumes: dict[str, VolumeRow],
     homes: dict[tuple[int, str], str],
@@ -323,12 +368,13 @@ def _plan_one(
         ]
         return plan, [], []
 
+    binder = _Bindings(stored, volumes)
     if spec.strategy is DeployStrategy.DAEMON:
-        _, template_bindings = _bindings(stored, 1, volumes)
+        _, template_bindings = binder.of(1)
         template = _request(service_id, stored, 1, template_bindings, homes, None)
         anchors: dict[int, str] = {n: row.node_id for n, row in current.items() if row.node_id is not None}
         for n in list(current):
-            _, bs = _bindings(stored, n, volumes)
+            _, bs = binder.of(n)
             for b in bs:
                 if b.scope is VolumeScope.INSTANCE and (b.volume_id, b.name) in homes:
                     anchors[n] = homes[(b.volume_id, b.name)]
@@ -336,13 +382,13 @@ def _plan_one(
     else:
         numbers = list(range(1, spec.instances + 1))
 
-    bound = {n: _bindings(stored, n, volumes) for n in numbers}
+    bound = {n: binder.of(n) for n in numbers}
     requests = [_request(service_id, stored, n, bound[n][1], homes, current.get(n)) for n in numbers]
     placements = schedule_service(index, requests, spec.strategy, seed=service_id)
     containers = ContainerTemplate(grid, stored.stack, spec)
     for number, request, placement in zip(numbers, requests, placements, strict=True):
         names, bindings = bound[number]
-        container = containers.spec(number, names)
+        container = containers.document(number, names)
         row = current.get(number)
         had = row is not None and row.has_container
         reason = "; ".join(placement.reasons) or None
@@ -369,6 +415,7 @@ def _plan_one(
                     None,
                     bindings,
                     had_container=had,
+                    place=nodes.place(placement.node_id),
                 )
             )
         elif placement.status == "pending":
@@ -387,6 +434,7 @@ def _plan_one(
                     reason,
                     bindings,
                     had_container=had,
+                    place=nodes.place(node) if node else None,
                 )
             )
         else:

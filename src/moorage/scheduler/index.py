@@ -1,8 +1,8 @@
 """NodeIndex: the grid's nodes prepared once, and what earlier passes committed on them.
 
-Build one per snapshot of the nodes and reuse it across passes: lookups by id and name, the nodes
-where each volume driver is global, and pools (nodes passing the static filters) cached by the
-kind of request. ``commit`` records a pass's placements so later passes see their ports, memory
+Build one per snapshot of the nodes and reuse it across passes (and, through ``fresh``, across
+deployments while the nodes do not change): lookups by id and name, the nodes where each volume
+driver is global, and pools (nodes passing the static filters) cached by the kind of request. ``commit`` records a pass's placements so later passes see their ports, memory
 and CPUs as taken; committing a service again replaces what it held before.
 """
 
@@ -48,6 +48,25 @@ class NodeIndex:
         self._ports: dict[str, Counter[int]] = {}
         self._memory: dict[str, int] = {}
         self._cpus: dict[str, float] = {}
+
+    def fresh(self) -> NodeIndex:
+        """The same nodes with nothing committed: for the next deployment over an unchanged grid.
+
+        Shares the lookups and the pools already made (they depend only on the nodes, which
+        are frozen), so a deployment does not pay again for the size of the grid.
+        """
+        clone = object.__new__(NodeIndex)
+        clone.nodes = self.nodes
+        clone._by_id = self._by_id
+        clone._by_name = self._by_name
+        clone._global = self._global
+        clone.online = self.online
+        clone._pools = self._pools
+        clone._committed = {}
+        clone._ports = {}
+        clone._memory = {}
+        clone._cpus = {}
+        return clone
 
     def __len__(self) -> int:
         return len(self.nodes)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from anyio import to_thread
+from pydantic_core import from_json, to_json
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +29,12 @@ def normalize_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def _dump_json(value: Any) -> str:
+    """JSON columns are written with pydantic's serializer: the same JSON as ``json.dumps`` for
+    what Moorage stores (dicts, lists, strings, numbers), about three times faster."""
+    return to_json(value).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -67,7 +74,7 @@ class Database:
         )
         self._reader: sessionmaker[Session] | None = None
         self._reader_engine: Engine | None = None
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"json_serializer": _dump_json, "json_deserializer": from_json}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
@@ -115,6 +122,8 @@ class Database:
         if self._inline_reads and self._reader is None:
             engine = create_engine(
                 self.url,
+                json_serializer=_dump_json,
+                json_deserializer=from_json,
                 poolclass=StaticPool,  # one connection, used by the event loop's thread alone
                 connect_args={"check_same_thread": False, "timeout": 10},
             )

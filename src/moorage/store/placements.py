@@ -6,7 +6,6 @@ placement stays flat however many there are in one go.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,11 +14,12 @@ from typing import Any, TypeVar
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from moorage.model.container import PlannedContainer
 from moorage.model.volume import VolumeScope
-from moorage.protocol import ContainerSpec
+from moorage.store.row_ids import ordered_id
 from moorage.store.tables import InstanceRow, NodeRow, VolumeInstanceRow
 
-__all__ = ["InstanceWrite", "VolumeWrite", "chunks", "write_placements"]
+__all__ = ["InstanceWrite", "NodePlace", "VolumeWrite", "chunks", "write_placements"]
 
 T = TypeVar("T")
 CHUNK = 900  # stays under every backend's limit on bound parameters
@@ -43,27 +43,35 @@ class VolumeWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class NodePlace:
+    """What the volume instances made for an instance take from its node: its zone, and the
+    drivers that are global there (their volume instances follow the instance)."""
+
+    zone: str | None
+    global_drivers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class InstanceWrite:
     """One instance's new desired state; ``container`` None means no container anywhere."""
 
     service_row_id: int
     number: int
     node_id: str | None
-    container: ContainerSpec | None
+    container: PlannedContainer | None
     state: str
     reason: str | None = None
     volumes: tuple[VolumeWrite, ...] = ()
+    place: NodePlace | None = None  # None: read from the node's row
 
 
 def _instance_values(item: InstanceWrite, now: datetime) -> dict[str, Any]:
     container = item.container
     return {
         "node_id": item.node_id,
-        "container": container.model_dump(mode="json") if container is not None else None,
+        "container": container.document if container is not None else None,
         "desired_hash": container.config_hash if container is not None else None,
-        "host_ports": [p.host for p in container.ports]
-        if container is not None and container.ports
-        else None,
+        "host_ports": list(container.host_ports) if container is not None and container.host_ports else None,
         "memory": container.memory if container is not None else None,
         "cpus": container.cpus if container is not None else None,
         "state": item.state,
@@ -114,19 +122,21 @@ def _write_volume_instances(
     session: Session, grid_id: int, items: Iterable[InstanceWrite], now: datetime
 ) -> None:
     wanted: dict[tuple[str, str], VolumeWrite] = {}
-    node_ids: set[str] = set()
+    places: dict[str, NodePlace] = {}
     for item in items:
         assert item.node_id is not None
         for volume in item.volumes:
             wanted.setdefault((item.node_id, volume.name), volume)
-            node_ids.add(item.node_id)
+            if item.place is not None:
+                places[item.node_id] = item.place
     if not wanted:
         return
-    nodes: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for part in chunks(sorted(node_ids)):
+    unknown = sorted({node_id for node_id, _ in wanted} - set(places))
+    for part in chunks(unknown):
         found = session.execute(select(NodeRow.id, NodeRow.labels, NodeRow.info).where(NodeRow.id.in_(part)))
         for node_id, node_labels, node_info in found.tuples():
-            nodes[node_id] = (node_labels, node_info)
+            shared = frozenset(d["name"] for d in node_info.get("drivers", []) if d.get("scope") == "global")
+            places[node_id] = NodePlace(node_labels.get("zone"), shared)
     names = sorted({name for _, name in wanted})
     by_name: dict[str, list[tuple[str, str, int | None, str]]] = {}
     for part in chunks(names):
@@ -144,16 +154,15 @@ def _write_volume_instances(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for (node_id, name), volume in wanted.items():
-        labels, info = nodes[node_id]
-        zone = labels.get("zone")
+        place = places[node_id]
+        zone = place.zone
         known = by_name.get(name, [])
         here = next((r for r in known if r[1] == node_id), None)
         if here is not None:
             if here[3] in ("missing", "error"):
                 updates.append({"id": here[0], "state": "pending", "error": None, "updated_at": now})
             continue
-        scopes = {d["name"]: d.get("scope") for d in info.get("drivers", [])}
-        movable = volume.scope is VolumeScope.INSTANCE and scopes.get(volume.driver) == "global"
+        movable = volume.scope is VolumeScope.INSTANCE and volume.driver in place.global_drivers
         elsewhere = next((r for r in known if r[2] == volume.volume_id and r[3] != "removing"), None)
         if movable and elsewhere is not None:
             # shared storage: the volume instance follows its instance to this node
@@ -170,7 +179,7 @@ def _write_volume_instances(
             continue
         inserts.append(
             {
-                "id": uuid.uuid4().hex,
+                "id": ordered_id(),
                 "grid_id": grid_id,
                 "volume_id": volume.volume_id,
                 "node_id": node_id,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,6 +36,8 @@ __all__ = [
     "VolumeInstanceRow",
     "VolumeRow",
 ]
+
+HOLDING = "host_ports IS NOT NULL OR memory IS NOT NULL OR cpus IS NOT NULL"  # keep as in 0005
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -140,10 +143,19 @@ class InstanceRow(Base):
     """One instance of a service: where it should run (node, config hash) and what its agent saw."""
 
     __tablename__ = "instances"
-    __table_args__ = (UniqueConstraint("service_id", "number", name="uq_instances_service_number"),)
+    __table_args__ = (
+        UniqueConstraint("service_id", "number", name="uq_instances_service_number"),
+        # the instances that hold something on their node: what a deployment reads of the others
+        Index(
+            "ix_instances_holding",
+            "node_id",
+            sqlite_where=text(HOLDING),
+            postgresql_where=text(HOLDING),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))  # uq's first
     number: Mapped[int]
     node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"), index=True)
     container: Mapped[dict[str, Any] | None] = mapped_column(
@@ -204,13 +216,15 @@ class VolumeInstanceRow(Base):
     __tablename__ = "volume_instances"
     __table_args__ = (
         UniqueConstraint("node_id", "name", name="uq_volume_instances_node_name"),
-        Index("ix_volume_instances_name", "name"),
+        Index("ix_volume_instances_grid_name", "grid_id", "name"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    grid_id: Mapped[int] = mapped_column(
+        ForeignKey("grids.id", ondelete="CASCADE")
+    )  # ix_..._grid_name's first
     volume_id: Mapped[int | None] = mapped_column(ForeignKey("volumes.id", ondelete="SET NULL"), index=True)
-    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))  # uq's first
     name: Mapped[str] = mapped_column(String(255))  # the Docker volume name
     driver: Mapped[str] = mapped_column(String(255))
     driver_opts: Mapped[dict[str, Any]]

@@ -1,0 +1,44 @@
+"""Indexes for placing at scale: a partial index over the instances that hold ports, memory or
+CPUs on their node (a deployment reads only those, not every instance of the grid); two indexes
+dropped that the unique constraints already cover by their first column (instances by service,
+volume instances by node), which every bulk insert paid for; volume instances found by (grid,
+Docker name) in one index: with one index per column SQLite walked the whole grid's volume
+instances to find a few names.
+
+Revision ID: 0005
+Revises: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+HOLDING = "host_ports IS NOT NULL OR memory IS NOT NULL OR cpus IS NOT NULL"
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_instances_holding",
+        "instances",
+        ["node_id"],
+        sqlite_where=sa.text(HOLDING),
+        postgresql_where=sa.text(HOLDING),
+    )
+    op.drop_index("ix_instances_service_id", "instances")
+    op.drop_index("ix_volume_instances_node_id", "volume_instances")
+    op.drop_index("ix_volume_instances_name", "volume_instances")
+    op.drop_index("ix_volume_instances_grid_id", "volume_instances")
+    op.create_index("ix_volume_instances_grid_name", "volume_instances", ["grid_id", "name"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_volume_instances_grid_name", "volume_instances")
+    op.create_index("ix_volume_instances_grid_id", "volume_instances", ["grid_id"])
+    op.create_index("ix_volume_instances_name", "volume_instances", ["name"])
+    op.create_index("ix_volume_instances_node_id", "volume_instances", ["node_id"])
+    op.create_index("ix_instances_service_id", "instances", ["service_id"])
+    op.drop_index("ix_instances_holding", "instances")
