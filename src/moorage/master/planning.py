@@ -349,13 +349,14 @@ def _plan_one(
 ) -> tuple[ServicePlan, list[InstanceRequest], list[Placement]]:
     spec = stored.spec
     service_id = f"{grid}/{stored.stack}/{spec.name}"
-    plan = ServicePlan(service_row_id=service_row.id, service_id=service_id)
+    row_id = service_row.id
+    plan = ServicePlan(service_row_id=row_id, service_id=service_id)
     missing = sorted({stored.volume_of(a) for a in _aliases(stored)} - set(volumes))
     if missing:
         missing_reason = f"External volume {missing[0]} not found; create it with 'moorage volume create'"
         plan.instances = [
             InstancePlan(
-                service_row.id,
+                row_id,
                 service_id,
                 n,
                 "failed",
@@ -406,7 +407,7 @@ def _plan_one(
                 kind = "start"
             plan.instances.append(
                 InstancePlan(
-                    service_row.id,
+                    row_id,
                     service_id,
                     number,
                     kind,
@@ -425,7 +426,7 @@ def _plan_one(
             node = pins[0] if pins else None
             plan.instances.append(
                 InstancePlan(
-                    service_row.id,
+                    row_id,
                     service_id,
                     number,
                     "pending",
@@ -439,9 +440,7 @@ def _plan_one(
             )
         else:
             plan.instances.append(
-                InstancePlan(
-                    service_row.id, service_id, number, "failed", None, None, reason, had_container=had
-                )
+                InstancePlan(row_id, service_id, number, "failed", None, None, reason, had_container=had)
             )
     plan.remove_numbers = sorted(set(current) - set(numbers))
     return plan, requests, placements

@@ -7,7 +7,7 @@ scheduler never looks anything up by itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from moorage.model.stack import AffinityRule, PortMapping
@@ -84,16 +84,15 @@ class InstanceRequest:
     cpus: float | None = None
     volumes: tuple[VolumeNeed, ...] = ()
     current_node: str | None = None
+    # derived from ``volumes`` once, read for every node a pass considers
+    pins: tuple[VolumeNeed, ...] = field(init=False, repr=False, compare=False)
+    """The needs that tie this instance to the node holding its volume instance."""
+    drivers: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Every volume driver this instance needs on its node."""
 
-    @property
-    def pins(self) -> tuple[VolumeNeed, ...]:
-        """The needs that tie this instance to the node holding its volume instance."""
-        return tuple(v for v in self.volumes if v.is_pin)
-
-    @property
-    def drivers(self) -> frozenset[str]:
-        """Every volume driver this instance needs on its node."""
-        return frozenset(v.driver for v in self.volumes)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pins", tuple(v for v in self.volumes if v.is_pin))
+        object.__setattr__(self, "drivers", frozenset(v.driver for v in self.volumes))
 
 
 @dataclass(frozen=True, slots=True)

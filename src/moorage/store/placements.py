@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from moorage.model.container import PlannedContainer
 from moorage.model.volume import VolumeScope
+from moorage.store.bulk_insert import insert_rows
 from moorage.store.row_ids import ordered_id
 from moorage.store.tables import InstanceRow, NodeRow, VolumeInstanceRow
 
@@ -112,7 +113,7 @@ def write_placements(session: Session, grid_id: int, items: Sequence[InstanceWri
                 touched.add(old_node)
             updates.append({"id": row_id, **values})
     if inserts:
-        session.connection().execute(insert(InstanceRow), inserts)
+        insert_rows(session.connection(), InstanceRow, inserts)
     if updates:
         session.execute(update(InstanceRow), updates)
     return touched
@@ -196,4 +197,4 @@ def _write_volume_instances(
     if updates:
         session.execute(update(VolumeInstanceRow), updates)
     if inserts:
-        session.connection().execute(insert(VolumeInstanceRow), inserts)
+        insert_rows(session.connection(), VolumeInstanceRow, inserts)
