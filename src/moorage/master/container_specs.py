@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from moorage.model.container import PlannedContainer
-from moorage.model.stack import NULL_STACK, Mount, MountKind, ServiceSpec
+from moorage.model.container import PlannedContainer, container_name
+from moorage.model.stack import Mount, MountKind, ServiceSpec
 from moorage.protocol import ContainerSpec
 
 __all__ = [
@@ -38,12 +38,6 @@ class Labels:
     SERVICE_ID = "io.moorage.service-id"
     INSTANCE = "io.moorage.instance"
     CONFIG_HASH = "io.moorage.config-hash"
-
-
-def container_name(stack: str, service: str, instance: int) -> str:
-    if stack == NULL_STACK:
-        return f"{service}-{instance}"
-    return f"{stack}.{service}-{instance}"
 
 
 def canonical_json(value: Any) -> str:

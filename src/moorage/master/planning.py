@@ -221,7 +221,7 @@ def plan_services(
         ).tuples()
         for service_id, number, node_id, desired_hash, has_container in rows:
             current[service_id][number] = _Current(node_id, desired_hash, bool(has_container))
-    stored = {row.id: load_service(row.spec) for row in service_rows}
+    stored = {row.id: load_service(row.spec, key=("service", row.id)) for row in service_rows}
     homes = _volume_homes(session, grid.id, service_rows, stored, current, volumes, len(index))
     plans = []
     for service_row in service_rows:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PlannedContainer"]
+from moorage.model.stack import NULL_STACK
+
+__all__ = ["PlannedContainer", "container_name"]
+
+
+def container_name(stack: str, service: str, instance: int) -> str:
+    """Kontena's names: ``<stack>.<service>-<n>``, or ``<service>-<n>`` in the null stack."""
+    if stack == NULL_STACK:
+        return f"{service}-{instance}"
+    return f"{stack}.{service}-{instance}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ volumes it mounts, so the same validation guards stack files, API calls and what
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +43,28 @@ def service_document(stack: StackSpec, service: ServiceSpec) -> dict[str, Any]:
     return stack_to_dict(single)
 
 
-def load_service(document: dict[str, Any]) -> StoredService:
+_loaded: dict[Hashable, tuple[dict[str, Any], StoredService]] = {}
+_LOADED_KEPT = 4096
+
+
+def load_service(document: dict[str, Any], key: Hashable | None = None) -> StoredService:
+    """The service a stored document holds (the document runs through the stack pipeline).
+
+    With ``key`` (a service row's id), the answer is kept and given again while the document is
+    equal to the one it came from: deployment polls and plans read services that rarely change.
+    """
+    if key is not None:
+        found = _loaded.get(key)
+        if found is not None and found[0] == document:
+            return found[1]
     stack = stack_from_dict(document)
-    return StoredService(
+    stored = StoredService(
         stack=stack.name,
         spec=stack.services[0],
         volumes={decl.alias: decl.external_name for decl in stack.volumes},
     )
+    if key is not None:
+        if len(_loaded) >= _LOADED_KEPT:
+            _loaded.clear()
+        _loaded[key] = (copy.deepcopy(document), stored)
+    return stored

@@ -11,11 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moorage.errors import InvalidInput, NotFound
+from moorage.model.container import container_name
 from moorage.model.mount import MountSpecError, parse_mount
 from moorage.model.stack import NULL_STACK, MountKind
 from moorage.stackfile import StackFileError, stack_from_dict
 from moorage.stackfile.stored_service import StoredService, load_service, service_document
 from moorage.store.grids import get_grid_row
+from moorage.store.placements import chunks
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow
 from moorage.store.volumes import missing_volumes
 
@@ -102,28 +104,54 @@ def service_view(session: Session, grid_row: GridRow, row: ServiceRow) -> Servic
 
 
 def service_views(session: Session, grid_row: GridRow, rows: Sequence[ServiceRow]) -> list[ServiceView]:
+    """The services with their instances. Reads the instance columns a view shows (not the
+    stored containers), and each service's document through the cache of ``load_service``:
+    a client following a deployment polls this."""
     ids = [r.id for r in rows]
+    names = {r.id: (r.stack, r.name) for r in rows}
     instances: dict[int, list[InstanceView]] = {i: [] for i in ids}
-    if ids:
+    for part in chunks(ids):
         found = session.execute(
-            select(InstanceRow, NodeRow.name)
+            select(
+                InstanceRow.service_id,
+                InstanceRow.number,
+                NodeRow.name,
+                InstanceRow.state,
+                InstanceRow.reason,
+                InstanceRow.container.is_not(None),
+                InstanceRow.exit_code,
+                InstanceRow.started_at,
+                InstanceRow.observed_hash,
+                InstanceRow.desired_hash,
+            )
             .outerjoin(NodeRow, NodeRow.id == InstanceRow.node_id)
-            .where(InstanceRow.service_id.in_(ids))
+            .where(InstanceRow.service_id.in_(part))
             .order_by(InstanceRow.service_id, InstanceRow.number)
         ).tuples()
-        for inst, node in found:
-            container = inst.container or {}
-            instances[inst.service_id].append(
+        for (
+            service_id,
+            number,
+            node,
+            state,
+            reason,
+            has_container,
+            exit_code,
+            started,
+            observed,
+            desired,
+        ) in found:
+            stack, name = names[service_id]
+            instances[service_id].append(
                 InstanceView(
-                    number=inst.number,
+                    number=number,
                     node=node,
-                    state=inst.state,
-                    reason=inst.reason,
-                    container=container.get("name"),
-                    exit_code=inst.exit_code,
-                    started_at=inst.started_at,
-                    config_hash=inst.observed_hash,
-                    up_to_date=inst.observed_hash is not None and inst.observed_hash == inst.desired_hash,
+                    state=state,
+                    reason=reason,
+                    container=container_name(stack, name, number) if has_container else None,
+                    exit_code=exit_code,
+                    started_at=started,
+                    config_hash=observed,
+                    up_to_date=observed is not None and observed == desired,
                 )
             )
     return [
@@ -131,7 +159,7 @@ def service_views(session: Session, grid_row: GridRow, rows: Sequence[ServiceRow
             id=f"{grid_row.name}/{r.stack}/{r.name}",
             grid=grid_row.name,
             stack=r.stack,
-            stored=load_service(r.spec),
+            stored=load_service(r.spec, key=("service", r.id)),
             created_at=r.created_at,
             updated_at=r.updated_at,
             instances=tuple(instances[r.id]),
