@@ -367,3 +367,69 @@ def test_volume_cli_contract(bed: Bed, name: str) -> None:
     assert "Volume nosuch not found" in bed.fails("volume", "show", "nosuch").err
     bed.ok("volume", "rm", "--force", name)
     assert name not in bed.ok("volume", "ls", "-q").splitlines()
+
+
+def test_a_volume_created_again_never_gets_the_old_data_still_being_removed(bed: Bed, name: str) -> None:
+    volume = f"{name}-data"  # grid scope: the Docker volume is called just that, on every node
+
+    def service(service_name: str, *extra: str) -> None:
+        bed.ok(
+            "service",
+            "create",
+            *extra,
+            "-v",
+            f"{volume}:/data",
+            service_name,
+            "busybox:local",
+            "--cmd",
+            "sleep 3600",
+        )
+
+    bed.ok("volume", "create", "--scope", "grid", "--driver", "local", volume)
+    service(name, "--affinity", "node==node-2")
+    bed.ok("service", "deploy", name)
+    code, out = _single(bed, f"testbed/null/{name}")["container"].exec_run(
+        ["sh", "-c", "echo old > /data/file"]
+    )
+    assert code == 0, out
+    bed.ok("service", "rm", "--force", name)
+    # Someone's own container still mounts it: the agent cannot delete the Docker volume yet.
+    holder = bed.docker("node-2").containers.run(
+        "busybox:local", "sleep 3600", volumes={volume: {"bind": "/held"}}, detach=True
+    )
+    try:
+        bed.ok("volume", "rm", "--force", volume)
+        bed.ok("volume", "create", "--scope", "grid", "--driver", "local", volume)
+        service(f"{name}-any")
+        bed.ok("service", "deploy", f"{name}-any")
+        fresh = _single(bed, f"testbed/null/{name}-any")
+        assert fresh["node"] != "node-2", "not where the removed volume's data still is"
+        code, out = fresh["container"].exec_run(["ls", "-A", "/data"])
+        assert code == 0 and out.decode().strip() == "", "the new volume starts empty"
+
+        service(f"{name}-pinned", "--affinity", "node==node-2")
+        waiting = bed.fails("service", "deploy", f"{name}-pinned")
+        assert f"still removing the Docker volume {volume} of a removed volume" in waiting.err
+        assert not containers(bed, f"testbed/null/{name}-pinned")
+        assert "old" in holder.exec_run(["cat", "/held/file"]).output.decode(), "the old data is untouched"
+    finally:
+        holder.remove(force=True)
+    wait_until(
+        lambda: (
+            "io.moorage.volume-instance-id"
+            not in docker_volumes(bed, volume).get("node-2", {}).get("Labels", {})
+        ),
+        30,
+        "the agent to finish removing the old Docker volume once nothing mounts it",
+    )
+    # the agent reports the removal right after it; a deploy then places the waiting instance
+    wait_until(
+        lambda: bed.run("service", "deploy", f"{name}-pinned").code == 0, 60, "the waiting instance to deploy"
+    )
+    pinned = _single(bed, f"testbed/null/{name}-pinned")
+    assert pinned["node"] == "node-2"
+    code, out = pinned["container"].exec_run(["ls", "-A", "/data"])
+    assert code == 0 and out.decode().strip() == ""
+    for leftover in (f"{name}-any", f"{name}-pinned"):
+        bed.ok("service", "rm", "--force", leftover)
+    bed.ok("volume", "rm", "--force", volume)

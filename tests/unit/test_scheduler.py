@@ -532,3 +532,33 @@ def test_commit_takes_one_service() -> None:
     index = NodeIndex([node("n1")])
     with pytest.raises(ValueError, match="one service at a time"):
         index.commit([InstanceRequest("a", 1), InstanceRequest("b", 1)], [])
+
+
+def test_nodes_still_removing_a_same_named_volume_are_avoided() -> None:
+    nodes = [node("n1", "a"), node("n2", "b"), node("n3", "c")]
+    old = frozenset({"id-n1", "id-n2"})
+    requests = [
+        InstanceRequest(SERVICE, 1, volumes=(replace(vol(instance=1), removing_on=old),)),
+        InstanceRequest(SERVICE, 2, volumes=(vol(instance=2),)),
+        InstanceRequest(SERVICE, 3, volumes=(vol(instance=3),)),
+    ]
+    for seed in ("a", "b", "c", "d", "e"):
+        placements = schedule_service(nodes, requests, HA, seed=seed)
+        assert placements[0].node_id == "id-n3", "never where the old Docker volume is being removed"
+        assert {p.node_id for p in placements} == {"id-n1", "id-n2", "id-n3"}, "the others spread as ever"
+
+
+def test_an_instance_waits_while_every_node_it_may_use_is_removing_its_volume() -> None:
+    nodes = [node("n1"), node("n2", online=False)]
+    need = replace(vol(scope=VolumeScope.GRID), removing_on=frozenset({"id-n1"}))
+    (placement,) = schedule_service(nodes, [InstanceRequest(SERVICE, 1, volumes=(need,))], HA, seed="s")
+    assert placement.status == "pending"
+    assert placement.reasons == (
+        summarize(
+            2,
+            {
+                "node(s) offline": 1,
+                "node(s) still removing the Docker volume redis-data of a removed volume": 1,
+            },
+        ),
+    )

@@ -102,6 +102,7 @@ class _GridNodes:
 
 
 _grids: dict[tuple[str, int], _GridNodes] = {}
+_NOWHERE: frozenset[str] = frozenset()
 _INDEXES_KEPT = 8  # per grid: (nodes away, what other services hold) changes with most deployments
 
 
@@ -240,6 +241,16 @@ def plan_services(
     return plans
 
 
+@dataclass(frozen=True, slots=True)
+class _VolumeHomes:
+    """Where the Docker volumes these services may use are: ``held`` maps (volume id, Docker
+    name) to the node holding that instance-scope volume instance; ``removing`` maps a Docker
+    name to the nodes still deleting a volume instance of that name (of a removed volume)."""
+
+    held: dict[tuple[int, str], str]
+    removing: dict[str, frozenset[str]]
+
+
 def _volume_homes(
     session: Session,
     grid_id: int,
@@ -248,12 +259,9 @@ def _volume_homes(
     current: dict[int, dict[int, _Current]],
     volumes: dict[str, VolumeRow],
     node_count: int,
-) -> dict[tuple[int, str], str]:
-    """Where the instance-scope volume instances these services may use live: (volume id, name) -> node.
-
-    Only the Docker names the instances being planned can have are looked up (by an index), so
-    the cost follows the deployment, not the size of the grid.
-    """
+) -> _VolumeHomes:
+    """Only the Docker names the instances being planned can have are looked up (by an index), so
+    the cost follows the deployment, not the size of the grid."""
     names: set[str] = set()
     for row in service_rows:
         service = stored[row.id]
@@ -261,25 +269,33 @@ def _volume_homes(
         numbers = set(range(1, most + 1)) | set(current[row.id])
         for alias in _aliases(service):
             volume = volumes.get(service.volume_of(alias))
-            if volume is None or volume.scope != VolumeScope.INSTANCE.value:
+            if volume is None:
+                continue
+            scope = VolumeScope(volume.scope)
+            if scope is not VolumeScope.INSTANCE:
+                names.add(docker_volume_name(scope, volume.name, service.stack, service.spec.name, 1))
                 continue
             names.update(
                 docker_volume_name(VolumeScope.INSTANCE, volume.name, service.stack, service.spec.name, n)
                 for n in numbers
             )
-    homes: dict[tuple[int, str], str] = {}
+    held: dict[tuple[int, str], str] = {}
+    removing: dict[str, set[str]] = defaultdict(set)
     for part in chunks(sorted(names)):
         found = session.execute(
-            select(VolumeInstanceRow.volume_id, VolumeInstanceRow.name, VolumeInstanceRow.node_id).where(
-                VolumeInstanceRow.grid_id == grid_id,
-                VolumeInstanceRow.name.in_(part),
-                VolumeInstanceRow.state != "removing",
-            )
+            select(
+                VolumeInstanceRow.volume_id,
+                VolumeInstanceRow.name,
+                VolumeInstanceRow.node_id,
+                VolumeInstanceRow.state,
+            ).where(VolumeInstanceRow.grid_id == grid_id, VolumeInstanceRow.name.in_(part))
         ).tuples()
-        for volume_id, name, node_id in found:
-            if volume_id is not None:
-                homes[(volume_id, name)] = node_id
-    return homes
+        for volume_id, name, node_id, state in found:
+            if state == "removing":
+                removing[name].add(node_id)
+            elif volume_id is not None:
+                held[(volume_id, name)] = node_id
+    return _VolumeHomes(held, {name: frozenset(nodes) for name, nodes in removing.items()})
 
 
 class _Bindings:
@@ -311,7 +327,7 @@ def _request(
     stored: StoredService,
     number: int,
     bindings: tuple[VolumeWrite, ...],
-    homes: dict[tuple[int, str], str],
+    homes: _VolumeHomes,
     current: _Current | None,
 ) -> InstanceRequest:
     needs = tuple(
@@ -320,7 +336,8 @@ def _request(
             driver=b.driver,
             scope=b.scope,
             docker_name=b.name,
-            pinned_node=homes.get((b.volume_id, b.name)) if b.scope is VolumeScope.INSTANCE else None,
+            pinned_node=homes.held.get((b.volume_id, b.name)) if b.scope is VolumeScope.INSTANCE else None,
+            removing_on=homes.removing.get(b.name, _NOWHERE),
         )
         for b in bindings
     )
@@ -345,7 +362,7 @@ def _plan_one(
     nodes: _GridNodes,
     current: dict[int, _Current],
     volumes: dict[str, VolumeRow],
-    homes: dict[tuple[int, str], str],
+    homes: _VolumeHomes,
 ) -> tuple[ServicePlan, list[InstanceRequest], list[Placement]]:
     spec = stored.spec
     service_id = f"{grid}/{stored.stack}/{spec.name}"
@@ -377,8 +394,8 @@ def _plan_one(
         for n in list(current):
             _, bs = binder.of(n)
             for b in bs:
-                if b.scope is VolumeScope.INSTANCE and (b.volume_id, b.name) in homes:
-                    anchors[n] = homes[(b.volume_id, b.name)]
+                if b.scope is VolumeScope.INSTANCE and (b.volume_id, b.name) in homes.held:
+                    anchors[n] = homes.held[(b.volume_id, b.name)]
         numbers = daemon_plan(index, template, anchors)
     else:
         numbers = list(range(1, spec.instances + 1))

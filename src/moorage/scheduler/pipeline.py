@@ -13,7 +13,15 @@ from dataclasses import dataclass, replace
 from moorage.model.stack import DeployStrategy
 from moorage.scheduler.context import PassContext
 from moorage.scheduler.explain import explain
-from moorage.scheduler.filters import Affinity, Online, Ports, Resources, VolumeDrivers, VolumePin
+from moorage.scheduler.filters import (
+    Affinity,
+    Online,
+    Ports,
+    Resources,
+    VolumeDrivers,
+    VolumePin,
+    VolumeRemoval,
+)
 from moorage.scheduler.index import NodeIndex
 from moorage.scheduler.pool import Pool, make_pool
 from moorage.scheduler.stage import Filter, Strategy
@@ -43,6 +51,7 @@ def build_pipeline(strategy: DeployStrategy) -> Pipeline:
             VolumePin(),  # ......... node(s) don't hold volume instance X            (static)
             Affinity(),  # .......... node(s) didn't match affinity label==zone=c     (static)
             VolumeDrivers(),  # ..... node(s) missing volume driver(s) [d1, d2]       (static)
+            VolumeRemoval(),  # ..... node(s) still removing the Docker volume X ...  (dynamic, not fatal)
             Ports(),  # ............. node(s) had port 8080 in use                    (dynamic)
             Resources(),  # ......... node(s) had too little memory / CPU             (dynamic)
             *chosen.filters,  # ..... daemon: node(s) already run an instance         (dynamic)
@@ -83,7 +92,9 @@ def daemon_plan(
     """
     anchors = anchors or {}
     loose = replace(
-        template, volumes=tuple(replace(v, pinned_node=None) for v in template.volumes), current_node=None
+        template,
+        volumes=tuple(replace(v, pinned_node=None, removing_on=frozenset()) for v in template.volumes),
+        current_node=None,
     )
     run = _Pass(build_pipeline(DeployStrategy.DAEMON), _as_index(nodes), template.service_id, "daemon-plan")
     able = [node.id for node in run.pool(loose).nodes if run.feasible_now(node, loose)]
@@ -189,7 +200,15 @@ class _Pass:
         # Same shape, same placements so far: same answer. Volumes only matter by their drivers,
         # unless one pins the instance (then the words name its volume instance).
         volumes: Hashable = request.volumes if request.pins else request.drivers
-        key = (request.affinity, request.ports, request.memory, request.cpus, volumes, self.ctx.placed)
+        key = (
+            request.affinity,
+            request.ports,
+            request.memory,
+            request.cpus,
+            volumes,
+            request.avoid,
+            self.ctx.placed,
+        )
         found = self._explained.get(key)
         if found is None:
             found = self._explained[key] = explain(

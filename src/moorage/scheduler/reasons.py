@@ -20,6 +20,7 @@ __all__ = [
     "PINNED_NODE_OFFLINE",
     "PINNED_NODE_REMOVED",
     "PORT_IN_USE",
+    "STILL_REMOVING_VOLUME",
     "SUMMARY",
     "TOO_LITTLE_CPU",
     "TOO_LITTLE_MEMORY",
@@ -36,6 +37,7 @@ TOO_LITTLE_CPU = "node(s) had too little CPU"
 MISSING_DRIVERS = "node(s) missing volume driver(s) {drivers}"
 NOT_HOLDING_VOLUME = "node(s) don't hold volume instance {volume_instance}"
 ALREADY_HAS_INSTANCE = "node(s) already run an instance of this daemon service"
+STILL_REMOVING_VOLUME = "node(s) still removing the Docker volume {volume_instance} of a removed volume"
 
 # --- per instance: one line -----------------------------------------------------------------------
 SUMMARY = "0/{total} nodes available: {counts}"

@@ -35,7 +35,7 @@ Feasible = Callable[[NodeView, InstanceRequest], bool]
 
 def dynamic_key(request: InstanceRequest) -> Hashable:
     """All that dynamic filters read of a request. Selectors keep one picker per pool and key."""
-    return (request.ports, request.memory, request.cpus)
+    return (request.ports, request.memory, request.cpus, request.avoid)
 
 
 class Selector(Protocol):

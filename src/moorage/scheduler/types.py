@@ -65,6 +65,7 @@ class VolumeNeed:
     scope: VolumeScope
     docker_name: str
     pinned_node: str | None = None
+    removing_on: frozenset[str] = frozenset()  # nodes still deleting an old Docker volume of this name
 
     @property
     def is_pin(self) -> bool:
@@ -89,10 +90,13 @@ class InstanceRequest:
     """The needs that tie this instance to the node holding its volume instance."""
     drivers: frozenset[str] = field(init=False, repr=False, compare=False)
     """Every volume driver this instance needs on its node."""
+    avoid: frozenset[str] = field(init=False, repr=False, compare=False)
+    """The nodes still removing a Docker volume named like one of this instance's."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pins", tuple(v for v in self.volumes if v.is_pin))
         object.__setattr__(self, "drivers", frozenset(v.driver for v in self.volumes))
+        object.__setattr__(self, "avoid", frozenset().union(*(v.removing_on for v in self.volumes)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,5 +7,15 @@ from moorage.scheduler.filters.ports import Ports
 from moorage.scheduler.filters.resources import Resources
 from moorage.scheduler.filters.volume_drivers import VolumeDrivers
 from moorage.scheduler.filters.volume_pin import VolumePin
+from moorage.scheduler.filters.volume_removal import VolumeRemoval
 
-__all__ = ["Affinity", "OnePerNode", "Online", "Ports", "Resources", "VolumeDrivers", "VolumePin"]
+__all__ = [
+    "Affinity",
+    "OnePerNode",
+    "Online",
+    "Ports",
+    "Resources",
+    "VolumeDrivers",
+    "VolumePin",
+    "VolumeRemoval",
+]
