@@ -414,19 +414,16 @@ def test_a_volume_created_again_never_gets_the_old_data_still_being_removed(bed:
         assert "old" in holder.exec_run(["cat", "/held/file"]).output.decode(), "the old data is untouched"
     finally:
         holder.remove(force=True)
-    wait_until(
-        lambda: (
-            "io.moorage.volume-instance-id"
-            not in docker_volumes(bed, volume).get("node-2", {}).get("Labels", {})
+    # Once nothing mounts it the agent deletes the old Docker volume; the waiting instance is
+    # placed then, without another deploy, on a fresh volume.
+    pinned = wait_until(
+        lambda: next(
+            (c for c in containers(bed, f"testbed/null/{name}-pinned").values() if c["status"] == "running"),
+            None,
         ),
-        30,
-        "the agent to finish removing the old Docker volume once nothing mounts it",
+        60,
+        "the waiting instance to start once the old volume is gone",
     )
-    # the agent reports the removal right after it; a deploy then places the waiting instance
-    wait_until(
-        lambda: bed.run("service", "deploy", f"{name}-pinned").code == 0, 60, "the waiting instance to deploy"
-    )
-    pinned = _single(bed, f"testbed/null/{name}-pinned")
     assert pinned["node"] == "node-2"
     code, out = pinned["container"].exec_run(["ls", "-A", "/data"])
     assert code == 0 and out.decode().strip() == ""

@@ -24,6 +24,7 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     hub = AgentHub(db, settings)
     deployer = Deployer(db, hub)
     hub.on_status = deployer.changed
+    hub.on_nodes_changed = deployer.nodes_changed
     state = MasterState(db=db, settings=settings, hub=hub, deployer=deployer)
 
     @asynccontextmanager

@@ -33,7 +33,7 @@ from moorage.store.database import Database
 from moorage.store.grids import get_grid_row
 from moorage.store.instances import new_id
 from moorage.store.placements import write_placements
-from moorage.store.tables import DeploymentRow, InstanceRow, NodeRow, ServiceRow
+from moorage.store.tables import DeploymentRow, GridRow, InstanceRow, NodeRow, ServiceRow
 
 if TYPE_CHECKING:
     from moorage.master.hub import AgentHub
@@ -44,6 +44,7 @@ log = logging.getLogger("moorage.master.deployer")
 
 MIN_HEALTH = 0.8  # Kontena's default: keep at least 80% of a service's instances up during a rollout
 BATCH_TIMEOUT = 180.0
+RESCHEDULE_SETTLE = 0.5  # seconds to gather a burst of node changes before placing waiting instances
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +96,20 @@ class Deployer:
         self._changed = asyncio.Condition()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._owner: dict[int, str] = {}  # service row id -> the deployment rolling it out
+        self._nudged = asyncio.Event()
+        self._rescheduler: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
         await to_thread.run_sync(self._abandon_unfinished)
+        self._rescheduler = asyncio.create_task(self._reschedule_on_nudge(), name="rescheduler")
 
     async def stop(self) -> None:
+        if self._rescheduler is not None:
+            self._rescheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rescheduler
         for task in list(self._tasks.values()):
             task.cancel()
         for task in list(self._tasks.values()):
@@ -112,6 +120,47 @@ class Deployer:
         """Agents reported something: wake the rollouts that wait on it."""
         async with self._changed:
             self._changed.notify_all()
+
+    def nodes_changed(self) -> None:
+        """A node came online or changed, or a Docker volume finished being removed: instances
+        waiting for a node (pending, none chosen) may place now. Bursts are handled once."""
+        self._nudged.set()
+
+    async def _reschedule_on_nudge(self) -> None:
+        while True:
+            await self._nudged.wait()
+            await asyncio.sleep(RESCHEDULE_SETTLE)  # a master restart brings every node back at once
+            self._nudged.clear()
+            try:
+                await self._reschedule_waiting()
+            except Exception:
+                log.exception("placing waiting instances failed; the next change tries again")
+
+    async def _reschedule_waiting(self) -> None:
+        waiting = await to_thread.run_sync(self._waiting_services)
+        for grid, service_id, target in waiting:
+            owner = self._owner.get(service_id)
+            if owner in self._tasks:
+                continue  # its own deployment is rolling it out
+            log.info("deploying %s again: it has instances waiting for a node", target)
+            await self.deploy(grid, [service_id], target)
+
+    def _waiting_services(self) -> list[tuple[str, int, str]]:
+        """(grid, service row id, service id) of the services with an instance pending and no node."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(GridRow.name, ServiceRow.id, ServiceRow.stack, ServiceRow.name)
+                .join(ServiceRow, ServiceRow.grid_id == GridRow.id)
+                .where(
+                    ServiceRow.id.in_(
+                        select(InstanceRow.service_id).where(
+                            InstanceRow.node_id.is_(None), InstanceRow.state == "pending"
+                        )
+                    )
+                )
+                .order_by(ServiceRow.id)
+            ).tuples()
+            return [(grid, row_id, f"{grid}/{stack}/{name}") for grid, row_id, stack, name in rows]
 
     # -- deploy ---------------------------------------------------------------------------------
 

@@ -66,6 +66,8 @@ class AgentHub:
         self.connections: dict[str, AgentConnection] = {}
         self._monitor: asyncio.Task[None] | None = None
         self.on_status: Callable[[], Awaitable[None]] | None = None  # the deployer's wake-up
+        # a node came online or changed, or a Docker volume was removed: waiting instances may place
+        self.on_nodes_changed: Callable[[], None] | None = None
 
     def is_connected(self, node_id: str) -> bool:
         return node_id in self.connections
@@ -76,6 +78,10 @@ class AgentHub:
     async def _wake(self) -> None:
         if self.on_status is not None:
             await self.on_status()
+
+    def _nodes_changed(self) -> None:
+        if self.on_nodes_changed is not None:
+            self.on_nodes_changed()
 
     async def push_desired(self, node_ids: Iterable[str]) -> None:
         """Send each connected node among ``node_ids`` its whole desired state."""
@@ -138,6 +144,7 @@ class AgentHub:
             )
             await conn.send(welcome.model_dump_json())
             await self.push_desired([conn.node_id])
+            self._nodes_changed()
             await self._receive_loop(conn)
         except (WebSocketDisconnect, TimeoutError):
             pass
@@ -181,10 +188,13 @@ class AgentHub:
                 continue
             if isinstance(msg, InfoMsg):
                 await to_thread.run_sync(self._set_info, conn.node_id, msg)
+                self._nodes_changed()  # drivers or resources may have changed
             elif isinstance(msg, StatusMsg):
                 changed = await to_thread.run_sync(self._set_status_report, conn.node_id, msg)
                 if changed:
                     await self._wake()
+                if any(v.state == "removed" for v in msg.volumes):
+                    self._nodes_changed()  # the Docker volume name is free on this node again
 
     async def _watch_heartbeats(self) -> None:
         period = max(0.2, self.settings.heartbeat_interval / 2)

@@ -35,13 +35,17 @@ async def show(grid: str, node: str, state: State) -> NodeOut:
 
 @router.post("/{grid}/{node}/labels")
 async def label_add(grid: str, node: str, body: LabelsIn, state: State) -> NodeOut:
-    return await state.db.run(lambda session: node_out(add_labels(session, grid, node, body.labels)))
+    out = await state.db.run(lambda session: node_out(add_labels(session, grid, node, body.labels)))
+    state.deployer.nodes_changed()  # an affinity may match now
+    return out
 
 
 @router.delete("/{grid}/{node}/labels")
 async def label_remove(grid: str, node: str, state: State, key: Annotated[list[str], Query()]) -> NodeOut:
     """Remove the labels with these keys (``?key=zone&key=disk``); all or none."""
-    return await state.db.run(lambda session: node_out(remove_labels(session, grid, node, key)))
+    out = await state.db.run(lambda session: node_out(remove_labels(session, grid, node, key)))
+    state.deployer.nodes_changed()  # a "!=" affinity may match now
+    return out
 
 
 @router.delete("/{grid}/{node}")
