@@ -9,6 +9,7 @@ deploy(services) ──plan (one transaction)──▶ deployment row, pending/f
           each batch: record volume instances and containers ─▶ push desired state to the
                       nodes ─▶ wait until their agents report the new config running
                       (or an error, the node going away, or the batch timeout)
+          last:    unchanged instances are waited for too: success means every instance runs
     └─▶ deployment ``success`` or ``error`` with one line per instance that did not make it
 """
 
@@ -230,6 +231,12 @@ class Deployer:
                     nodes = await to_thread.run_sync(self._apply_batch, batch, grid_id)
                     await self.hub.push_desired(nodes)
                     outcomes = await self._wait(batch)
+                    lines += [o.line for o in outcomes if not o.ok and o.line]
+                # Unchanged instances need no new container, but the deployment succeeds only once
+                # they run too (an earlier deployment may still be starting them).
+                unchanged = [i for i in plan.instances if i.kind == "unchanged"]
+                if unchanged:
+                    outcomes = await self._wait(unchanged)
                     lines += [o.line for o in outcomes if not o.ok and o.line]
             await to_thread.run_sync(self._finish, deployment_id, "error" if lines else "success", lines)
         except asyncio.CancelledError:
