@@ -347,17 +347,75 @@ class Sample:
     lag: float = 0.0  # how late the generator sent it after its due time (it should stay near 0)
 
 
+class LaneError(Exception):
+    """The connection broke or answered something that is not HTTP/1.1 with a Content-Length."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+
+class Lane:
+    """One keep-alive HTTP/1.1 connection to the master, one request at a time on it.
+
+    The load's client: it writes each request in one piece and reads the status line, the headers
+    and exactly Content-Length bytes of body (uvicorn always sends it for these routes), so the
+    master is timed from the first byte sent to the last byte read. httpx did the same for about
+    two milliseconds of CPU per request: at 500 requests/s the load generator took a whole core of
+    the two, and its late sends, not the master, set the latencies.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.prefix = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = f"{method} {path} HTTP/1.1\r\n{self.prefix}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        try:
+            self.writer.write(head.encode() + b"\r\n" + (body or b""))
+            block = await self.reader.readuntil(b"\r\n\r\n")
+            status_line, *lines = block.decode("latin-1").split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines if line)
+            length = int(headers["content-length"])
+            content = await self.reader.readexactly(length)
+            status = int(status_line.split(" ", 2)[1])
+        except (OSError, EOFError, ValueError, KeyError, IndexError, asyncio.IncompleteReadError) as err:
+            self.close()
+            raise LaneError(f"{type(err).__name__}: {err}") from err
+        except BaseException:  # a timeout mid-answer: the connection is out of step, drop it
+            self.close()
+            raise
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return Answer(status, content)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 @dataclass
 class Load:
     """One open-loop run: ``rate`` requests/s for ``duration`` s against one grid.
 
-    The generator's connections are lanes: one httpx.AsyncClient with one keep-alive connection
-    each, handed out in order from a queue. (One client with many connections costs a scan of all
-    of them, with a syscall each, per request: at a few hundred requests per second that, not the
-    master, was the limit.)
+    The generator's connections are lanes (``Lane``, one keep-alive connection each), handed out
+    in order from a queue.
     """
 
-    lanes: asyncio.Queue[httpx.AsyncClient]
+    lanes: asyncio.Queue[Lane]
     grid: str
     tag: str
     churn: collections.deque[str]
@@ -367,23 +425,25 @@ class Load:
     samples: list[Sample] = field(default_factory=list)
     made: int = 0
 
-    def request(self, kind: str) -> tuple[str, Callable[[httpx.AsyncClient], Awaitable[httpx.Response]], int]:
+    def request(self, kind: str) -> tuple[str, Callable[[Lane], Awaitable[Answer]], int]:
         if kind == "list":
-            return kind, lambda client: client.get(f"/v1/volumes/{self.grid}"), 200
+            return kind, lambda lane: lane.request("GET", f"/v1/volumes/{self.grid}"), 200
         if kind == "create" or not self.churn:
             self.made += 1
             name = f"churn-{self.tag}-{self.made}"
-            body = {"name": name, "scope": "instance", "driver": "local", "labels": {"bench": "api"}}
+            body = json.dumps(
+                {"name": name, "scope": "instance", "driver": "local", "labels": {"bench": "api"}}
+            )
 
-            async def create(client: httpx.AsyncClient) -> httpx.Response:
-                response = await client.post(f"/v1/volumes/{self.grid}", json=body)
+            async def create(lane: Lane) -> Answer:
+                response = await lane.request("POST", f"/v1/volumes/{self.grid}", body.encode())
                 if response.status_code == 201:
                     self.churn.append(name)
                 return response
 
             return "create", create, 201
         name = self.churn.popleft()
-        return "delete", lambda client: client.delete(f"/v1/volumes/{self.grid}/{name}"), 200
+        return "delete", lambda lane: lane.request("DELETE", f"/v1/volumes/{self.grid}/{name}"), 200
 
     async def one(self, kind: str, due: float) -> None:
         kind, call, expected = self.request(kind)
@@ -392,14 +452,14 @@ class Load:
         try:
             # Waiting for a free lane counts: the request was due at ``sent``.
             async with asyncio.timeout(self.timeout):
-                client = await self.lanes.get()
+                lane = await self.lanes.get()
                 try:
-                    response = await call(client)
+                    response = await call(lane)
                 finally:
-                    self.lanes.put_nowait(client)
+                    self.lanes.put_nowait(lane)
             if response.status_code != expected:
                 error = f"status {response.status_code}: {response.text[:200]}"
-        except (httpx.HTTPError, TimeoutError) as err:
+        except (LaneError, TimeoutError) as err:
             error = type(err).__name__
         done = time.perf_counter()
         self.samples.append(Sample(kind, done - sent, error, sent, done, sent - due))
@@ -488,12 +548,12 @@ def top_of_profile(path: Path, label: str, count: int = 12) -> list[str]:
     except OSError:
         return [f"profile {label}: no samples ({path} missing)"]
     for line in text.splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack or not n.isdigit():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
             continue
-        total += int(n)
+        total += int(samples)
         frame = stack.rpartition(";")[2]
-        own[frame] += int(n)
+        own[frame] += int(samples)
     lines = [f"profile {label}: {total:,} samples in {path}"]
     for frame, n in own.most_common(count):
         lines.append(f"profile {label} self {100 * n / max(1, total):5.1f}%  {frame}")
@@ -530,8 +590,8 @@ async def setup_grid(client: httpx.AsyncClient, grid: str, volumes: int, service
         (await client.post(f"/v1/volumes/{grid}", json=body)).raise_for_status()
     for n in range(services):  # stand-alone services (not deployed) mounting two volumes each
         mounts = [f"data-{(2 * n) % volumes:03d}:/data", f"data-{(2 * n + 1) % volumes:03d}:/logs:ro"]
-        body = {"name": f"svc-{n:03d}", "image": "busybox:local", "volumes": mounts if volumes else []}
-        (await client.post(f"/v1/services/{grid}", json=body)).raise_for_status()
+        service = {"name": f"svc-{n:03d}", "image": "busybox:local", "volumes": mounts if volumes else []}
+        (await client.post(f"/v1/services/{grid}", json=service)).raise_for_status()
     return token
 
 
@@ -546,17 +606,10 @@ class Phase:
 async def load_phase(
     master: Master, opts: Options, token: str, grid: str, churn: collections.deque[str], tag: str
 ) -> Phase:
-    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with contextlib.AsyncExitStack() as stack:
-        lanes: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        clients = [
-            await stack.enter_async_context(
-                httpx.AsyncClient(base_url=master.url, headers=headers, limits=one, timeout=opts.timeout)
-            )
-            for _ in range(CONNECTIONS)
-        ]
-        await asyncio.gather(*(client.get("/v1/ping") for client in clients))  # connected before timing
+    clients = [Lane("127.0.0.1", master.port, token) for _ in range(CONNECTIONS)]
+    try:
+        lanes: asyncio.Queue[Lane] = asyncio.Queue()
+        await asyncio.gather(*(client.request("GET", "/v1/ping") for client in clients))  # connected first
         for client in clients:
             lanes.put_nowait(client)
         warm_up = max(WARM_UP_MIN, opts.duration * WARM_UP_SHARE)
@@ -565,6 +618,9 @@ async def load_phase(
         master_before, own_before = cpu_seconds(master.pid), time.process_time()
         seconds = await load.run()
         master_after, own = cpu_seconds(master.pid), time.process_time() - own_before
+    finally:
+        for client in clients:
+            client.close()
     master_cpu = None if master_before is None or master_after is None else master_after - master_before
     return Phase(load.samples, seconds, master_cpu, own)
 
@@ -706,25 +762,43 @@ def bench(opts: Options, master: Master, backend: str, cleanup: contextlib.ExitS
 
 def request_costs(master: Master, token: str, grid: str, count: int) -> list[str]:
     """The master's CPU time per request of each kind, one request at a time: what a core can
-    serve at most, whatever else the machine runs (the open-loop figures depend on that too)."""
+    serve at most, whatever else the machine runs (the open-loop figures depend on that too).
+
+    ``list`` lists an unchanged grid ``count`` times in a row, so the master may serve all but the
+    first from the body it kept; ``mix`` is the load's mix in its order (eight lists, a create, a
+    delete), where the first list after each write is built afresh: the figure to hold against a
+    core."""
     lines = []
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=master.url, headers=headers, timeout=30) as client:
-        for kind in ("ping", "list", "create", "delete"):
+
+        def create(name: str) -> httpx.Response:
+            body = {"name": name, "scope": "instance", "driver": "local", "labels": {"bench": "api"}}
+            return client.post(f"/v1/volumes/{grid}", json=body)
+
+        for kind in ("ping", "list", "create", "delete", "mix"):
+            made: collections.deque[str] = collections.deque()
             before = cpu_seconds(master.pid)
             for n in range(count):
                 name = f"cost-{n}"
-                if kind == "ping":
+                step = MIX[n % len(MIX)] if kind == "mix" else kind
+                if step == "ping":
                     response = client.get("/v1/ping")
-                elif kind == "list":
+                elif step == "list":
                     response = client.get(f"/v1/volumes/{grid}")
-                elif kind == "create":
-                    body = {"name": name, "scope": "instance", "driver": "local", "labels": {"bench": "api"}}
-                    response = client.post(f"/v1/volumes/{grid}", json=body)
+                elif kind != "mix":
+                    response = (
+                        create(name) if step == "create" else client.delete(f"/v1/volumes/{grid}/{name}")
+                    )
+                elif step == "create" or not made:
+                    made.append(f"cost-mix-{n}")
+                    response = create(made[-1])
                 else:
-                    response = client.delete(f"/v1/volumes/{grid}/{name}")
+                    response = client.delete(f"/v1/volumes/{grid}/{made.popleft()}")
                 response.raise_for_status()
             after = cpu_seconds(master.pid)
+            for name in made:  # the mix's last creates, so the grid is as it was
+                client.delete(f"/v1/volumes/{grid}/{name}").raise_for_status()
             if before is None or after is None:
                 return ["cost: no /proc here, so no CPU figures"]
             ms = (after - before) / count * 1000
@@ -744,7 +818,8 @@ def count_online(url: str, token: str, grid: str) -> int | None:
         response.raise_for_status()
     except httpx.HTTPError:
         return None
-    return sum(node["status"] == "online" for node in response.json()["nodes"])
+    nodes: list[dict[str, Any]] = response.json()["nodes"]
+    return sum(1 for node in nodes if node["status"] == "online")
 
 
 def main() -> int:

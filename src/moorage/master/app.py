@@ -13,6 +13,7 @@ from moorage.master.errors import install_error_handlers
 from moorage.master.hub import AgentHub
 from moorage.master.routes import agent, deployments, grids, nodes, services, stacks, volumes
 from moorage.master.state import MasterSettings, MasterState
+from moorage.master.volume_lists import VolumeLists
 from moorage.store.database import Database
 
 __all__ = ["create_app"]
@@ -39,10 +40,11 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)
     app.state.moorage = state
+    app.state.volume_lists = VolumeLists()  # GET /v1/volumes/{grid} bodies, kept while the store is unchanged
     install_error_handlers(app)
 
     @app.get("/v1/ping", tags=["health"])
-    def ping() -> dict[str, str]:
+    async def ping() -> dict[str, str]:  # async: a sync route costs a hop to a worker thread and back
         return {"status": "ok", "version": __version__}
 
     for module in (grids, nodes, volumes, stacks, services, deployments, agent):

@@ -72,15 +72,28 @@ def apply_instance_status(session: Session, node_id: str, statuses: Iterable[Ins
 
 
 def apply_volume_status(session: Session, node_id: str, statuses: Iterable[VolumeStatus]) -> int:
+    """Record what the node's agent saw of its volume instances; reports about volume instances
+    on other nodes, or unknown, are ignored. A ``removing`` one the engine no longer has goes."""
+    statuses = list(statuses)
+    if not statuses:
+        return 0
+    chunk = 900  # bound parameters per IN list, under every backend's limit
+    ids = sorted({status.volume_instance_id for status in statuses})
+    rows: dict[str, VolumeInstanceRow] = {}
+    for start in range(0, len(ids), chunk):  # one query for the whole report (up to 900 ids)
+        query = select(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(ids[start : start + chunk]))
+        rows.update((found.id, found) for found in session.scalars(query))
     changed = 0
     now = datetime.now(UTC)
+    gone: list[str] = []
     for status in statuses:
-        row = session.get(VolumeInstanceRow, status.volume_instance_id)
+        row = rows.get(status.volume_instance_id)
         if row is None or row.node_id != node_id:
             continue
         if row.state == "removing":
             if status.state in ("removed", "missing"):
-                session.execute(delete(VolumeInstanceRow).where(VolumeInstanceRow.id == row.id))
+                gone.append(row.id)
+                del rows[row.id]  # a later report of it in the same message finds it gone
                 changed += 1
             elif status.error != row.error:
                 row.error = status.error
@@ -95,4 +108,8 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
             row.error = status.error
             row.updated_at = now
             changed += 1
+    for start in range(0, len(gone), chunk):
+        session.execute(
+            delete(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(gone[start : start + chunk]))
+        )
     return changed

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from moorage.errors import InvalidInput, NotFound
@@ -18,6 +34,8 @@ from moorage.model.volume import VolumeScope, volume_name_error
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = [
+    "VolumeInstanceView",
+    "VolumeListing",
     "VolumeView",
     "create_volume",
     "get_volume_row",
@@ -27,23 +45,43 @@ __all__ = [
     "services_using",
     "show_volume",
     "stored_grid_volumes",
+    "volume_heads",
+    "volume_listing",
 ]
 
 DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 
-# The API's paths (list, show, create, remove) use Core statements on the tables, built once,
-# and no ORM objects: ``GET /v1/volumes/{grid}`` is four queries whatever the number of volumes,
-# volume instances and services, where it was two plus one per volume.
+# The API's paths (list, show, create, remove) use Core statements on the tables, built once, run
+# on the session's connection, and no ORM objects: ``GET /v1/volumes/{grid}`` is four queries
+# whatever the number of volumes, volume instances and services; create and remove are three to
+# five statements, none of them reading every service of the grid.
 _VOLUME_TABLE = cast(Table, VolumeRow.__table__)
+_VI_TABLE = cast(Table, VolumeInstanceRow.__table__)
 _grids, _nodes, _services = GridRow.__table__.c, NodeRow.__table__.c, ServiceRow.__table__.c
 _volumes, _vis = VolumeRow.__table__.c, VolumeInstanceRow.__table__.c
 
 _GRID = select(_grids.id, _grids.name).where(_grids.name == bindparam("grid"))
+# The grid and the id of its volume of that name (None: no such volume), in one query.
+_GRID_AND_VOLUME_ID = (
+    select(_grids.id, _grids.name, _volumes.id)
+    .select_from(
+        GridRow.__table__.outerjoin(
+            VolumeRow.__table__, and_(_volumes.grid_id == _grids.id, _volumes.name == bindparam("name"))
+        )
+    )
+    .where(_grids.name == bindparam("grid"))
+)
+# Stored service documents as the text the store holds: what they mount is parsed once per
+# distinct text (``_mounted_volumes``), not once per service per request.
+_SPEC_TEXT = sql_cast(_services.spec, Text)
 _SERVICE_MOUNTS = (
-    select(_services.stack, _services.name, _services.spec)
+    select(_services.stack, _services.name, _SPEC_TEXT)
     .where(_services.grid_id == bindparam("grid_id"))
     .order_by(_services.stack, _services.name)
 )
+# Only the services whose document mentions a name: a superset of those that mount it (see
+# ``_users_of``), found by the store without sending every document over.
+_SERVICE_MOUNTS_NAMING = _SERVICE_MOUNTS.where(_SPEC_TEXT.like(bindparam("pattern"), escape="/"))
 _VOLUME_FIELDS = select(
     _volumes.id,
     _volumes.name,
@@ -56,9 +94,6 @@ _VOLUME_FIELDS = select(
 )
 _VOLUMES = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
 _VOLUME = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id"), _volumes.name == bindparam("name"))
-_VOLUME_ID = select(_volumes.id).where(
-    _volumes.grid_id == bindparam("grid_id"), _volumes.name == bindparam("name")
-)
 _INSTANCES = (
     select(_vis.volume_id, _vis.id, _vis.name, _nodes.name, _vis.zone, _vis.state, _vis.error)
     .select_from(VolumeInstanceRow.__table__.join(NodeRow.__table__, _nodes.id == _vis.node_id))
@@ -68,6 +103,34 @@ _GRID_INSTANCES = _INSTANCES.join(VolumeRow.__table__, _volumes.id == _vis.volum
     _volumes.grid_id == bindparam("grid_id")
 )
 _VOLUME_INSTANCES = _INSTANCES.where(_vis.volume_id == bindparam("volume_id"))
+# A volume's own fields as the store holds them, unconverted (JSON as text; SQLite's timestamps as
+# text, PostgreSQL's as the driver's datetime): equal for two reads only if the stored fields are.
+_VOLUME_KEY_FIELDS = (
+    _volumes.id,
+    _volumes.name,
+    _volumes.scope,
+    _volumes.driver,
+    sql_cast(_volumes.driver_opts, Text),
+    sql_cast(_volumes.labels, Text),
+    type_coerce(_volumes.created_at, String),
+    type_coerce(_volumes.updated_at, String),
+)
+_VOLUME_KEYS = (
+    select(*_VOLUME_KEY_FIELDS).where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
+)
+_VOLUMES_WITH_KEYS = select(*_VOLUME_FIELDS.selected_columns, *_VOLUME_KEY_FIELDS).where(
+    _volumes.id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_VOLUME = insert(_VOLUME_TABLE)
+# Removal: the volume's instances become ``removing`` and let go of it, then the definition goes.
+_MARK_REMOVING = (
+    update(_VI_TABLE)
+    .where(_vis.volume_id == bindparam("removed"))
+    .values(state="removing", volume_id=None, updated_at=bindparam("now"))
+)
+_MARK_REMOVING_RETURNING_NODES = _MARK_REMOVING.returning(_vis.node_id)
+_VOLUME_NODES = select(_vis.node_id).where(_vis.volume_id == bindparam("removed"))
+_DELETE_VOLUME = delete(_VOLUME_TABLE).where(_volumes.id == bindparam("removed"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,28 +192,44 @@ def create_volume(
     driver_opts: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> VolumeView:
-    grid_id, grid_name = _grid(session, grid)
+    conn = session.connection()
+    grid_id, grid_name, existing = _grid_and_volume_id(conn, grid, name)
     driver_opts = dict(driver_opts or {})
     labels = dict(labels or {})
     errors = _errors(name, scope, driver, driver_opts, labels)
-    if "name" not in errors and session.scalar(_VOLUME_ID, {"grid_id": grid_id, "name": name}):
+    if "name" not in errors and existing is not None:
         errors["name"] = "Volume with given name already exists"
     if errors:
         raise InvalidInput(errors)
     now = datetime.now(UTC)
-    session.execute(
-        insert(_VOLUME_TABLE).values(
-            grid_id=grid_id,
-            name=name,
-            scope=scope,
-            driver=driver,
-            driver_opts=driver_opts,
-            labels=labels,
-            created_at=now,
-            updated_at=now,
-        )
+    conn.execute(
+        _INSERT_VOLUME,
+        {
+            "grid_id": grid_id,
+            "name": name,
+            "scope": scope,
+            "driver": driver,
+            "driver_opts": driver_opts,
+            "labels": labels,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    return _one_view(session, grid_id, grid_name, name)
+    # What reading the new row back would give: the values just written (timestamps keep their
+    # microseconds in both stores), and no volume instances, since none can point at a volume id
+    # that did not exist (removing a volume detaches its instances, and the foreign key does too).
+    return VolumeView(
+        grid=grid_name,
+        name=name,
+        scope=scope,
+        driver=driver,
+        driver_opts=driver_opts,
+        labels=labels,
+        created_at=now,
+        updated_at=now,
+        instances=(),
+        services=tuple(_users_of(conn, grid_id, grid_name, name)),
+    )
 
 
 def get_volume_row(session: Session, grid_row: GridRow, name: str) -> VolumeRow:
@@ -181,17 +260,42 @@ def stored_grid_volumes(document: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+@lru_cache(maxsize=4096)
+def _mounted_volumes(document_text: str) -> tuple[str, ...]:
+    """``stored_grid_volumes`` of a stored document, by its text: a pure function of that text,
+    so an answer kept for it is right for as long as any row holds that text."""
+    return tuple(stored_grid_volumes(json.loads(document_text)))
+
+
 def services_using(session: Session, grid_row: GridRow) -> dict[str, list[str]]:
     """Grid volume name -> ids of the services (running or not) whose mounts refer to it."""
-    return _users(session, grid_row.id, grid_row.name)
+    return _users(session.connection(), grid_row.id, grid_row.name)
 
 
-def _users(session: Session, grid_id: int, grid_name: str) -> dict[str, list[str]]:
+def _users(conn: Connection, grid_id: int, grid_name: str) -> dict[str, list[str]]:
     users: dict[str, list[str]] = {}
-    for stack, name, spec in session.execute(_SERVICE_MOUNTS, {"grid_id": grid_id}).all():
-        for volume in stored_grid_volumes(spec):
+    for stack, name, text in conn.execute(_SERVICE_MOUNTS, {"grid_id": grid_id}).all():
+        for volume in _mounted_volumes(text):
             users.setdefault(volume, []).append(f"{grid_name}/{stack}/{name}")
     return users
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``/``) matching any string that contains ``text``."""
+    return "%" + text.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+def _users_of(conn: Connection, grid_id: int, grid_name: str, volume: str) -> list[str]:
+    """``_users(...).get(volume, [])`` for one volume, reading only the documents that contain
+    its name: a document that mounts it holds the name as written (a mount's source, or an
+    ``external: {name: ...}``; JSON writes letters, digits, '_' and '-' as they are), and LIKE
+    only ever finds more (SQLite's ignores case), which ``_mounted_volumes`` then sorts out."""
+    params = {"grid_id": grid_id, "pattern": _like_pattern(volume)}
+    return [
+        f"{grid_name}/{stack}/{name}"
+        for stack, name, text in conn.execute(_SERVICE_MOUNTS_NAMING, params).all()
+        if volume in _mounted_volumes(text)
+    ]
 
 
 def missing_volumes(session: Session, grid_row: GridRow, names: list[str]) -> list[str]:
@@ -205,20 +309,28 @@ def missing_volumes(session: Session, grid_row: GridRow, names: list[str]) -> li
     return [n for n in dict.fromkeys(names) if n not in found]
 
 
-def _grid(session: Session, grid: str) -> tuple[int, str]:
+def _grid(conn: Connection, grid: str) -> tuple[int, str]:
     """The grid's id and name; the same answer as ``get_grid_row``, without loading the row."""
-    found = session.execute(_GRID, {"grid": grid}).first()
+    found = conn.execute(_GRID, {"grid": grid}).first()
     if found is None:
         raise NotFound(f"Grid {grid} not found")
     return found[0], found[1]
 
 
+def _grid_and_volume_id(conn: Connection, grid: str, name: str) -> tuple[int, str, int | None]:
+    """``_grid`` and the id of the grid's volume ``name`` (None when there is none)."""
+    found = conn.execute(_GRID_AND_VOLUME_ID, {"grid": grid, "name": name}).first()
+    if found is None:
+        raise NotFound(f"Grid {grid} not found")
+    return found[0], found[1], found[2]
+
+
 def _instances(
-    session: Session, query: Select[Any], **params: Any
+    conn: Connection, query: Select[Any], **params: Any
 ) -> dict[int, tuple[VolumeInstanceView, ...]]:
     """Volume id -> its volume instances, by Docker volume name then node name."""
     found: dict[int, list[VolumeInstanceView]] = {}
-    for volume_id, vi_id, vi_name, node, zone, state, error in session.execute(query, params).all():
+    for volume_id, vi_id, vi_name, node, zone, state, error in conn.execute(query, params).all():
         if volume_id is not None:
             found.setdefault(volume_id, []).append(
                 VolumeInstanceView(id=vi_id, name=vi_name, node=node, zone=zone, state=state, error=error)
@@ -228,7 +340,7 @@ def _instances(
 
 def _view(
     grid_name: str,
-    row: Row[Any],
+    row: Sequence[Any],
     instances: Mapping[int, tuple[VolumeInstanceView, ...]],
     users: Mapping[str, list[str]],
 ) -> VolumeView:
@@ -247,49 +359,94 @@ def _view(
     )
 
 
-def _one_view(session: Session, grid_id: int, grid_name: str, name: str) -> VolumeView:
-    row = session.execute(_VOLUME, {"grid_id": grid_id, "name": name}).first()
+def _one_view(conn: Connection, grid_id: int, grid_name: str, name: str) -> VolumeView:
+    row = conn.execute(_VOLUME, {"grid_id": grid_id, "name": name}).first()
     if row is None:
         raise NotFound(f"Volume {name} not found")
-    instances = _instances(session, _VOLUME_INSTANCES, volume_id=row[0])
-    return _view(grid_name, row, instances, _users(session, grid_id, grid_name))
+    instances = _instances(conn, _VOLUME_INSTANCES, volume_id=row[0])
+    return _view(grid_name, row, instances, {name: _users_of(conn, grid_id, grid_name, name)})
 
 
 def list_volumes(session: Session, grid: str) -> list[VolumeView]:
     """Every volume of the grid, by name, with its instances and the services using it."""
-    grid_id, grid_name = _grid(session, grid)
-    users = _users(session, grid_id, grid_name)
-    instances = _instances(session, _GRID_INSTANCES, grid_id=grid_id)
-    rows = session.execute(_VOLUMES, {"grid_id": grid_id}).all()
+    conn = session.connection()
+    grid_id, grid_name = _grid(conn, grid)
+    users = _users(conn, grid_id, grid_name)
+    instances = _instances(conn, _GRID_INSTANCES, grid_id=grid_id)
+    rows = conn.execute(_VOLUMES, {"grid_id": grid_id}).all()
     return [_view(grid_name, row, instances, users) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class VolumeListing:
+    """What ``list_volumes`` reads, with each volume's own fields left as a key: for a reader that
+    keeps what it made of those fields (``volume_heads``) and would rather not convert them again.
+
+    ``volumes``: (key, volume id, name) by name. A key is hashable and equal for two volumes only
+    if their stored fields (name, scope, driver, driver_opts, labels, created_at, updated_at) and
+    grid name are.
+    """
+
+    grid: str
+    volumes: tuple[tuple[Hashable, int, str], ...]
+    instances: Mapping[int, tuple[VolumeInstanceView, ...]]
+    users: Mapping[str, list[str]]
+
+
+def volume_listing(session: Session, grid: str) -> VolumeListing:
+    """``list_volumes`` as a ``VolumeListing``: the same four queries, no field converted."""
+    conn = session.connection()
+    grid_id, grid_name = _grid(conn, grid)
+    users = _users(conn, grid_id, grid_name)
+    instances = _instances(conn, _GRID_INSTANCES, grid_id=grid_id)
+    rows = conn.execute(_VOLUME_KEYS, {"grid_id": grid_id}).all()
+    return VolumeListing(
+        grid=grid_name,
+        volumes=tuple(((grid_name, *row), row[0], row[1]) for row in rows),
+        instances=instances,
+        users=users,
+    )
+
+
+def volume_heads(session: Session, grid: str, keys: Collection[Hashable]) -> dict[Hashable, VolumeView]:
+    """The volumes of ``keys`` (from a ``VolumeListing`` of ``grid``) as views of their own fields
+    (no instances, no services), by key. A volume changed since its key was read is left out."""
+    wanted = set(keys)
+    ids = sorted({key[1] for key in wanted if isinstance(key, tuple)})
+    heads: dict[Hashable, VolumeView] = {}
+    conn = session.connection()
+    for start in range(0, len(ids), 900):
+        for row in conn.execute(_VOLUMES_WITH_KEYS, {"ids": ids[start : start + 900]}).all():
+            key = (grid, *row[len(_VOLUME_FIELDS.selected_columns) :])
+            if key in wanted:
+                heads[key] = _view(grid, row[: len(_VOLUME_FIELDS.selected_columns)], {}, {})
+    return heads
+
+
 def show_volume(session: Session, grid: str, name: str) -> VolumeView:
-    grid_id, grid_name = _grid(session, grid)
-    return _one_view(session, grid_id, grid_name, name)
+    conn = session.connection()
+    grid_id, grid_name = _grid(conn, grid)
+    return _one_view(conn, grid_id, grid_name, name)
 
 
 def remove_volume(session: Session, grid: str, name: str) -> set[str]:
     """Remove the definition; its volume instances become ``removing``. Returns the nodes to tell."""
-    grid_id, grid_name = _grid(session, grid)
-    volume_id = session.scalar(_VOLUME_ID, {"grid_id": grid_id, "name": name})
+    conn = session.connection()
+    grid_id, grid_name, volume_id = _grid_and_volume_id(conn, grid, name)
     if volume_id is None:
         raise NotFound(f"Volume {name} not found")
-    users = _users(session, grid_id, grid_name).get(name, [])
+    users = _users_of(conn, grid_id, grid_name, name)
     if users:
         raise InvalidInput.one(
             "name",
             f"Volume {name} is still in use by services: {', '.join(users)}; "
             "remove those services (moorage service rm / moorage stack rm) first",
         )
-    now = datetime.now(UTC)
-    nodes = set(
-        session.scalars(select(VolumeInstanceRow.node_id).where(VolumeInstanceRow.volume_id == volume_id))
-    )
-    session.execute(
-        update(VolumeInstanceRow)
-        .where(VolumeInstanceRow.volume_id == volume_id)
-        .values(state="removing", volume_id=None, updated_at=now)
-    )
-    session.execute(delete(VolumeRow).where(VolumeRow.id == volume_id))
+    params = {"removed": volume_id, "now": datetime.now(UTC)}
+    if conn.dialect.update_returning:  # one statement marks them and says where they are
+        nodes = set(conn.scalars(_MARK_REMOVING_RETURNING_NODES, params))
+    else:
+        nodes = set(conn.scalars(_VOLUME_NODES, params))
+        conn.execute(_MARK_REMOVING, params)
+    conn.execute(_DELETE_VOLUME, params)
     return nodes

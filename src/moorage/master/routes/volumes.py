@@ -4,77 +4,65 @@ Every route is ``async`` and makes one store call for all its store work: ``Data
 reads (on the event loop, for a SQLite file), ``Database.run`` for the rest (one hop to a worker
 thread). Sync routes took a hop for themselves, one per sync dependency and one more to validate
 their response.
+
+Responses are rendered bytes (``moorage.master.volume_lists``), the same JSON FastAPI made from
+the response models, which stay in the decorators for the OpenAPI document; a list is served from
+the grid's kept body while the store has not changed since it was built.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic_core import to_json
 
 from moorage.master.auth import Admin
-from moorage.master.schemas import VolumeCreate, VolumeList, VolumeOut, volume_out
+from moorage.master.schemas import VolumeCreate, VolumeList, VolumeOut
 from moorage.master.state import MasterState, master_state
-from moorage.store.volumes import VolumeView, create_volume, list_volumes, remove_volume, show_volume
+from moorage.master.volume_lists import VolumeLists, volume_fields, volume_json
+from moorage.store.volumes import create_volume, remove_volume, show_volume
 
-__all__ = ["router"]
+__all__ = ["router", "volume_fields"]
 
 router = APIRouter(prefix="/v1/volumes", tags=["volumes"], dependencies=[Admin])
 State = Annotated[MasterState, Depends(master_state)]
+JSON = "application/json"
 
 
-def volume_fields(view: VolumeView) -> dict[str, Any]:
-    """``volume_out(view)`` as plain fields: a list validates them all in one call, where building
-    a model per volume, instance and service ref was a fifth of the list's cost."""
-    return {
-        "id": f"{view.grid}/{view.name}",
-        "name": view.name,
-        "scope": view.scope,
-        "driver": view.driver,
-        "driver_opts": view.driver_opts,
-        "labels": view.labels,
-        "created_at": view.created_at,
-        "updated_at": view.updated_at,
-        "instances": [
-            {"name": i.name, "node": i.node, "zone": i.zone, "state": i.state, "error": i.error}
-            for i in view.instances
-        ],
-        "services": [{"id": s} for s in view.services],
-    }
+@router.get("/{grid}", response_model=VolumeList)
+async def index(grid: str, state: State, request: Request) -> Response:
+    lists: VolumeLists = request.app.state.volume_lists
+    return Response(await lists.body(state.db, grid), media_type=JSON)
 
 
-@router.get("/{grid}")
-async def index(grid: str, state: State) -> VolumeList:
-    views = await state.db.read(lambda session: list_volumes(session, grid))
-    return VolumeList.model_validate({"volumes": [volume_fields(v) for v in views]})
-
-
-@router.post("/{grid}", status_code=201)
-async def create(grid: str, body: VolumeCreate, state: State) -> VolumeOut:
+@router.post("/{grid}", status_code=201, response_model=VolumeOut)
+async def create(grid: str, body: VolumeCreate, state: State) -> Response:
     """Record a volume definition; nothing is created on any node until a service using it is deployed."""
-    return await state.db.run(
-        lambda session: volume_out(
-            create_volume(
-                session,
-                grid,
-                name=body.name,
-                scope=body.scope,
-                driver=body.driver,
-                driver_opts=body.driver_opts,
-                labels=body.labels,
-            )
+    view = await state.db.run(
+        lambda session: create_volume(
+            session,
+            grid,
+            name=body.name,
+            scope=body.scope,
+            driver=body.driver,
+            driver_opts=body.driver_opts,
+            labels=body.labels,
         )
+    )
+    return Response(volume_json(view), status_code=201, media_type=JSON)
+
+
+@router.get("/{grid}/{name}", response_model=VolumeOut)
+async def show(grid: str, name: str, state: State) -> Response:
+    return Response(
+        volume_json(await state.db.read(lambda session: show_volume(session, grid, name))), media_type=JSON
     )
 
 
-@router.get("/{grid}/{name}")
-async def show(grid: str, name: str, state: State) -> VolumeOut:
-    return await state.db.read(lambda session: volume_out(show_volume(session, grid, name)))
-
-
-@router.delete("/{grid}/{name}")
-async def remove(grid: str, name: str, state: State) -> dict[str, str]:
+@router.delete("/{grid}/{name}", response_model=dict[str, str])
+async def remove(grid: str, name: str, state: State) -> Response:
     """Refused while any service references the volume; then agents delete its Docker volumes."""
     nodes = await state.db.run(lambda session: remove_volume(session, grid, name))
     await state.hub.push_desired(nodes)
-    return {"removed": f"{grid}/{name}"}
+    return Response(to_json({"removed": f"{grid}/{name}"}), media_type=JSON)
