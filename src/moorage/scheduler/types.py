@@ -22,6 +22,8 @@ __all__ = [
     "VolumeNeed",
 ]
 
+_NONE: frozenset[str] = frozenset()
+
 PlacementStatus = Literal["placed", "pending", "failed"]
 """``placed``: has a node. ``pending``: not now, may place without the user acting (a node is
 offline). ``failed``: never, until the user changes something (affinity, drivers, ports...)."""
@@ -94,9 +96,19 @@ class InstanceRequest:
     """The nodes still removing a Docker volume named like one of this instance's."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pins", tuple(v for v in self.volumes if v.is_pin))
-        object.__setattr__(self, "drivers", frozenset(v.driver for v in self.volumes))
-        object.__setattr__(self, "avoid", frozenset().union(*(v.removing_on for v in self.volumes)))
+        volumes = self.volumes
+        if not volumes:
+            pins: tuple[VolumeNeed, ...] = ()
+            drivers: frozenset[str] = _NONE
+            avoid: frozenset[str] = _NONE
+        else:  # one of these per instance placed: lists, not generators
+            pins = tuple([v for v in volumes if v.is_pin])
+            drivers = frozenset([v.driver for v in volumes])
+            removing = [v.removing_on for v in volumes if v.removing_on]
+            avoid = frozenset().union(*removing) if removing else _NONE
+        object.__setattr__(self, "pins", pins)
+        object.__setattr__(self, "drivers", drivers)
+        object.__setattr__(self, "avoid", avoid)
 
 
 @dataclass(frozen=True, slots=True)

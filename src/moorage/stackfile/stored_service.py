@@ -6,10 +6,11 @@ volumes it mounts, so the same validation guards stack files, API calls and what
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 from moorage.model.stack import MountKind, ServiceSpec, StackSpec
 from moorage.stackfile import stack_from_dict, stack_to_dict
@@ -66,5 +67,5 @@ def load_service(document: dict[str, Any], key: Hashable | None = None) -> Store
     if key is not None:
         if len(_loaded) >= _LOADED_KEPT:
             _loaded.clear()
-        _loaded[key] = (copy.deepcopy(document), stored)
+        _loaded[key] = (from_json(to_json(document)), stored)  # a deep copy, made in Rust
     return stored
