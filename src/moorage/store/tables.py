@@ -81,7 +81,10 @@ class GridRow(Base):
 
 class NodeRow(Base):
     __tablename__ = "nodes"
-    __table_args__ = (UniqueConstraint("grid_id", "name", name="uq_nodes_grid_name"),)
+    __table_args__ = (
+        UniqueConstraint("grid_id", "name", name="uq_nodes_grid_name"),
+        Index("ix_nodes_grid_updated", "grid_id", "updated_at"),  # planning's snapshot check
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)  # chosen by the agent, kept on disk
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)

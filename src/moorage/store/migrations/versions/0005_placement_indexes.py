@@ -3,7 +3,7 @@ CPUs on their node (a deployment reads only those, not every instance of the gri
 dropped that the unique constraints already cover by their first column (instances by service,
 volume instances by node), which every bulk insert paid for; volume instances found by (grid,
 Docker name) in one index: with one index per column SQLite walked the whole grid's volume
-instances to find a few names.
+instances to find a few names; a grid's nodes by last change, for the snapshot check.
 
 Revision ID: 0005
 Revises: 0004
@@ -33,9 +33,12 @@ def upgrade() -> None:
     op.drop_index("ix_volume_instances_name", "volume_instances")
     op.drop_index("ix_volume_instances_grid_id", "volume_instances")
     op.create_index("ix_volume_instances_grid_name", "volume_instances", ["grid_id", "name"])
+    # count and latest change of a grid's nodes, read before every deployment, from the index alone
+    op.create_index("ix_nodes_grid_updated", "nodes", ["grid_id", "updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_nodes_grid_updated", "nodes")
     op.drop_index("ix_volume_instances_grid_name", "volume_instances")
     op.create_index("ix_volume_instances_grid_id", "volume_instances", ["grid_id"])
     op.create_index("ix_volume_instances_name", "volume_instances", ["name"])
