@@ -26,6 +26,7 @@ from moorage.store.volumes import (
     show_volume,
     stored_grid_volumes,
 )
+from tests.support.volume_views import add_volume_instance, sample_volume_view
 
 STACK = {
     "stack": "shop",
@@ -99,30 +100,6 @@ def _reference(session: Session, grid: str) -> list[VolumeView]:
     return views
 
 
-def _volume_instance(session: Session, grid: str, volume: str, node_id: str, name: str, state: str) -> None:
-    grid_row = get_grid_row(session, grid)
-    volume_id = session.scalar(
-        select(VolumeRow.id).where(VolumeRow.grid_id == grid_row.id, VolumeRow.name == volume)
-    )
-    now = datetime.now(UTC)
-    session.add(
-        VolumeInstanceRow(
-            id=f"vi-{node_id}-{name}"[:32],
-            grid_id=grid_row.id,
-            volume_id=volume_id,
-            node_id=node_id,
-            name=name,
-            driver="local",
-            driver_opts={},
-            zone="a",
-            state=state,
-            error="disk full" if state == "error" else None,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-
-
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
     database = Database(f"sqlite:///{tmp_path / 'store.db'}")
@@ -145,14 +122,20 @@ def test_list_and_show_match_the_per_volume_reference(db: Database) -> None:
                 register_node(session, grid_row, f"{grid}-node-{n}", f"node-{n}", [], info)
     with db.session() as session:
         for grid in ("alpha", "beta"):
-            _volume_instance(
+            add_volume_instance(
                 session, grid, "shop-db-data", f"{grid}-node-2", "shop.db.shop-db-data-1", "present"
             )
-            _volume_instance(
-                session, grid, "shop-db-data", f"{grid}-node-1", "shop.db.shop-db-data-2", "error"
+            add_volume_instance(
+                session,
+                grid,
+                "shop-db-data",
+                f"{grid}-node-1",
+                "shop.db.shop-db-data-2",
+                "error",
+                "disk full",
             )
-            _volume_instance(session, grid, "assets", f"{grid}-node-2", "assets", "pending")
-            _volume_instance(session, grid, "assets", f"{grid}-node-1", "assets", "present")
+            add_volume_instance(session, grid, "assets", f"{grid}-node-2", "assets", "pending")
+            add_volume_instance(session, grid, "assets", f"{grid}-node-1", "assets", "present")
         create_service(session, "alpha", {"name": "api", "image": "x:local", "volumes": ["assets:/a"]})
         create_service(
             session,
@@ -187,21 +170,5 @@ def test_list_fields_are_what_volume_out_gives() -> None:
     from moorage.master.schemas import VolumeOut, volume_out
 
     now = datetime.now(UTC)
-    view = VolumeView(
-        grid="g",
-        name="data",
-        scope="instance",
-        driver="local",
-        driver_opts={"o": "size=1g"},
-        labels={"team": "a"},
-        created_at=now,
-        updated_at=now,
-        instances=(
-            VolumeInstanceView(
-                id="i1", name="s.web.data-1", node="n1", zone="a", state="present", error=None
-            ),
-            VolumeInstanceView(id="i2", name="s.web.data-2", node="n2", zone=None, state="error", error="x"),
-        ),
-        services=("g/s/web", "g/null/db"),
-    )
+    view = sample_volume_view(now, {"o": "size=1g"}, {"team": "a"}, "x")
     assert VolumeOut.model_validate(volume_fields(view)) == volume_out(view)

@@ -25,7 +25,6 @@ from moorage.store.services import create_service
 from moorage.store.tables import VolumeInstanceRow, VolumeRow
 from moorage.store.versions import data_version, data_version_probe
 from moorage.store.volumes import (
-    VolumeInstanceView,
     VolumeView,
     create_volume,
     list_volumes,
@@ -34,6 +33,7 @@ from moorage.store.volumes import (
     volume_heads,
     volume_listing,
 )
+from tests.support.volume_views import add_volume_instance, sample_volume_view
 
 
 @pytest.fixture
@@ -46,32 +46,6 @@ def db(tmp_path: Path) -> Database:
 def _read(db: Database, work: Any) -> Any:
     """``db.read(work)`` from a plain test: on the reader connection, as the event loop would."""
     return asyncio.run(db.read(work))
-
-
-def _vi(session: Session, grid: str, volume: str, node_id: str, name: str, state: str) -> str:
-    grid_row = get_grid_row(session, grid)
-    volume_id = session.scalar(
-        select(VolumeRow.id).where(VolumeRow.grid_id == grid_row.id, VolumeRow.name == volume)
-    )
-    now = datetime.now(UTC)
-    vi_id = f"vi-{node_id}-{name}"[:32]
-    session.add(
-        VolumeInstanceRow(
-            id=vi_id,
-            grid_id=grid_row.id,
-            volume_id=volume_id,
-            node_id=node_id,
-            name=name,
-            driver="local",
-            driver_opts={},
-            zone="a",
-            state=state,
-            error=None,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    return vi_id
 
 
 def _seed(db: Database) -> None:
@@ -87,7 +61,7 @@ def _seed(db: Database) -> None:
         row = get_grid_row(session, "g")
         register_node(session, row, "node-0001", "n1", ["zone=a"], {"cpus": 1, "memory": 1, "drivers": []})
     with db.session() as session:
-        _vi(session, "g", "data", "node-0001", "web.data-1", "present")
+        add_volume_instance(session, "g", "data", "node-0001", "web.data-1", "present")
         create_service(session, "g", {"name": "web", "image": "x:local", "volumes": ["data:/d", "logs:/l"]})
 
 
@@ -97,23 +71,7 @@ def _seed(db: Database) -> None:
 @pytest.mark.parametrize("microsecond", [0, 120, 999_999])
 def test_rendered_json_is_what_the_response_models_gave(microsecond: int) -> None:
     when = datetime(2024, 2, 29, 23, 59, 1, microsecond, tzinfo=UTC)
-    view = VolumeView(
-        grid="g",
-        name="data",
-        scope="instance",
-        driver="local",
-        driver_opts={"o": "size=1g,é", "empty": ""},
-        labels={"quote": '"<>&\u2028'},
-        created_at=when,
-        updated_at=when,
-        instances=(
-            VolumeInstanceView(
-                id="i1", name="s.web.data-1", node="n1", zone="a", state="present", error=None
-            ),
-            VolumeInstanceView(id="i2", name="s.web.data-2", node="n2", zone=None, state="error", error="ü"),
-        ),
-        services=("g/s/web", "g/null/db"),
-    )
+    view = sample_volume_view(when, {"o": "size=1g,é", "empty": ""}, {"quote": '"<>&\u2028'}, "ü")
     assert volume_json(view) == TypeAdapter(VolumeOut).dump_json(volume_out(view))
     listed = VolumeList(volumes=[volume_out(view), volume_out(view)])
     assert volume_list_json([view, view]) == TypeAdapter(VolumeList).dump_json(listed)
@@ -297,11 +255,11 @@ def test_a_volume_report_is_one_query_and_keeps_its_rules(db: Database) -> None:
             register_node(session, row, node, node, [], {"cpus": 1, "memory": 1, "drivers": []})
     with db.session() as session:
         ids = {
-            state: _vi(session, "g", "data", "node-0001", f"data-{state}", state)
+            state: add_volume_instance(session, "g", "data", "node-0001", f"data-{state}", state)
             for state in ("pending", "present", "removing", "error")
         }
-        gone = _vi(session, "g", "data", "node-0001", "data-gone", "removing")
-        elsewhere = _vi(session, "g", "data", "node-0002", "data-elsewhere", "pending")
+        gone = add_volume_instance(session, "g", "data", "node-0001", "data-gone", "removing")
+        elsewhere = add_volume_instance(session, "g", "data", "node-0002", "data-elsewhere", "pending")
     selects: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
