@@ -802,6 +802,12 @@ def request_costs(master: Master, token: str, grid: str, count: int) -> list[str
             if before is None or after is None:
                 return ["cost: no /proc here, so no CPU figures"]
             ms = (after - before) / count * 1000
+            if ms <= 0:  # fewer CPU clock ticks than requests (a smoke run's few requests)
+                resolution = 1000 / os.sysconf("SC_CLK_TCK") / count
+                lines.append(
+                    f"cost {kind:<6}: master CPU under {resolution:.2f} ms per request (the clock's resolution)"
+                )
+                continue
             lines.append(
                 f"cost {kind:<6}: master CPU {ms:5.2f} ms per request, one at a time "
                 f"(at most {1000 / ms:,.0f} requests/s per core)"
