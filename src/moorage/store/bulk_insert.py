@@ -12,6 +12,7 @@ to ``Connection.exec_driver_sql``: the same SQL, the same parameter values, no p
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -23,17 +24,22 @@ from moorage.store.tables import Base
 __all__ = ["insert_rows"]
 
 _Prepared = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...], bool]
-_prepared: dict[tuple[str, tuple[str, ...], int], _Prepared] = {}
+# per dialect (an engine's, with its JSON serializer), gone with it: an id() could be reused by
+# another engine's dialect of another kind
+_prepared: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, tuple[str, ...]], _Prepared]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _prepare(table: Table, columns: tuple[str, ...], dialect: Dialect) -> _Prepared:
-    key = (table.name, columns, id(dialect))
-    found = _prepared.get(key)
+    prepared = _prepared.setdefault(dialect, {})
+    key = (table.name, columns)
+    found = prepared.get(key)
     if found is None:
         compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
         order = tuple(compiled.positiontup or ()) if compiled.positional else columns
         processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order)
-        found = _prepared[key] = (compiled.string, order, processors, compiled.positional)
+        found = prepared[key] = (compiled.string, order, processors, compiled.positional)
     return found
 
 
