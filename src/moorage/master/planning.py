@@ -31,8 +31,9 @@ from moorage.scheduler import (
     daemon_plan,
     schedule_service,
 )
-from moorage.stackfile.stored_service import StoredService, load_service
+from moorage.stackfile.stored_service import StoredService
 from moorage.store.placements import InstanceWrite, NodePlace, VolumeWrite, chunks
+from moorage.store.services import stored_service
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = ["InstancePlan", "PlanKind", "ServicePlan", "plan_services"]
@@ -222,7 +223,7 @@ def plan_services(
         ).tuples()
         for service_id, number, node_id, desired_hash, has_container in rows:
             current[service_id][number] = _Current(node_id, desired_hash, bool(has_container))
-    stored = {row.id: load_service(row.spec, key=("service", row.id)) for row in service_rows}
+    stored = {row.id: stored_service(row) for row in service_rows}
     homes = _volume_homes(session, grid.id, service_rows, stored, current, volumes, len(index))
     plans = []
     for service_row in service_rows:

@@ -18,7 +18,7 @@ from moorage.model.container import PlannedContainer
 from moorage.model.volume import VolumeScope
 from moorage.store.bulk_insert import insert_rows
 from moorage.store.row_ids import ordered_id
-from moorage.store.tables import InstanceRow, NodeRow, VolumeInstanceRow
+from moorage.store.tables import InstanceRow, VolumeInstanceRow
 
 __all__ = ["InstanceWrite", "NodePlace", "VolumeWrite", "chunks", "write_placements"]
 
@@ -63,7 +63,7 @@ class InstanceWrite:
     state: str
     reason: str | None = None
     volumes: tuple[VolumeWrite, ...] = ()
-    place: NodePlace | None = None  # None: read from the node's row
+    place: NodePlace | None = None  # its node's, whenever it has a node and a container
 
 
 def _instance_values(item: InstanceWrite, now: datetime) -> dict[str, Any]:
@@ -122,22 +122,15 @@ def write_placements(session: Session, grid_id: int, items: Sequence[InstanceWri
 def _write_volume_instances(
     session: Session, grid_id: int, items: Iterable[InstanceWrite], now: datetime
 ) -> None:
-    wanted: dict[tuple[str, str], VolumeWrite] = {}
-    places: dict[str, NodePlace] = {}
+    wanted: dict[tuple[str, str], tuple[VolumeWrite, NodePlace]] = {}
     for item in items:
-        assert item.node_id is not None
+        assert item.node_id is not None and item.place is not None, (
+            "a placed instance carries its node's place"
+        )
         for volume in item.volumes:
-            wanted.setdefault((item.node_id, volume.name), volume)
-            if item.place is not None:
-                places[item.node_id] = item.place
+            wanted.setdefault((item.node_id, volume.name), (volume, item.place))
     if not wanted:
         return
-    unknown = sorted({node_id for node_id, _ in wanted} - set(places))
-    for part in chunks(unknown):
-        found = session.execute(select(NodeRow.id, NodeRow.labels, NodeRow.info).where(NodeRow.id.in_(part)))
-        for node_id, node_labels, node_info in found.tuples():
-            shared = frozenset(d["name"] for d in node_info.get("drivers", []) if d.get("scope") == "global")
-            places[node_id] = NodePlace(node_labels.get("zone"), shared)
     names = sorted({name for _, name in wanted})
     by_name: dict[str, list[tuple[str, str, int | None, str]]] = {}
     for part in chunks(names):
@@ -154,8 +147,7 @@ def _write_volume_instances(
             by_name.setdefault(name, []).append((vi_id, node_id, volume_id, state))
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    for (node_id, name), volume in wanted.items():
-        place = places[node_id]
+    for (node_id, name), (volume, place) in wanted.items():
         zone = place.zone
         known = by_name.get(name, [])
         here = next((r for r in known if r[1] == node_id), None)

@@ -33,6 +33,7 @@ __all__ = [
     "scale_service",
     "service_view",
     "service_views",
+    "stored_service",
 ]
 
 
@@ -99,6 +100,11 @@ def save_service(
     return row
 
 
+def stored_service(row: ServiceRow) -> StoredService:
+    """The service a row stores, parsed once per row while its document stays equal."""
+    return load_service(row.spec, key=("service", row.id))
+
+
 def service_view(session: Session, grid_row: GridRow, row: ServiceRow) -> ServiceView:
     return service_views(session, grid_row, [row])[0]
 
@@ -159,7 +165,7 @@ def service_views(session: Session, grid_row: GridRow, rows: Sequence[ServiceRow
             id=f"{grid_row.name}/{r.stack}/{r.name}",
             grid=grid_row.name,
             stack=r.stack,
-            stored=load_service(r.spec, key=("service", r.id)),
+            stored=stored_service(r),
             created_at=r.created_at,
             updated_at=r.updated_at,
             instances=tuple(instances[r.id]),
