@@ -16,7 +16,6 @@ from typing import Any
 
 from moorage.model.container import PlannedContainer, container_name
 from moorage.model.stack import Mount, MountKind, ServiceSpec
-from moorage.protocol import ContainerSpec
 
 __all__ = [
     "LABEL_PREFIX",
@@ -175,7 +174,3 @@ class ContainerTemplate:
             "config_hash": digest,
         }
         return PlannedContainer(document, digest, self.host_ports, self.service.memory, self.service.cpus)
-
-    def spec(self, instance: int, volume_names: Mapping[str, str]) -> ContainerSpec:
-        """The same container as a ``ContainerSpec``."""
-        return ContainerSpec.model_validate(self.document(instance, volume_names).document)

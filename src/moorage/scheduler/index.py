@@ -85,10 +85,6 @@ class NodeIndex:
         ids = set.intersection(*sets)
         return [self._by_id[i] for i in sorted(ids)]
 
-    def cached_pool(self, key: Hashable) -> Pool | None:
-        """The pool cached under ``key``, if one was made."""
-        return self._pools.get(key)
-
     def pool(self, key: Hashable, make: Callable[[], Pool]) -> Pool:
         """The pool cached under ``key``, made once."""
         found = self._pools.get(key)

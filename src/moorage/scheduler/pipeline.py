@@ -162,9 +162,7 @@ class _Pass:
         pins = request.pins
         if not pins:
             key: Hashable = ("free", shape)
-            return index.cached_pool(key) or index.pool(
-                key, lambda: self._static_pool(key, self._first_guess(request), request)
-            )
+            return index.pool(key, lambda: self._static_pool(key, self._first_guess(request), request))
         # Pinned: the nodes holding its volume instances, and those where every pinned driver is global.
         pinned_drivers = frozenset(p.driver for p in pins)
         shared_key = ("shared", shape, pinned_drivers)
