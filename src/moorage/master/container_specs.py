@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moorage.model.container import PlannedContainer, container_name
-from moorage.model.stack import Mount, MountKind, ServiceSpec
+from moorage.model.stack import Mount, MountKind, ServiceSpec, full_service_id
 
 __all__ = [
     "LABEL_PREFIX",
@@ -107,7 +107,7 @@ class ContainerTemplate:
     def __init__(self, grid: str, stack: str, service: ServiceSpec) -> None:
         self.stack = stack
         self.service = service
-        self.service_id = f"{grid}/{stack}/{service.name}"
+        self.service_id = full_service_id(grid, stack, service.name)
         self.command = shlex.split(service.command) if service.command else None
         self.env = [f"{k}={v}" for k, v in service.environment]
         self.ports = [

@@ -29,7 +29,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from moorage.master.planning import InstancePlan, ServicePlan, plan_services
-from moorage.model.stack import NULL_STACK
+from moorage.model.stack import NULL_STACK, full_service_id
 from moorage.store.database import Database
 from moorage.store.grids import get_grid_row
 from moorage.store.instances import new_id
@@ -161,7 +161,7 @@ class Deployer:
                 )
                 .order_by(ServiceRow.id)
             ).tuples()
-            return [(grid, row_id, f"{grid}/{stack}/{name}") for grid, row_id, stack, name in rows]
+            return [(grid, row_id, full_service_id(grid, stack, name)) for grid, row_id, stack, name in rows]
 
     # -- deploy ---------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from moorage.master.container_specs import ContainerTemplate
 from moorage.model.container import PlannedContainer
 from moorage.model.node import NodeStatus
-from moorage.model.stack import DeployStrategy, MountKind
+from moorage.model.stack import DeployStrategy, MountKind, full_service_id
 from moorage.model.volume import VolumeScope, docker_volume_name
 from moorage.scheduler import (
     InstanceRequest,
@@ -366,7 +366,7 @@ def _plan_one(
     homes: _VolumeHomes,
 ) -> tuple[ServicePlan, list[InstanceRequest], list[Placement]]:
     spec = stored.spec
-    service_id = f"{grid}/{stored.stack}/{spec.name}"
+    service_id = full_service_id(grid, stored.stack, spec.name)
     row_id = service_row.id
     plan = ServicePlan(service_row_id=row_id, service_id=service_id)
     missing = sorted({stored.volume_of(a) for a in _aliases(stored)} - set(volumes))

@@ -19,10 +19,16 @@ __all__ = [
     "ServiceSpec",
     "StackSpec",
     "VolumeDecl",
+    "full_service_id",
 ]
 
 NULL_STACK = "null"
 """The stack that holds services created outside any stack file (``grid/null/service``)."""
+
+
+def full_service_id(grid: str, stack: str, service: str) -> str:
+    """A service's id across the API, the labels and the deployments: ``grid/stack/service``."""
+    return f"{grid}/{stack}/{service}"
 
 
 class DeployStrategy(StrEnum):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from moorage.model.stack import full_service_id
 from moorage.protocol import InstanceStatus, VolumeStatus
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow
 
@@ -44,7 +45,7 @@ def apply_instance_status(session: Session, node_id: str, statuses: Iterable[Ins
         .join(ServiceRow, ServiceRow.id == InstanceRow.service_id)
         .where(InstanceRow.node_id == node_id)
     ).tuples()
-    by_key = {(f"{grid.name}/{stack}/{name}", row.number): row for row, stack, name in rows}
+    by_key = {(full_service_id(grid.name, stack, name), row.number): row for row, stack, name in rows}
     now = datetime.now(UTC)
     changed = 0
     for status in statuses:

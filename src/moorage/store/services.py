@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.container import container_name
 from moorage.model.mount import MountSpecError, parse_mount
-from moorage.model.stack import NULL_STACK, MountKind
+from moorage.model.stack import NULL_STACK, MountKind, full_service_id
 from moorage.stackfile import StackFileError, stack_from_dict
 from moorage.stackfile.stored_service import StoredService, load_service, service_document
 from moorage.store.grids import get_grid_row
@@ -162,7 +162,7 @@ def service_views(session: Session, grid_row: GridRow, rows: Sequence[ServiceRow
             )
     return [
         ServiceView(
-            id=f"{grid_row.name}/{r.stack}/{r.name}",
+            id=full_service_id(grid_row.name, r.stack, r.name),
             grid=grid_row.name,
             stack=r.stack,
             stored=stored_service(r),

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.mount import parse_mount
-from moorage.model.stack import MountKind
+from moorage.model.stack import MountKind, full_service_id
 from moorage.model.volume import VolumeScope, volume_name_error
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
@@ -276,7 +276,7 @@ def _users(conn: Connection, grid_id: int, grid_name: str) -> dict[str, list[str
     users: dict[str, list[str]] = {}
     for stack, name, text in conn.execute(_SERVICE_MOUNTS, {"grid_id": grid_id}).all():
         for volume in _mounted_volumes(text):
-            users.setdefault(volume, []).append(f"{grid_name}/{stack}/{name}")
+            users.setdefault(volume, []).append(full_service_id(grid_name, stack, name))
     return users
 
 
@@ -292,7 +292,7 @@ def _users_of(conn: Connection, grid_id: int, grid_name: str, volume: str) -> li
     only ever finds more (SQLite's ignores case), which ``_mounted_volumes`` then sorts out."""
     params = {"grid_id": grid_id, "pattern": _like_pattern(volume)}
     return [
-        f"{grid_name}/{stack}/{name}"
+        full_service_id(grid_name, stack, name)
         for stack, name, text in conn.execute(_SERVICE_MOUNTS_NAMING, params).all()
         if volume in _mounted_volumes(text)
     ]

@@ -17,6 +17,7 @@ from moorage.master.schemas import (
     service_out,
 )
 from moorage.master.state import MasterState, master_state
+from moorage.model.stack import full_service_id
 from moorage.store.grids import get_grid_row
 from moorage.store.services import (
     create_service,
@@ -70,7 +71,9 @@ async def deploy(grid: str, stack: str, name: str, state: State) -> DeploymentSt
             return get_service_row(session, get_grid_row(session, grid), stack, name).id
 
     row_id = await to_thread.run_sync(work)
-    return DeploymentStarted(deployment=await state.deployer.deploy(grid, [row_id], f"{grid}/{stack}/{name}"))
+    return DeploymentStarted(
+        deployment=await state.deployer.deploy(grid, [row_id], full_service_id(grid, stack, name))
+    )
 
 
 @router.post("/{grid}/{stack}/{name}/scale")
@@ -82,7 +85,9 @@ async def scale(grid: str, stack: str, name: str, body: ScaleIn, state: State) -
             return row.id
 
     row_id = await to_thread.run_sync(work)
-    return DeploymentStarted(deployment=await state.deployer.deploy(grid, [row_id], f"{grid}/{stack}/{name}"))
+    return DeploymentStarted(
+        deployment=await state.deployer.deploy(grid, [row_id], full_service_id(grid, stack, name))
+    )
 
 
 @router.delete("/{grid}/{stack}/{name}")
@@ -94,4 +99,4 @@ async def remove(grid: str, stack: str, name: str, state: State) -> dict[str, st
             return remove_service(session, get_service_row(session, get_grid_row(session, grid), stack, name))
 
     await state.deployer.services_removed(await to_thread.run_sync(work))
-    return {"removed": f"{grid}/{stack}/{name}"}
+    return {"removed": full_service_id(grid, stack, name)}
