@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, func, insert, select, text
 
 from moorage.master.deployer import record_batch, record_unplaced
 from moorage.master.planning import plan_services
+from moorage.master.startup_heap import freeze_startup_heap
 from moorage.model.stack import Mount, MountKind, ServiceSpec, StackSpec, VolumeDecl
 from moorage.stackfile.stored_service import service_document
 from moorage.store.database import Database, normalize_url
@@ -194,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     label = "postgresql" if args.db else "sqlite"
     sizes = [(50, 400), (200, 400)] if args.smoke else [(500, 20_000), (5_000, 100_000), (15_000, 20_000)]
+    frozen = freeze_startup_heap()  # as the master process does once started
     print(
-        f"machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}, one process, one thread",
+        f"machine: {os.cpu_count()} cpus, python {sys.version.split()[0]}, one process, one thread; "
+        f"start-up heap frozen as in the master ({frozen:,} objects)",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="moorage-bench-") as tmp:

@@ -11,6 +11,7 @@ import uvicorn
 
 from moorage.errors import InvalidInput
 from moorage.master.app import create_app
+from moorage.master.startup_heap import freeze_startup_heap
 from moorage.master.state import MasterSettings
 from moorage.store.database import Database
 from moorage.store.nodes import mark_all_offline
@@ -71,6 +72,7 @@ def run_master(config: MasterConfig) -> None:
         print(f"  {token}", flush=True)
     print(f"Moorage master on http://{config.host}:{config.port} (store: {db.engine.url!r})", flush=True)
     app = create_app(db, config.settings)
+    freeze_startup_heap()  # what start-up built lives as long as the process: collections skip it
     uvicorn.run(
         app,
         host=config.host,

@@ -119,7 +119,9 @@ class _Pass:
         self.static = tuple(f for f in pipeline.filters if not f.dynamic)
         self.dynamic = tuple(f for f in pipeline.filters if f.dynamic)
         self._static_names = tuple(f.name for f in self.static)
-        self.selector = pipeline.strategy.begin(self.ctx, self.feasible_now)
+        # The selector gets a callable of its own, not a bound method of the pass: no reference
+        # cycle, so a pass is freed as soon as it ends instead of waiting for the cyclic GC.
+        self.selector = pipeline.strategy.begin(self.ctx, _DynamicCheck(self.dynamic, self.ctx))
         self._explained: dict[Hashable, tuple[str, PlacementStatus]] = {}
 
     def run(self, requests: Sequence[InstanceRequest]) -> list[Placement]:
@@ -214,6 +216,19 @@ class _Pass:
             )
         reason, status = found
         return Placement(instance=request.instance, node_id=None, reasons=(reason,), status=status)
+
+
+class _DynamicCheck:
+    """``Feasible`` for a pass: do the dynamic filters pass for this node and request, now?"""
+
+    __slots__ = ("ctx", "filters")
+
+    def __init__(self, filters: Sequence[Filter], ctx: PassContext) -> None:
+        self.filters = filters
+        self.ctx = ctx
+
+    def __call__(self, node: NodeView, request: InstanceRequest) -> bool:
+        return _first_verdict(self.filters, self.ctx, node, request) is None
 
 
 def _first_verdict(

@@ -59,15 +59,16 @@ class _Spread:
 
         # Zones go by their position in the pool: a zone can be None (no zone label).
         names = [zone for zone, _ in pool.zones]
-        self._nodes = [
+        nodes = self._nodes = [
             MinCountPicker(members, ctx.rng("zone", zone), node_count, node_ok, stamp)
             for zone, members in pool.zones
         ]
+        # The closures see the pickers, never ``self``: nothing here refers back to the spread.
         self._zones = MinCountPicker(
             range(len(names)),
             ctx.rng("zones"),
             lambda z: ctx.zone_count(names[z]),
-            lambda z: self._nodes[z].peek() is not None,
+            lambda z: nodes[z].peek() is not None,
             stamp,
         )
 
