@@ -562,3 +562,32 @@ def test_an_instance_waits_while_every_node_it_may_use_is_removing_its_volume() 
             },
         ),
     )
+
+
+@pytest.mark.parametrize("strategy", [HA, DAEMON, RANDOM])
+def test_a_scheduling_pass_is_freed_without_the_cyclic_collector(strategy: DeployStrategy) -> None:
+    """A pass leaves no reference cycle behind: at thousands of services per deployment, cyclic
+    garbage made the collector walk the master's whole heap over and over (15-20% of its CPU)."""
+    import gc
+
+    index = NodeIndex([node(f"n{i}", zone=f"z{i % 3}", used_ports=[80] if i == 0 else ()) for i in range(9)])
+    volume = VolumeNeed(volume="data", driver="local", scope=VolumeScope.INSTANCE, docker_name="d-1")
+    requests = [
+        InstanceRequest(
+            SERVICE,
+            n,
+            ports=(PortMapping(80, 80),),
+            volumes=(replace(volume, docker_name=f"d-{n}"),),
+            current_node="id-n1" if n == 1 else None,
+        )
+        for n in range(1, 13)  # more than nodes with the port free: some are not placed
+    ]
+    gc.collect()
+    gc.disable()
+    try:
+        placements = schedule_service(index, requests, strategy, seed=SERVICE)
+        assert any(p.node_id is None for p in placements) and any(p.node_id for p in placements)
+        del placements
+        assert gc.collect() == 0, "a scheduling pass left cyclic garbage"
+    finally:
+        gc.enable()
