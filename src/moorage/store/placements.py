@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from moorage.model.container import PlannedContainer
 from moorage.model.volume import VolumeScope
 from moorage.store.bulk_insert import insert_rows
-from moorage.store.row_ids import ordered_id
+from moorage.store.row_ids import ordered_ids
 from moorage.store.tables import InstanceRow, VolumeInstanceRow
 
 __all__ = ["InstanceWrite", "NodePlace", "VolumeWrite", "chunks", "write_placements"]
@@ -149,30 +149,30 @@ def _write_volume_instances(
     updates: list[dict[str, Any]] = []
     for (node_id, name), (volume, place) in wanted.items():
         zone = place.zone
-        known = by_name.get(name, [])
-        here = next((r for r in known if r[1] == node_id), None)
-        if here is not None:
-            if here[3] in ("missing", "error"):
-                updates.append({"id": here[0], "state": "pending", "error": None, "updated_at": now})
-            continue
-        movable = volume.scope is VolumeScope.INSTANCE and volume.driver in place.global_drivers
-        elsewhere = next((r for r in known if r[2] == volume.volume_id and r[3] != "removing"), None)
-        if movable and elsewhere is not None:
-            # shared storage: the volume instance follows its instance to this node
-            updates.append(
-                {
-                    "id": elsewhere[0],
-                    "node_id": node_id,
-                    "zone": zone,
-                    "state": "pending",
-                    "error": None,
-                    "updated_at": now,
-                }
-            )
-            continue
+        known = by_name.get(name)
+        if known:  # a first deployment knows none: it only inserts
+            here = next((r for r in known if r[1] == node_id), None)
+            if here is not None:
+                if here[3] in ("missing", "error"):
+                    updates.append({"id": here[0], "state": "pending", "error": None, "updated_at": now})
+                continue
+            movable = volume.scope is VolumeScope.INSTANCE and volume.driver in place.global_drivers
+            elsewhere = next((r for r in known if r[2] == volume.volume_id and r[3] != "removing"), None)
+            if movable and elsewhere is not None:
+                # shared storage: the volume instance follows its instance to this node
+                updates.append(
+                    {
+                        "id": elsewhere[0],
+                        "node_id": node_id,
+                        "zone": zone,
+                        "state": "pending",
+                        "error": None,
+                        "updated_at": now,
+                    }
+                )
+                continue
         inserts.append(
             {
-                "id": ordered_id(),
                 "grid_id": grid_id,
                 "volume_id": volume.volume_id,
                 "node_id": node_id,
@@ -189,4 +189,6 @@ def _write_volume_instances(
     if updates:
         session.execute(update(VolumeInstanceRow), updates)
     if inserts:
+        for row, row_id in zip(inserts, ordered_ids(len(inserts)), strict=True):
+            row["id"] = row_id
         insert_rows(session.connection(), VolumeInstanceRow, inserts)
