@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 from moorage.store.bulk_insert import insert_rows
 from moorage.store.database import Database
 from moorage.store.grids import create_grid, get_grid_row
-from moorage.store.tables import NodeRow, VolumeInstanceRow
+from moorage.store.tables import InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow
 
 COLUMNS = (
     "grid_id",
@@ -41,7 +41,7 @@ def _rows(grid_id: int, prefix: str) -> list[dict[str, Any]]:
                 "driver_opts": shared_opts if i < 3 else {},
                 "zone": None if i == 4 else "a",
                 "state": "pending",
-                "error": None if i else 'said "no"',
+                "error": None if i else 'said "no"\tthen\nC:\\path \\N',  # what COPY must escape
                 "created_at": now,
                 "updated_at": now + timedelta(seconds=i // 2),
             }
@@ -84,5 +84,56 @@ def test_rows_read_back_the_same_as_sqlalchemys_insert(db_url: str) -> None:
         assert len(stored["bulk"]) == 5
         assert stored["bulk"] == stored["core"]
         assert stored["bulk"][0][-1].tzinfo is not None  # timestamps come back aware, in UTC
+    finally:
+        db.dispose()
+
+
+def test_instance_rows_read_back_the_same_as_sqlalchemys_insert(db_url: str) -> None:
+    """Instances: JSON documents and NULL JSON, big integers, floats, text that needs escaping."""
+    db = Database(db_url)
+    db.migrate()
+    try:
+        now = datetime(2026, 11, 30, 12, 0, 0, 654321, tzinfo=UTC)
+        with db.session() as session:
+            create_grid(session, "g")
+            grid_id = get_grid_row(session, "g").id
+            for name in ("core", "bulk"):
+                session.add(
+                    ServiceRow(grid_id=grid_id, stack="s", name=name, spec={}, created_at=now, updated_at=now)
+                )
+        with db.session() as session:
+            services = {row.name: row.id for row in session.scalars(select(ServiceRow))}
+
+            def rows(service: str) -> list[dict[str, Any]]:
+                return [
+                    {
+                        "service_id": services[service],
+                        "number": n,
+                        "node_id": None,
+                        "container": None if n == 3 else {"name": f"c-{n}", "env": ["A=\\t\t", "ü"], "n": n},
+                        "desired_hash": f"{n:016x}",
+                        "host_ports": [8080, 8443] if n == 1 else None,
+                        "memory": (1 << 40) if n == 2 else None,
+                        "cpus": 0.25 if n == 2 else None,
+                        "state": "scheduled",
+                        "reason": "line one\nline two\\N" if n == 1 else None,
+                        "updated_at": now,
+                    }
+                    for n in (1, 2, 3)
+                ]
+
+            session.connection().execute(insert(InstanceRow), rows("core"))
+            insert_rows(session.connection(), InstanceRow, rows("bulk"))
+        with db.session() as session:
+            columns = ("number", "node_id", "container", "desired_hash", "host_ports", "memory", "cpus",
+                       "state", "reason", "updated_at")  # fmt: skip
+            stored: dict[int, list[tuple[Any, ...]]] = {}
+            for row in session.scalars(select(InstanceRow).order_by(InstanceRow.number)):
+                stored.setdefault(row.service_id, []).append(tuple(getattr(row, c) for c in columns))
+            sql_nulls = session.execute(
+                select(InstanceRow.service_id, InstanceRow.number).where(InstanceRow.container.is_(None))
+            ).all()
+        assert stored[services["bulk"]] == stored[services["core"]]
+        assert sorted(sql_nulls) == sorted((services[s], 3) for s in ("core", "bulk"))  # NULL, not 'null'
     finally:
         db.dispose()
