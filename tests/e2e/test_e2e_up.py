@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,10 @@ from tests.support.processes import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
+
+
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_up_runs_a_one_node_grid_and_ctrl_c_stops_it(bed: Bed, tmp_path: Path) -> None:
@@ -34,6 +39,10 @@ def test_up_runs_a_one_node_grid_and_ctrl_c_stops_it(bed: Bed, tmp_path: Path) -
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        # Ctrl-C as in a terminal, however the tests were started: a background job has SIGINT
+        # ignored, and a Python started with it ignored leaves it so (Ctrl-C would do nothing).
+        preexec_fn=_sigint_as_in_a_terminal,
+        start_new_session=True,  # its group: the master and agent it starts, stopped with it
     )
     try:
         wait_until(
@@ -51,9 +60,9 @@ def test_up_runs_a_one_node_grid_and_ctrl_c_stops_it(bed: Bed, tmp_path: Path) -
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=30) == 0
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait()
+        with contextlib.suppress(ProcessLookupError):  # `up` and all it started, never left running
+            os.killpg(up.pid, signal.SIGKILL)
+        up.wait()
         log.close()
     text = (tmp_path / "up.log").read_text()
     assert "Traceback" not in text
