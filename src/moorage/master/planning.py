@@ -32,6 +32,7 @@ from moorage.scheduler import (
     schedule_service,
 )
 from moorage.stackfile.stored_service import StoredService
+from moorage.store.any_of import any_of
 from moorage.store.placements import InstanceWrite, NodePlace, VolumeWrite, chunks
 from moorage.store.services import stored_service
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
@@ -289,7 +290,7 @@ def _volume_homes(
                 VolumeInstanceRow.name,
                 VolumeInstanceRow.node_id,
                 VolumeInstanceRow.state,
-            ).where(VolumeInstanceRow.grid_id == grid_id, VolumeInstanceRow.name.in_(part))
+            ).where(VolumeInstanceRow.grid_id == grid_id, any_of(session, VolumeInstanceRow.name, part))
         ).tuples()
         for volume_id, name, node_id, state in found:
             if state == "removing":

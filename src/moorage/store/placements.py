@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from moorage.model.container import PlannedContainer
 from moorage.model.volume import VolumeScope
+from moorage.store.any_of import any_of
 from moorage.store.bulk_insert import insert_rows
 from moorage.store.row_ids import ordered_ids
 from moorage.store.tables import InstanceRow, VolumeInstanceRow
@@ -141,7 +142,7 @@ def _write_volume_instances(
                 VolumeInstanceRow.volume_id,
                 VolumeInstanceRow.state,
                 VolumeInstanceRow.name,
-            ).where(VolumeInstanceRow.grid_id == grid_id, VolumeInstanceRow.name.in_(part))
+            ).where(VolumeInstanceRow.grid_id == grid_id, any_of(session, VolumeInstanceRow.name, part))
         )
         for vi_id, node_id, volume_id, state, name in rows.tuples():
             by_name.setdefault(name, []).append((vi_id, node_id, volume_id, state))
