@@ -24,6 +24,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.engine import Dialect
 
+from moorage.store.planner_statistics import note_bulk_insert
 from moorage.store.tables import Base
 
 __all__ = ["insert_rows"]
@@ -71,6 +72,7 @@ def insert_rows(connection: Connection, model: type[Base], rows: Sequence[dict[s
         processed.append(tuple(values))
     if connection.dialect.name == "postgresql":
         _copy(connection, table, order, processed)
+        note_bulk_insert(connection, table, len(processed))
     elif positional:
         connection.exec_driver_sql(sql, processed)
     else:

@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from moorage.store.planner_statistics import analyze_grown_tables
+
 __all__ = ["Database", "normalize_url"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -97,6 +99,7 @@ class Database:
         """A unit of work: committed when the block ends, rolled back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+        analyze_grown_tables(self.engine)  # after a bulk load, PostgreSQL's planner needs to know
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """``work(session)`` in one unit of work on a worker thread, so the event loop never waits
