@@ -32,10 +32,9 @@ from moorage.scheduler import (
     schedule_service,
 )
 from moorage.stackfile.stored_service import StoredService
-from moorage.store.any_of import any_of
-from moorage.store.placements import InstanceWrite, NodePlace, VolumeWrite, chunks
+from moorage.store.placements import InstanceWrite, NodePlace, VolumeWrite, chunks, volume_instances_named
 from moorage.store.services import stored_service
-from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
+from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeRow
 
 __all__ = ["InstancePlan", "PlanKind", "ServicePlan", "plan_services"]
 
@@ -283,20 +282,11 @@ def _volume_homes(
             )
     held: dict[tuple[int, str], str] = {}
     removing: dict[str, set[str]] = defaultdict(set)
-    for part in chunks(sorted(names)):
-        found = session.execute(
-            select(
-                VolumeInstanceRow.volume_id,
-                VolumeInstanceRow.name,
-                VolumeInstanceRow.node_id,
-                VolumeInstanceRow.state,
-            ).where(VolumeInstanceRow.grid_id == grid_id, any_of(session, VolumeInstanceRow.name, part))
-        ).tuples()
-        for volume_id, name, node_id, state in found:
-            if state == "removing":
-                removing[name].add(node_id)
-            elif volume_id is not None:
-                held[(volume_id, name)] = node_id
+    for _, node_id, volume_id, state, name in volume_instances_named(session, grid_id, names):
+        if state == "removing":
+            removing[name].add(node_id)
+        elif volume_id is not None:
+            held[(volume_id, name)] = node_id
     return _VolumeHomes(held, {name: frozenset(nodes) for name, nodes in removing.items()})
 
 

@@ -21,7 +21,14 @@ from moorage.store.bulk_insert import insert_rows
 from moorage.store.row_ids import ordered_ids
 from moorage.store.tables import InstanceRow, VolumeInstanceRow
 
-__all__ = ["InstanceWrite", "NodePlace", "VolumeWrite", "chunks", "write_placements"]
+__all__ = [
+    "InstanceWrite",
+    "NodePlace",
+    "VolumeWrite",
+    "chunks",
+    "volume_instances_named",
+    "write_placements",
+]
 
 T = TypeVar("T")
 CHUNK = 900  # stays under every backend's limit on bound parameters
@@ -120,6 +127,23 @@ def write_placements(session: Session, grid_id: int, items: Sequence[InstanceWri
     return touched
 
 
+def volume_instances_named(
+    session: Session, grid_id: int, names: Iterable[str]
+) -> Iterator[tuple[str, str, int | None, str, str]]:
+    """(id, node id, volume id, state, Docker name) of the grid's volume instances with these
+    names, found through the (grid, name) index: the cost follows the names, not the grid."""
+    for part in chunks(sorted(names)):
+        yield from session.execute(
+            select(
+                VolumeInstanceRow.id,
+                VolumeInstanceRow.node_id,
+                VolumeInstanceRow.volume_id,
+                VolumeInstanceRow.state,
+                VolumeInstanceRow.name,
+            ).where(VolumeInstanceRow.grid_id == grid_id, any_of(session, VolumeInstanceRow.name, part))
+        ).tuples()
+
+
 def _write_volume_instances(
     session: Session, grid_id: int, items: Iterable[InstanceWrite], now: datetime
 ) -> None:
@@ -132,20 +156,11 @@ def _write_volume_instances(
             wanted.setdefault((item.node_id, volume.name), (volume, item.place))
     if not wanted:
         return
-    names = sorted({name for _, name in wanted})
     by_name: dict[str, list[tuple[str, str, int | None, str]]] = {}
-    for part in chunks(names):
-        rows = session.execute(
-            select(
-                VolumeInstanceRow.id,
-                VolumeInstanceRow.node_id,
-                VolumeInstanceRow.volume_id,
-                VolumeInstanceRow.state,
-                VolumeInstanceRow.name,
-            ).where(VolumeInstanceRow.grid_id == grid_id, any_of(session, VolumeInstanceRow.name, part))
-        )
-        for vi_id, node_id, volume_id, state, name in rows.tuples():
-            by_name.setdefault(name, []).append((vi_id, node_id, volume_id, state))
+    for vi_id, node_id, volume_id, state, name in volume_instances_named(
+        session, grid_id, {name for _, name in wanted}
+    ):
+        by_name.setdefault(name, []).append((vi_id, node_id, volume_id, state))
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for (node_id, name), (volume, place) in wanted.items():
