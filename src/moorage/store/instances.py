@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from moorage.model.stack import full_service_id
 from moorage.protocol import InstanceStatus, VolumeStatus
+from moorage.store.placements import chunks
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow
 
 __all__ = ["apply_instance_status", "apply_volume_status", "new_id"]
@@ -78,11 +79,10 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
     statuses = list(statuses)
     if not statuses:
         return 0
-    chunk = 900  # bound parameters per IN list, under every backend's limit
     ids = sorted({status.volume_instance_id for status in statuses})
     rows: dict[str, VolumeInstanceRow] = {}
-    for start in range(0, len(ids), chunk):  # one query for the whole report (up to 900 ids)
-        query = select(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(ids[start : start + chunk]))
+    for part in chunks(ids):  # one query for the whole report (up to CHUNK ids)
+        query = select(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(part))
         rows.update((found.id, found) for found in session.scalars(query))
     changed = 0
     now = datetime.now(UTC)
@@ -109,8 +109,6 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
             row.error = status.error
             row.updated_at = now
             changed += 1
-    for start in range(0, len(gone), chunk):
-        session.execute(
-            delete(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(gone[start : start + chunk]))
-        )
+    for part in chunks(gone):
+        session.execute(delete(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(part)))
     return changed
