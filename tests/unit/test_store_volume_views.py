@@ -166,8 +166,8 @@ def test_list_and_show_match_the_per_volume_reference(db: Database) -> None:
 
 
 def test_list_fields_are_what_volume_out_gives() -> None:
-    from moorage.master.routes.volumes import volume_fields
     from moorage.master.schemas import VolumeOut, volume_out
+    from moorage.master.volume_lists import volume_fields
 
     now = datetime.now(UTC)
     view = sample_volume_view(now, {"o": "size=1g"}, {"team": "a"}, "x")

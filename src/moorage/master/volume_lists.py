@@ -22,7 +22,7 @@ renders only the volumes that are new or changed, whatever the size of the grid.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from pydantic_core import to_json
@@ -52,12 +52,20 @@ def volume_fields(view: VolumeView) -> dict[str, Any]:
         "labels": view.labels,
         "created_at": view.created_at,
         "updated_at": view.updated_at,
-        "instances": [
-            {"name": i.name, "node": i.node, "zone": i.zone, "state": i.state, "error": i.error}
-            for i in view.instances
-        ],
-        "services": [{"id": s} for s in view.services],
+        "instances": _instances_fields(view.instances),
+        "services": _services_fields(view.services),
     }
+
+
+def _instances_fields(instances: Iterable[VolumeInstanceView]) -> list[dict[str, Any]]:
+    return [
+        {"name": i.name, "node": i.node, "zone": i.zone, "state": i.state, "error": i.error}
+        for i in instances
+    ]
+
+
+def _services_fields(services: Iterable[str]) -> list[dict[str, str]]:
+    return [{"id": s} for s in services]
 
 
 def volume_json(view: VolumeView) -> bytes:
@@ -78,18 +86,11 @@ def _head_json(view: VolumeView) -> bytes:
 
 
 def _instances_json(instances: tuple[VolumeInstanceView, ...]) -> bytes:
-    if not instances:
-        return b"[]"
-    return to_json(
-        [
-            {"name": i.name, "node": i.node, "zone": i.zone, "state": i.state, "error": i.error}
-            for i in instances
-        ]
-    )
+    return to_json(_instances_fields(instances)) if instances else b"[]"
 
 
 def _services_json(services: list[str] | None) -> bytes:
-    return to_json([{"id": s} for s in services]) if services else b"[]"
+    return to_json(_services_fields(services)) if services else b"[]"
 
 
 class VolumeLists:

@@ -20,10 +20,10 @@ from pydantic_core import to_json
 from moorage.master.auth import Admin
 from moorage.master.schemas import VolumeCreate, VolumeList, VolumeOut
 from moorage.master.state import MasterState, master_state
-from moorage.master.volume_lists import VolumeLists, volume_fields, volume_json
+from moorage.master.volume_lists import VolumeLists, volume_json
 from moorage.store.volumes import create_volume, remove_volume, show_volume
 
-__all__ = ["router", "volume_fields"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1/volumes", tags=["volumes"], dependencies=[Admin])
 State = Annotated[MasterState, Depends(master_state)]
