@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 import time
 
-from moorage.store.row_ids import ordered_id, ordered_ids
+from moorage.store.row_ids import ordered_ids
 
 
 def test_ids_are_32_hex_digits_and_unique_within_a_batch() -> None:
     ids = ordered_ids(5_000)
     assert len(ids) == len(set(ids)) == 5_000
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
-    assert re.fullmatch(r"[0-9a-f]{32}", ordered_id())
+    assert re.fullmatch(r"[0-9a-f]{32}", ordered_ids(1)[0])
 
 
 def test_a_later_batch_sorts_after_an_earlier_one() -> None:

@@ -10,11 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["ordered_id", "ordered_ids"]
-
-
-def ordered_id() -> str:
-    return ordered_ids(1)[0]
+__all__ = ["ordered_ids"]
 
 
 def ordered_ids(count: int) -> list[str]:
