@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from moorage.errors import Forbidden, Unauthorized
-from moorage.master.state import MasterState, master_state
+from moorage.master.state import State
 from moorage.store.grids import grid_by_join_token
 from moorage.store.tokens import hash_token, is_admin_token
 
@@ -24,7 +24,7 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-async def require_admin(request: Request, state: Annotated[MasterState, Depends(master_state)]) -> None:
+async def require_admin(request: Request, state: State) -> None:
     """Every API request's check, so it runs on the event loop (``async``): a known admin token is a
     set lookup; only a token not seen yet costs a store query, on a worker thread."""
     token = bearer_token(request.headers.get("authorization"))

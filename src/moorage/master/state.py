@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from moorage.store.database import Database
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from moorage.master.deployer import Deployer
     from moorage.master.hub import AgentHub
 
-__all__ = ["MasterSettings", "MasterState", "master_state"]
+__all__ = ["MasterSettings", "MasterState", "State", "master_state"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +39,7 @@ async def master_state(request: Request) -> MasterState:
     """The dependency routes take; ``async`` so FastAPI does not send it to the threadpool."""
     state: MasterState = request.app.state.moorage
     return state
+
+
+State = Annotated[MasterState, Depends(master_state)]
+"""What a route takes to reach the master: ``state: State``."""

@@ -14,17 +14,19 @@ from moorage.model.stack import NULL_STACK, ServiceSpec, StackSpec
 from moorage.stackfile import stack_from_dict, stack_to_dict
 from moorage.stackfile.stored_service import service_document
 from moorage.store.grids import get_grid_row
-from moorage.store.services import save_service
+from moorage.store.services import ServiceView, list_services, save_service
 from moorage.store.tables import GridRow, InstanceRow, ServiceRow, StackRevisionRow, StackRow
 from moorage.store.volumes import missing_volumes
 
 __all__ = [
     "StackChange",
+    "StackView",
     "deploy_order",
     "get_stack_row",
     "install_stack",
     "list_stacks",
     "remove_stack",
+    "show_stack",
     "stack_service_ids",
     "upgrade_stack",
 ]
@@ -36,6 +38,20 @@ class StackChange:
     revision: int
     service_ids: list[int]  # in deploy order
     touched_nodes: set[str]  # nodes that lost containers (services dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class StackView:
+    """A stack as the API shows it: its current revision and its services with their instances."""
+
+    id: str  # grid/stack
+    name: str
+    revision: int
+    spec: StackSpec
+    document: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    services: list[ServiceView]
 
 
 def deploy_order(services: tuple[ServiceSpec, ...]) -> list[ServiceSpec]:
@@ -198,11 +214,29 @@ def remove_stack(session: Session, grid: str, name: str) -> set[str]:
     return touched
 
 
-def list_stacks(session: Session, grid: str) -> list[tuple[StackRow, GridRow]]:
+def _stack_view(session: Session, row: StackRow, grid_row: GridRow) -> StackView:
+    return StackView(
+        id=f"{grid_row.name}/{row.name}",
+        name=row.name,
+        revision=row.revision,
+        spec=stack_from_dict(row.spec),
+        document=row.spec,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        services=list_services(session, grid_row, row.name),
+    )
+
+
+def list_stacks(session: Session, grid: str) -> list[StackView]:
     grid_row = get_grid_row(session, grid)
     return [
-        (r, grid_row)
+        _stack_view(session, r, grid_row)
         for r in session.scalars(
             select(StackRow).where(StackRow.grid_id == grid_row.id).order_by(StackRow.name)
         )
     ]
+
+
+def show_stack(session: Session, grid: str, name: str) -> StackView:
+    grid_row = get_grid_row(session, grid)
+    return _stack_view(session, get_stack_row(session, grid_row, name), grid_row)

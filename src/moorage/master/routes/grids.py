@@ -5,14 +5,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from moorage.master.auth import Admin
 from moorage.master.schemas import GridCreate, GridList, GridOut, TokenOut, grid_out
-from moorage.master.state import MasterState, master_state
+from moorage.master.state import State
 from moorage.store.grids import (
     create_grid,
     get_grid_row,
@@ -25,7 +23,6 @@ from moorage.store.grids import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/grids", tags=["grids"], dependencies=[Admin])
-State = Annotated[MasterState, Depends(master_state)]
 
 
 @router.post("", status_code=201)

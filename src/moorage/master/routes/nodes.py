@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from moorage.master.auth import Admin
 from moorage.master.schemas import LabelsIn, NodeList, NodeOut, node_out
-from moorage.master.state import MasterState, master_state
+from moorage.master.state import State
 from moorage.store.nodes import add_labels, get_node, list_nodes, remove_labels, remove_node
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/nodes", tags=["nodes"], dependencies=[Admin])
-State = Annotated[MasterState, Depends(master_state)]
 
 
 @router.get("/{grid}")

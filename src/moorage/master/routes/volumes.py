@@ -12,21 +12,18 @@ the grid's kept body while the store has not changed since it was built.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic_core import to_json
 
 from moorage.master.auth import Admin
 from moorage.master.schemas import VolumeCreate, VolumeList, VolumeOut
-from moorage.master.state import MasterState, master_state
+from moorage.master.state import State
 from moorage.master.volume_lists import VolumeLists, volume_json
 from moorage.store.volumes import create_volume, remove_volume, show_volume
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/volumes", tags=["volumes"], dependencies=[Admin])
-State = Annotated[MasterState, Depends(master_state)]
 JSON = "application/json"
 
 

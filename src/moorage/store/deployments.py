@@ -1,0 +1,189 @@
+"""Deployment repository: a deployment's row from start to finish, and what its rollout reads.
+
+A deployment is ``running`` from ``create_deployment`` until ``finish_deployment`` (``success`` or
+``error`` with one line per instance that did not make it); a master that starts again ends the
+ones it left running (``abandon_unfinished``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from moorage.errors import NotFound
+from moorage.model.stack import full_service_id
+from moorage.store.instances import new_id
+from moorage.store.services import ServiceView, service_views
+from moorage.store.tables import DeploymentRow, GridRow, InstanceRow, NodeRow, ServiceRow
+
+__all__ = [
+    "ABANDONED",
+    "DeploymentView",
+    "InstanceReport",
+    "WaitingService",
+    "abandon_unfinished",
+    "create_deployment",
+    "deployment_grid_id",
+    "deployment_services",
+    "finish_deployment",
+    "instance_reports",
+    "node_names",
+    "remove_instances",
+    "show_deployment",
+    "waiting_services",
+]
+
+ABANDONED = "the master restarted during this deployment; run the deploy again"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    id: str
+    target: str
+    state: str
+    message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    services: list[ServiceView]  # in the deployment's order
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceReport:
+    """What the store holds of one instance while a rollout waits for it."""
+
+    desired_hash: str | None
+    observed_hash: str | None
+    state: str
+    reason: str | None
+    exit_code: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingService:
+    grid: str
+    service_row_id: int
+    service_id: str  # grid/stack/service
+
+
+def create_deployment(session: Session, grid_id: int, target: str, service_ids: Sequence[int]) -> str:
+    """Record a ``running`` deployment of these services (in this order); returns its id."""
+    row = DeploymentRow(
+        id=new_id(),
+        grid_id=grid_id,
+        target=target,
+        service_ids=list(service_ids),
+        state="running",
+        message=None,
+        created_at=datetime.now(UTC),
+        finished_at=None,
+    )
+    session.add(row)
+    return row.id
+
+
+def finish_deployment(session: Session, deployment_id: str, state: str, lines: Sequence[str]) -> None:
+    session.execute(
+        update(DeploymentRow)
+        .where(DeploymentRow.id == deployment_id)
+        .values(state=state, message="\n".join(lines) or None, finished_at=datetime.now(UTC))
+    )
+
+
+def abandon_unfinished(session: Session) -> None:
+    """End every deployment still ``running``: its master stopped before it finished."""
+    session.execute(
+        update(DeploymentRow)
+        .where(DeploymentRow.state == "running")
+        .values(state="error", message=ABANDONED, finished_at=datetime.now(UTC))
+    )
+
+
+def deployment_grid_id(session: Session, deployment_id: str) -> int:
+    row = session.get(DeploymentRow, deployment_id)
+    if row is None:
+        raise NotFound(f"Deployment {deployment_id} not found")
+    return row.grid_id
+
+
+def deployment_services(session: Session, service_ids: Sequence[int]) -> list[ServiceRow]:
+    """The service rows among ``service_ids`` that still exist, in that order."""
+    order = {sid: i for i, sid in enumerate(service_ids)}
+    rows = list(session.scalars(select(ServiceRow).where(ServiceRow.id.in_(service_ids))))
+    rows.sort(key=lambda r: order[r.id])
+    return rows
+
+
+def show_deployment(session: Session, deployment_id: str) -> DeploymentView:
+    row = session.get(DeploymentRow, deployment_id)
+    if row is None:
+        raise NotFound(f"Deployment {deployment_id} not found")
+    grid_row = session.get(GridRow, row.grid_id)
+    assert grid_row is not None  # a grid's deployments go with it
+    return DeploymentView(
+        id=row.id,
+        target=row.target,
+        state=row.state,
+        message=row.message,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+        services=service_views(session, grid_row, deployment_services(session, row.service_ids)),
+    )
+
+
+def remove_instances(session: Session, service_row_id: int, numbers: Collection[int]) -> set[str]:
+    """Remove these instances of a service (a scale-down); returns the nodes that ran them."""
+    where = (InstanceRow.service_id == service_row_id, InstanceRow.number.in_(numbers))
+    nodes = {n for n in session.scalars(select(InstanceRow.node_id).where(*where)) if n}
+    session.execute(delete(InstanceRow).where(*where))
+    return nodes
+
+
+def waiting_services(session: Session) -> list[WaitingService]:
+    """The services with an instance pending and no node, in every grid."""
+    rows = session.execute(
+        select(GridRow.name, ServiceRow.id, ServiceRow.stack, ServiceRow.name)
+        .join(ServiceRow, ServiceRow.grid_id == GridRow.id)
+        .where(
+            ServiceRow.id.in_(
+                select(InstanceRow.service_id).where(
+                    InstanceRow.node_id.is_(None), InstanceRow.state == "pending"
+                )
+            )
+        )
+        .order_by(ServiceRow.id)
+    ).tuples()
+    return [
+        WaitingService(grid, row_id, full_service_id(grid, stack, name)) for grid, row_id, stack, name in rows
+    ]
+
+
+def instance_reports(
+    session: Session, wanted: Collection[tuple[int, int]]
+) -> dict[tuple[int, int], InstanceReport]:
+    """What the store holds of these (service row id, instance number) pairs; removed ones are absent."""
+    keys = set(wanted)
+    return {
+        (service_id, number): InstanceReport(desired, observed, state, reason, exit_code)
+        for service_id, number, desired, observed, state, reason, exit_code in session.execute(
+            select(
+                InstanceRow.service_id,
+                InstanceRow.number,
+                InstanceRow.desired_hash,
+                InstanceRow.observed_hash,
+                InstanceRow.state,
+                InstanceRow.reason,
+                InstanceRow.exit_code,
+            ).where(InstanceRow.service_id.in_({service_id for service_id, _ in keys}))
+        ).tuples()
+        if (service_id, number) in keys
+    }
+
+
+def node_names(session: Session, node_ids: Collection[str]) -> dict[str, str]:
+    """Node id -> name for the nodes among ``node_ids`` that exist."""
+    found = session.execute(select(NodeRow.id, NodeRow.name).where(NodeRow.id.in_(sorted(node_ids))))
+    return {node_id: name for node_id, name in found.tuples()}
