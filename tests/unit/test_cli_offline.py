@@ -85,3 +85,68 @@ def test_input_errors_exit_1_with_a_sentence(tmp_path: Path, args: tuple[str, ..
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "usage", "message"),
+    [
+        (("nosuch",), "Usage: moorage [OPTIONS] COMMAND", "No such command 'nosuch'"),
+        (("volume", "nosuch"), "Usage: moorage volume [OPTIONS] COMMAND", "No such command 'nosuch'"),
+        (("volume", "ls", "--bogus"), "Usage: moorage volume ls [OPTIONS]", "No such option: --bogus"),
+        (("--bogus", "grid", "ls"), "Usage: moorage [OPTIONS] COMMAND", "No such option: --bogus"),
+        (("volume", "create"), "Usage: moorage volume create", "Missing argument"),
+        (("stack", "validate"), "Usage: moorage stack validate", "Missing argument"),
+        (("grid", "ls", "--grid"), "Usage: moorage grid ls", "No such option: --grid"),
+        (("--grid",), "Usage: moorage [OPTIONS] COMMAND", "Option '--grid' requires an argument"),
+        (
+            ("service", "scale", "web", "many"),
+            "Usage: moorage service scale",
+            "Invalid value for 'instances'",
+        ),
+        (("volume", "ls", "--json=yes"), "Usage: moorage volume ls", "Option '--json' does not take a value"),
+        (("volume", "ls", "extra"), "Usage: moorage volume ls", "Got unexpected extra argument(s) (extra)"),
+    ],
+    ids=[
+        "unknown-command",
+        "unknown-sub-command",
+        "unknown-option",
+        "unknown-global-option",
+        "missing-argument",
+        "missing-file-argument",
+        "option-of-another-level",
+        "option-without-its-value",
+        "bad-argument-value",
+        "value-for-a-flag",
+        "extra-argument",
+    ],
+)
+def test_usage_errors_print_the_usage_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], usage: str, message: str
+) -> None:
+    result = moorage(*args, tmp_path=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert usage in result.stderr
+    assert f"Error: {message}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("args", [(), ("volume",)], ids=["no-command", "no-sub-command"])
+def test_a_command_group_without_its_command_shows_help_and_exits_2(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    result = moorage(*args, tmp_path=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Usage: moorage" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_stack_file_that_is_not_utf8_exits_1_with_the_file_and_byte_offset(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yml"
+    path.write_bytes(b"stack: demo\nservices:\n  web:\n    image: caf\xe9\n")
+    result = moorage("stack", "validate", str(path), tmp_path=tmp_path)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert (
+        f"{path}: not UTF-8 text: the byte 0xE9 at offset 43 (line 4, byte 15 of the line)" in result.stderr
+    )
+    assert "save the file as UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr

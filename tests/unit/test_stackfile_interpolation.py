@@ -106,3 +106,45 @@ def test_value_that_failed_interpolation_is_not_reported_again() -> None:
     assert [path for path, _ in issues_of(service("volumes: ['${DATA}:/data']"))] == [
         "services.app.volumes[0]"
     ]
+
+
+# --- the CLI's own variables ------------------------------------------------------------------
+
+SECRETS = {"MOORAGE_TOKEN": "admin-secret", "MOORAGE_URL": "http://127.0.0.1:8470", "APP": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        pytest.param("${MOORAGE_TOKEN}", "MOORAGE_TOKEN", id="braced-token"),
+        pytest.param("x-$MOORAGE_TOKEN", "MOORAGE_TOKEN", id="bare-token"),
+        pytest.param("${MOORAGE_TOKEN:-none}", "MOORAGE_TOKEN", id="with-a-default"),
+        pytest.param("${MOORAGE_URL}", "MOORAGE_URL", id="url"),
+        pytest.param("${MOORAGE_NOT_SET:-x}", "MOORAGE_NOT_SET", id="unset-one"),
+        pytest.param("${moorage_token}", "moorage_token", id="lower-case"),
+    ],
+)
+def test_moorage_variables_are_refused(text: str, name: str) -> None:
+    with pytest.raises(InterpolationError) as caught:
+        interpolate_text(text, SECRETS)
+    assert str(caught.value) == (
+        f"variable '{name}' cannot be used in a stack file: MOORAGE_* variables hold the moorage "
+        "command's own settings and token; pass the value under another name, e.g. ${APP_SETTING}"
+    )
+    assert "admin-secret" not in str(caught.value)
+
+
+def test_a_stack_file_cannot_copy_the_token_into_a_service() -> None:
+    text = service("""\
+        environment:
+          - STOLEN=${MOORAGE_TOKEN}
+          - FINE=$APP
+    """)
+    found = issues_of(text, env=SECRETS)
+    assert [path for path, _ in found] == ["services.app.environment[0]"]
+    assert "cannot be used in a stack file" in found[0][1]
+    assert all("admin-secret" not in message for _, message in found)
+
+
+def test_a_variable_that_only_contains_moorage_is_read() -> None:
+    assert interpolate_text("${APP_MOORAGE_TOKEN:-d}", SECRETS) == "d"

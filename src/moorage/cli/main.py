@@ -6,15 +6,17 @@ import sys
 from typing import Annotated
 
 import typer
-from click.exceptions import ClickException
 
 from moorage.cli import driver, grid, node, servers, service, stack, testbed, volume
 from moorage.cli.context import CliContext, save_config
 from moorage.cli.output import err_console, print_error
+from moorage.cli.typer_click import ClickException, UsageError, usage_context
 from moorage.client.api import MasterClient
 from moorage.errors import MoorageError
 
 __all__ = ["app", "main"]
+
+PROG_NAME = "moorage"  # also under 'python -m moorage'
 
 app = typer.Typer(
     name="moorage",
@@ -64,10 +66,15 @@ servers.register(app)
 
 def main() -> None:
     try:
-        code = app(standalone_mode=False)  # returns the code of a typer.Exit instead of exiting
+        code = app(prog_name=PROG_NAME, standalone_mode=False)  # returns a typer.Exit's code, no exit
     except MoorageError as err:
         print_error(err.message)
         sys.exit(1)
+    except UsageError as err:
+        if err.ctx is None:
+            err.ctx = usage_context(typer.main.get_command(app), sys.argv[1:], PROG_NAME)
+        err.show()
+        sys.exit(err.exit_code)
     except ClickException as err:
         err.show()
         sys.exit(err.exit_code if err.exit_code else 1)

@@ -16,7 +16,7 @@ from moorage.cli.output import print_json, table
 from moorage.cli.progress import follow_started, uptime
 from moorage.errors import MoorageError
 from moorage.model.stack import StackSpec
-from moorage.stackfile import load_stack, stack_to_dict
+from moorage.stackfile import decode_stack_file, load_stack, stack_to_dict
 
 __all__ = ["app", "instances_table"]
 
@@ -31,9 +31,10 @@ File = Annotated[Path, typer.Argument(help="Stack file (YAML)")]
 
 def _load(path: Path, grid: str, name: str | None) -> tuple[StackSpec, str]:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as err:
         raise MoorageError(f"Cannot read stack file {path}: {err.strerror}") from err
+    text = decode_stack_file(data, source=str(path))
     return load_stack(text, env=dict(os.environ), grid=grid, name=name, source=str(path)), text
 
 

@@ -12,6 +12,10 @@ value can never change the file's structure. The forms:
 NAME is a letter or ``_`` followed by letters, digits or ``_``. Any other ``$`` is an error that
 quotes it. The variables are the caller's environment plus ``STACK`` (the stack's name) and
 ``GRID`` (the grid it is installed in), which win over same-named environment variables.
+
+A stack file cannot read the CLI's own settings: a reference to any ``MOORAGE_*`` variable
+(``MOORAGE_TOKEN``, the admin token, above all), with or without a default, is an error, so a
+stack file from elsewhere cannot copy the user's token into a container's environment.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from collections.abc import Mapping
 from moorage.stackfile.issues import Issues
 from moorage.stackfile.paths import item_path, key_path
 
-__all__ = ["InterpolationError", "interpolate", "interpolate_text"]
+__all__ = ["RESERVED_PREFIX", "InterpolationError", "interpolate", "interpolate_text"]
+
+RESERVED_PREFIX = "MOORAGE_"
+"""Variables of the ``moorage`` command itself (its URL, token, grid): never readable by a stack file."""
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _REFERENCE_RE = re.compile(
@@ -66,6 +73,12 @@ def interpolate_text(text: str, variables: Mapping[str, str]) -> str:
         if name is None:
             raise InterpolationError(
                 f"malformed variable reference '{_quote(text, match.start())}'; {_FORMS}"
+            )
+        if name.upper().startswith(RESERVED_PREFIX):
+            raise InterpolationError(
+                f"variable '{name}' cannot be used in a stack file: {RESERVED_PREFIX}* variables hold "
+                "the moorage command's own settings and token; pass the value under another name, "
+                "e.g. ${APP_SETTING}"
             )
         value = variables.get(name)
         default = match["default"]

@@ -10,7 +10,8 @@ PyYAML's safe loader, with changes that matter for stack files:
 - A key given twice in one mapping is reported (plain YAML silently keeps the last one).
 - Recursive aliases and alias "bombs" are refused instead of looping or exhausting memory.
 
-A file that is not YAML at all raises ``StackFileError`` at once, with line and column.
+A file that is not YAML at all raises ``StackFileError`` at once, with line and column; one that
+is not UTF-8 text (``decode_stack_file``) with the offset of the first byte that is not.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import yaml
 from moorage.stackfile.issues import Issues, StackFileError, StackFileIssue
 from moorage.stackfile.paths import ROOT, item_path, key_path
 
-__all__ = ["MAX_VALUES", "load_yaml"]
+__all__ = ["MAX_VALUES", "decode_stack_file", "load_yaml"]
 
 MAX_VALUES = 100_000
 """The most values a stack file may hold once its aliases are expanded."""
@@ -50,6 +51,21 @@ class _TooBig(Exception):
 
 class _Recursive(Exception):
     pass
+
+
+def decode_stack_file(data: bytes, *, source: str) -> str:
+    """The text of a stack file read as bytes; raises ``StackFileError`` if it is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = error.start
+        line = data.count(b"\n", 0, offset) + 1
+        column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+        raise _fatal(
+            source,
+            f"not UTF-8 text: the byte 0x{data[offset]:02X} at offset {offset} (line {line}, byte "
+            f"{column} of the line) {error.reason}; save the file as UTF-8",
+        ) from None
 
 
 def load_yaml(text: str, *, source: str, issues: Issues) -> object:
