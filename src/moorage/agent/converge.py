@@ -24,15 +24,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from moorage.agent.engine import Containers, ContainerState, ContainerSummary, EngineError, VolumeState
+from moorage.model.docker_labels import CONFIG_HASH as HASH_LABEL
+from moorage.model.docker_labels import GRID as GRID_LABEL
+from moorage.model.docker_labels import VOLUME_INSTANCE as VOLUME_INSTANCE_LABEL
 from moorage.protocol import ContainerSpec, Desired, InstanceStatus, StatusMsg, VolumeSpec, VolumeStatus
 
-__all__ = ["GRID_LABEL", "HASH_LABEL", "PARALLEL", "VOLUME_INSTANCE_LABEL", "Converger"]
+__all__ = ["PARALLEL", "Converger"]
 
 log = logging.getLogger("moorage.agent.converge")
 
-GRID_LABEL = "io.moorage.grid"
-HASH_LABEL = "io.moorage.config-hash"
-VOLUME_INSTANCE_LABEL = "io.moorage.volume-instance-id"
 PARALLEL = 8
 
 _STATES = {"running": "running", "restarting": "restarting", "created": "created", "paused": "running"}

@@ -14,29 +14,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from moorage.model import docker_labels
 from moorage.model.container import PlannedContainer, container_name
 from moorage.model.stack import Mount, MountKind, ServiceSpec, full_service_id
 
 __all__ = [
-    "LABEL_PREFIX",
     "ContainerTemplate",
-    "Labels",
     "canonical_json",
     "config_body",
     "container_name",
 ]
 
-LABEL_PREFIX = "io.moorage."
 _HOLE = "\x00"  # stands for the instance number while the labels' JSON is rendered once
-
-
-class Labels:
-    GRID = "io.moorage.grid"
-    STACK = "io.moorage.stack"
-    SERVICE = "io.moorage.service"
-    SERVICE_ID = "io.moorage.service-id"
-    INSTANCE = "io.moorage.instance"
-    CONFIG_HASH = "io.moorage.config-hash"
 
 
 def canonical_json(value: Any) -> str:
@@ -50,7 +39,7 @@ def config_body(document: Mapping[str, Any]) -> dict[str, Any]:
     The hash is ``sha256(canonical_json(config_body(document)))[:16]``; ``ContainerTemplate``
     renders the same string from pieces it prepares once per service.
     """
-    labels = {k: v for k, v in document["labels"].items() if k != Labels.CONFIG_HASH}
+    labels = {k: v for k, v in document["labels"].items() if k != docker_labels.CONFIG_HASH}
     return {
         "name": document["name"],
         "service_id": document["service_id"],
@@ -116,10 +105,10 @@ class ContainerTemplate:
         ]
         self.host_ports = tuple(p.host_port for p in service.ports)
         self.labels = {
-            Labels.GRID: grid,
-            Labels.STACK: stack,
-            Labels.SERVICE: service.name,
-            Labels.SERVICE_ID: self.service_id,
+            docker_labels.GRID: grid,
+            docker_labels.STACK: stack,
+            docker_labels.SERVICE: service.name,
+            docker_labels.SERVICE_ID: self.service_id,
         }
         # The hashed JSON, canonical_json(config_body(...)), rendered once up to what differs
         # between instances: config_body's keys in sorted order are command cpus env image |
@@ -128,7 +117,7 @@ class ContainerTemplate:
             f'{{"command":{canonical_json(self.command)},"cpus":{canonical_json(service.cpus)},'
             f'"env":{canonical_json(self.env)},"image":{canonical_json(service.image)},"instance":'
         )
-        probe = canonical_json({**self.labels, Labels.INSTANCE: _HOLE})
+        probe = canonical_json({**self.labels, docker_labels.INSTANCE: _HOLE})
         labels_head, _, labels_tail = probe.partition(canonical_json(_HOLE))
         self._labels_head = f',"labels":{labels_head}"'
         self._labels_tail = f'"{labels_tail},"memory":{canonical_json(service.memory)},"mounts":['
@@ -158,7 +147,7 @@ class ContainerTemplate:
             f'{",".join(hashed)}],"name":{json.dumps(name)},{self._tail}'
         )
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-        labels = {**self.labels, Labels.INSTANCE: str(instance), Labels.CONFIG_HASH: digest}
+        labels = {**self.labels, docker_labels.INSTANCE: str(instance), docker_labels.CONFIG_HASH: digest}
         document = {
             "name": name,
             "service_id": self.service_id,

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from moorage.master.planning import InstancePlan, ServicePlan, plan_services
 from moorage.model.stack import NULL_STACK, full_service_id
+from moorage.model.states import InstanceState
 from moorage.store.database import Database
 from moorage.store.grids import get_grid_row
 from moorage.store.instances import new_id
@@ -46,6 +47,10 @@ log = logging.getLogger("moorage.master.deployer")
 MIN_HEALTH = 0.8  # Kontena's default: keep at least 80% of a service's instances up during a rollout
 BATCH_TIMEOUT = 180.0
 RESCHEDULE_SETTLE = 0.5  # seconds to gather a burst of node changes before placing waiting instances
+
+
+# an instance reported in one of these states with the new config did not make it
+_STOPPED = (InstanceState.ERROR, InstanceState.EXITED, InstanceState.RESTARTING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +81,7 @@ def record_unplaced(session: Session, grid_id: int, plans: Sequence[ServicePlan]
             touched |= {n for n in session.scalars(select(InstanceRow.node_id).where(*where)) if n}
             session.execute(delete(InstanceRow).where(*where))
     writes = [
-        item.write(item.kind)
+        item.write(InstanceState(item.kind))
         for plan in plans
         for item in plan.instances
         if item.kind == "pending" or (item.kind == "failed" and not item.had_container)
@@ -86,7 +91,7 @@ def record_unplaced(session: Session, grid_id: int, plans: Sequence[ServicePlan]
 
 def record_batch(session: Session, grid_id: int, batch: Sequence[InstancePlan]) -> set[str]:
     """Record a batch of placed instances (their volume instances first) as ``scheduled``."""
-    return write_placements(session, grid_id, [item.write("scheduled") for item in batch])
+    return write_placements(session, grid_id, [item.write(InstanceState.SCHEDULED) for item in batch])
 
 
 class Deployer:
@@ -155,7 +160,7 @@ class Deployer:
                 .where(
                     ServiceRow.id.in_(
                         select(InstanceRow.service_id).where(
-                            InstanceRow.node_id.is_(None), InstanceRow.state == "pending"
+                            InstanceRow.node_id.is_(None), InstanceRow.state == InstanceState.PENDING
                         )
                     )
                 )
@@ -299,9 +304,9 @@ class Deployer:
                 continue
             desired, observed, state, reason, exit_code = row
             where = f" on {names[item.node_id]}" if item.node_id in names else ""
-            if observed == desired and state == "running":
+            if observed == desired and state == InstanceState.RUNNING:
                 out.append(_Outcome(True))
-            elif observed == desired and state in ("error", "exited", "restarting"):
+            elif observed == desired and state in _STOPPED:
                 detail = reason or (f"exited with code {exit_code}" if exit_code is not None else state)
                 out.append(_Outcome(False, f"{_label(item)}{where}: {detail}"))
             elif item.node_id not in connected:

@@ -5,16 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from moorage.model import docker_labels
+from moorage.model.states import VolumeInstanceState
 from moorage.protocol import ContainerSpec, Desired, VolumeSpec
 from moorage.store.tables import InstanceRow, VolumeInstanceRow, VolumeRow
 
-__all__ = ["VolumeLabels", "desired_for_node", "volume_spec"]
-
-
-class VolumeLabels:
-    GRID = "io.moorage.grid"
-    VOLUME = "io.moorage.volume-id"
-    VOLUME_INSTANCE = "io.moorage.volume-instance-id"
+__all__ = ["desired_for_node", "volume_spec"]
 
 
 def volume_spec(row: VolumeInstanceRow, grid: str, volume: str | None) -> VolumeSpec:
@@ -24,11 +20,11 @@ def volume_spec(row: VolumeInstanceRow, grid: str, volume: str | None) -> Volume
         driver=row.driver,
         driver_opts={str(k): str(v) for k, v in row.driver_opts.items()},
         labels={
-            VolumeLabels.GRID: grid,
-            VolumeLabels.VOLUME: f"{grid}/{volume}" if volume else "",
-            VolumeLabels.VOLUME_INSTANCE: row.id,
+            docker_labels.GRID: grid,
+            docker_labels.VOLUME: f"{grid}/{volume}" if volume else "",
+            docker_labels.VOLUME_INSTANCE: row.id,
         },
-        create=row.state in ("pending", "error"),
+        create=row.state in (VolumeInstanceState.PENDING, VolumeInstanceState.ERROR),
     )
 
 
@@ -51,5 +47,7 @@ def desired_for_node(session: Session, node_id: str, grid: str) -> Desired:
     volumes: list[VolumeSpec] = []
     removals: list[VolumeSpec] = []
     for row, volume_name in rows:
-        (removals if row.state == "removing" else volumes).append(volume_spec(row, grid, volume_name))
+        (removals if row.state == VolumeInstanceState.REMOVING else volumes).append(
+            volume_spec(row, grid, volume_name)
+        )
     return Desired(containers=containers, volumes=volumes, remove_volumes=removals)

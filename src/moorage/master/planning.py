@@ -21,6 +21,7 @@ from moorage.master.container_specs import ContainerTemplate
 from moorage.model.container import PlannedContainer
 from moorage.model.node import NodeStatus
 from moorage.model.stack import DeployStrategy, MountKind, full_service_id
+from moorage.model.states import InstanceState, VolumeInstanceState
 from moorage.model.volume import VolumeScope, docker_volume_name
 from moorage.scheduler import (
     InstanceRequest,
@@ -54,7 +55,7 @@ class InstancePlan:
     had_container: bool = False  # the instance already had a container somewhere
     place: NodePlace | None = None  # the node's zone and global drivers, as planned
 
-    def write(self, state: str) -> InstanceWrite:
+    def write(self, state: InstanceState) -> InstanceWrite:
         return InstanceWrite(
             service_row_id=self.service_row_id,
             number=self.number,
@@ -283,7 +284,7 @@ def _volume_homes(
     held: dict[tuple[int, str], str] = {}
     removing: dict[str, set[str]] = defaultdict(set)
     for _, node_id, volume_id, state, name in volume_instances_named(session, grid_id, names):
-        if state == "removing":
+        if state == VolumeInstanceState.REMOVING:
             removing[name].add(node_id)
         elif volume_id is not None:
             held[(volume_id, name)] = node_id

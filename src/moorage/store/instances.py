@@ -10,11 +10,21 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from moorage.model.stack import full_service_id
+from moorage.model.states import InstanceState, VolumeInstanceState
 from moorage.protocol import InstanceStatus, VolumeStatus
 from moorage.store.placements import chunks
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow
 
 __all__ = ["apply_instance_status", "apply_volume_status", "new_id"]
+
+
+# What an agent's report of a volume instance makes its state (a removed one it no longer has is missing).
+_VOLUME_STATES = {
+    "present": VolumeInstanceState.PRESENT,
+    "missing": VolumeInstanceState.MISSING,
+    "error": VolumeInstanceState.ERROR,
+    "removed": VolumeInstanceState.MISSING,
+}
 
 
 def new_id() -> str:
@@ -53,7 +63,7 @@ def apply_instance_status(session: Session, node_id: str, statuses: Iterable[Ins
         row = by_key.get((status.service_id, status.instance))
         if row is None:
             continue
-        state = "error" if status.state == "missing" else status.state
+        state = InstanceState.ERROR if status.state == "missing" else InstanceState(status.state)
         started = _parse_started(status.started_at)
         reason = status.error
         if (row.state, row.observed_hash, row.exit_code, row.reason, row.started_at) != (
@@ -91,7 +101,7 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
         row = rows.get(status.volume_instance_id)
         if row is None or row.node_id != node_id:
             continue
-        if row.state == "removing":
+        if row.state == VolumeInstanceState.REMOVING:
             if status.state in ("removed", "missing"):
                 gone.append(row.id)
                 del rows[row.id]  # a later report of it in the same message finds it gone
@@ -101,9 +111,7 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
                 row.updated_at = now
                 changed += 1
             continue
-        state = {"present": "present", "missing": "missing", "error": "error", "removed": "missing"}[
-            status.state
-        ]
+        state = _VOLUME_STATES[status.state]
         if (row.state, row.error) != (state, status.error):
             row.state = state
             row.error = status.error

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput, NotFound
 from moorage.model.node import DriverInfo, Node, NodeInfo, NodeStatus, label_error, parse_label
+from moorage.model.states import VolumeInstanceState
 from moorage.store.grids import get_grid_row
 from moorage.store.tables import GridRow, NodeRow, VolumeInstanceRow
 
@@ -198,7 +199,9 @@ def remove_node(session: Session, grid: str, name: str, connected: bool) -> None
     held = list(
         session.scalars(
             select(VolumeInstanceRow.name)
-            .where(VolumeInstanceRow.node_id == row.id, VolumeInstanceRow.state != "removing")
+            .where(
+                VolumeInstanceRow.node_id == row.id, VolumeInstanceRow.state != VolumeInstanceState.REMOVING
+            )
             .order_by(VolumeInstanceRow.name)
         )
     )

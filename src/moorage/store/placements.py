@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from moorage.model.container import PlannedContainer
+from moorage.model.states import InstanceState, VolumeInstanceState
 from moorage.model.volume import VolumeScope
 from moorage.store.any_of import any_of
 from moorage.store.bulk_insert import insert_rows
@@ -68,7 +69,7 @@ class InstanceWrite:
     number: int
     node_id: str | None
     container: PlannedContainer | None
-    state: str
+    state: InstanceState
     reason: str | None = None
     volumes: tuple[VolumeWrite, ...] = ()
     place: NodePlace | None = None  # its node's, whenever it has a node and a container
@@ -169,11 +170,20 @@ def _write_volume_instances(
         if known:  # a first deployment knows none: it only inserts
             here = next((r for r in known if r[1] == node_id), None)
             if here is not None:
-                if here[3] in ("missing", "error"):
-                    updates.append({"id": here[0], "state": "pending", "error": None, "updated_at": now})
+                if here[3] in (VolumeInstanceState.MISSING, VolumeInstanceState.ERROR):
+                    updates.append(
+                        {
+                            "id": here[0],
+                            "state": VolumeInstanceState.PENDING,
+                            "error": None,
+                            "updated_at": now,
+                        }
+                    )
                 continue
             movable = volume.scope is VolumeScope.INSTANCE and volume.driver in place.global_drivers
-            elsewhere = next((r for r in known if r[2] == volume.volume_id and r[3] != "removing"), None)
+            elsewhere = next(
+                (r for r in known if r[2] == volume.volume_id and r[3] != VolumeInstanceState.REMOVING), None
+            )
             if movable and elsewhere is not None:
                 # shared storage: the volume instance follows its instance to this node
                 updates.append(
@@ -181,7 +191,7 @@ def _write_volume_instances(
                         "id": elsewhere[0],
                         "node_id": node_id,
                         "zone": zone,
-                        "state": "pending",
+                        "state": VolumeInstanceState.PENDING,
                         "error": None,
                         "updated_at": now,
                     }
@@ -196,7 +206,7 @@ def _write_volume_instances(
                 "driver": volume.driver,
                 "driver_opts": volume.driver_opts,
                 "zone": zone,
-                "state": "pending",
+                "state": VolumeInstanceState.PENDING,
                 "error": None,
                 "created_at": now,
                 "updated_at": now,

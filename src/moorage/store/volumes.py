@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.mount import parse_mount
 from moorage.model.stack import MountKind, full_service_id
+from moorage.model.states import VolumeInstanceState
 from moorage.model.volume import VolumeScope, volume_name_error
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
@@ -126,7 +127,7 @@ _INSERT_VOLUME = insert(_VOLUME_TABLE)
 _MARK_REMOVING = (
     update(_VI_TABLE)
     .where(_vis.volume_id == bindparam("removed"))
-    .values(state="removing", volume_id=None, updated_at=bindparam("now"))
+    .values(state=VolumeInstanceState.REMOVING.value, volume_id=None, updated_at=bindparam("now"))
 )
 _MARK_REMOVING_RETURNING_NODES = _MARK_REMOVING.returning(_vis.node_id)
 _VOLUME_NODES = select(_vis.node_id).where(_vis.volume_id == bindparam("removed"))
