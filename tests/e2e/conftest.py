@@ -4,6 +4,7 @@ nodes. Started once per session with the CLI, as a user would, and torn down wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -97,21 +98,17 @@ def _parse_env(text: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+@contextlib.contextmanager
+def running_testbed(config: Path, *args: str) -> Iterator[Bed]:
+    """A testbed brought up with ``moorage testbed up ARGS`` in a fresh folder, down afterwards."""
     reason = _skip_reason()
     if reason:
         if os.environ.get("CI"):
             pytest.fail(f"end-to-end tests cannot run: {reason}")
         pytest.skip(reason)
     directory = Path(f"/tmp/mrg-e2e-{uuid.uuid4().hex[:6]}")
-    config = tmp_path_factory.mktemp("cli") / "config.json"
     setup = Bed(directory=directory, env={"MOORAGE_CONFIG": str(config)})
-    up = setup.run(
-        "testbed", "up", "--nodes", "3", "--zones", "a,b,c",
-        "--driver", "dirvol@node-1,node-2", "--shared-driver", "shared",
-        "--dir", str(directory), timeout=600,
-    )  # fmt: skip
+    up = setup.run("testbed", "up", *args, "--dir", str(directory), timeout=600)
     try:
         assert up.code == 0, f"testbed up failed:\n{up.text}"
         setup.env.update(_parse_env(up.out))
@@ -121,7 +118,17 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             client.close()
         down = setup.run("testbed", "down", "--dir", str(directory), timeout=300)
         assert down.code == 0, f"testbed down failed:\n{down.text}"
-        assert_nothing_left(directory, ["node-1", "node-2", "node-3"])
+        nodes = [f"node-{i}" for i in range(1, int(args[args.index("--nodes") + 1]) + 1)]
+        assert_nothing_left(directory, nodes)
+
+
+@pytest.fixture(scope="session")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    with running_testbed(
+        tmp_path_factory.mktemp("cli") / "config.json",
+        "--nodes", "3", "--zones", "a,b,c", "--driver", "dirvol@node-1,node-2", "--shared-driver", "shared",
+    ) as setup:  # fmt: skip
+        yield setup
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""moorage testbed up|env|down|node stop|node start"""
+"""moorage testbed up|env|down|node stop|start|cut|heal|agent stop|start|master restart"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["app"]
 
 app = typer.Typer(help="A real multi-node grid on this Linux host (root, docker.io).", no_args_is_help=True)
 node_app = typer.Typer(
-    help="Take one testbed node (engine, agent, drivers) down or up.", no_args_is_help=True
+    help="Take one testbed node (engine, agent, drivers) down or up, or cut it off.", no_args_is_help=True
 )
 agent_app = typer.Typer(help="Stop or start only one node's agent.", no_args_is_help=True)
 master_app = typer.Typer(help="The testbed's master.", no_args_is_help=True)
@@ -39,6 +39,14 @@ def up(
             "--shared-driver", help="Name of a dirvol plugin with one shared root on all nodes (scope global)"
         ),
     ] = None,
+    heartbeat_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--heartbeat-interval",
+            min=0.1,
+            help="The master's heartbeat interval in seconds (3 missed = offline)",
+        ),
+    ] = None,
     directory: Dir = DEFAULT_DIR,
 ) -> None:
     """Start a master and NODES engines with agents; print the env to use them."""
@@ -48,7 +56,12 @@ def up(
     drivers = bed.parse_drivers([d.replace("@", "=", 1) for d in driver or []])
     print(
         bed.up(
-            nodes=nodes, zones=zone_list, directory=directory, drivers=drivers, shared_driver=shared_driver
+            nodes=nodes,
+            zones=zone_list,
+            directory=directory,
+            drivers=drivers,
+            shared_driver=shared_driver,
+            heartbeat_interval=heartbeat_interval,
         ),
         end="",
     )
@@ -83,11 +96,15 @@ def node_stop(
 
 
 @agent_app.command("stop")
-def agent_stop(name: str, directory: Dir = DEFAULT_DIR) -> None:
+def agent_stop(
+    name: str,
+    directory: Dir = DEFAULT_DIR,
+    kill: Annotated[bool, typer.Option("--kill", help="SIGKILL: no time to say goodbye")] = False,
+) -> None:
     """Stop only NAME's agent; its engine and containers keep running."""
     from moorage.testbed import bed
 
-    bed.agent_stop(directory, name)
+    bed.agent_stop(directory, name, kill=kill)
 
 
 @agent_app.command("start")
@@ -99,11 +116,15 @@ def agent_start(name: str, directory: Dir = DEFAULT_DIR) -> None:
 
 
 @master_app.command("restart")
-def master_restart(directory: Dir = DEFAULT_DIR) -> None:
-    """Restart the master (same address and data); wait until every running node is back online."""
+def master_restart(
+    directory: Dir = DEFAULT_DIR,
+    kill: Annotated[bool, typer.Option("--kill", help="SIGKILL instead of SIGTERM: a crash")] = False,
+) -> None:
+    """Restart the master (same address and data); wait until every node with a running agent
+    that is not cut off is back online, and name the nodes it did not wait for."""
     from moorage.testbed import bed
 
-    bed.master_restart(directory)
+    print(bed.master_restart(directory, kill=kill))
 
 
 @node_app.command("start")
@@ -112,3 +133,20 @@ def node_start(name: str, directory: Dir = DEFAULT_DIR) -> None:
     from moorage.testbed import bed
 
     bed.node_start(directory, name)
+
+
+@node_app.command("cut")
+def node_cut(name: str, directory: Dir = DEFAULT_DIR) -> None:
+    """Cut NAME off: its agent's traffic to the master goes silent (held, not closed) and its
+    containers' network goes down, until 'moorage testbed node heal NAME'."""
+    from moorage.testbed import bed
+
+    print(bed.node_cut(directory, name))
+
+
+@node_app.command("heal")
+def node_heal(name: str, directory: Dir = DEFAULT_DIR) -> None:
+    """End a cut: NAME's traffic flows again and its containers' network comes back up."""
+    from moorage.testbed import bed
+
+    print(bed.node_heal(directory, name))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.container import container_name
 from moorage.model.mount import MountSpecError, parse_mount
+from moorage.model.node import NodeStatus
 from moorage.model.stack import NULL_STACK, MountKind, full_service_id
 from moorage.stackfile import StackFileError, stack_from_dict
 from moorage.stackfile.stored_service import StoredService, load_service, service_document
@@ -33,8 +34,13 @@ __all__ = [
     "scale_service",
     "service_view",
     "service_views",
+    "shown_state",
     "stored_service",
 ]
+
+# What the master itself decides about an instance; every other state is what its node's agent
+# last reported, which is only as fresh as that node's connection.
+MASTER_STATES = frozenset({"pending", "scheduled", "failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,15 @@ def stored_service(row: ServiceRow) -> StoredService:
     return load_service(row.spec, key=("service", row.id))
 
 
+def shown_state(state: str, reason: str | None, node_status: str | None) -> tuple[str, str | None]:
+    """The state and reason a view shows: an agent's report from a node that is offline now is
+    no longer known to hold (its containers may run, or the node may be gone), so it reads
+    ``unknown`` with the reason ``node offline``, never ``running``."""
+    if node_status == NodeStatus.OFFLINE and state not in MASTER_STATES:
+        return "unknown", f"node offline (last reported {state})"
+    return state, reason
+
+
 def service_view(session: Session, grid_row: GridRow, row: ServiceRow) -> ServiceView:
     return service_views(session, grid_row, [row])[0]
 
@@ -122,6 +137,7 @@ def service_views(session: Session, grid_row: GridRow, rows: Sequence[ServiceRow
                 InstanceRow.service_id,
                 InstanceRow.number,
                 NodeRow.name,
+                NodeRow.status,
                 InstanceRow.state,
                 InstanceRow.reason,
                 InstanceRow.container.is_not(None),
@@ -138,6 +154,7 @@ def service_views(session: Session, grid_row: GridRow, rows: Sequence[ServiceRow
             service_id,
             number,
             node,
+            node_status,
             state,
             reason,
             has_container,
@@ -147,6 +164,7 @@ def service_views(session: Session, grid_row: GridRow, rows: Sequence[ServiceRow
             desired,
         ) in found:
             stack, name = names[service_id]
+            state, reason = shown_state(state, reason, node_status)
             instances[service_id].append(
                 InstanceView(
                     number=number,

@@ -7,8 +7,14 @@ Layout of the testbed folder (``/var/lib/moorage-testbed`` unless told otherwise
     master/                     the master's --data-dir (admin.token) and master.log
     nodes/node-<i>/             docker.sock, dockerd.log, docker/ (data root), run/ (exec root),
                                 plugins/ (seen as /run/docker/plugins by this engine only),
-                                agent/ (the agent's --data-dir), agent.log, driver-<name>.log
+                                agent/ (the agent's --data-dir), agent.log, driver-<name>.log,
+                                relay.sock and relay.log (the node's link to the master)
     shared/<driver>/            the root of the shared (global scope) volume driver
+
+Each agent dials the master through its node's relay (``relay.py``) on 127.0.0.1, so
+``node_cut`` can partition a node for real: its traffic to the master goes silent (nothing is
+closed) and its containers' bridges go down, until ``node_heal``. Every byte stays on loopback or
+inside the nodes' namespaces.
 """
 
 from __future__ import annotations
@@ -31,12 +37,12 @@ from typing import Any, TypeVar
 
 import httpx
 
-from moorage.testbed import netns
+from moorage.testbed import netns, relay
 from moorage.testbed.engine import check_host, engine_processes, remove_engine, start_engine, stop_engine
 from moorage.testbed.errors import TestbedError
 from moorage.testbed.images import ImageTarball, build_images, import_images
 from moorage.testbed.mounts import mounted_under, unmount_under
-from moorage.testbed.process import ProcessRef, log_tail, spawn, stop_process, stop_processes
+from moorage.testbed.process import ProcessRef, kill_all, log_tail, spawn, stop_process, stop_processes
 from moorage.testbed.state import (
     BedState,
     DriverRecord,
@@ -58,6 +64,8 @@ __all__ = [
     "down",
     "env",
     "master_restart",
+    "node_cut",
+    "node_heal",
     "node_start",
     "node_stop",
     "parse_drivers",
@@ -257,17 +265,21 @@ class Testbed:
             recorder = _Recorder(state)
             self._start_node(state.node(name), build_images(self.dir / "cache"), recorder)
             state = recorder.state
+            if state.node(name).cut:
+                netns.set_bridges(state.node(name).paths.netns, up=False)
             if state.master is not None and state.master.join_token:
                 state = self._start_agent(state, state.node(name))
                 self._wait_online(state, [name])
 
-    def agent_stop(self, name: str) -> None:
-        """Stop only the node's agent (its engine and containers keep running)."""
+    def agent_stop(self, name: str, *, kill: bool = False) -> None:
+        """Stop only the node's agent (its engine and containers keep running); ``kill``: SIGKILL."""
         self.state().node(name)
         with self._locked():
             state = self.state()
             node = state.node(name)
-            if node.agent is not None:
+            if node.agent is not None and kill:
+                kill_all([node.agent], what=f"agent of {name}")
+            elif node.agent is not None:
                 stop_process(node.agent, what=f"agent of {name}", grace=self.timeouts.process_stop)
             state = state.with_node(replace(node, agent=None))
             save_state(state)
@@ -285,28 +297,88 @@ class Testbed:
             state = self._start_agent(state, node)
             self._wait_online(state, [name])
 
-    def master_restart(self) -> None:
-        """Stop the master and start it again on the same address and data dir; wait for every node."""
+    def master_restart(self, *, kill: bool = False) -> str:
+        """Stop the master (SIGTERM, or SIGKILL with ``kill``) and start it again on the same address
+        and data dir; wait for every node whose agent runs and that is not cut off. What happened,
+        in a line or more, for the user."""
         with self._locked():
             state = self.state()
             master = state.master
             if master is None:
                 raise TestbedError("This testbed has no master; run 'moorage testbed up' first.")
-            if master.process is not None:
+            if master.process is not None and kill:
+                kill_all([master.process], what="master")
+            elif master.process is not None:
                 stop_process(master.process, what="master", grace=self.timeouts.process_stop)
-            listen = master.url.removeprefix("http://")
-            argv = [*self.moorage, "master", "--listen", listen, "--data-dir", str(master.data_dir)]
-            if self.heartbeat_interval is not None:
-                argv += ["--heartbeat-interval", f"{self.heartbeat_interval:g}"]
+            argv = self._master_argv(master)
             master = replace(master, process=spawn(argv, master.log, env=self._child_env()))
             state = replace(state, master=master)
             save_state(state)
             self._wait_master(master)
-            self._wait_online(state, [n.name for n in state.nodes if n.running])
+            live = [n for n in state.nodes if n.running and n.agent is not None and n.agent.alive()]
+            self._wait_online(state, [n.name for n in live])
+            lines = ["Master restarted."]
+            lines += [
+                f"{n.name}: not waited for, its agent is not running "
+                f"(`moorage testbed agent start {n.name}` starts it)."
+                for n in state.nodes
+                if n.running and n not in live
+            ]
+            lines += [f"{n.name}: not waited for, it is cut off." for n in live if n.cut]
+            lines += [f"{n.name}: stopped." for n in state.nodes if not n.running]
+            return "\n".join(lines)
+
+    def node_cut(self, name: str) -> str:
+        """Cut the node off: its agent's traffic to the master is held (silence, no close) and its
+        containers' bridges go down, until ``node_heal``. Kept across a node stop and start."""
+        self.state().node(name)
+        with self._locked():
+            state = self.state()
+            node = replace(state.node(name), cut=True)
+            save_state(state.with_node(node))
+            if node.relay is not None and node.relay.alive():
+                self._relay_command(node, "cut")
+            bridges = netns.set_bridges(node.paths.netns, up=False) if self._engine_alive(node) else []
+            down = f"bridges {', '.join(bridges)} down" if bridges else "no engine running"
+            return (
+                f"{name} cut off: its traffic to the master is held, {down}; "
+                f"`moorage testbed node heal {name}` ends it."
+            )
+
+    def node_heal(self, name: str) -> str:
+        """End a cut: the node's held traffic flows again and its containers' bridges come up."""
+        self.state().node(name)
+        with self._locked():
+            state = self.state()
+            node = state.node(name)
+            if self._engine_alive(node):
+                netns.set_bridges(node.paths.netns, up=True)
+            if node.relay is not None and node.relay.alive():
+                self._relay_command(node, "heal")
+            save_state(state.with_node(replace(node, cut=False)))
+            return f"{name} healed: its traffic to the master flows again and its containers' network is up."
+
+    @staticmethod
+    def _engine_alive(node: NodeRecord) -> bool:
+        return node.engine is not None and node.engine.dockerd.alive()
+
+    def _relay_command(self, node: NodeRecord, command: str) -> None:
+        want = "cut" if command == "cut" else "healed"
+        try:
+            answer = relay.control(node.relay_socket, command)
+        except OSError as exc:
+            raise TestbedError(
+                f"The relay of {node.name} did not answer on {node.relay_socket}: {exc}. "
+                f"{log_tail(node.relay_log)}"
+            ) from exc
+        if answer != want:
+            raise TestbedError(f"The relay of {node.name} answered {answer!r} to {command!r}, not {want!r}.")
 
     def _stop_node(self, state: BedState, node: NodeRecord, *, grace: float) -> BedState:
         if node.agent is not None:
             stop_process(node.agent, what=f"agent of {node.name}", grace=self.timeouts.process_stop)
+        if node.relay is not None:
+            stop_process(node.relay, what=f"relay of {node.name}", grace=self.timeouts.process_stop)
         stop_engine(node.paths, node.engine, grace=grace, timeout=self.timeouts.engine_stop)
         stop_processes(
             [(f"driver {d.name} of {node.name}", d.process) for d in node.drivers if d.process is not None],
@@ -317,6 +389,7 @@ class Testbed:
             running=False,
             engine=None,
             agent=None,
+            relay=None,
             drivers=tuple(replace(d, process=None) for d in node.drivers),
         )
         state = state.with_node(stopped)
@@ -444,17 +517,20 @@ class Testbed:
         data_dir = self.dir / "master"
         data_dir.mkdir(parents=True, exist_ok=True)
         log = data_dir / "master.log"
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        argv = [*self.moorage, "master", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)]
-        if self.heartbeat_interval is not None:
-            argv += ["--heartbeat-interval", f"{self.heartbeat_interval:g}"]
-        master = MasterRecord(
-            url=url, data_dir=data_dir, log=log, process=spawn(argv, log, env=self._child_env())
-        )
+        url = f"http://127.0.0.1:{_free_port()}"
+        master = MasterRecord(url=url, data_dir=data_dir, log=log, heartbeat_interval=self.heartbeat_interval)
+        master = replace(master, process=spawn(self._master_argv(master), log, env=self._child_env()))
         state = replace(state, master=master)
         save_state(state)
         return state
+
+    def _master_argv(self, master: MasterRecord) -> list[str]:
+        """The master's command line: its address, data dir and heartbeat interval as recorded."""
+        listen = master.url.removeprefix("http://")
+        argv = [*self.moorage, "master", "--listen", listen, "--data-dir", str(master.data_dir)]
+        if master.heartbeat_interval is not None:
+            argv += ["--heartbeat-interval", f"{master.heartbeat_interval:g}"]
+        return argv
 
     def _setup_master(self, state: BedState) -> BedState:
         """Wait for the master, then make the grid and get its join token."""
@@ -524,12 +600,51 @@ class Testbed:
             return {}
         return body if isinstance(body, dict) else {}
 
+    def _start_relay(self, state: BedState, node: NodeRecord) -> BedState:
+        """Start the node's relay to the master unless it runs (cut if the node is); wait until it answers."""
+        assert state.master is not None
+        if node.relay is not None and node.relay.alive():
+            return state
+        port = node.relay_port or _free_port()
+        argv = [
+            sys.executable, "-m", "moorage.testbed.relay",
+            "--listen", str(port),
+            "--upstream", state.master.url.removeprefix("http://"),
+            "--control", str(node.relay_socket),
+        ]  # fmt: skip
+        if node.cut:
+            argv.append("--cut")
+        node.relay_socket.unlink(missing_ok=True)
+        ref = spawn(argv, node.relay_log, env=self._child_env())
+        node = replace(node, relay=ref, relay_port=port)
+        state = state.with_node(node)
+        save_state(state)
+
+        def answers() -> bool:
+            if not ref.alive():
+                raise TestbedError(f"The relay of {node.name} exited. {log_tail(node.relay_log)}")
+            try:
+                return relay.control(node.relay_socket, "state", timeout=2.0) in ("cut", "healed")
+            except OSError:
+                return False
+
+        wait_for(
+            answers,
+            timeout=self.timeouts.driver_start,
+            what=f"the relay of {node.name} to answer on {node.relay_socket}",
+            hint=lambda: log_tail(node.relay_log),
+        )
+        return state
+
     def _start_agent(self, state: BedState, node: NodeRecord) -> BedState:
+        """Start the node's agent, dialling the master through the node's relay."""
+        state = self._start_relay(state, node)
+        node = state.node(node.name)
         assert state.master is not None
         node.agent_dir.mkdir(parents=True, exist_ok=True)
         argv = [
             *self.moorage, "agent",
-            "--master", state.master.url,
+            "--master", f"http://127.0.0.1:{node.relay_port}",
             "--token", state.master.join_token,
             "--name", node.name,
             "--docker-host", node.paths.docker_host,
@@ -544,8 +659,12 @@ class Testbed:
         return state
 
     def _wait_online(self, state: BedState, names: Sequence[str]) -> None:
+        """Wait until these nodes are online; a cut-off node cannot be, so it is not waited for."""
         master = state.master
         assert master is not None
+        names = [name for name in names if not state.node(name).cut]
+        if not names:
+            return
         url = f"{master.url}/v1/nodes/{master.grid}"
         headers = {"Authorization": f"Bearer {master.admin_token}"}
         seen: dict[str, str] = {}
@@ -591,6 +710,8 @@ class Testbed:
         for node in records.values():
             if node.agent is not None:
                 refs.append((f"agent of {node.name}", node.agent))
+            if node.relay is not None:
+                refs.append((f"relay of {node.name}", node.relay))
         if state is not None and state.master is not None and state.master.process is not None:
             refs.append(("master", state.master.process))
         stop_processes(refs, grace=self.timeouts.process_stop)
@@ -700,16 +821,27 @@ def node_start(directory: Path, name: str) -> None:
     Testbed(directory).node_start(name)
 
 
-def agent_stop(directory: Path, name: str) -> None:
-    Testbed(directory).agent_stop(name)
+def agent_stop(directory: Path, name: str, *, kill: bool = False) -> None:
+    Testbed(directory).agent_stop(name, kill=kill)
 
 
 def agent_start(directory: Path, name: str) -> None:
     Testbed(directory).agent_start(name)
 
 
-def master_restart(directory: Path) -> None:
-    Testbed(directory).master_restart()
+def master_restart(directory: Path, *, kill: bool = False) -> str:
+    """``moorage testbed master restart``: what happened (nodes not waited for are named)."""
+    return Testbed(directory).master_restart(kill=kill)
+
+
+def node_cut(directory: Path, name: str) -> str:
+    """``moorage testbed node cut NAME``: partition the node from the master and its containers' network."""
+    return Testbed(directory).node_cut(name)
+
+
+def node_heal(directory: Path, name: str) -> str:
+    """``moorage testbed node heal NAME``: end the cut."""
+    return Testbed(directory).node_heal(name)
 
 
 def parse_drivers(specs: Sequence[str]) -> dict[str, list[str]]:

@@ -9,7 +9,18 @@ from pathlib import Path
 from moorage.testbed.errors import TestbedError
 from moorage.testbed.process import ProcessRef
 
-__all__ = ["PREFIX", "add", "inode", "names", "path", "processes_in", "remove", "unix_socket_paths"]
+__all__ = [
+    "PREFIX",
+    "add",
+    "bridges",
+    "inode",
+    "names",
+    "path",
+    "processes_in",
+    "remove",
+    "set_bridges",
+    "unix_socket_paths",
+]
 
 PREFIX = "mrg-"
 RUN_DIR = Path("/var/run/netns")
@@ -30,6 +41,30 @@ def add(name: str) -> None:
     if inode(name) is None:
         _ip("netns", "add", name)
     _ip("-n", name, "link", "set", "lo", "up")
+
+
+def bridges(name: str) -> list[str]:
+    """The bridges in the namespace (``docker0`` and one per user-defined network)."""
+    done = subprocess.run(
+        ["ip", "-n", name, "-o", "link", "show", "type", "bridge"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise TestbedError(f"`ip -n {name} link show type bridge` failed: {done.stderr.strip()}")
+    # "4: docker0: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 ..."
+    return [
+        line.split(":", 2)[1].strip().split("@", 1)[0] for line in done.stdout.splitlines() if ":" in line
+    ]
+
+
+def set_bridges(name: str, *, up: bool) -> list[str]:
+    """Set every bridge of the namespace up or down (its containers' network); the bridges set."""
+    found = bridges(name)
+    for bridge in found:
+        _ip("-n", name, "link", "set", bridge, "up" if up else "down")
+    return found
 
 
 def remove(name: str) -> None:

@@ -71,6 +71,9 @@ class NodeRecord:
     engine: EngineRecord | None = None
     agent: ProcessRef | None = None
     drivers: tuple[DriverRecord, ...] = ()
+    relay: ProcessRef | None = None  # the node's link to the master (see relay.py)
+    relay_port: int | None = None  # where on 127.0.0.1 the agent dials the master, kept for the node's life
+    cut: bool = False  # cut off from the master and its containers' network down (testbed node cut)
 
     @property
     def paths(self) -> EnginePaths:
@@ -84,6 +87,14 @@ class NodeRecord:
     def agent_log(self) -> Path:
         return self.root / "agent.log"
 
+    @property
+    def relay_socket(self) -> Path:
+        return self.root / "relay.sock"
+
+    @property
+    def relay_log(self) -> Path:
+        return self.root / "relay.log"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -95,6 +106,9 @@ class NodeRecord:
             "engine": self.engine.to_json() if self.engine else None,
             "agent": self.agent.to_json() if self.agent else None,
             "drivers": [d.to_json() for d in self.drivers],
+            "relay": self.relay.to_json() if self.relay else None,
+            "relay_port": self.relay_port,
+            "cut": self.cut,
         }
 
     @classmethod
@@ -108,6 +122,9 @@ class NodeRecord:
             engine=EngineRecord.from_json(data["engine"]) if data.get("engine") else None,
             agent=_ref(data.get("agent")),
             drivers=tuple(DriverRecord.from_json(d) for d in data.get("drivers", [])),
+            relay=_ref(data.get("relay")),
+            relay_port=int(data["relay_port"]) if data.get("relay_port") else None,
+            cut=bool(data.get("cut")),
         )
 
 
@@ -122,6 +139,7 @@ class MasterRecord:
     grid: str = ""
     admin_token: str = ""
     join_token: str = ""
+    heartbeat_interval: float | None = None  # the master's --heartbeat-interval, kept for restarts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +150,7 @@ class MasterRecord:
             "grid": self.grid,
             "admin_token": self.admin_token,
             "join_token": self.join_token,
+            "heartbeat_interval": self.heartbeat_interval,
         }
 
     @classmethod
@@ -144,6 +163,7 @@ class MasterRecord:
             grid=str(data.get("grid", "")),
             admin_token=str(data.get("admin_token", "")),
             join_token=str(data.get("join_token", "")),
+            heartbeat_interval=float(data["heartbeat_interval"]) if data.get("heartbeat_interval") else None,
         )
 
 
