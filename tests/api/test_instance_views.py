@@ -28,7 +28,9 @@ def _instance(client: Any, grid: str, name: str) -> dict[str, Any]:
     return only
 
 
-def test_an_instance_whose_node_is_offline_is_shown_unknown_not_running(master: MasterProcess, grid: str) -> None:
+def test_an_instance_whose_node_is_offline_is_shown_unknown_not_running(
+    master: MasterProcess, grid: str
+) -> None:
     with master.client() as client:
         token = client.get(f"/v1/grids/{grid}/token").json()["token"]
         ws, welcome = join(master.url, token, hello("node-1"))

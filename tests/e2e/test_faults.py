@@ -57,7 +57,10 @@ def _netns(bed: Bed, name: str) -> str:
 
 def _bridge_up(bed: Bed, node: str, bridge: str = "docker0") -> bool:
     out = subprocess.run(
-        ["ip", "-n", _netns(bed, node), "-o", "link", "show", bridge], capture_output=True, text=True, check=True
+        ["ip", "-n", _netns(bed, node), "-o", "link", "show", bridge],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     flags = re.search(r"<([^>]*)>", out)
     assert flags is not None, out
@@ -108,6 +111,32 @@ def test_a_cut_node_goes_offline_by_missed_heartbeats_and_comes_back_on_heal(fbe
         assert probe.exec_run(["ping", "-c", "1", "-W", "2", gateway]).exit_code == 0
     finally:
         probe.remove(force=True)
+
+
+def test_service_show_calls_an_instance_on_a_cut_node_unknown_not_running(fbed: Bed, name: str) -> None:
+    fbed.ok("service", "create", "--affinity", "label==zone=c", name, "busybox:local", "--cmd", "sleep 3600")
+    fbed.ok("service", "deploy", name)
+    assert "running" in _instance_line(fbed, name)
+    _testbed(fbed, "node", "cut", "node-3")
+    try:
+        fbed.wait_status("node-3", "offline", timeout=20)
+        line = _instance_line(fbed, name)
+        assert "unknown" in line and "node offline (last reported running)" in line, line
+        assert "running" not in line.replace("last reported running", "")
+    finally:
+        _testbed(fbed, "node", "heal", "node-3")
+    fbed.wait_status("node-3", "online", timeout=30)
+    wait_until(lambda: _instance_line(fbed, name).split()[2] == "running", 30, "the instance running again")
+    fbed.ok("service", "rm", "--force", name)
+
+
+def _instance_line(bed: Bed, service: str) -> str:
+    """The service's one instance row in ``service show``."""
+    lines = [
+        line for line in bed.ok("service", "show", service).splitlines() if line.startswith(f"{service}-1 ")
+    ]
+    assert len(lines) == 1, lines
+    return lines[0]
 
 
 def test_master_restart_succeeds_and_says_so_when_an_agent_is_dead(fbed: Bed) -> None:

@@ -7,8 +7,11 @@ engines, is exercised by the end-to-end tests.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from moorage.agent.runner import websocket_url
@@ -33,3 +36,78 @@ def join(master_url: str, token: str, message: dict) -> tuple[ClientConnection, 
     ws = connect(websocket_url(master_url), additional_headers={"Authorization": f"Bearer {token}"})
     ws.send(json.dumps(message))
     return ws, json.loads(ws.recv(timeout=10))
+
+
+class FakeNode(threading.Thread):
+    """A fake agent that stays connected: heartbeats, takes every desired state and, while
+    ``reporting`` is set, reports each desired container running with its config hash (a fresh
+    report after each desired state). Reconnects as the same node when the master restarts."""
+
+    def __init__(self, master_url: str, token: str, name: str, *, reporting: bool = True) -> None:
+        super().__init__(name=f"fake-{name}", daemon=True)
+        self.master_url = master_url
+        self.token = token
+        self.node_name = name
+        self.node_id = uuid.uuid4().hex
+        self.reporting = threading.Event()
+        if reporting:
+            self.reporting.set()
+        self.stopping = threading.Event()
+        self.containers: list[dict] = []  # of the last desired state
+        self.desired_count = 0
+        self.welcomes = 0
+
+    def __enter__(self) -> FakeNode:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                ws, welcome = join(self.master_url, self.token, hello(self.node_name, self.node_id))
+            except (OSError, WebSocketException, TimeoutError):
+                self.stopping.wait(0.2)
+                continue
+            if welcome.get("type") == "welcome":
+                self.welcomes += 1
+                self._session(ws)
+            ws.close()
+
+    def _session(self, ws: ClientConnection) -> None:
+        beat, fresh = 0.0, False
+        while not self.stopping.is_set():
+            try:
+                message = json.loads(ws.recv(timeout=0.2))
+                if message["type"] == "desired":
+                    self.containers = message["containers"]
+                    self.desired_count += 1
+                    fresh = True
+            except TimeoutError:
+                pass
+            except (ConnectionClosed, OSError):
+                return
+            try:
+                if fresh and self.reporting.is_set():
+                    ws.send(
+                        json.dumps({"type": "status", "instances": [_running(c) for c in self.containers]})
+                    )
+                    fresh = False
+                if time.monotonic() - beat > 0.3:
+                    ws.send(json.dumps({"type": "heartbeat"}))
+                    beat = time.monotonic()
+            except (ConnectionClosed, OSError):
+                return
+
+
+def _running(container: dict) -> dict:
+    return {
+        "service_id": container["service_id"],
+        "instance": container["instance"],
+        "state": "running",
+        "config_hash": container["config_hash"],
+        "started_at": "2026-01-01T00:00:00+00:00",
+    }

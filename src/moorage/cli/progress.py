@@ -11,13 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from moorage.cli.output import ago, console, err_console
-from moorage.client.api import MasterClient
+from moorage.client.api import ApiError, MasterClient
 from moorage.errors import MoorageError
 
 __all__ = ["follow_deployment", "follow_started", "uptime"]
 
 POLL = 0.3
 TIMEOUT = 900.0
+RECONNECT = 120.0  # how long the master may be unreachable (a restart) before following gives up
 
 
 def _rows(deployment: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -40,16 +41,65 @@ def _table(deployment: dict[str, Any]) -> Table:
     return table
 
 
+class _Follower:
+    """Polls a deployment: through a master restart (it reconnects), and on to the newer
+    deployment when one supersedes it (its outcome is the one that counts)."""
+
+    def __init__(self, client: MasterClient, deployment_id: str, what: str) -> None:
+        self.client = client
+        self.deployment_id = deployment_id
+        self.what = what
+        self.lost_since: float | None = None
+
+    def get(self) -> dict[str, Any]:
+        """The current deployment, once the master answers; switches to a superseding one."""
+        while True:
+            try:
+                deployment: dict[str, Any] = self.client.get(f"/v1/deployments/{self.deployment_id}")
+            except ApiError as err:
+                if err.status_code < 500:
+                    raise
+                self._lost(err)
+                continue
+            except MoorageError as err:  # the master cannot be reached (restarting, or gone)
+                self._lost(err)
+                continue
+            if self.lost_since is not None:
+                err_console.print(f"Reconnected to the master; following deployment {self.deployment_id}")
+                self.lost_since = None
+            newer = deployment.get("superseded_by")
+            if not newer:
+                return deployment
+            err_console.print(
+                f"Deployment {self.deployment_id} of {self.what} was superseded by deployment {newer}; "
+                "following that one"
+            )
+            self.deployment_id = newer
+
+    def _lost(self, err: MoorageError) -> None:
+        now = time.monotonic()
+        if self.lost_since is None:
+            self.lost_since = now
+            err_console.print(f"Lost the master ({err.message}); reconnecting ...")
+        elif now - self.lost_since > RECONNECT:
+            raise MoorageError(
+                f"The master has not answered for {RECONNECT:.0f}s while following deployment "
+                f"{self.deployment_id} of {self.what}; it goes on without the CLI: 'moorage stack show' "
+                "shows where it is"
+            ) from err
+        time.sleep(POLL)
+
+
 def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> None:
     """Wait for the deployment, showing progress; raise (exit 1) if any instance did not make it."""
     started = time.monotonic()
-    path = f"/v1/deployments/{deployment_id}"
-    deployment = client.get(path)
+    follower = _Follower(client, deployment_id, what)
+    deployment = follower.get()
     if sys.stdout.isatty():
         with Live(_table(deployment), console=console, refresh_per_second=8) as live:
             while deployment["state"] == "running" and time.monotonic() - started < TIMEOUT:
                 time.sleep(POLL)
-                deployment = client.get(path)
+                deployment = follower.get()
                 live.update(_table(deployment))
     else:
         seen: set[tuple[str, str, str, str]] = set()
@@ -61,7 +111,7 @@ def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> No
             if deployment["state"] != "running" or time.monotonic() - started > TIMEOUT:
                 break
             time.sleep(POLL)
-            deployment = client.get(path)
+            deployment = follower.get()
     took = time.monotonic() - started
     if deployment["state"] == "running":
         raise MoorageError(

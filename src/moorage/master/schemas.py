@@ -272,6 +272,7 @@ class DeploymentOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     services: list[ServiceOut]
+    superseded_by: str | None = None  # a newer deployment took over its services while it ran
 
 
 class DeploymentStarted(BaseModel):

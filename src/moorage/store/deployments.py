@@ -34,6 +34,7 @@ __all__ = [
     "node_names",
     "remove_instances",
     "show_deployment",
+    "superseded_by",
     "waiting_services",
 ]
 
@@ -49,6 +50,7 @@ class DeploymentView:
     created_at: datetime
     finished_at: datetime | None
     services: list[ServiceView]  # in the deployment's order
+    superseded_by: str | None = None  # the newer deployment that took over its services while it ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,25 @@ def show_deployment(session: Session, deployment_id: str) -> DeploymentView:
         created_at=row.created_at,
         finished_at=row.finished_at,
         services=service_views(session, grid_row, deployment_services(session, row.service_ids)),
+        superseded_by=superseded_by(session, row),
     )
+
+
+def superseded_by(session: Session, row: DeploymentRow) -> str | None:
+    """The first newer deployment of any of this one's services that began before this one finished:
+    it took those services over (the older one stops where it is). None when there is none."""
+    query = (
+        select(DeploymentRow.id, DeploymentRow.service_ids)
+        .where(DeploymentRow.grid_id == row.grid_id, DeploymentRow.created_at > row.created_at)
+        .order_by(DeploymentRow.created_at)
+    )
+    if row.finished_at is not None:
+        query = query.where(DeploymentRow.created_at <= row.finished_at)
+    mine = set(row.service_ids)
+    for newer_id, service_ids in session.execute(query).tuples():
+        if newer_id != row.id and mine & set(service_ids):
+            return str(newer_id)
+    return None
 
 
 def remove_instances(session: Session, service_row_id: int, numbers: Collection[int]) -> set[str]:

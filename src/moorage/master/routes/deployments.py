@@ -26,6 +26,7 @@ def _deployment_out(view: DeploymentView) -> DeploymentOut:
         created_at=view.created_at,
         finished_at=view.finished_at,
         services=[service_out(v) for v in view.services],
+        superseded_by=view.superseded_by,
     )
 
 
