@@ -9,7 +9,8 @@ Instance (``instances.state``):
     failed: could not be placed, and will not be until the user changes something
 
 ``pending``: not placed yet, but may be without the user acting (its node is away, or no node
-fits now). ``scheduled``: placed; its container is in its node's desired state.
+fits now). ``scheduled``: placed; its container is in its node's desired state. ``unknown`` is
+never stored: views show it for what an agent saw while that agent's node is offline.
 
 Volume instance (``volume_instances.state``):
 
@@ -33,6 +34,7 @@ class InstanceState(StrEnum):
     EXITED = "exited"
     ERROR = "error"
     FAILED = "failed"
+    UNKNOWN = "unknown"  # shown only, see store.services.shown_state
 
 
 class VolumeInstanceState(StrEnum):

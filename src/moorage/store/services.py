@@ -15,6 +15,7 @@ from moorage.model.container import container_name
 from moorage.model.mount import MountSpecError, parse_mount
 from moorage.model.node import NodeStatus
 from moorage.model.stack import NULL_STACK, MountKind, full_service_id
+from moorage.model.states import InstanceState
 from moorage.stackfile import StackFileError, stack_from_dict
 from moorage.stackfile.stored_service import StoredService, load_service, service_document
 from moorage.store.grids import get_grid_row
@@ -40,7 +41,7 @@ __all__ = [
 
 # What the master itself decides about an instance; every other state is what its node's agent
 # last reported, which is only as fresh as that node's connection.
-MASTER_STATES = frozenset({"pending", "scheduled", "failed"})
+MASTER_STATES = frozenset({InstanceState.PENDING, InstanceState.SCHEDULED, InstanceState.FAILED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ def shown_state(state: str, reason: str | None, node_status: str | None) -> tupl
     no longer known to hold (its containers may run, or the node may be gone), so it reads
     ``unknown`` with the reason ``node offline``, never ``running``."""
     if node_status == NodeStatus.OFFLINE and state not in MASTER_STATES:
-        return "unknown", f"node offline (last reported {state})"
+        return InstanceState.UNKNOWN, f"node offline (last reported {state})"
     return state, reason
 
 
