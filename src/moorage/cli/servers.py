@@ -45,7 +45,7 @@ def master(
 ) -> None:
     """Run the master: REST API, agent hub, and the store."""
     from moorage.master.server import MasterConfig, parse_listen, run_master
-    from moorage.master.state import MasterSettings
+    from moorage.master.settings import MasterSettings
 
     if heartbeat_interval <= 0:
         raise InvalidInput.one("--heartbeat-interval", "must be more than 0 seconds")

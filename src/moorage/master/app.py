@@ -12,8 +12,10 @@ from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
 from moorage.master.hub import AgentHub
 from moorage.master.routes import agent, deployments, grids, nodes, services, stacks, volumes
-from moorage.master.state import MasterSettings, MasterState
+from moorage.master.settings import MasterSettings
+from moorage.master.state import MasterState
 from moorage.master.volume_lists import VolumeLists
+from moorage.master.wakeups import Wakeups
 from moorage.store.database import Database
 
 __all__ = ["create_app"]
@@ -22,10 +24,9 @@ __all__ = ["create_app"]
 def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     """Build the app around an opened, migrated store."""
     settings = settings or MasterSettings()
-    hub = AgentHub(db, settings)
-    deployer = Deployer(db, hub)
-    hub.on_status = deployer.changed
-    hub.on_nodes_changed = deployer.nodes_changed
+    wakeups = Wakeups()  # the hub's reports, which the deployer waits on
+    hub = AgentHub(db, settings, on_status=wakeups.status_changed, on_nodes_changed=wakeups.nodes_changed)
+    deployer = Deployer(db, hub, wakeups)
     state = MasterState(db=db, settings=settings, hub=hub, deployer=deployer)
 
     @asynccontextmanager

@@ -21,36 +21,55 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import Protocol
 
-from anyio import to_thread
-from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from moorage.master.planning import InstancePlan, ServicePlan, plan_services
-from moorage.model.stack import NULL_STACK, full_service_id
+from moorage.master.wakeups import Wakeups
+from moorage.model.stack import NULL_STACK
 from moorage.model.states import InstanceState
 from moorage.store.database import Database
+from moorage.store.deployments import (
+    InstanceReport,
+    abandon_unfinished,
+    create_deployment,
+    deployment_grid_id,
+    deployment_services,
+    finish_deployment,
+    instance_reports,
+    node_names,
+    remove_instances,
+    waiting_services,
+)
 from moorage.store.grids import get_grid_row
-from moorage.store.instances import new_id
 from moorage.store.placements import write_placements
-from moorage.store.tables import DeploymentRow, GridRow, InstanceRow, NodeRow, ServiceRow
 
-if TYPE_CHECKING:
-    from moorage.master.hub import AgentHub
-
-__all__ = ["Deployer", "record_batch", "record_unplaced"]
+__all__ = ["Agents", "Deployer", "batches", "record_batch", "record_unplaced"]
 
 log = logging.getLogger("moorage.master.deployer")
 
 MIN_HEALTH = 0.8  # Kontena's default: keep at least 80% of a service's instances up during a rollout
 BATCH_TIMEOUT = 180.0
 RESCHEDULE_SETTLE = 0.5  # seconds to gather a burst of node changes before placing waiting instances
-
+SUPERSEDED = "superseded by a newer deployment"
+ABANDONED = "the master restarted during this deployment; run the deploy again"
 
 # an instance reported in one of these states with the new config did not make it
 _STOPPED = (InstanceState.ERROR, InstanceState.EXITED, InstanceState.RESTARTING)
+
+
+class Agents(Protocol):
+    """What the deployer needs of the agent hub."""
+
+    def connected_ids(self) -> set[str]:
+        """The ids of the nodes whose agents are connected now."""
+        ...
+
+    async def push_desired(self, node_ids: Iterable[str]) -> None:
+        """Send each connected node among ``node_ids`` its whole desired state."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,15 @@ def _label(plan: InstancePlan) -> str:
     return f"{service}-{plan.number}" if stack == NULL_STACK else f"{stack}/{service}-{plan.number}"
 
 
+def batches(plan: ServicePlan) -> list[list[InstancePlan]]:
+    """A service's rollout: every new instance at once, then the changed ones ``max(1, 20%)`` of
+    the service's instances at a time (so at least ``MIN_HEALTH`` of them stay up)."""
+    starts = [i for i in plan.instances if i.kind == "start"]
+    replaces = [i for i in plan.instances if i.kind == "replace"]
+    size = max(1, math.floor(len(plan.instances) * (1 - MIN_HEALTH)))
+    return ([starts] if starts else []) + [replaces[i : i + size] for i in range(0, len(replaces), size)]
+
+
 def record_unplaced(session: Session, grid_id: int, plans: Sequence[ServicePlan]) -> set[str]:
     """What a deployment records without waiting: scale-down removals, pending and failed instances.
 
@@ -74,12 +102,7 @@ def record_unplaced(session: Session, grid_id: int, plans: Sequence[ServicePlan]
     touched: set[str] = set()
     for plan in plans:
         if plan.remove_numbers:
-            where = (
-                InstanceRow.service_id == plan.service_row_id,
-                InstanceRow.number.in_(plan.remove_numbers),
-            )
-            touched |= {n for n in session.scalars(select(InstanceRow.node_id).where(*where)) if n}
-            session.execute(delete(InstanceRow).where(*where))
+            touched |= remove_instances(session, plan.service_row_id, plan.remove_numbers)
     writes = [
         item.write(InstanceState(item.kind))
         for plan in plans
@@ -94,21 +117,40 @@ def record_batch(session: Session, grid_id: int, batch: Sequence[InstancePlan]) 
     return write_placements(session, grid_id, [item.write(InstanceState.SCHEDULED) for item in batch])
 
 
+def _outcome(
+    item: InstancePlan, report: InstanceReport | None, where: str, connected: set[str]
+) -> _Outcome | None:
+    """One instance's outcome from what the store holds of it; None while it is on its way."""
+    assert item.container is not None
+    if report is None or report.desired_hash != item.container.config_hash:
+        return _Outcome(True)  # removed or superseded since
+    settled = report.observed_hash == report.desired_hash
+    if settled and report.state == InstanceState.RUNNING:
+        return _Outcome(True)
+    if settled and report.state in _STOPPED:
+        exited = f"exited with code {report.exit_code}" if report.exit_code is not None else None
+        return _Outcome(False, f"{_label(item)}{where}: {report.reason or exited or report.state}")
+    if item.node_id not in connected:
+        return _Outcome(False, f"{_label(item)}{where}: node is offline; it starts when the node is back")
+    return None
+
+
 class Deployer:
-    def __init__(self, db: Database, hub: AgentHub, batch_timeout: float = BATCH_TIMEOUT) -> None:
+    def __init__(
+        self, db: Database, agents: Agents, wakeups: Wakeups, batch_timeout: float = BATCH_TIMEOUT
+    ) -> None:
         self.db = db
-        self.hub = hub
+        self.agents = agents
+        self.wakeups = wakeups  # the hub's reports; app.py gives the hub the same object
         self.batch_timeout = batch_timeout
-        self._changed = asyncio.Condition()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._owner: dict[int, str] = {}  # service row id -> the deployment rolling it out
-        self._nudged = asyncio.Event()
         self._rescheduler: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await to_thread.run_sync(self._abandon_unfinished)
+        await self.db.run(lambda session: abandon_unfinished(session, ABANDONED))
         self._rescheduler = asyncio.create_task(self._reschedule_on_nudge(), name="rescheduler")
 
     async def stop(self) -> None:
@@ -122,51 +164,27 @@ class Deployer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def changed(self) -> None:
-        """Agents reported something: wake the rollouts that wait on it."""
-        async with self._changed:
-            self._changed.notify_all()
-
     def nodes_changed(self) -> None:
-        """A node came online or changed, or a Docker volume finished being removed: instances
-        waiting for a node (pending, none chosen) may place now. Bursts are handled once."""
-        self._nudged.set()
+        """A node's labels changed (the API): instances waiting for a node may place now."""
+        self.wakeups.nodes_changed()
 
     async def _reschedule_on_nudge(self) -> None:
         while True:
-            await self._nudged.wait()
+            await self.wakeups.wait_nodes()
             await asyncio.sleep(RESCHEDULE_SETTLE)  # a master restart brings every node back at once
-            self._nudged.clear()
+            self.wakeups.clear_nodes()
             try:
                 await self._reschedule_waiting()
             except Exception:
                 log.exception("placing waiting instances failed; the next change tries again")
 
     async def _reschedule_waiting(self) -> None:
-        waiting = await to_thread.run_sync(self._waiting_services)
-        for grid, service_id, target in waiting:
-            owner = self._owner.get(service_id)
+        for waiting in await self.db.run(waiting_services):
+            owner = self._owner.get(waiting.service_row_id)
             if owner in self._tasks:
                 continue  # its own deployment is rolling it out
-            log.info("deploying %s again: it has instances waiting for a node", target)
-            await self.deploy(grid, [service_id], target)
-
-    def _waiting_services(self) -> list[tuple[str, int, str]]:
-        """(grid, service row id, service id) of the services with an instance pending and no node."""
-        with self.db.session() as session:
-            rows = session.execute(
-                select(GridRow.name, ServiceRow.id, ServiceRow.stack, ServiceRow.name)
-                .join(ServiceRow, ServiceRow.grid_id == GridRow.id)
-                .where(
-                    ServiceRow.id.in_(
-                        select(InstanceRow.service_id).where(
-                            InstanceRow.node_id.is_(None), InstanceRow.state == InstanceState.PENDING
-                        )
-                    )
-                )
-                .order_by(ServiceRow.id)
-            ).tuples()
-            return [(grid, row_id, full_service_id(grid, stack, name)) for grid, row_id, stack, name in rows]
+            log.info("deploying %s again: it has instances waiting for a node", waiting.service_id)
+            await self.deploy(waiting.grid, [waiting.service_row_id], waiting.service_id)
 
     # -- deploy ---------------------------------------------------------------------------------
 
@@ -176,8 +194,11 @@ class Deployer:
             previous = self._owner.get(service_id)
             if previous in self._tasks:
                 self._tasks[previous].cancel()
-        deployment_id, plans, nodes = await to_thread.run_sync(self._plan, grid, list(service_ids), target)
-        await self.hub.push_desired(nodes)
+        connected = self.agents.connected_ids()
+        deployment_id, plans, nodes = await self.db.run(
+            lambda session: self._plan(session, grid, list(service_ids), target, connected)
+        )
+        await self.agents.push_desired(nodes)
         task = asyncio.create_task(self._roll_out(deployment_id, plans), name=f"deploy-{deployment_id}")
         self._tasks[deployment_id] = task
         for service_id in service_ids:
@@ -185,56 +206,36 @@ class Deployer:
         task.add_done_callback(lambda _t: self._tasks.pop(deployment_id, None))
         return deployment_id
 
+    async def wait_finished(self, deployment_id: str) -> None:
+        """Return once this deployment's rollout has ended and recorded how (at once if it has)."""
+        task = self._tasks.get(deployment_id)
+        if task is not None:
+            await asyncio.wait({task})
+
     async def services_removed(self, node_ids: Iterable[str]) -> None:
-        await self.hub.push_desired(node_ids)
+        await self.agents.push_desired(node_ids)
 
     def _plan(
-        self, grid: str, service_ids: list[int], target: str
+        self, session: Session, grid: str, service_ids: list[int], target: str, connected: set[str]
     ) -> tuple[str, list[ServicePlan], set[str]]:
-        with self.db.session() as session:
-            grid_row = get_grid_row(session, grid)
-            rows = {
-                r.id: r for r in session.scalars(select(ServiceRow).where(ServiceRow.id.in_(service_ids)))
-            }
-            ordered = [rows[i] for i in service_ids if i in rows]
-            plans = plan_services(session, grid_row, ordered, self.hub.connected_ids())
-            deployment = DeploymentRow(
-                id=new_id(),
-                grid_id=grid_row.id,
-                target=target,
-                service_ids=service_ids,
-                state="running",
-                message=None,
-                created_at=datetime.now(UTC),
-                finished_at=None,
-            )
-            session.add(deployment)
-            touched = record_unplaced(session, grid_row.id, plans)
-            return deployment.id, plans, touched
-
-    def _apply_batch(self, batch: list[InstancePlan], grid_id: int) -> set[str]:
-        with self.db.session() as session:
-            return record_batch(session, grid_id, batch)
+        grid_row = get_grid_row(session, grid)
+        plans = plan_services(session, grid_row, deployment_services(session, service_ids), connected)
+        deployment_id = create_deployment(session, grid_row.id, target, service_ids)
+        return deployment_id, plans, record_unplaced(session, grid_row.id, plans)
 
     # -- roll out -------------------------------------------------------------------------------
 
     async def _roll_out(self, deployment_id: str, plans: list[ServicePlan]) -> None:
         lines: list[str] = []
         try:
-            grid_id = await to_thread.run_sync(self._grid_of, deployment_id)
+            grid_id = await self.db.run(lambda session: deployment_grid_id(session, deployment_id))
             for plan in plans:
                 for item in plan.instances:
                     if item.kind in ("pending", "failed"):
                         lines.append(f"{_label(item)}: {item.reason}")
-                starts = [i for i in plan.instances if i.kind == "start"]
-                replaces = [i for i in plan.instances if i.kind == "replace"]
-                size = max(1, math.floor(len(plan.instances) * (1 - MIN_HEALTH)))
-                batches = ([starts] if starts else []) + [
-                    replaces[i : i + size] for i in range(0, len(replaces), size)
-                ]
-                for batch in batches:
-                    nodes = await to_thread.run_sync(self._apply_batch, batch, grid_id)
-                    await self.hub.push_desired(nodes)
+                for batch in batches(plan):
+                    nodes = await self.db.run(partial(record_batch, grid_id=grid_id, batch=batch))
+                    await self.agents.push_desired(nodes)
                     outcomes = await self._wait(batch)
                     lines += [o.line for o in outcomes if not o.ok and o.line]
                 # Unchanged instances need no new container, but the deployment succeeds only once
@@ -243,21 +244,20 @@ class Deployer:
                 if unchanged:
                     outcomes = await self._wait(unchanged)
                     lines += [o.line for o in outcomes if not o.ok and o.line]
-            await to_thread.run_sync(self._finish, deployment_id, "error" if lines else "success", lines)
+            await self._finish(deployment_id, "error" if lines else "success", lines)
         except asyncio.CancelledError:
-            await to_thread.run_sync(
-                self._finish, deployment_id, "error", [*lines, "superseded by a newer deployment"]
-            )
+            await self._finish(deployment_id, "error", [*lines, SUPERSEDED])
             raise
         except Exception as err:
             log.exception("deployment %s failed", deployment_id)
-            await to_thread.run_sync(self._finish, deployment_id, "error", [*lines, f"internal error: {err}"])
+            await self._finish(deployment_id, "error", [*lines, f"internal error: {err}"])
 
     async def _wait(self, batch: list[InstancePlan]) -> list[_Outcome]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.batch_timeout
         while True:
-            outcomes = await to_thread.run_sync(self._settled, batch)
+            seen = self.wakeups.status_count  # a report from here on wakes the wait below
+            outcomes = await self._settled(batch)
             if all(o is not None for o in outcomes):
                 return [o for o in outcomes if o is not None]
             remaining = deadline - loop.time()
@@ -268,81 +268,27 @@ class Deployer:
                     else _Outcome(False, f"{_label(i)}: not running after {self.batch_timeout:.0f}s")
                     for o, i in zip(outcomes, batch, strict=True)
                 ]
-            async with self._changed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), min(1.0, remaining))
+            await self.wakeups.wait_status(seen, min(1.0, remaining))
 
-    def _settled(self, batch: list[InstancePlan]) -> list[_Outcome | None]:
+    async def _settled(self, batch: list[InstancePlan]) -> list[_Outcome | None]:
         """Each instance's outcome, None while it is still on its way. Two queries per batch."""
-        connected = self.hub.connected_ids()
-        wanted = {(i.service_row_id, i.number) for i in batch}
-        node_ids = sorted({i.node_id for i in batch if i.node_id})
-        with self.db.session() as session:
-            rows = {
-                (service_id, number): (desired, observed, state, reason, exit_code)
-                for service_id, number, desired, observed, state, reason, exit_code in session.execute(
-                    select(
-                        InstanceRow.service_id,
-                        InstanceRow.number,
-                        InstanceRow.desired_hash,
-                        InstanceRow.observed_hash,
-                        InstanceRow.state,
-                        InstanceRow.reason,
-                        InstanceRow.exit_code,
-                    ).where(InstanceRow.service_id.in_({i.service_row_id for i in batch}))
-                ).tuples()
-                if (service_id, number) in wanted
-            }
-            found = session.execute(select(NodeRow.id, NodeRow.name).where(NodeRow.id.in_(node_ids))).tuples()
-            names = {node_id: name for node_id, name in found}
-        out: list[_Outcome | None] = []
-        for item in batch:
-            assert item.container is not None
-            row = rows.get((item.service_row_id, item.number))
-            if row is None or row[0] != item.container.config_hash:
-                out.append(_Outcome(True))  # removed or superseded since
-                continue
-            desired, observed, state, reason, exit_code = row
-            where = f" on {names[item.node_id]}" if item.node_id in names else ""
-            if observed == desired and state == InstanceState.RUNNING:
-                out.append(_Outcome(True))
-            elif observed == desired and state in _STOPPED:
-                detail = reason or (f"exited with code {exit_code}" if exit_code is not None else state)
-                out.append(_Outcome(False, f"{_label(item)}{where}: {detail}"))
-            elif item.node_id not in connected:
-                out.append(
-                    _Outcome(
-                        False, f"{_label(item)}{where}: node is offline; it starts when the node is back"
-                    )
-                )
-            else:
-                out.append(None)
-        return out
+        connected = self.agents.connected_ids()
+        wanted = [(i.service_row_id, i.number) for i in batch]
+        node_ids = {i.node_id for i in batch if i.node_id}
 
-    # -- bookkeeping ----------------------------------------------------------------------------
+        def read(session: Session) -> tuple[dict[tuple[int, int], InstanceReport], dict[str, str]]:
+            return instance_reports(session, wanted), node_names(session, node_ids)
 
-    def _grid_of(self, deployment_id: str) -> int:
-        with self.db.session() as session:
-            row = session.get(DeploymentRow, deployment_id)
-            assert row is not None
-            return row.grid_id
-
-    def _finish(self, deployment_id: str, state: str, lines: list[str]) -> None:
-        with self.db.session() as session:
-            session.execute(
-                update(DeploymentRow)
-                .where(DeploymentRow.id == deployment_id)
-                .values(state=state, message="\n".join(lines) or None, finished_at=datetime.now(UTC))
+        reports, names = await self.db.run(read)
+        return [
+            _outcome(
+                item,
+                reports.get((item.service_row_id, item.number)),
+                f" on {names[item.node_id]}" if item.node_id in names else "",
+                connected,
             )
+            for item in batch
+        ]
 
-    def _abandon_unfinished(self) -> None:
-        with self.db.session() as session:
-            session.execute(
-                update(DeploymentRow)
-                .where(DeploymentRow.state == "running")
-                .values(
-                    state="error",
-                    message="the master restarted during this deployment; run the deploy again",
-                    finished_at=datetime.now(UTC),
-                )
-            )
+    async def _finish(self, deployment_id: str, state: str, lines: list[str]) -> None:
+        await self.db.run(lambda session: finish_deployment(session, deployment_id, state, lines))

@@ -22,14 +22,13 @@ from pydantic import ValidationError
 
 from moorage.errors import MoorageError
 from moorage.master.desired import desired_for_node
-from moorage.master.state import MasterSettings
+from moorage.master.settings import MasterSettings
 from moorage.model.node import NodeStatus
 from moorage.protocol import Desired, ErrorMsg, Heartbeat, Hello, InfoMsg, StatusMsg, Welcome, agent_message
 from moorage.store.database import Database
-from moorage.store.grids import grid_by_join_token
+from moorage.store.grids import grid_by_id, grid_by_join_token
 from moorage.store.instances import apply_instance_status, apply_volume_status
 from moorage.store.nodes import register_node, set_info, set_status
-from moorage.store.tables import GridRow
 
 __all__ = ["AgentConnection", "AgentHub"]
 
@@ -60,14 +59,23 @@ class AgentConnection:
 
 
 class AgentHub:
-    def __init__(self, db: Database, settings: MasterSettings) -> None:
+    """``on_status``: agents reported a change (or a node went away), rollouts look again.
+    ``on_nodes_changed``: a node came online or changed, or a Docker volume was removed, so
+    instances waiting for a node may place. ``app.py`` passes the deployer's ``Wakeups``."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: MasterSettings,
+        on_status: Callable[[], Awaitable[None]],
+        on_nodes_changed: Callable[[], None],
+    ) -> None:
         self.db = db
         self.settings = settings
         self.connections: dict[str, AgentConnection] = {}
         self._monitor: asyncio.Task[None] | None = None
-        self.on_status: Callable[[], Awaitable[None]] | None = None  # the deployer's wake-up
-        # a node came online or changed, or a Docker volume was removed: waiting instances may place
-        self.on_nodes_changed: Callable[[], None] | None = None
+        self._on_status = on_status
+        self._on_nodes_changed = on_nodes_changed
 
     def is_connected(self, node_id: str) -> bool:
         return node_id in self.connections
@@ -76,12 +84,10 @@ class AgentHub:
         return set(self.connections)
 
     async def _wake(self) -> None:
-        if self.on_status is not None:
-            await self.on_status()
+        await self._on_status()
 
     def _nodes_changed(self) -> None:
-        if self.on_nodes_changed is not None:
-            self.on_nodes_changed()
+        self._on_nodes_changed()
 
     async def push_desired(self, node_ids: Iterable[str]) -> None:
         """Send each connected node among ``node_ids`` its whole desired state."""
@@ -90,8 +96,9 @@ class AgentHub:
             if conn is None:
                 continue
             desired = await to_thread.run_sync(self._desired, conn.node_id, conn.grid)
+            payload = desired.model_dump_json()  # outside the try: a bug here must not pass for a lost link
             try:
-                await conn.send(desired.model_dump_json())
+                await conn.send(payload)
             except Exception as err:  # the connection is going away; it gets the state on reconnect
                 log.info("could not send desired state to %s: %s", conn.name, err)
 
@@ -222,7 +229,7 @@ class AgentHub:
 
     def _register(self, grid_id: int, hello: Hello) -> None:
         with self.db.session() as session:
-            grid_row = session.get(GridRow, grid_id)
+            grid_row = grid_by_id(session, grid_id)
             if grid_row is None:
                 raise MoorageError("This grid was removed; join the agent to an existing grid")
             register_node(

@@ -11,8 +11,8 @@ import uvicorn
 
 from moorage.errors import InvalidInput
 from moorage.master.app import create_app
+from moorage.master.settings import MasterSettings
 from moorage.master.startup_heap import freeze_startup_heap
-from moorage.master.state import MasterSettings
 from moorage.store.database import Database
 from moorage.store.nodes import mark_all_offline
 from moorage.store.tokens import create_admin_token, has_admin_token

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 
+from moorage.master.deployer import Deployer
+from moorage.master.hub import AgentHub
+from moorage.master.settings import MasterSettings
 from moorage.store.database import Database
 
-if TYPE_CHECKING:
-    from moorage.master.deployer import Deployer
-    from moorage.master.hub import AgentHub
-
-__all__ = ["MasterSettings", "MasterState", "State", "master_state"]
-
-
-@dataclass(frozen=True, slots=True)
-class MasterSettings:
-    heartbeat_interval: float = 5.0
-    missed_heartbeats: int = 3  # a node is offline after this many intervals without a word
-
-    @property
-    def node_timeout(self) -> float:
-        return self.heartbeat_interval * self.missed_heartbeats
+__all__ = ["MasterSettings", "MasterState", "State", "master_state"]  # MasterSettings: master/settings.py
 
 
 @dataclass

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import NotFound
 from moorage.model.stack import full_service_id
+from moorage.model.states import InstanceState
 from moorage.store.instances import new_id
 from moorage.store.services import ServiceView, service_views
 from moorage.store.tables import DeploymentRow, GridRow, InstanceRow, NodeRow, ServiceRow
 
 __all__ = [
-    "ABANDONED",
     "DeploymentView",
     "InstanceReport",
     "WaitingService",
@@ -37,8 +37,6 @@ __all__ = [
     "superseded_by",
     "waiting_services",
 ]
-
-ABANDONED = "the master restarted during this deployment; run the deploy again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +93,12 @@ def finish_deployment(session: Session, deployment_id: str, state: str, lines: S
     )
 
 
-def abandon_unfinished(session: Session) -> None:
-    """End every deployment still ``running``: its master stopped before it finished."""
+def abandon_unfinished(session: Session, message: str) -> None:
+    """End every deployment still ``running`` in ``error``: its master stopped before it finished."""
     session.execute(
         update(DeploymentRow)
         .where(DeploymentRow.state == "running")
-        .values(state="error", message=ABANDONED, finished_at=datetime.now(UTC))
+        .values(state="error", message=message, finished_at=datetime.now(UTC))
     )
 
 
@@ -170,7 +168,7 @@ def waiting_services(session: Session) -> list[WaitingService]:
         .where(
             ServiceRow.id.in_(
                 select(InstanceRow.service_id).where(
-                    InstanceRow.node_id.is_(None), InstanceRow.state == "pending"
+                    InstanceRow.node_id.is_(None), InstanceRow.state == InstanceState.PENDING
                 )
             )
         )

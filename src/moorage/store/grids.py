@@ -15,6 +15,7 @@ from moorage.store.tokens import new_token
 __all__ = [
     "create_grid",
     "get_grid_row",
+    "grid_by_id",
     "grid_by_join_token",
     "list_grids",
     "remove_grid",
@@ -82,3 +83,8 @@ def rotate_join_token(session: Session, name: str) -> str:
 
 def grid_by_join_token(session: Session, token: str) -> GridRow | None:
     return session.scalar(select(GridRow).where(GridRow.join_token == token))
+
+
+def grid_by_id(session: Session, grid_id: int) -> GridRow | None:
+    """The grid with this row id; None once it was removed."""
+    return session.get(GridRow, grid_id)

@@ -1,0 +1,17 @@
+"""A master's settings: how often agents beat, and when a silent node is offline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MasterSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class MasterSettings:
+    heartbeat_interval: float = 5.0
+    missed_heartbeats: int = 3  # a node is offline after this many intervals without a word
+
+    @property
+    def node_timeout(self) -> float:
+        return self.heartbeat_interval * self.missed_heartbeats

@@ -1,0 +1,228 @@
+"""The deployer's promises, against a real SQLite file and a fake hub the test drives as the agents:
+batches (new instances at once, then changed ones ``max(1, 20%)`` at a time, each batch running
+before the next one's old containers are stopped), success only once every instance runs
+(unchanged ones too), and supersession by a newer deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from moorage.master.deployer import SUPERSEDED, Deployer
+from moorage.master.wakeups import Wakeups
+from moorage.model.stack import ServiceSpec, StackSpec
+from moorage.stackfile import stack_to_dict
+from moorage.store.database import Database
+from moorage.store.deployments import DeploymentView, show_deployment
+from moorage.store.grids import create_grid, get_grid_row
+from moorage.store.nodes import register_node
+from moorage.store.stacks import install_stack, list_stacks, upgrade_stack
+from tests.support.fake_agents import FakeAgents, Push
+
+GRID = "g"
+NODES = {f"node-{i}": f"n{i}" for i in range(1, 6)}
+INFO = {"cpus": 2, "memory": 2**30, "drivers": [{"name": "local", "scope": "local"}]}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    database.migrate()
+    with database.session() as session:
+        create_grid(session, GRID)
+        grid_row = get_grid_row(session, GRID)
+        for node_id, name in NODES.items():
+            register_node(session, grid_row, node_id, name, [], INFO)
+    return database
+
+
+def _stack(instances: int, version: str) -> dict[str, object]:
+    web = ServiceSpec(
+        name="web",
+        image="busybox:local",
+        command="sleep 3600",
+        environment=(("VERSION", version),),
+        instances=instances,
+    )
+    return stack_to_dict(StackSpec(name="s", services=(web,)))
+
+
+def _run(db: Database, scenario: Callable[[Deployer, FakeAgents], Awaitable[None]]) -> None:
+    async def main() -> None:
+        wakeups = Wakeups()
+        agents = FakeAgents(db, wakeups, GRID, NODES)
+        deployer = Deployer(db, agents, wakeups)
+        try:
+            await scenario(deployer, agents)
+        finally:
+            await deployer.stop()
+
+    asyncio.run(main())
+
+
+async def _deploy(deployer: Deployer, db: Database, instances: int, version: str) -> str:
+    """Install stack ``s`` (or upgrade it) with ``instances`` of web at ``version``, and deploy it."""
+
+    with db.session() as session:
+        if list_stacks(session, GRID):
+            change = upgrade_stack(session, GRID, "s", _stack(instances, version), "")
+        else:
+            change = install_stack(session, GRID, _stack(instances, version), "", None)
+    return await deployer.deploy(GRID, change.service_ids, f"{GRID}/s")
+
+
+def _deployment(db: Database, deployment_id: str) -> DeploymentView:
+    with db.session() as session:
+        return show_deployment(session, deployment_id)
+
+
+async def _next_batch(agents: FakeAgents, seen: dict[int, str | None]) -> tuple[Push, set[int]]:
+    """The next push that gives web instances a new desired config, and those instances' numbers."""
+    while True:
+        push = await agents.next_push()
+        changed = {
+            number
+            for (service, number), instance in push.instances.items()
+            if service == "web"
+            and instance.desired_hash is not None
+            and seen.get(number) != instance.desired_hash
+        }
+        if changed:
+            for number in changed:
+                seen[number] = push.instances[("web", number)].desired_hash
+            return push, changed
+
+
+async def _first_rollout(
+    deployer: Deployer, agents: FakeAgents, db: Database, instances: int
+) -> dict[int, str | None]:
+    """Deploy web at v1 and run every instance; returns each instance's desired hash."""
+    deployment = await _deploy(deployer, db, instances, "v1")
+    seen: dict[int, str | None] = {}
+    _, batch = await _next_batch(agents, seen)
+    assert batch == set(range(1, instances + 1)), "a first deployment starts every instance at once"
+    await agents.report("web", batch)
+    await deployer.wait_finished(deployment)
+    assert _deployment(db, deployment).state == "success"
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(10, 12, id="scale-up-and-change: 2 new at once, then 2 (20% of 12) at a time"),
+        pytest.param(3, 3, id="small-service: 20% rounds down to 0, so 1 at a time"),
+        pytest.param(5, 5, id="five: 1 at a time"),
+    ],
+)
+def test_a_rollout_starts_new_instances_at_once_then_replaces_changed_ones_batch_by_batch(
+    db: Database, before: int, after: int
+) -> None:
+    async def scenario(deployer: Deployer, agents: FakeAgents) -> None:
+        seen = await _first_rollout(deployer, agents, db, before)
+        old = dict(seen)
+        deployment = await _deploy(deployer, db, after, "v2")
+        size = max(1, math.floor(after * 0.2))
+        done: set[int] = set()
+        order: list[set[int]] = []
+        while done != set(range(1, after + 1)):
+            push, batch = await _next_batch(agents, seen)
+            order.append(batch)
+            web = {n: i for (s, n), i in push.instances.items() if s == "web"}
+            assert all(web[n].runs_desired for n in done), "the batch before runs its new containers first"
+            untouched = set(range(1, before + 1)) - done - batch
+            assert all(web[n].desired_hash == old[n] for n in untouched), (
+                "later batches keep their old config"
+            )
+            done |= batch
+            await agents.look_since_last_push()  # it checks on this batch ...
+            assert agents.nothing_pushed(), "... and goes on only once the batch runs"
+            await agents.report("web", batch)
+        new = set(range(before + 1, after + 1))
+        expected_first = [new] if new else []
+        assert order[: len(expected_first)] == expected_first
+        replaced = order[len(expected_first) :]
+        assert [len(b) for b in replaced] == [min(size, before - i * size) for i in range(len(replaced))]
+        assert set().union(*replaced) == set(range(1, before + 1))
+        await deployer.wait_finished(deployment)
+        assert _deployment(db, deployment).state == "success"
+
+    _run(db, scenario)
+
+
+def test_a_deployment_succeeds_only_once_every_instance_runs(db: Database) -> None:
+    async def scenario(deployer: Deployer, agents: FakeAgents) -> None:
+        deployment = await _deploy(deployer, db, 3, "v1")
+        await _next_batch(agents, {})
+        await agents.report("web", [1, 2])
+        agents.forget_looks()
+        await agents.next_look()  # the deployer looked again with web-3 still on its way
+        await agents.report("web", [3], state="exited", exit_code=1)
+        await deployer.wait_finished(deployment)
+        view = _deployment(db, deployment)
+        assert view.state == "error"
+        (line,) = (view.message or "").splitlines()
+        assert line.startswith("s/web-3 on n") and line.endswith(": exited with code 1")
+
+    _run(db, scenario)
+
+
+def test_unchanged_instances_count_too(db: Database) -> None:
+    """A redeploy that changes nothing still fails while an instance does not run."""
+
+    async def scenario(deployer: Deployer, agents: FakeAgents) -> None:
+        await _first_rollout(deployer, agents, db, 3)
+        await agents.report("web", [2], state="exited", exit_code=137)
+        again = await _deploy(deployer, db, 3, "v1")
+        await deployer.wait_finished(again)
+        view = _deployment(db, again)
+        assert view.state == "error"
+        assert [line.split(": ", 1)[1] for line in (view.message or "").splitlines()] == [
+            "exited with code 137"
+        ]
+        assert (view.message or "").startswith("s/web-2 on n")
+
+        await agents.report("web", [2])
+        healthy = await _deploy(deployer, db, 3, "v1")
+        await deployer.wait_finished(healthy)
+        assert _deployment(db, healthy).state == "success"
+
+    _run(db, scenario)
+
+
+def test_a_newer_deployment_supersedes_a_running_one(db: Database) -> None:
+    async def scenario(deployer: Deployer, agents: FakeAgents) -> None:
+        first = await _deploy(deployer, db, 3, "v1")
+        await _next_batch(agents, {})
+        await agents.report("web", [1, 2])
+        second = await _deploy(deployer, db, 3, "v1")
+        await deployer.wait_finished(first)
+        superseded = _deployment(db, first)
+        assert (superseded.state, superseded.message) == ("error", SUPERSEDED)
+
+        # the newer one takes web-3 over as it is (unchanged) and succeeds once it runs
+        await agents.report("web", [3])
+        await deployer.wait_finished(second)
+        assert _deployment(db, second).state == "success"
+
+    _run(db, scenario)
+
+
+def test_an_instance_whose_node_goes_offline_is_reported_not_waited_for(db: Database) -> None:
+    async def scenario(deployer: Deployer, agents: FakeAgents) -> None:
+        deployment = await _deploy(deployer, db, 2, "v1")
+        push, _ = await _next_batch(agents, {})
+        gone = push.instances[("web", 2)].node_id
+        assert gone is not None
+        agents.connected.discard(gone)
+        await agents.report("web", [1])
+        await deployer.wait_finished(deployment)
+        view = _deployment(db, deployment)
+        assert view.state == "error"
+        assert view.message == f"s/web-2 on {NODES[gone]}: node is offline; it starts when the node is back"
+
+    _run(db, scenario)
