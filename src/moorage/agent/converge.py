@@ -23,7 +23,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from moorage.agent.engine import Containers, ContainerState, ContainerSummary, EngineError, VolumeState
+from moorage.agent.engine import ContainerEngine, ContainerState, ContainerSummary, EngineError, VolumeState
 from moorage.model.docker_labels import CONFIG_HASH as HASH_LABEL
 from moorage.model.docker_labels import GRID as GRID_LABEL
 from moorage.model.docker_labels import VOLUME_INSTANCE as VOLUME_INSTANCE_LABEL
@@ -64,7 +64,7 @@ def _error(spec: ContainerSpec, message: str) -> InstanceStatus:
 class _Images:
     """Each image is checked (and pulled if missing) once per convergence, whatever the thread."""
 
-    def __init__(self, engine: Containers) -> None:
+    def __init__(self, engine: ContainerEngine) -> None:
         self.engine = engine
         self.lock = threading.Lock()
         self.checked: dict[str, Future[None]] = {}
@@ -86,7 +86,7 @@ class _Images:
 
 
 class Converger:
-    def __init__(self, containers: Containers, grid: str, parallel: int = PARALLEL) -> None:
+    def __init__(self, containers: ContainerEngine, grid: str, parallel: int = PARALLEL) -> None:
         self.engine = containers
         self.grid = grid
         self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="converge")

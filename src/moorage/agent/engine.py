@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import docker
 import docker.errors
@@ -13,6 +13,7 @@ from docker.errors import DockerException
 from moorage.errors import MoorageError
 
 __all__ = [
+    "ContainerEngine",
     "ContainerState",
     "ContainerSummary",
     "Containers",
@@ -140,8 +141,59 @@ def _container_state(attrs: dict[str, Any]) -> ContainerState:
     )
 
 
+class ContainerEngine(Protocol):
+    """What the agent's convergence needs of an engine. ``Containers`` is the Docker Engine's;
+    ``tests/support/fake_engine.FakeEngine`` an in-memory one for unit tests. Every call raises
+    ``EngineError`` with the engine's message when the engine refuses."""
+
+    def containers(self, label: str) -> list[ContainerSummary]:
+        """Every container, running or not, with this label (``key`` or ``key=value``)."""
+        ...
+
+    def inspect(self, name: str) -> ContainerState | None:
+        """A container's full state by name or id; None if there is none."""
+        ...
+
+    def ensure_image(self, image: str) -> None:
+        """Pull the image unless the engine has it."""
+        ...
+
+    def create(
+        self,
+        name: str,
+        image: str,
+        command: list[str] | None,
+        env: list[str],
+        labels: dict[str, str],
+        ports: list[tuple[int, int, str]],
+        mounts: list[dict[str, Any]],
+        memory: int | None,
+        cpus: float | None,
+    ) -> str:
+        """Create (not start) a container; returns its id. ``mounts``: docker.types.Mount's keywords."""
+        ...
+
+    def start(self, container_id: str) -> None: ...
+
+    def remove(self, container_id: str) -> None:
+        """Remove a container, running or not (never its volumes); gone already is fine."""
+        ...
+
+    def volumes(self) -> dict[str, VolumeState]:
+        """Every volume the engine has, by name."""
+        ...
+
+    def create_volume(
+        self, name: str, driver: str, driver_opts: dict[str, str], labels: dict[str, str]
+    ) -> None: ...
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume; gone already is fine, in use by any container is an ``EngineError``."""
+        ...
+
+
 class Containers:
-    """The container and volume calls the agent's convergence needs, with the engine's errors kept."""
+    """The Docker Engine's ``ContainerEngine``: the calls convergence needs, with the engine's errors kept."""
 
     def __init__(self, engine: Engine) -> None:
         self.client = engine.client
