@@ -13,6 +13,7 @@ from rich.text import Text
 from moorage.cli.output import ago, console, err_console
 from moorage.client.api import ApiError, MasterClient
 from moorage.errors import MoorageError
+from moorage.model.deployment import SUPERSEDED
 
 __all__ = ["follow_deployment", "follow_started", "uptime"]
 
@@ -41,6 +42,12 @@ def _table(deployment: dict[str, Any]) -> Table:
     return table
 
 
+def _handing_over(deployment: dict[str, Any]) -> bool:
+    """Stopped for a newer deployment that the master has not recorded yet (a moment's gap)."""
+    message = deployment.get("message") or ""
+    return deployment["state"] != "running" and message.endswith(SUPERSEDED)
+
+
 class _Follower:
     """Polls a deployment: through a master restart (it reconnects), and on to the newer
     deployment when one supersedes it (its outcome is the one that counts)."""
@@ -49,7 +56,8 @@ class _Follower:
         self.client = client
         self.deployment_id = deployment_id
         self.what = what
-        self.lost_since: float | None = None
+        self.lost_since: float | None = None  # the master stopped answering
+        self.handover_since: float | None = None  # superseded, and the newer deployment not named yet
 
     def get(self) -> dict[str, Any]:
         """The current deployment, once the master answers; switches to a superseding one."""
@@ -68,6 +76,9 @@ class _Follower:
                 err_console.print(f"Reconnected to the master; following deployment {self.deployment_id}")
                 self.lost_since = None
             newer = deployment.get("superseded_by")
+            if not newer and _handing_over(deployment):
+                self._wait_for_newer()
+                continue
             if not newer:
                 return deployment
             err_console.print(
@@ -75,6 +86,16 @@ class _Follower:
                 "following that one"
             )
             self.deployment_id = newer
+
+    def _wait_for_newer(self) -> None:
+        now = time.monotonic()
+        self.handover_since = self.handover_since or now
+        if now - self.handover_since > RECONNECT:
+            raise MoorageError(
+                f"Deployment {self.deployment_id} of {self.what} was superseded, but the master names no "
+                "newer deployment; 'moorage stack show' shows where the services are"
+            )
+        time.sleep(POLL)
 
     def _lost(self, err: MoorageError) -> None:
         now = time.monotonic()

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from moorage.master.planning import InstancePlan, ServicePlan, plan_services
 from moorage.master.wakeups import Wakeups
+from moorage.model.deployment import SUPERSEDED
 from moorage.model.stack import NULL_STACK
 from moorage.model.states import InstanceState
 from moorage.store.database import Database
@@ -53,7 +54,6 @@ log = logging.getLogger("moorage.master.deployer")
 MIN_HEALTH = 0.8  # Kontena's default: keep at least 80% of a service's instances up during a rollout
 BATCH_TIMEOUT = 180.0
 RESCHEDULE_SETTLE = 0.5  # seconds to gather a burst of node changes before placing waiting instances
-SUPERSEDED = "superseded by a newer deployment"
 ABANDONED = "the master restarted during this deployment; run the deploy again"
 
 # an instance reported in one of these states with the new config did not make it

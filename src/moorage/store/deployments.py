@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from moorage.errors import NotFound
+from moorage.model.deployment import SUPERSEDED
 from moorage.model.stack import full_service_id
 from moorage.model.states import InstanceState
 from moorage.store.instances import new_id
@@ -136,15 +137,16 @@ def show_deployment(session: Session, deployment_id: str) -> DeploymentView:
 
 
 def superseded_by(session: Session, row: DeploymentRow) -> str | None:
-    """The first newer deployment of any of this one's services that began before this one finished:
-    it took those services over (the older one stops where it is). None when there is none."""
+    """The newer deployment that took this one's services over: the first newer deployment of any
+    of them, while this one still runs (it is about to stop) or once it stopped for it. None when
+    there is none (yet: a deployment stops before the one that supersedes it is recorded)."""
+    if row.state != "running" and not (row.message or "").endswith(SUPERSEDED):
+        return None
     query = (
         select(DeploymentRow.id, DeploymentRow.service_ids)
         .where(DeploymentRow.grid_id == row.grid_id, DeploymentRow.created_at > row.created_at)
         .order_by(DeploymentRow.created_at)
     )
-    if row.finished_at is not None:
-        query = query.where(DeploymentRow.created_at <= row.finished_at)
     mine = set(row.service_ids)
     for newer_id, service_ids in session.execute(query).tuples():
         if newer_id != row.id and mine & set(service_ids):
