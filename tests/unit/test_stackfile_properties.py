@@ -85,6 +85,9 @@ _paths = (
 )
 
 
+_env_characters = st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"))
+
+
 @st.composite
 def _service_specs(draw: st.DrawFn, name: str) -> ServiceSpec:
     return ServiceSpec(
@@ -94,7 +97,9 @@ def _service_specs(draw: st.DrawFn, name: str) -> ServiceSpec:
         environment=tuple(
             draw(
                 st.dictionaries(
-                    st.from_regex(r"[A-Z_]{1,6}", fullmatch=True), st.text(max_size=8), max_size=3
+                    st.from_regex(r"[A-Z_]{1,6}", fullmatch=True),
+                    st.text(_env_characters, max_size=8),  # no control characters (they are refused)
+                    max_size=3,
                 )
             ).items()
         ),

@@ -11,6 +11,7 @@ from moorage import __version__
 from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
 from moorage.master.hub import AgentHub
+from moorage.master.request_limits import RequestLimits
 from moorage.master.routes import agent, deployments, grids, nodes, services, stacks, volumes
 from moorage.master.settings import MasterSettings
 from moorage.master.state import MasterState
@@ -43,6 +44,7 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     app.state.moorage = state
     app.state.volume_lists = VolumeLists()  # GET /v1/volumes/{grid} bodies, kept while the store is unchanged
     install_error_handlers(app)
+    app.add_middleware(RequestLimits)  # the token and the size before any body is read
 
     @app.get("/v1/ping", tags=["health"])
     async def ping() -> dict[str, str]:  # async: a sync route costs a hop to a worker thread and back

@@ -1,46 +1,121 @@
-"""Wire schemas of the REST API (separate from tables and from the domain model)."""
+"""Wire schemas of the REST API (separate from tables and from the domain model).
+
+Every name that enters through the API, in a body or in the URL path, is one of the types below
+(``GridName``, ``StackName``, ... and the ``...Path`` parameters), each checked by its rule in
+``moorage.model.names`` before the route runs: a request that breaks one is a 422 that stores
+nothing. Free text the master hands on to agents and engines (images, env entries, commands,
+driver names and options, labels) is ``Text``: no NUL or other control character.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from moorage.model import names
 from moorage.model.grid import Grid
-from moorage.model.node import Node
+from moorage.model.names import NameRule
+from moorage.model.node import Node, label_error
 from moorage.store.services import ServiceView
 from moorage.store.volumes import VolumeView
 
 __all__ = [
     "DeploymentOut",
+    "DeploymentPath",
     "DeploymentStarted",
     "DriverOut",
     "GridCreate",
     "GridList",
+    "GridName",
     "GridOut",
+    "GridPath",
     "InstanceOut",
+    "LabelKeyQuery",
     "LabelsIn",
     "NodeList",
     "NodeOut",
+    "NodePath",
     "ScaleIn",
     "ServiceCreate",
     "ServiceList",
+    "ServiceName",
     "ServiceOut",
+    "ServicePath",
     "ServiceRef",
     "StackIn",
     "StackList",
+    "StackName",
     "StackOut",
+    "StackPath",
     "StackUpgradeIn",
+    "Text",
     "TokenOut",
     "VolumeCreate",
     "VolumeInstanceOut",
     "VolumeList",
+    "VolumeName",
     "VolumeOut",
+    "VolumePath",
     "grid_out",
     "node_out",
     "service_out",
     "volume_out",
+]
+
+
+def _checked(problem: Callable[[str], str | None]) -> AfterValidator:
+    def check(value: str) -> str:
+        if (message := problem(value)) is not None:
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+def _rule(rule: NameRule) -> AfterValidator:
+    return _checked(rule.error)
+
+
+def _node_label(label: str) -> str | None:
+    key, _, value = label.partition("=")
+    return names.label_size_error(key, value) or label_error(label)
+
+
+def _label_map(labels: dict[str, str]) -> dict[str, str]:
+    if errors := names.label_map_errors(labels):
+        raise ValueError("; ".join(errors.values()))
+    return labels
+
+
+GridName = Annotated[str, _rule(names.GRID), Field(description="1 to 63 lowercase letters, digits and '-'")]
+StackName = Annotated[str, _rule(names.STACK), Field(description="1 to 63 lowercase letters, digits and '-'")]
+ServiceName = Annotated[
+    str, _rule(names.SERVICE), Field(description="1 to 63 lowercase letters, digits and '-'")
+]
+VolumeName = Annotated[str, _rule(names.VOLUME), Field(description="2 to 64 letters, digits, '_' and '-'")]
+Text = Annotated[str, _checked(names.control_character_error)]
+"""Free text passed on to agents and engines: no NUL or other control character."""
+NodeLabel = Annotated[str, _checked(_node_label), Field(description="key=value, e.g. zone=a")]
+LabelMap = Annotated[dict[str, str], AfterValidator(_label_map)]
+"""A volume's labels or driver options: at most 64, each key and value within the label limits."""
+
+# Path parameters: the same rules, for names in the URL (``null`` is a stack there: the
+# stand-alone services' one).
+GridPath = Annotated[str, _rule(names.GRID), Path(description="Grid name")]
+StackPath = Annotated[str, _rule(names.STACK_REF), Path(description="Stack name ('null': stand-alone)")]
+ServicePath = Annotated[str, _rule(names.SERVICE), Path(description="Service name")]
+VolumePath = Annotated[str, _rule(names.VOLUME), Path(description="Volume name")]
+NodePath = Annotated[str, _rule(names.NODE), Path(description="Node name")]
+DeploymentPath = Annotated[
+    str, _checked(names.control_character_error), Path(max_length=64, description="Deployment id")
+]
+LabelKeyQuery = Annotated[
+    list[Annotated[str, _checked(names.label_size_error)]],
+    Query(description="Label keys to remove", max_length=names.MAX_LABELS),
 ]
 
 
@@ -49,7 +124,7 @@ class _In(BaseModel):
 
 
 class GridCreate(_In):
-    name: str = Field(description="Grid name: lowercase letters, digits and '-'")
+    name: GridName = Field(description="Grid name: lowercase letters, digits and '-'")
 
 
 class GridOut(BaseModel):
@@ -94,7 +169,7 @@ class NodeList(BaseModel):
 
 
 class LabelsIn(_In):
-    labels: list[str] = Field(description="Labels as key=value")
+    labels: list[NodeLabel] = Field(description="Labels as key=value", max_length=names.MAX_LABELS)
 
 
 def grid_out(grid: Grid) -> GridOut:
@@ -123,11 +198,11 @@ def node_out(node: Node) -> NodeOut:
 
 
 class VolumeCreate(_In):
-    name: str
+    name: VolumeName
     scope: str
-    driver: str
-    driver_opts: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
+    driver: Text
+    driver_opts: LabelMap = Field(default_factory=dict)
+    labels: LabelMap = Field(default_factory=dict)
 
 
 class VolumeInstanceOut(BaseModel):
@@ -183,7 +258,7 @@ def volume_out(view: VolumeView) -> VolumeOut:
 class StackIn(_In):
     stack: dict[str, Any] = Field(description="The normalized stack (what 'moorage stack validate' prints)")
     source: str = Field(default="", description="The stack file as written, kept with the revision")
-    name: str | None = Field(
+    name: StackName | None = Field(
         default=None, description="Install under this name instead of the one in the file"
     )
     deploy: bool = True
@@ -196,16 +271,16 @@ class StackUpgradeIn(_In):
 
 
 class ServiceCreate(_In):
-    name: str
-    image: str
+    name: ServiceName
+    image: Text
     instances: int = 1
     cmd: str | None = None
-    env: list[str] = Field(default_factory=list)
-    volumes: list[str] = Field(default_factory=list)
-    ports: list[str] = Field(default_factory=list)
-    affinity: list[str] = Field(default_factory=list)
-    strategy: str | None = None
-    memory: str | None = None
+    env: list[Text] = Field(default_factory=list)
+    volumes: list[Text] = Field(default_factory=list)
+    ports: list[Text] = Field(default_factory=list)
+    affinity: list[Text] = Field(default_factory=list)
+    strategy: Text | None = None
+    memory: Text | None = None
     cpus: float | None = None
     deploy: bool = False
 

@@ -11,6 +11,7 @@ import uvicorn
 
 from moorage.errors import InvalidInput
 from moorage.master.app import create_app
+from moorage.master.http_protocol import MAX_HEADER_BYTES, LimitedHttpProtocol
 from moorage.master.settings import MasterSettings
 from moorage.master.startup_heap import freeze_startup_heap
 from moorage.store.database import Database
@@ -81,5 +82,8 @@ def run_master(config: MasterConfig) -> None:
         access_log=False,  # no log line per request (uvicorn would format and drop each one)
         ws_ping_interval=None,
         timeout_graceful_shutdown=5,
+        http=LimitedHttpProtocol,  # request headers: a deadline and a size limit
+        timeout_keep_alive=5,  # an idle kept-alive connection closes after 5 s
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # the same limit if h11 serves instead
     )
     db.dispose()

@@ -5,9 +5,10 @@ strategies). The result is a ``StackDraft``: the ``StackSpec`` plus, for each se
 mounts, ports and dependencies came from, so that ``crosscheck`` can name paths. Items that fail
 to parse are reported and left out; the draft is only returned to callers when nothing failed.
 
-Names, pinned: a stack or service name is 1 to 63 lowercase letters, digits and ``-``, starting
-and ending with a letter or digit (so ``<stack>.<service>-<n>`` is a valid Docker name and a DNS
-label). ``stack:`` may carry an owner, ``owner/name``: only the part after ``/`` is the name.
+Names, pinned (the rule is ``moorage.model.names``): a stack or service name is 1 to 63 lowercase
+letters, digits and ``-``, starting and ending with a letter or digit (so ``<stack>.<service>-<n>``
+is a valid Docker name and a DNS label). Images and environment entries hold no NUL or other
+control character. ``stack:`` may carry an owner, ``owner/name``: only the part after ``/`` is the name.
 ``null`` cannot name a stack file's stack: it holds the services created outside any stack file
 (stored documents of those services use it, hence ``null_stack``).
 """
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from moorage.model.mount import MountSpecError, parse_mount
+from moorage.model.names import control_character_error, service_name_error, stack_name_error
 from moorage.model.stack import (
-    NULL_STACK,
     DeployStrategy,
     Mount,
     PortMapping,
@@ -36,7 +37,6 @@ from moorage.stackfile.issues import Issues
 from moorage.stackfile.paths import key_path
 
 __all__ = [
-    "NAME_RE",
     "ServiceDraft",
     "StackDraft",
     "declared_stack_name",
@@ -44,11 +44,7 @@ __all__ = [
     "normalize",
 ]
 
-NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-"""What a stack or service name may be."""
-
 _OWNER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_NAME_RULE = "use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
 _IMAGE_RE = re.compile(r"\S+")
 
 T = TypeVar("T")
@@ -98,11 +94,9 @@ def declared_stack_name(stack: str) -> str:
 
 def name_problem(kind: str, name: str, *, null_stack: bool = False) -> str | None:
     """None when ``name`` may name a stack or service (``kind``), else what is wrong with it."""
-    if kind == "stack" and name == NULL_STACK and not null_stack:
-        return f"'{NULL_STACK}' is reserved for services created outside a stack; choose another stack name"
-    if NAME_RE.fullmatch(name) is None:
-        return f"'{name}' is not a valid {kind} name: {_NAME_RULE}"
-    return None
+    if kind == "stack":
+        return stack_name_error(name, null_stack=null_stack)
+    return service_name_error(name)
 
 
 def _stack_name(doc: StackDoc, override: str | None, issues: Issues, *, null_stack: bool) -> str:
@@ -125,7 +119,9 @@ def _service(doc: ServiceDoc, issues: Issues) -> ServiceDraft:
     problem = name_problem("service", doc.name.value)
     if problem is not None:
         issues.add(doc.name.path, problem)
-    if doc.image and _IMAGE_RE.fullmatch(doc.image) is None:
+    if doc.image and (bad := control_character_error(doc.image)) is not None:
+        issues.add(key_path(doc.name.path, "image"), f"image {bad}")
+    elif doc.image and _IMAGE_RE.fullmatch(doc.image) is None:
         issues.add(
             key_path(doc.name.path, "image"),
             f"'{doc.image}' is not an image reference; write NAME[:TAG], e.g. redis:7-alpine",

@@ -8,6 +8,7 @@ is the string ``"2"`` after interpolation) and are read as what they say.
 
 from __future__ import annotations
 
+from moorage.model.names import control_character_error
 from moorage.stackfile.document import At, ServiceDoc, StackDoc, VolumeDoc
 from moorage.stackfile.fields import Fields, boolean, describe_value, string_keyed
 from moorage.stackfile.issues import Issues
@@ -17,6 +18,7 @@ __all__ = [
     "DEPLOY_KEYS",
     "EXTERNAL_KEYS",
     "MAX_INSTANCES",
+    "MAX_SERVICES",
     "SERVICE_KEYS",
     "TOP_LEVEL_KEYS",
     "VOLUME_KEYS",
@@ -43,6 +45,9 @@ EXTERNAL_KEYS = ("name",)
 
 MAX_INSTANCES = 1000
 """The most instances one service may ask for."""
+
+MAX_SERVICES = 1000
+"""The most services one stack may define; a larger one is refused before any service is read."""
 
 VARIABLES_NOT_SUPPORTED = (
     "Kontena's variables: section is not supported yet; remove it, and pass values through "
@@ -104,6 +109,13 @@ def _services(top: Fields, issues: Issues) -> tuple[ServiceDoc, ...]:
         return ()
     if not services:
         issues.add(top.path("services"), NO_SERVICES)
+    if len(services) > MAX_SERVICES:
+        issues.add(
+            top.path("services"),
+            f"defines {len(services)} services; a stack may define at most {MAX_SERVICES}: "
+            "split it into several stacks",
+        )
+        return ()
     docs = []
     for name, value in string_keyed(services, top.path("services"), issues).items():
         docs.append(_service(name, value, key_path(top.path("services"), name), issues))
@@ -165,7 +177,9 @@ def _environment_list(items: list[object], path: str, issues: Issues) -> tuple[t
             issues.add(item_at, f"must be a string such as NAME=value, not {describe_value(item)}")
             continue
         key, equals, text = item.partition("=")
-        if not equals or not key:
+        if (bad := control_character_error(item)) is not None:
+            issues.add(item_at, bad)
+        elif not equals or not key:
             issues.add(
                 item_at, f"'{item}' is not NAME=value; write it as NAME=value (NAME= for an empty value)"
             )
@@ -185,6 +199,8 @@ def _environment_mapping(
         key_at = key_path(path, key)
         if not key or "=" in key:
             issues.add(key_at, f"'{key}' cannot be a variable name: it is empty or contains '='")
+        elif (bad := control_character_error(key) or control_character_error(str(value))) is not None:
+            issues.add(key_at, bad)
         elif value is None:
             issues.add(key_at, f'has no value; write {key}: "" for an empty value')
         elif isinstance(value, bool):

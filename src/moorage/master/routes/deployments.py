@@ -5,16 +5,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from moorage.master.auth import Admin
-from moorage.master.schemas import DeploymentOut, service_out
+from moorage.master.routing import api_router
+from moorage.master.schemas import DeploymentOut, DeploymentPath, service_out
 from moorage.master.state import State
 from moorage.store.deployments import DeploymentView, show_deployment
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/deployments", tags=["deployments"], dependencies=[Admin])
+router = api_router("/v1/deployments", "deployments")
 
 
 def _deployment_out(view: DeploymentView) -> DeploymentOut:
@@ -31,5 +29,5 @@ def _deployment_out(view: DeploymentView) -> DeploymentOut:
 
 
 @router.get("/{deployment_id}")
-async def show(deployment_id: str, state: State) -> DeploymentOut:
+async def show(deployment_id: DeploymentPath, state: State) -> DeploymentOut:
     return await state.db.read(lambda session: _deployment_out(show_deployment(session, deployment_id)))

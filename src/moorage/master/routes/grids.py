@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from moorage.master.auth import Admin
-from moorage.master.schemas import GridCreate, GridList, GridOut, TokenOut, grid_out
+from moorage.master.routing import api_router
+from moorage.master.schemas import GridCreate, GridList, GridOut, GridPath, TokenOut, grid_out
 from moorage.master.state import State
 from moorage.store.grids import (
     create_grid,
@@ -22,7 +21,7 @@ from moorage.store.grids import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/grids", tags=["grids"], dependencies=[Admin])
+router = api_router("/v1/grids", "grids")
 
 
 @router.post("", status_code=201)
@@ -36,12 +35,12 @@ async def index(state: State) -> GridList:
 
 
 @router.get("/{grid}")
-async def show(grid: str, state: State) -> GridOut:
+async def show(grid: GridPath, state: State) -> GridOut:
     return await state.db.read(lambda session: grid_out(show_grid(session, grid)))
 
 
 @router.delete("/{grid}")
-async def remove(grid: str, state: State) -> dict[str, str]:
+async def remove(grid: GridPath, state: State) -> dict[str, str]:
     def work(session: Session) -> None:
         remove_grid(session, grid)
 
@@ -50,10 +49,10 @@ async def remove(grid: str, state: State) -> dict[str, str]:
 
 
 @router.get("/{grid}/token")
-async def token(grid: str, state: State) -> TokenOut:
+async def token(grid: GridPath, state: State) -> TokenOut:
     return await state.db.read(lambda session: TokenOut(token=get_grid_row(session, grid).join_token))
 
 
 @router.post("/{grid}/token")
-async def rotate(grid: str, state: State) -> TokenOut:
+async def rotate(grid: GridPath, state: State) -> TokenOut:
     return await state.db.run(lambda session: TokenOut(token=rotate_join_token(session, grid)))

@@ -5,42 +5,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from moorage.master.auth import Admin
-from moorage.master.schemas import LabelsIn, NodeList, NodeOut, node_out
+from moorage.master.routing import api_router
+from moorage.master.schemas import GridPath, LabelKeyQuery, LabelsIn, NodeList, NodeOut, NodePath, node_out
 from moorage.master.state import State
 from moorage.store.nodes import add_labels, get_node, list_nodes, remove_labels, remove_node
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/nodes", tags=["nodes"], dependencies=[Admin])
+router = api_router("/v1/nodes", "nodes")
 
 
 @router.get("/{grid}")
-async def index(grid: str, state: State) -> NodeList:
+async def index(grid: GridPath, state: State) -> NodeList:
     return await state.db.read(
         lambda session: NodeList(nodes=[node_out(n) for n in list_nodes(session, grid)])
     )
 
 
 @router.get("/{grid}/{node}")
-async def show(grid: str, node: str, state: State) -> NodeOut:
+async def show(grid: GridPath, node: NodePath, state: State) -> NodeOut:
     return await state.db.read(lambda session: node_out(get_node(session, grid, node)))
 
 
 @router.post("/{grid}/{node}/labels")
-async def label_add(grid: str, node: str, body: LabelsIn, state: State) -> NodeOut:
+async def label_add(grid: GridPath, node: NodePath, body: LabelsIn, state: State) -> NodeOut:
     out = await state.db.run(lambda session: node_out(add_labels(session, grid, node, body.labels)))
     state.deployer.nodes_changed()  # an affinity may match now
     return out
 
 
 @router.delete("/{grid}/{node}/labels")
-async def label_remove(grid: str, node: str, state: State, key: Annotated[list[str], Query()]) -> NodeOut:
+async def label_remove(grid: GridPath, node: NodePath, state: State, key: LabelKeyQuery) -> NodeOut:
     """Remove the labels with these keys (``?key=zone&key=disk``); all or none."""
     out = await state.db.run(lambda session: node_out(remove_labels(session, grid, node, key)))
     state.deployer.nodes_changed()  # a "!=" affinity may match now
@@ -48,7 +45,7 @@ async def label_remove(grid: str, node: str, state: State, key: Annotated[list[s
 
 
 @router.delete("/{grid}/{node}")
-async def remove(grid: str, node: str, state: State) -> dict[str, str]:
+async def remove(grid: GridPath, node: NodePath, state: State) -> dict[str, str]:
     def work(session: Session) -> None:
         found = get_node(session, grid, node)
         remove_node(session, grid, node, connected=state.hub.is_connected(found.id))

@@ -5,16 +5,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from moorage.master.auth import Admin
+from moorage.master.routing import api_router
 from moorage.master.schemas import (
     DeploymentStarted,
+    GridPath,
     ScaleIn,
     ServiceCreate,
     ServiceList,
     ServiceOut,
+    ServicePath,
+    StackPath,
     service_out,
 )
 from moorage.master.state import State
@@ -31,11 +33,11 @@ from moorage.store.services import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/services", tags=["services"], dependencies=[Admin])
+router = api_router("/v1/services", "services")
 
 
 @router.post("/{grid}", status_code=201)
-async def create(grid: str, body: ServiceCreate, state: State) -> ServiceOut:
+async def create(grid: GridPath, body: ServiceCreate, state: State) -> ServiceOut:
     """Create a service in the null stack (``grid/null/NAME``); ``deploy: true`` deploys it at once."""
 
     def work(session: Session) -> tuple[int, ServiceOut]:
@@ -49,7 +51,7 @@ async def create(grid: str, body: ServiceCreate, state: State) -> ServiceOut:
 
 
 @router.get("/{grid}")
-async def index(grid: str, state: State) -> ServiceList:
+async def index(grid: GridPath, state: State) -> ServiceList:
     return await state.db.read(
         lambda session: ServiceList(
             services=[service_out(v) for v in list_services(session, get_grid_row(session, grid))]
@@ -58,7 +60,7 @@ async def index(grid: str, state: State) -> ServiceList:
 
 
 @router.get("/{grid}/{stack}/{name}")
-async def show(grid: str, stack: str, name: str, state: State) -> ServiceOut:
+async def show(grid: GridPath, stack: StackPath, name: ServicePath, state: State) -> ServiceOut:
     def work(session: Session) -> ServiceOut:
         grid_row = get_grid_row(session, grid)
         return service_out(service_view(session, grid_row, get_service_row(session, grid_row, stack, name)))
@@ -67,7 +69,7 @@ async def show(grid: str, stack: str, name: str, state: State) -> ServiceOut:
 
 
 @router.post("/{grid}/{stack}/{name}/deploy")
-async def deploy(grid: str, stack: str, name: str, state: State) -> DeploymentStarted:
+async def deploy(grid: GridPath, stack: StackPath, name: ServicePath, state: State) -> DeploymentStarted:
     row_id = await state.db.read(
         lambda session: get_service_row(session, get_grid_row(session, grid), stack, name).id
     )
@@ -77,7 +79,9 @@ async def deploy(grid: str, stack: str, name: str, state: State) -> DeploymentSt
 
 
 @router.post("/{grid}/{stack}/{name}/scale")
-async def scale(grid: str, stack: str, name: str, body: ScaleIn, state: State) -> DeploymentStarted:
+async def scale(
+    grid: GridPath, stack: StackPath, name: ServicePath, body: ScaleIn, state: State
+) -> DeploymentStarted:
     def work(session: Session) -> int:
         row = get_service_row(session, get_grid_row(session, grid), stack, name)
         scale_service(session, row, body.instances)
@@ -90,7 +94,7 @@ async def scale(grid: str, stack: str, name: str, body: ScaleIn, state: State) -
 
 
 @router.delete("/{grid}/{stack}/{name}")
-async def remove(grid: str, stack: str, name: str, state: State) -> dict[str, str]:
+async def remove(grid: GridPath, stack: StackPath, name: ServicePath, state: State) -> dict[str, str]:
     """Remove a stand-alone service and its containers; its volumes and their data stay."""
     nodes = await state.db.run(
         lambda session: remove_service(

@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
-from moorage.master.auth import Admin
+from moorage.master.routing import api_router
 from moorage.master.schemas import (
     DeploymentStarted,
+    GridPath,
     StackIn,
     StackList,
     StackOut,
+    StackPath,
     StackUpgradeIn,
     service_out,
 )
@@ -30,7 +30,7 @@ from moorage.store.stacks import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/stacks", tags=["stacks"], dependencies=[Admin])
+router = api_router("/v1/stacks", "stacks")
 
 
 def _stack_out(view: StackView) -> StackOut:
@@ -57,7 +57,7 @@ async def _deploy(state: MasterState, grid: str, change: StackChange, deploy: bo
 
 
 @router.post("/{grid}", status_code=201)
-async def install(grid: str, body: StackIn, state: State) -> DeploymentStarted:
+async def install(grid: GridPath, body: StackIn, state: State) -> DeploymentStarted:
     change = await state.db.run(
         lambda session: install_stack(session, grid, body.stack, body.source, body.name)
     )
@@ -65,31 +65,31 @@ async def install(grid: str, body: StackIn, state: State) -> DeploymentStarted:
 
 
 @router.put("/{grid}/{name}")
-async def upgrade(grid: str, name: str, body: StackUpgradeIn, state: State) -> DeploymentStarted:
+async def upgrade(grid: GridPath, name: StackPath, body: StackUpgradeIn, state: State) -> DeploymentStarted:
     change = await state.db.run(lambda session: upgrade_stack(session, grid, name, body.stack, body.source))
     return await _deploy(state, grid, change, body.deploy)
 
 
 @router.post("/{grid}/{name}/deploy")
-async def deploy(grid: str, name: str, state: State) -> DeploymentStarted:
+async def deploy(grid: GridPath, name: StackPath, state: State) -> DeploymentStarted:
     ids = await state.db.read(lambda session: stack_service_ids(session, grid, name))
     return DeploymentStarted(deployment=await state.deployer.deploy(grid, ids, f"{grid}/{name}"))
 
 
 @router.get("/{grid}")
-async def index(grid: str, state: State) -> StackList:
+async def index(grid: GridPath, state: State) -> StackList:
     return await state.db.read(
         lambda session: StackList(stacks=[_stack_out(v) for v in list_stacks(session, grid)])
     )
 
 
 @router.get("/{grid}/{name}")
-async def show(grid: str, name: str, state: State) -> StackOut:
+async def show(grid: GridPath, name: StackPath, state: State) -> StackOut:
     return await state.db.read(lambda session: _stack_out(show_stack(session, grid, name)))
 
 
 @router.delete("/{grid}/{name}")
-async def remove(grid: str, name: str, state: State) -> dict[str, str]:
+async def remove(grid: GridPath, name: StackPath, state: State) -> dict[str, str]:
     """Remove the stack and its containers; its volumes and their data stay."""
     await state.deployer.services_removed(
         await state.db.run(lambda session: remove_stack(session, grid, name))

@@ -12,29 +12,29 @@ the grid's kept body while the store has not changed since it was built.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic_core import to_json
 
-from moorage.master.auth import Admin
-from moorage.master.schemas import VolumeCreate, VolumeList, VolumeOut
+from moorage.master.routing import api_router
+from moorage.master.schemas import GridPath, VolumeCreate, VolumeList, VolumeOut, VolumePath
 from moorage.master.state import State
 from moorage.master.volume_lists import VolumeLists, volume_json
 from moorage.store.volumes import create_volume, remove_volume, show_volume
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/volumes", tags=["volumes"], dependencies=[Admin])
+router = api_router("/v1/volumes", "volumes")
 JSON = "application/json"
 
 
 @router.get("/{grid}", response_model=VolumeList)
-async def index(grid: str, state: State, request: Request) -> Response:
+async def index(grid: GridPath, state: State, request: Request) -> Response:
     lists: VolumeLists = request.app.state.volume_lists
     return Response(await lists.body(state.db, grid), media_type=JSON)
 
 
 @router.post("/{grid}", status_code=201, response_model=VolumeOut)
-async def create(grid: str, body: VolumeCreate, state: State) -> Response:
+async def create(grid: GridPath, body: VolumeCreate, state: State) -> Response:
     """Record a volume definition; nothing is created on any node until a service using it is deployed."""
     view = await state.db.run(
         lambda session: create_volume(
@@ -51,14 +51,14 @@ async def create(grid: str, body: VolumeCreate, state: State) -> Response:
 
 
 @router.get("/{grid}/{name}", response_model=VolumeOut)
-async def show(grid: str, name: str, state: State) -> Response:
+async def show(grid: GridPath, name: VolumePath, state: State) -> Response:
     return Response(
         volume_json(await state.db.read(lambda session: show_volume(session, grid, name))), media_type=JSON
     )
 
 
 @router.delete("/{grid}/{name}", response_model=dict[str, str])
-async def remove(grid: str, name: str, state: State) -> Response:
+async def remove(grid: GridPath, name: VolumePath, state: State) -> Response:
     """Refused while any service references the volume; then agents delete its Docker volumes."""
     nodes = await state.db.run(lambda session: remove_volume(session, grid, name))
     await state.hub.push_desired(nodes)
