@@ -10,7 +10,7 @@ from moorage.master.container_specs import ContainerTemplate
 from moorage.master.desired import volume_spec
 from moorage.model import docker_labels
 from moorage.model.stack import ServiceSpec
-from moorage.store.tables import VolumeInstanceRow
+from moorage.store.instances import NodeVolumeInstance
 
 SOURCE = Path(moorage.__file__).parent
 
@@ -27,8 +27,10 @@ def test_containers_and_volumes_carry_the_keys_the_agent_reads() -> None:
     labels = planned.document["labels"]
     assert labels[docker_labels.GRID] == "g"
     assert labels[docker_labels.CONFIG_HASH] == planned.config_hash
-    row = VolumeInstanceRow(id="vi1", name="data", driver="local", driver_opts={}, state="pending")
-    spec = volume_spec(row, "g", "data")
+    instance = NodeVolumeInstance(
+        id="vi1", name="data", driver="local", driver_opts={}, state="pending", volume="data"
+    )
+    spec = volume_spec(instance, "g")
     assert spec.labels == {
         docker_labels.GRID: "g",
         docker_labels.VOLUME: "g/data",

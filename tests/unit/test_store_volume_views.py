@@ -9,12 +9,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from moorage.master.service_fields import create_service
 from moorage.stackfile import stack_from_dict
 from moorage.stackfile.stored_service import load_service, service_document
 from moorage.store.database import Database
 from moorage.store.grids import create_grid, get_grid_row
 from moorage.store.nodes import register_node
-from moorage.store.services import create_service
+from moorage.store.services import save_service
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 from moorage.store.volumes import (
     VolumeInstanceView,
@@ -24,7 +25,6 @@ from moorage.store.volumes import (
     remove_volume,
     services_using,
     show_volume,
-    stored_grid_volumes,
 )
 from tests.support.volume_views import add_volume_instance, sample_volume_view
 
@@ -48,13 +48,6 @@ STACK = {
         "scratch": {"external": {"name": "tmp-space"}},
     },
 }
-
-
-@pytest.mark.parametrize("service", sorted(STACK["services"]))
-def test_stored_grid_volumes_is_what_load_service_says(service: str) -> None:
-    spec = stack_from_dict(STACK)
-    document = service_document(spec, next(s for s in spec.services if s.name == service))
-    assert stored_grid_volumes(document) == load_service(document).grid_volumes
 
 
 def _reference(session: Session, grid: str) -> list[VolumeView]:
@@ -163,6 +156,33 @@ def test_list_and_show_match_the_per_volume_reference(db: Database) -> None:
     with db.session() as session:
         assert list_volumes(session, "beta") == _reference(session, "beta")
         assert "assets" not in {v.name for v in list_volumes(session, "beta")}
+
+
+def test_volume_users_are_what_each_stored_service_mounts(db: Database) -> None:
+    """Aliases resolve through the stack's external names; binds and anonymous mounts are no
+    volume users; a volume mounted twice by one service lists that service once."""
+    spec = stack_from_dict(STACK)
+    with db.session() as session:
+        create_grid(session, "g")
+        grid_row = get_grid_row(session, "g")
+        for service in spec.services:
+            save_service(session, grid_row, "shop", service.name, service_document(spec, service))
+    with db.session() as session:
+        grid_row = get_grid_row(session, "g")
+        users = services_using(session, grid_row)
+        rows = session.scalars(select(ServiceRow).order_by(ServiceRow.name))
+        mounted = {row.name: load_service(row.spec).grid_volumes for row in rows}
+    assert users == {
+        "shop-db-data": ["g/shop/db", "g/shop/web"],
+        "assets": ["g/shop/web"],
+        "tmp-space": ["g/shop/worker"],
+    }
+    assert mounted == {
+        "db": ["shop-db-data"],
+        "plain": [],
+        "web": ["assets", "shop-db-data"],
+        "worker": ["tmp-space"],
+    }
 
 
 def test_list_fields_are_what_volume_out_gives() -> None:

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from moorage.master import volume_lists
 from moorage.master.schemas import VolumeList, VolumeOut, volume_out
+from moorage.master.service_fields import create_service
 from moorage.master.volume_lists import VolumeLists, volume_json, volume_list_json
 from moorage.protocol import VolumeStatus
 from moorage.store.database import Database
 from moorage.store.grids import create_grid, get_grid_row
 from moorage.store.instances import apply_volume_status
 from moorage.store.nodes import register_node
-from moorage.store.services import create_service
 from moorage.store.tables import VolumeInstanceRow, VolumeRow
 from moorage.store.versions import data_version, data_version_probe
 from moorage.store.volumes import (

@@ -92,14 +92,13 @@ class _GridNodes:
     places: dict[str, NodePlace] = field(default_factory=dict)  # made when first needed
 
     def place(self, node_id: str) -> NodePlace | None:
-        """The zone and global drivers of a node, for the volume instances made on it."""
+        """The zone and drivers of a node, for the volume instances made on it."""
         found = self.places.get(node_id)
         if found is None:
             node = self.views.get(node_id)
             if node is None:
                 return None
-            shared = frozenset(d for d, scope in node.drivers.items() if scope == "global")
-            found = self.places[node_id] = NodePlace(node.zone, shared)
+            found = self.places[node_id] = NodePlace(node.zone, node.drivers)
         return found
 
 

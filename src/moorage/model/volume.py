@@ -11,13 +11,25 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 
 from moorage.model.stack import NULL_STACK
 
-__all__ = ["VOLUME_NAME_RE", "VolumeScope", "docker_volume_name", "volume_name_error"]
+__all__ = [
+    "DRIVER_RE",
+    "SHARED_DRIVER_SCOPE",
+    "VOLUME_NAME_RE",
+    "VolumeScope",
+    "docker_volume_name",
+    "volume_definition_errors",
+    "volume_follows_instance",
+    "volume_name_error",
+]
 
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]+$")
+DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
+SHARED_DRIVER_SCOPE = "global"  # a driver's capability scope when every node sees its volumes
 
 
 class VolumeScope(StrEnum):
@@ -34,6 +46,42 @@ def volume_name_error(name: str) -> str | None:
         f"Volume name '{name}' is not valid: use at least two characters, letters, digits, '_' or '-', "
         "starting with a letter or digit"
     )
+
+
+def volume_definition_errors(
+    name: str, scope: str, driver: str, driver_opts: Mapping[str, str], labels: Mapping[str, str]
+) -> dict[str, str]:
+    """What is wrong with a volume definition, by field (empty when nothing is)."""
+    errors: dict[str, str] = {}
+    if (problem := volume_name_error(name)) is not None:
+        errors["name"] = problem
+    if scope not in {s.value for s in VolumeScope}:
+        errors["scope"] = f"Unknown scope '{scope}', must be one of grid, stack, instance"
+    if (problem := _driver_error(driver)) is not None:
+        errors["driver"] = problem
+    if any(not key for key in driver_opts):
+        errors["driver_opts"] = "Driver option keys must not be empty"
+    if any(not key for key in labels):
+        errors["labels"] = "Label keys must not be empty"
+    return errors
+
+
+def _driver_error(driver: str) -> str | None:
+    if not driver:
+        return "Driver is required: name the volume driver, e.g. local"
+    if ":" in driver:
+        return f"Driver '{driver}' must not have a tag: use the driver's name without ':{driver.partition(':')[2]}'"
+    if not DRIVER_RE.fullmatch(driver):
+        return f"Driver '{driver}' is not a valid driver name"
+    return None
+
+
+def volume_follows_instance(scope: VolumeScope, driver_scope: str | None) -> bool:
+    """Whether an instance's Docker volume goes with it to a node where the volume's driver has
+    capability scope ``driver_scope``: only an instance-scope volume, only when its driver is
+    global there (shared storage). Otherwise an existing volume instance stays on its node and
+    pins its instance there."""
+    return scope is VolumeScope.INSTANCE and driver_scope == SHARED_DRIVER_SCOPE
 
 
 def docker_volume_name(scope: VolumeScope, volume: str, stack: str, service: str, instance: int) -> str:

@@ -1,10 +1,12 @@
-"""Instance and volume instance rows: what deploys write and what agents report."""
+"""Instance and volume instance rows: what agents report, and what a node should have."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -13,9 +15,16 @@ from moorage.model.stack import full_service_id
 from moorage.model.states import InstanceState, VolumeInstanceState
 from moorage.protocol import InstanceStatus, VolumeStatus
 from moorage.store.placements import chunks
-from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow
+from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
-__all__ = ["apply_instance_status", "apply_volume_status", "new_id"]
+__all__ = [
+    "NodeVolumeInstance",
+    "apply_instance_status",
+    "apply_volume_status",
+    "new_id",
+    "node_containers",
+    "node_volume_instances",
+]
 
 
 # What an agent's report of a volume instance makes its state (a removed one it no longer has is missing).
@@ -25,6 +34,47 @@ _VOLUME_STATES = {
     "error": VolumeInstanceState.ERROR,
     "removed": VolumeInstanceState.MISSING,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeVolumeInstance:
+    """A volume instance on a node, with the name of the volume it was made from (None once
+    that volume was removed)."""
+
+    id: str
+    name: str  # the Docker volume name
+    driver: str
+    driver_opts: dict[str, Any]
+    state: str
+    volume: str | None
+
+
+def node_containers(session: Session, node_id: str) -> list[dict[str, Any]]:
+    """The desired containers (stored ``ContainerSpec`` documents) placed on a node, by service and number."""
+    found = session.scalars(
+        select(InstanceRow.container)
+        .where(InstanceRow.node_id == node_id, InstanceRow.container.is_not(None))
+        .order_by(InstanceRow.service_id, InstanceRow.number)
+    )
+    return [container for container in found if container is not None]
+
+
+def node_volume_instances(session: Session, node_id: str) -> list[NodeVolumeInstance]:
+    """The volume instances on a node, by Docker volume name."""
+    rows = session.execute(
+        select(
+            VolumeInstanceRow.id,
+            VolumeInstanceRow.name,
+            VolumeInstanceRow.driver,
+            VolumeInstanceRow.driver_opts,
+            VolumeInstanceRow.state,
+            VolumeRow.name,
+        )
+        .outerjoin(VolumeRow, VolumeRow.id == VolumeInstanceRow.volume_id)
+        .where(VolumeInstanceRow.node_id == node_id)
+        .order_by(VolumeInstanceRow.name)
+    ).tuples()
+    return [NodeVolumeInstance(*row) for row in rows]
 
 
 def new_id() -> str:

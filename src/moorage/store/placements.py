@@ -6,7 +6,7 @@ placement stays flat however many there are in one go.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from moorage.model.container import PlannedContainer
 from moorage.model.states import InstanceState, VolumeInstanceState
-from moorage.model.volume import VolumeScope
+from moorage.model.volume import VolumeScope, volume_follows_instance
 from moorage.store.any_of import any_of
 from moorage.store.bulk_insert import insert_rows
 from moorage.store.row_ids import ordered_ids
@@ -54,11 +54,11 @@ class VolumeWrite:
 
 @dataclass(frozen=True, slots=True)
 class NodePlace:
-    """What the volume instances made for an instance take from its node: its zone, and the
-    drivers that are global there (their volume instances follow the instance)."""
+    """What the volume instances made for an instance take from its node: its zone, and its
+    drivers' capability scopes (``volume_follows_instance`` says which volume instances move)."""
 
     zone: str | None
-    global_drivers: frozenset[str]
+    drivers: Mapping[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +145,9 @@ def volume_instances_named(
         ).tuples()
 
 
+_Known = tuple[str, str, int | None, str]  # a volume instance of some name: (id, node id, volume id, state)
+
+
 def _write_volume_instances(
     session: Session, grid_id: int, items: Iterable[InstanceWrite], now: datetime
 ) -> None:
@@ -157,7 +160,7 @@ def _write_volume_instances(
             wanted.setdefault((item.node_id, volume.name), (volume, item.place))
     if not wanted:
         return
-    by_name: dict[str, list[tuple[str, str, int | None, str]]] = {}
+    by_name: dict[str, list[_Known]] = {}
     for vi_id, node_id, volume_id, state, name in volume_instances_named(
         session, grid_id, {name for _, name in wanted}
     ):
@@ -165,56 +168,61 @@ def _write_volume_instances(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for (node_id, name), (volume, place) in wanted.items():
-        zone = place.zone
-        known = by_name.get(name)
-        if known:  # a first deployment knows none: it only inserts
-            here = next((r for r in known if r[1] == node_id), None)
-            if here is not None:
-                if here[3] in (VolumeInstanceState.MISSING, VolumeInstanceState.ERROR):
-                    updates.append(
-                        {
-                            "id": here[0],
-                            "state": VolumeInstanceState.PENDING,
-                            "error": None,
-                            "updated_at": now,
-                        }
-                    )
-                continue
-            movable = volume.scope is VolumeScope.INSTANCE and volume.driver in place.global_drivers
-            elsewhere = next(
-                (r for r in known if r[2] == volume.volume_id and r[3] != VolumeInstanceState.REMOVING), None
-            )
-            if movable and elsewhere is not None:
-                # shared storage: the volume instance follows its instance to this node
-                updates.append(
-                    {
-                        "id": elsewhere[0],
-                        "node_id": node_id,
-                        "zone": zone,
-                        "state": VolumeInstanceState.PENDING,
-                        "error": None,
-                        "updated_at": now,
-                    }
-                )
-                continue
-        inserts.append(
-            {
-                "grid_id": grid_id,
-                "volume_id": volume.volume_id,
-                "node_id": node_id,
-                "name": name,
-                "driver": volume.driver,
-                "driver_opts": volume.driver_opts,
-                "zone": zone,
-                "state": VolumeInstanceState.PENDING,
-                "error": None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
+        known = by_name.get(name)  # a first deployment knows none: it only inserts
+        change = _change_known(known, node_id, volume, place, now) if known else None
+        if change is None:
+            inserts.append(_new_volume_instance(grid_id, node_id, volume, place, now))
+        elif change:
+            updates.append(change)
     if updates:
         session.execute(update(VolumeInstanceRow), updates)
     if inserts:
         for row, row_id in zip(inserts, ordered_ids(len(inserts)), strict=True):
             row["id"] = row_id
         insert_rows(session.connection(), VolumeInstanceRow, inserts)
+
+
+def _change_known(
+    known: list[_Known], node_id: str, volume: VolumeWrite, place: NodePlace, now: datetime
+) -> dict[str, Any] | None:
+    """The UPDATE that gives ``node_id`` the volume instance it needs from those of its name that
+    exist: ``{}`` when the node has it as it should, None when a new one must be inserted."""
+    here = next((r for r in known if r[1] == node_id), None)
+    if here is not None:
+        if here[3] in (VolumeInstanceState.MISSING, VolumeInstanceState.ERROR):
+            return {"id": here[0], "state": VolumeInstanceState.PENDING, "error": None, "updated_at": now}
+        return {}
+    if not volume_follows_instance(volume.scope, place.drivers.get(volume.driver)):
+        return None
+    elsewhere = next(
+        (r for r in known if r[2] == volume.volume_id and r[3] != VolumeInstanceState.REMOVING), None
+    )
+    if elsewhere is None:
+        return None
+    # shared storage: the volume instance follows its instance to this node
+    return {
+        "id": elsewhere[0],
+        "node_id": node_id,
+        "zone": place.zone,
+        "state": VolumeInstanceState.PENDING,
+        "error": None,
+        "updated_at": now,
+    }
+
+
+def _new_volume_instance(
+    grid_id: int, node_id: str, volume: VolumeWrite, place: NodePlace, now: datetime
+) -> dict[str, Any]:
+    return {
+        "grid_id": grid_id,
+        "volume_id": volume.volume_id,
+        "node_id": node_id,
+        "name": volume.name,
+        "driver": volume.driver,
+        "driver_opts": volume.driver_opts,
+        "zone": place.zone,
+        "state": VolumeInstanceState.PENDING,
+        "error": None,
+        "created_at": now,
+        "updated_at": now,
+    }

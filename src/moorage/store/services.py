@@ -12,27 +12,25 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.container import container_name
-from moorage.model.mount import MountSpecError, parse_mount
 from moorage.model.node import NodeStatus
-from moorage.model.stack import NULL_STACK, MountKind, full_service_id
+from moorage.model.stack import NULL_STACK, StackSpec, full_service_id
 from moorage.model.states import InstanceState
-from moorage.stackfile import StackFileError, stack_from_dict
+from moorage.stackfile import stack_from_dict
 from moorage.stackfile.stored_service import StoredService, load_service, service_document
-from moorage.store.grids import get_grid_row
 from moorage.store.placements import chunks
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow
-from moorage.store.volumes import missing_volumes
 
 __all__ = [
     "InstanceView",
     "ServiceView",
-    "create_service",
+    "add_service",
     "get_service_row",
     "list_services",
     "parse_service_ref",
     "remove_service",
     "save_service",
     "scale_service",
+    "service_exists",
     "service_view",
     "service_views",
     "shown_state",
@@ -201,73 +199,19 @@ def list_services(session: Session, grid_row: GridRow, stack: str | None = None)
     return service_views(session, grid_row, rows)
 
 
-_FIELD_NAMES = {"command": "cmd", "environment": "env", "deploy.strategy": "strategy", "mem_limit": "memory"}
-
-
-def _service_field(path: str, name: str) -> str:
-    prefix = f"services.{name}"
-    if path == prefix or not path.startswith(prefix):
-        return "name" if path.startswith("services") else path or "body"
-    rest = path[len(prefix) + 1 :]
-    for key, field in _FIELD_NAMES.items():
-        if rest.startswith(key):
-            return field + rest[len(key) :]
-    return rest
-
-
-def create_service(session: Session, grid: str, fields: dict[str, Any]) -> ServiceRow:
-    """A stand-alone service in the null stack, checked by the same pipeline as stack files."""
-    grid_row = get_grid_row(session, grid)
-    name = str(fields["name"])
-    aliases: dict[str, int] = {}
-    for index, spec in enumerate(fields.get("volumes") or []):
-        try:
-            mount = parse_mount(spec)
-        except MountSpecError:
-            continue  # the pipeline reports it with its path
-        if mount.kind is MountKind.NAMED and mount.source:
-            aliases.setdefault(mount.source, index)
-    service: dict[str, Any] = {"image": fields["image"], "instances": fields.get("instances", 1)}
-    for key, target in (
-        ("cmd", "command"),
-        ("env", "environment"),
-        ("volumes", "volumes"),
-        ("ports", "ports"),
-        ("affinity", "affinity"),
-    ):
-        if fields.get(key):
-            service[target] = fields[key]
-    if fields.get("strategy"):
-        service["deploy"] = {"strategy": fields["strategy"]}
-    if fields.get("memory") is not None:
-        service["mem_limit"] = fields["memory"]
-    if fields.get("cpus") is not None:
-        service["cpus"] = fields["cpus"]
-    document: dict[str, Any] = {"stack": NULL_STACK, "services": {name: service}}
-    if aliases:
-        document["volumes"] = {alias: {"external": True} for alias in aliases}
-    errors: dict[str, str] = {}
-    try:
-        stack_from_dict(document)
-    except StackFileError as err:
-        errors.update({_service_field(issue.path, name): issue.message for issue in err.issues})
-    for missing in missing_volumes(session, grid_row, list(aliases)):
-        errors.setdefault(
-            f"volumes[{aliases[missing]}]",
-            f"External volume {missing} not found; create it first with "
-            f"'moorage volume create --scope SCOPE --driver DRIVER {missing}'",
-        )
-    if session.scalar(
+def service_exists(session: Session, grid_row: GridRow, stack: str, name: str) -> bool:
+    found = session.scalar(
         select(ServiceRow.id).where(
-            ServiceRow.grid_id == grid_row.id, ServiceRow.stack == NULL_STACK, ServiceRow.name == name
+            ServiceRow.grid_id == grid_row.id, ServiceRow.stack == stack, ServiceRow.name == name
         )
-    ):
-        errors.setdefault(
-            "name", f"Service {name} already exists; use 'moorage service scale' or remove it first"
-        )
-    if errors:
-        raise InvalidInput(errors)
-    return save_service(session, grid_row, NULL_STACK, name, _normalized(document))
+    )
+    return found is not None
+
+
+def add_service(session: Session, grid_row: GridRow, stack: StackSpec) -> ServiceRow:
+    """Store the one service of ``stack`` (validated, its volumes checked by the caller)."""
+    service = stack.services[0]
+    return save_service(session, grid_row, stack.name, service.name, service_document(stack, service))
 
 
 def _normalized(document: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,10 +27,10 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from moorage.errors import InvalidInput, NotFound
-from moorage.model.mount import parse_mount
-from moorage.model.stack import MountKind, full_service_id
+from moorage.model.stack import full_service_id
 from moorage.model.states import VolumeInstanceState
-from moorage.model.volume import VolumeScope, volume_name_error
+from moorage.model.volume import volume_definition_errors
+from moorage.stackfile.stored_service import load_service
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = [
@@ -45,12 +44,9 @@ __all__ = [
     "remove_volume",
     "services_using",
     "show_volume",
-    "stored_grid_volumes",
     "volume_heads",
     "volume_listing",
 ]
-
-DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 
 # The API's paths (list, show, create, remove) use Core statements on the tables, built once, run
 # on the session's connection, and no ORM objects: ``GET /v1/volumes/{grid}`` is four queries
@@ -158,31 +154,6 @@ class VolumeView:
     services: tuple[str, ...]
 
 
-def _errors(
-    name: str, scope: str, driver: str, driver_opts: Mapping[str, str], labels: Mapping[str, str]
-) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    if (problem := volume_name_error(name)) is not None:
-        errors["name"] = problem
-    if scope not in {s.value for s in VolumeScope}:
-        errors["scope"] = f"Unknown scope '{scope}', must be one of grid, stack, instance"
-    if not driver:
-        errors["driver"] = "Driver is required: name the volume driver, e.g. local"
-    elif ":" in driver:
-        errors["driver"] = (
-            f"Driver '{driver}' must not have a tag: use the driver's name without ':{driver.partition(':')[2]}'"
-        )
-    elif not DRIVER_RE.fullmatch(driver):
-        errors["driver"] = f"Driver '{driver}' is not a valid driver name"
-    for key in driver_opts:
-        if not key:
-            errors["driver_opts"] = "Driver option keys must not be empty"
-    for key in labels:
-        if not key:
-            errors["labels"] = "Label keys must not be empty"
-    return errors
-
-
 def create_volume(
     session: Session,
     grid: str,
@@ -197,7 +168,7 @@ def create_volume(
     grid_id, grid_name, existing = _grid_and_volume_id(conn, grid, name)
     driver_opts = dict(driver_opts or {})
     labels = dict(labels or {})
-    errors = _errors(name, scope, driver, driver_opts, labels)
+    errors = volume_definition_errors(name, scope, driver, driver_opts, labels)
     if "name" not in errors and existing is not None:
         errors["name"] = "Volume with given name already exists"
     if errors:
@@ -240,32 +211,13 @@ def get_volume_row(session: Session, grid_row: GridRow, name: str) -> VolumeRow:
     return row
 
 
-def stored_grid_volumes(document: Mapping[str, Any]) -> list[str]:
-    """The grid volumes a stored service document's named mounts refer to, in mount order.
-
-    The same answer as ``load_service(document).grid_volumes``, read straight from the stored
-    (already validated, normalized) document: its one service's ``volumes:`` mount specs, each
-    named mount's alias resolved through the top-level ``volumes:`` (``external: true`` or
-    ``external: {name: X}``). The volume API does this for every service of the grid on every
-    request, where running the whole stack pipeline per service cost milliseconds.
-    """
-    decls = document.get("volumes") or {}
-    names: list[str] = []
-    for service in (document.get("services") or {}).values():
-        for spec in service.get("volumes") or ():
-            mount = parse_mount(spec)
-            if mount.kind is not MountKind.NAMED or not mount.source:
-                continue
-            external = (decls.get(mount.source) or {}).get("external")
-            names.append(str(external["name"]) if isinstance(external, dict) else mount.source)
-    return list(dict.fromkeys(names))
-
-
 @lru_cache(maxsize=4096)
 def _mounted_volumes(document_text: str) -> tuple[str, ...]:
-    """``stored_grid_volumes`` of a stored document, by its text: a pure function of that text,
-    so an answer kept for it is right for as long as any row holds that text."""
-    return tuple(stored_grid_volumes(json.loads(document_text)))
+    """The grid volumes a stored service document mounts (``StoredService.grid_volumes``), by its
+    text: a pure function of that text, so an answer kept for it is right for as long as any row
+    holds that text. The volume API asks this of every service of the grid on every request; the
+    stack pipeline runs once per distinct document."""
+    return tuple(load_service(json.loads(document_text)).grid_volumes)
 
 
 def services_using(session: Session, grid_row: GridRow) -> dict[str, list[str]]:

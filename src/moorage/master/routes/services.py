@@ -19,11 +19,11 @@ from moorage.master.schemas import (
     StackPath,
     service_out,
 )
+from moorage.master.service_fields import create_service
 from moorage.master.state import State
 from moorage.model.stack import full_service_id
 from moorage.store.grids import get_grid_row
 from moorage.store.services import (
-    create_service,
     get_service_row,
     list_services,
     remove_service,

@@ -9,6 +9,7 @@ that names the volume instance, its node, and what the user can do.
 
 from __future__ import annotations
 
+from moorage.model.volume import volume_follows_instance
 from moorage.scheduler.context import PassContext
 from moorage.scheduler.index import NodeIndex
 from moorage.scheduler.reasons import NOT_HOLDING_VOLUME, PINNED_NODE_OFFLINE, PINNED_NODE_REMOVED
@@ -19,7 +20,9 @@ __all__ = ["VolumePin", "holds", "pinned_node_down"]
 
 def holds(node: NodeView, need: VolumeNeed) -> bool:
     """Whether ``node`` can serve ``need``: it holds the volume instance, or the storage is shared."""
-    return not need.is_pin or node.id == need.pinned_node or node.drivers.get(need.driver) == "global"
+    if not need.is_pin or node.id == need.pinned_node:
+        return True
+    return volume_follows_instance(need.scope, node.drivers.get(need.driver))
 
 
 class VolumePin:
