@@ -116,6 +116,18 @@ def _wait_for_master(url: str, proc: subprocess.Popen[bytes], timeout: float = 3
     raise MoorageError(f"The master did not answer on {url} within {timeout:.0f}s")
 
 
+def _local_images(cache: Path) -> str:
+    """Make the README's images (``redis:local``, ``busybox:local``) available on the local engine,
+    built from this host's binaries as the testbed does: no registry needed. Returns what it did."""
+    from moorage.testbed.images import build_images, import_images
+
+    docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    images = build_images(cache)
+    imported = import_images(docker_host, images)
+    refs = ", ".join(image.ref for image in images)
+    return f"imported {', '.join(imported)}" if imported else f"{refs} already there"
+
+
 def up(
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT for the master")] = UP_LISTEN,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Master and agent files")] = None,
@@ -130,8 +142,13 @@ def up(
     master_proc = subprocess.Popen([*exe, "master", "--listen", listen, "--data-dir", str(master_dir)])
     procs = [master_proc]
     try:
+        try:
+            images = _local_images(base / "images")
+        except MoorageError as err:  # the engine or busybox/redis missing: say so, run anyway
+            images = f"not imported ({err.message})"
         _wait_for_master(url, master_proc)
-        token = (master_dir / "admin.token").read_text().strip()
+        token_file = master_dir / "admin.token"
+        token = token_file.read_text().strip()
         with MasterClient(url, token) as client:
             grids = [g["name"] for g in client.get("/v1/grids")["grids"]]
             if UP_GRID not in grids:
@@ -142,6 +159,7 @@ def up(
         save_config(url=url, token=token, grid=UP_GRID)
         print(
             f"\nMoorage is up: master {url}, grid '{UP_GRID}', one agent on the local Docker Engine.\n"
+            f"Admin token in {token_file}; local images: {images}.\n"
             "In another terminal (the CLI is already logged in):\n"
             "  moorage node ls\n"
             "  moorage volume create --scope instance --driver local redis-data\n"

@@ -67,11 +67,16 @@ def prepare(config: MasterConfig) -> tuple[Database, str | None]:
 
 def run_master(config: MasterConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # not a line per migration at each start
     db, token = prepare(config)
     if token is not None:
         print(f"Admin token (shown once, also in {config.data_dir / 'admin.token'}, mode 0600):", flush=True)
         print(f"  {token}", flush=True)
-    print(f"Moorage master on http://{config.host}:{config.port} (store: {db.engine.url!r})", flush=True)
+    print(
+        f"Moorage master on http://{config.host}:{config.port} (store: {db.engine.url!r}; "
+        f"admin token file: {config.data_dir / 'admin.token'})",
+        flush=True,
+    )
     app = create_app(db, config.settings)
     freeze_startup_heap()  # what start-up built lives as long as the process: collections skip it
     uvicorn.run(

@@ -230,6 +230,8 @@ def import_images(docker_host: str, images: Sequence[ImageTarball], *, timeout: 
                     continue
             except docker.errors.ImageNotFound:
                 pass
+            except (docker.errors.DockerException, OSError) as exc:  # no engine there, most often
+                raise TestbedError(f"The Docker Engine at {docker_host} did not answer: {exc}") from exc
             repository, tag = image.ref.rsplit(":", 1)
             try:
                 result = client.api.import_image(
