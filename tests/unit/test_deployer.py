@@ -203,6 +203,7 @@ def test_a_newer_deployment_supersedes_a_running_one(db: Database) -> None:
         await deployer.wait_finished(first)
         superseded = _deployment(db, first)
         assert (superseded.state, superseded.message) == ("error", SUPERSEDED)
+        assert superseded.superseded_by == second
 
         # the newer one takes web-3 over as it is (unchanged) and succeeds once it runs
         await agents.report("web", [3])

@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol
 
@@ -190,13 +191,15 @@ class Deployer:
 
     async def deploy(self, grid: str, service_ids: Sequence[int], target: str) -> str:
         """Start a deployment of these services (in this order); returns its id at once."""
+        # It begins now, before it stops the ones it supersedes: they finish after it began.
+        begun = datetime.now(UTC)
         for service_id in service_ids:
             previous = self._owner.get(service_id)
             if previous in self._tasks:
                 self._tasks[previous].cancel()
         connected = self.agents.connected_ids()
         deployment_id, plans, nodes = await self.db.run(
-            lambda session: self._plan(session, grid, list(service_ids), target, connected)
+            lambda session: self._plan(session, grid, list(service_ids), target, connected, begun)
         )
         await self.agents.push_desired(nodes)
         task = asyncio.create_task(self._roll_out(deployment_id, plans), name=f"deploy-{deployment_id}")
@@ -216,11 +219,17 @@ class Deployer:
         await self.agents.push_desired(node_ids)
 
     def _plan(
-        self, session: Session, grid: str, service_ids: list[int], target: str, connected: set[str]
+        self,
+        session: Session,
+        grid: str,
+        service_ids: list[int],
+        target: str,
+        connected: set[str],
+        begun: datetime,
     ) -> tuple[str, list[ServicePlan], set[str]]:
         grid_row = get_grid_row(session, grid)
         plans = plan_services(session, grid_row, deployment_services(session, service_ids), connected)
-        deployment_id = create_deployment(session, grid_row.id, target, service_ids)
+        deployment_id = create_deployment(session, grid_row.id, target, service_ids, begun)
         return deployment_id, plans, record_unplaced(session, grid_row.id, plans)
 
     # -- roll out -------------------------------------------------------------------------------

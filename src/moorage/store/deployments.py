@@ -70,8 +70,11 @@ class WaitingService:
     service_id: str  # grid/stack/service
 
 
-def create_deployment(session: Session, grid_id: int, target: str, service_ids: Sequence[int]) -> str:
-    """Record a ``running`` deployment of these services (in this order); returns its id."""
+def create_deployment(
+    session: Session, grid_id: int, target: str, service_ids: Sequence[int], created_at: datetime
+) -> str:
+    """Record a ``running`` deployment of these services (in this order), begun at ``created_at``;
+    returns its id."""
     row = DeploymentRow(
         id=new_id(),
         grid_id=grid_id,
@@ -79,7 +82,7 @@ def create_deployment(session: Session, grid_id: int, target: str, service_ids: 
         service_ids=list(service_ids),
         state="running",
         message=None,
-        created_at=datetime.now(UTC),
+        created_at=created_at,
         finished_at=None,
     )
     session.add(row)
