@@ -578,7 +578,7 @@ class Options:
 
 async def setup_grid(client: httpx.AsyncClient, grid: str, volumes: int, services: int) -> str:
     (await client.post("/v1/grids", json={"name": grid})).raise_for_status()
-    token = str((await client.get(f"/v1/grids/{grid}/token")).raise_for_status().json()["token"])
+    token = str((await client.post(f"/v1/grids/{grid}/token")).raise_for_status().json()["token"])
     for n in range(volumes):
         body = {
             "name": f"data-{n:03d}",

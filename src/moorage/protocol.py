@@ -5,6 +5,13 @@ Agent → master: ``hello`` (first), ``info`` (when anything changed), ``heartbe
 Master → agent: ``welcome`` (after hello), ``error`` (then the master closes), ``desired`` (the
 whole desired state of the node: containers and volumes; sent on connect and whenever it changes).
 
+Who may say hello: the handshake carries ``Authorization: Bearer`` with either the grid's join
+token (admits a node id the master does not know yet) or the node's own credential (the node it
+names and no other). ``welcome`` carries a new credential the first time a node is admitted (and
+once for a node that joined before credentials existed); the agent keeps it in its data dir.
+Every frame is JSON text of at most ``MAX_MESSAGE_BYTES``; anything else closes the connection
+with a reason.
+
 The agent is level-triggered: it converges its engine to the last ``desired`` it received, on a
 timer as well as when a new one arrives, so a missed message only delays convergence.
 
@@ -15,10 +22,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from moorage.model.names import NODE
+from moorage.model.node import node_id_error
 
 __all__ = [
     "AGENT_PATH",
+    "MAX_MESSAGE_BYTES",
     "AgentMessage",
     "ContainerSpec",
     "Desired",
@@ -38,9 +49,11 @@ __all__ = [
     "Welcome",
     "agent_message",
     "master_message",
+    "validation_problem",
 ]
 
 AGENT_PATH = "/v1/agent"
+MAX_MESSAGE_BYTES = 2**24  # one frame, either way: a whole node's desired state fits many times over
 
 
 class _Msg(BaseModel):
@@ -120,11 +133,25 @@ class VolumeStatus(_Msg):
 
 class Hello(_Msg):
     type: Literal["hello"] = "hello"
-    node_id: str = Field(min_length=8, max_length=64)
-    name: str = Field(min_length=1, max_length=128)
+    node_id: str  # the rules: model/node.py and model/names.py, applied below
+    name: str
     labels: list[str] = Field(default_factory=list)
     info: NodeInfoWire
     agent_version: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if (problem := NODE.error(name)) is not None:
+            raise ValueError(f"{problem}; start the agent with --name NAME")
+        return name
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, node_id: str) -> str:
+        if (problem := node_id_error(node_id)) is not None:
+            raise ValueError(problem)
+        return node_id
 
 
 class InfoMsg(_Msg):
@@ -148,6 +175,7 @@ class Welcome(_Msg):
     name: str
     grid: str
     heartbeat_interval: float
+    credential: str | None = None  # this node's own secret, sent once: keep it, present it next time
 
 
 class Desired(_Msg):
@@ -174,6 +202,15 @@ _master_adapter: TypeAdapter[AnyMasterMessage] = TypeAdapter(MasterMessage)
 def agent_message(raw: str | bytes) -> AnyAgentMessage:
     """Parse one agent → master message (raises pydantic.ValidationError)."""
     return _agent_adapter.validate_json(raw)
+
+
+def validation_problem(err: ValidationError) -> str:
+    """A peer's bad message in one line, without echoing what it sent (it may hold escapes)."""
+    parts = []
+    for item in err.errors(include_input=False, include_url=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "message"
+        parts.append(f"{where}: {str(item['msg']).removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 def master_message(raw: str | bytes) -> AnyMasterMessage:

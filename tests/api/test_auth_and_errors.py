@@ -38,7 +38,7 @@ def test_requests_without_a_valid_token_are_refused(
 
 def test_grid_join_token_is_forbidden_on_admin_routes(master: MasterProcess, grid: str) -> None:
     with master.client() as admin:
-        join = admin.get(f"/v1/grids/{grid}/token").json()["token"]
+        join = admin.post(f"/v1/grids/{grid}/token").json()["token"]
     with master.client(join) as agent_token:
         response = agent_token.get("/v1/grids")
     assert response.status_code == 403

@@ -53,7 +53,7 @@ def test_a_superseded_deployment_says_so_and_exits_by_the_newer_ones_outcome(
 ) -> None:
     with master.client() as client:
         _service(client, grid)
-        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
         with FakeNode(master.url, token, "node-1", reporting=False) as node:
             wait_until(lambda: node.welcomes, 10, "the fake node to join")
             proc = _cli(master, grid, tmp_path, "service", "deploy", "web")
@@ -83,7 +83,7 @@ def test_a_deployment_that_finished_before_the_next_began_is_not_superseded(
 ) -> None:
     with master.client() as client:
         _service(client, grid)
-        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
         with FakeNode(master.url, token, "node-1") as node:
             wait_until(lambda: node.welcomes, 10, "the fake node to join")
             ids = []
@@ -102,7 +102,7 @@ def test_following_goes_on_through_a_master_restart(fresh_master: MasterProcess,
     with master.client() as client:
         client.post("/v1/grids", json={"name": "g"}).raise_for_status()
         _service(client, "g")
-        token = client.get("/v1/grids/g/token").json()["token"]
+        token = client.post("/v1/grids/g/token").json()["token"]
     with FakeNode(master.url, token, "node-1", reporting=False) as node:
         wait_until(lambda: node.welcomes, 10, "the fake node to join")
         proc = _cli(master, "g", tmp_path, "service", "deploy", "web")

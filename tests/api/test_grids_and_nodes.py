@@ -17,7 +17,7 @@ def _node(client, grid: str, name: str) -> dict:
 
 
 def _join_token(client, grid: str) -> str:
-    return client.get(f"/v1/grids/{grid}/token").json()["token"]
+    return client.post(f"/v1/grids/{grid}/token").json()["token"]
 
 
 def test_grid_lifecycle(fresh_master: MasterProcess) -> None:
@@ -30,10 +30,11 @@ def test_grid_lifecycle(fresh_master: MasterProcess) -> None:
         }
         assert [g["name"] for g in client.get("/v1/grids").json()["grids"]] == ["g"]
         assert client.get("/v1/grids/g").json()["node_count"] == 0
-        old = client.get("/v1/grids/g/token").json()["token"]
+        old = created.json()["join_token"]
+        shown = client.get("/v1/grids/g/token")
+        assert shown.status_code == 409 and "stored hashed" in shown.json()["error"], "never shown again"
         new = client.post("/v1/grids/g/token").json()["token"]
         assert new != old
-        assert client.get("/v1/grids/g/token").json()["token"] == new
         assert client.delete("/v1/grids/g").status_code == 200
         assert client.get("/v1/grids/g").status_code == 404
 
@@ -44,6 +45,7 @@ def test_agent_registers_goes_offline_and_returns_as_the_same_node(master: Maste
         node_id = uuid.uuid4().hex
         ws, welcome = join(master.url, token, hello("node-1", node_id=node_id, labels=["zone=a"]))
         assert welcome["type"] == "welcome" and welcome["grid"] == grid
+        credential = welcome["credential"]
         node = _node(client, grid, "node-1")
         assert node["status"] == "online"
         assert node["zone"] == "a"
@@ -52,7 +54,8 @@ def test_agent_registers_goes_offline_and_returns_as_the_same_node(master: Maste
         wait_until(
             lambda: _node(client, grid, "node-1")["status"] == "offline", 10, "node-1 offline after close"
         )
-        ws, welcome = join(master.url, token, hello("node-1", node_id=node_id))
+        ws, welcome = join(master.url, credential, hello("node-1", node_id=node_id))
+        assert welcome["type"] == "welcome" and welcome["credential"] is None, "issued once"
         wait_until(lambda: _node(client, grid, "node-1")["status"] == "online", 10, "node-1 online again")
         assert [n["id"] for n in client.get(f"/v1/nodes/{grid}").json()["nodes"]] == [node_id]
         ws.close()
@@ -118,7 +121,7 @@ def test_node_labels_and_removal(master: MasterProcess, grid: str) -> None:
 def test_restart_keeps_grids_nodes_and_labels(master: MasterProcess, grid: str) -> None:
     with master.client() as client:
         token = _join_token(client, grid)
-        ws, _ = join(master.url, token, hello("keep", node_id="b" * 32, labels=["zone=c"]))
+        ws, welcome = join(master.url, token, hello("keep", node_id="b" * 32, labels=["zone=c"]))
         client.post(f"/v1/nodes/{grid}/keep/labels", json={"labels": ["disk=ssd"]}).raise_for_status()
     ws.close()
     master.stop()
@@ -127,7 +130,7 @@ def test_restart_keeps_grids_nodes_and_labels(master: MasterProcess, grid: str) 
         node = _node(client, grid, "keep")
         assert node["status"] == "offline"
         assert node["labels"] == ["disk=ssd", "zone=c"]
-        ws, _ = join(master.url, token, hello("keep", node_id="b" * 32, labels=["zone=x"]))
+        ws, _ = join(master.url, welcome["credential"], hello("keep", node_id="b" * 32, labels=["zone=x"]))
         node = wait_until(
             lambda: (n := _node(client, grid, "keep"))["status"] == "online" and n, 10, "node back"
         )

@@ -32,7 +32,7 @@ def test_an_instance_whose_node_is_offline_is_shown_unknown_not_running(
     master: MasterProcess, grid: str
 ) -> None:
     with master.client() as client:
-        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
         ws, welcome = join(master.url, token, hello("node-1"))
         assert welcome["type"] == "welcome"
         created = client.post(

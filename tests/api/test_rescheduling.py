@@ -40,7 +40,7 @@ def test_an_instance_pending_for_lack_of_nodes_places_when_one_joins(
         )
         assert waiting["node"] is None and "the grid has no nodes" in waiting["reason"]
 
-        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
         ws, welcome = join(master.url, token, hello("node-1"))
         try:
             assert welcome["type"] == "welcome"

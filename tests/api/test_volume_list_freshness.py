@@ -89,9 +89,9 @@ def test_services_and_stacks_mounting_a_volume_show_and_go(master: MasterProcess
 
 def test_deployments_and_agent_reports_show_in_volume_instances(master: MasterProcess, grid: str) -> None:
     with master.client() as client:
-        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
         node_id = uuid.uuid4().hex
-        ws, _ = join(master.url, token, hello("keeper", node_id=node_id, labels=["zone=a"]))
+        ws, welcome = join(master.url, token, hello("keeper", node_id=node_id, labels=["zone=a"]))
         try:
             _create(client, grid, "kept")
             client.post(
@@ -131,7 +131,7 @@ def test_deployments_and_agent_reports_show_in_volume_instances(master: MasterPr
             lambda: client.get(f"/v1/nodes/{grid}/keeper").json()["status"] == "offline", 10, "node offline"
         )
         assert _volumes(client, grid)["kept"]["instances"][0]["node"] == "keeper"
-        ws, _ = join(master.url, token, hello("keeper-2", node_id=node_id, labels=["zone=a"]))
+        ws, _ = join(master.url, welcome["credential"], hello("keeper-2", node_id=node_id, labels=["zone=a"]))
         try:
             wait_until(
                 lambda: _volumes(client, grid)["kept"]["instances"][0]["node"] == "keeper-2",

@@ -203,7 +203,7 @@ def test_a_node_holding_volume_instances_cannot_be_removed(master: MasterProcess
     from tests.support.waiting import wait_until
 
     with master.client() as client:
-        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
         ws, _ = join(master.url, token, hello("keeper"))
         client.post(
             f"/v1/volumes/{grid}", json={"name": "kept", "scope": "instance", "driver": "local"}

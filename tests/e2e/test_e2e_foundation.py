@@ -116,3 +116,21 @@ def test_cli_errors_say_how_to_fix_and_exit_1(bed: Bed) -> None:
     away = Bed(bed.directory, {**bed.env, "MOORAGE_URL": "http://127.0.0.1:9"}).fails("node", "ls")
     assert "Cannot reach the master" in away.err
     assert time.monotonic() - started < 30
+
+
+def test_agents_hold_their_own_credential_and_no_token_shows_in_ps(bed: Bed) -> None:
+    import os
+    import stat
+
+    from moorage.testbed.state import load_state
+
+    state = load_state(bed.directory)
+    assert state is not None and state.master is not None
+    join_token = state.master.join_token
+    for node in state.nodes:
+        assert node.agent is not None
+        cmdline = Path(f"/proc/{node.agent.pid}/cmdline").read_bytes().decode()
+        assert "agent" in cmdline and join_token not in cmdline, "the join token is not in 'ps'"
+        credential = node.agent_dir / "node_credential"
+        assert stat.S_IMODE(os.stat(credential).st_mode) == 0o600
+        assert credential.read_text().strip() not in (join_token, "")

@@ -477,8 +477,6 @@ def _stand_in_master(args: argparse.Namespace) -> None:
         def do_GET(self) -> None:
             if self.path == "/v1/ping":
                 self._send(200, {"ok": True})
-            elif self.path == "/v1/grids/testbed/token" and self._admin():
-                self._send(200, {"token": "join-secret"})
             elif self.path == "/v1/nodes/testbed" and self._admin():
                 now = time.monotonic()
                 nodes = [
@@ -493,6 +491,8 @@ def _stand_in_master(args: argparse.Namespace) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             if self.path == "/v1/grids" and self._admin():
                 self._send(201, {"name": body["name"]})
+            elif self.path == "/v1/grids/testbed/token" and self._admin():
+                self._send(200, {"token": "join-secret"})
             elif self.path == "/v1/hello" and body.get("token") == "join-secret":
                 seen[body["name"]] = {**body, "at": time.monotonic()}
                 self._send(200, {})
@@ -531,8 +531,9 @@ def _stand_in(argv: list[str]) -> None:
     master.add_argument("--listen", required=True)
     master.add_argument("--data-dir", required=True)
     agent = sub.add_parser("agent")
-    for option in ("--master", "--token", "--name", "--docker-host", "--plugin-dir", "--data-dir"):
+    for option in ("--master", "--name", "--docker-host", "--plugin-dir", "--data-dir"):
         agent.add_argument(option, required=True)
+    agent.add_argument("--token", default=os.environ.get("MOORAGE_JOIN_TOKEN"))
     agent.add_argument("--label", action="append")
     driver = sub.add_parser("driver")
     driver.add_argument("kind", choices=["dirvol"])

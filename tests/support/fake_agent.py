@@ -7,6 +7,7 @@ engines, is exercised by the end-to-end tests.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -32,8 +33,12 @@ def hello(name: str, node_id: str | None = None, labels: list[str] | None = None
     }
 
 
-def join(master_url: str, token: str, message: dict) -> tuple[ClientConnection, dict]:
-    ws = connect(websocket_url(master_url), additional_headers={"Authorization": f"Bearer {token}"})
+def join(
+    master_url: str, token: str, message: dict, ssl_context: ssl.SSLContext | None = None
+) -> tuple[ClientConnection, dict]:
+    ws = connect(
+        websocket_url(master_url), additional_headers={"Authorization": f"Bearer {token}"}, ssl=ssl_context
+    )
     ws.send(json.dumps(message))
     return ws, json.loads(ws.recv(timeout=10))
 
@@ -49,6 +54,7 @@ class FakeNode(threading.Thread):
         self.token = token
         self.node_name = name
         self.node_id = uuid.uuid4().hex
+        self.credential: str | None = None
         self.reporting = threading.Event()
         if reporting:
             self.reporting.set()
@@ -67,12 +73,14 @@ class FakeNode(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            try:
-                ws, welcome = join(self.master_url, self.token, hello(self.node_name, self.node_id))
+            try:  # the node's own credential once it has one, as the real agent does
+                bearer = self.credential or self.token
+                ws, welcome = join(self.master_url, bearer, hello(self.node_name, self.node_id))
             except (OSError, WebSocketException, TimeoutError):
                 self.stopping.wait(0.2)
                 continue
             if welcome.get("type") == "welcome":
+                self.credential = welcome.get("credential") or self.credential
                 self.welcomes += 1
                 self._session(ws)
             ws.close()

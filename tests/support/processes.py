@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -38,10 +39,16 @@ class MasterProcess:
     heartbeat_interval: float = 1.0
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    tls: tuple[Path, Path] | None = None  # (certificate, key): serve https/wss
+    ca: Path | None = None  # what the tests' own clients trust for an https master
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.ca)) if self.ca else True
 
     @property
     def log_path(self) -> Path:
@@ -60,13 +67,18 @@ class MasterProcess:
         ]  # fmt: skip
         if self.db_url:
             cmd += ["--db", self.db_url]
+        if self.tls:
+            cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
         log.close()
         proc = self.proc
         wait_until(
             lambda: (
-                (proc.poll() is None and httpx.get(f"{self.url}/v1/ping", timeout=1).status_code == 200)
+                (
+                    proc.poll() is None
+                    and httpx.get(f"{self.url}/v1/ping", timeout=1, verify=self.verify).status_code == 200
+                )
                 or self._exited()
             ),
             30,
@@ -92,4 +104,4 @@ class MasterProcess:
             headers["Authorization"] = f"Bearer {self.admin_token}"
         elif token:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=self.verify)

@@ -19,7 +19,7 @@ def test_any_of_finds_what_in_finds(db_url: str) -> None:
     try:
         with db.session() as session:
             session.add_all(
-                GridRow(name=name, join_token=f"t{i}", created_at=now, updated_at=now)
+                GridRow(name=name, join_token_hash=f"t{i}", created_at=now, updated_at=now)
                 for i, name in enumerate(names)
             )
         with db.session() as session:

@@ -3,6 +3,12 @@
 connect ──hello──▶ master ──welcome──▶ heartbeat every interval
    ▲                                   info whenever the node's facts change
    └──── backoff (0.5 s doubling to 5 s) ◀── connection lost / refused
+
+The connection is opened with the node's own credential (``node_credential`` in the data dir)
+once the master has issued one (in the first ``welcome``), else with the grid's join token. If
+the master refuses the credential (the node was removed), the agent joins again with the join
+token, as a new node. ``wss://``/``https://`` masters are verified against the system's CAs,
+or against ``ca`` alone when given.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import random
 import signal
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +32,10 @@ from moorage import __version__
 from moorage.agent.converge import Converger
 from moorage.agent.drivers import volume_drivers
 from moorage.agent.engine import Containers, Engine, EngineError
-from moorage.agent.identity import node_id
+from moorage.agent.identity import CREDENTIAL_FILE, load_credential, node_id, save_credential
 from moorage.protocol import (
     AGENT_PATH,
+    MAX_MESSAGE_BYTES,
     Desired,
     ErrorMsg,
     Heartbeat,
@@ -39,7 +47,7 @@ from moorage.protocol import (
     master_message,
 )
 
-__all__ = ["AgentConfig", "run_agent", "websocket_url"]
+__all__ = ["AgentConfig", "run_agent", "tls_context", "websocket_url"]
 
 log = logging.getLogger("moorage.agent")
 
@@ -52,12 +60,18 @@ BACKOFF_MAX = 5.0
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     master: str
-    token: str
+    token: str | None  # the grid's join token; not needed once the node has its credential
     data_dir: Path
     name: str = field(default_factory=socket.gethostname)
     docker_host: str | None = None
     labels: tuple[str, ...] = ()
     plugin_dir: Path | None = Path("/run/docker/plugins")
+    ca: Path | None = None  # verify a TLS master against this CA bundle (PEM) only
+
+
+def tls_context(ca: Path | None) -> ssl.SSLContext:
+    """Verify the master's certificate and host name: against ``ca`` if given, else the system CAs."""
+    return ssl.create_default_context(cafile=str(ca) if ca is not None else None)
 
 
 def websocket_url(master: str) -> str:
@@ -70,10 +84,16 @@ def websocket_url(master: str) -> str:
     return "ws://" + base + AGENT_PATH
 
 
+class _NoToken(Exception):
+    """Neither a node credential nor a join token to open the connection with."""
+
+
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.node_id = node_id(config.data_dir)
+        self.credential = load_credential(config.data_dir)
+        self.use_credential = self.credential is not None  # False after the master refused it
         self.engine = Engine(config.docker_host)
         self.stopping = asyncio.Event()
         self.desired: Desired | None = None
@@ -100,15 +120,23 @@ class Agent:
             except InvalidStatus as err:
                 status = err.response.status_code
                 if status in (401, 403):
-                    log.error(
-                        "master refused the join token (HTTP %s); check --token ('moorage grid token')",
-                        status,
-                    )
+                    self._refused(status)
                 else:
                     log.warning("master answered HTTP %s to the agent connection", status)
             except InvalidURI as err:
                 log.error("--master %s is not a usable URL: %s", self.config.master, err)
                 return
+            except ssl.SSLCertVerificationError as err:
+                log.error(
+                    "the master's TLS certificate is not trusted: %s; pass --ca FILE with the CA "
+                    "that signed it (or fix the certificate's host name)",
+                    err.verify_message or err,
+                )
+            except _NoToken:
+                log.error(
+                    "this node has no credential yet and no join token was given: pass --token-file F "
+                    "or set MOORAGE_JOIN_TOKEN ('moorage grid token --rotate' makes one)"
+                )
             except (OSError, WebSocketException, TimeoutError) as err:
                 log.warning("cannot reach master at %s: %s", self.config.master, err)
             except EngineError as err:
@@ -121,10 +149,46 @@ class Agent:
                 await asyncio.wait_for(self.stopping.wait(), delay)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
+    def _bearer(self) -> str:
+        if self.use_credential and self.credential:
+            return self.credential
+        if self.config.token:
+            return self.config.token
+        if self.credential:  # refused before, but it is all there is: try it again
+            self.use_credential = True
+            return self.credential
+        raise _NoToken
+
+    def _refused(self, status: int) -> None:
+        if self.use_credential and self.credential:
+            if self.config.token:
+                log.warning(
+                    "master refused this node's credential (HTTP %s): was the node removed? "
+                    "joining again with the join token, as a new node",
+                    status,
+                )
+            else:
+                log.error(
+                    "master refused this node's credential (HTTP %s): was the node removed? "
+                    "give the grid's join token (--token-file F or MOORAGE_JOIN_TOKEN) to join again",
+                    status,
+                )
+            self.use_credential = False
+            return
+        log.error(
+            "master refused the join token (HTTP %s); check --token-file/MOORAGE_JOIN_TOKEN "
+            "('moorage grid token --rotate' makes a new one)",
+            status,
+        )
+        self.use_credential = self.credential is not None
+
     async def _session(self, url: str) -> bool:
         info = await to_thread.run_sync(self.node_info)
-        headers = {"Authorization": f"Bearer {self.config.token}"}
-        async with connect(url, additional_headers=headers, open_timeout=10, max_size=2**24) as ws:
+        headers = {"Authorization": f"Bearer {self._bearer()}"}
+        tls = tls_context(self.config.ca) if url.startswith("wss://") else None
+        async with connect(
+            url, additional_headers=headers, open_timeout=10, max_size=MAX_MESSAGE_BYTES, ssl=tls
+        ) as ws:
             hello = Hello(
                 node_id=self.node_id,
                 name=self.config.name,
@@ -140,6 +204,13 @@ class Agent:
             if not isinstance(reply, Welcome):
                 log.error("master did not welcome this node; got %s", reply.type)
                 return False
+            if reply.credential is not None:
+                await to_thread.run_sync(save_credential, self.config.data_dir, reply.credential)
+                self.credential, self.use_credential = reply.credential, True
+                log.info(
+                    "master issued this node its credential, kept in %s (mode 0600)",
+                    self.config.data_dir / CREDENTIAL_FILE,
+                )
             if self.converger is None or self.converger.grid != reply.grid:
                 self.converger = Converger(Containers(self.engine), reply.grid)
             log.info("connected to %s as node %s in grid %s", self.config.master, reply.name, reply.grid)

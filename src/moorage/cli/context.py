@@ -51,14 +51,19 @@ class CliContext:
     url: str | None
     token: str | None
     grid_name: str | None
+    ca: Path | None = None  # the CA bundle an https:// master is checked against
 
     @classmethod
-    def resolve(cls, url: str | None, token: str | None, grid: str | None) -> CliContext:
+    def resolve(
+        cls, url: str | None, token: str | None, grid: str | None, ca: Path | None = None
+    ) -> CliContext:
         config = load_config()
+        ca_path = ca or os.environ.get("MOORAGE_CA") or config.get("ca")
         return cls(
             url=url or os.environ.get("MOORAGE_URL") or config.get("url"),
             token=token or os.environ.get("MOORAGE_TOKEN") or config.get("token"),
             grid_name=grid or os.environ.get("MOORAGE_GRID") or config.get("grid"),
+            ca=Path(ca_path) if ca_path else None,
         )
 
     def client(self) -> MasterClient:
@@ -68,7 +73,7 @@ class CliContext:
             )
         if not self.token:
             raise MoorageError("No token: run 'moorage login --url URL --token TOKEN', or set MOORAGE_TOKEN")
-        return MasterClient(self.url, self.token)
+        return MasterClient(self.url, self.token, ca=self.ca)
 
     @property
     def grid(self) -> str:

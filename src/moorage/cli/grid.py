@@ -9,7 +9,7 @@ import typer
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext, save_config
 from moorage.cli.options import Force, Json
-from moorage.cli.output import print_json, table
+from moorage.cli.output import err_console, print_json, table
 
 __all__ = ["app"]
 
@@ -26,7 +26,15 @@ def create(ctx: typer.Context, name: str, json: Json = False) -> None:
     if json:
         print_json(grid)
     else:
-        print(f"Created grid {name} and switched to it. Join nodes with: moorage grid token")
+        print(
+            f"Created grid {name} and switched to it. Its join token (shown only now; the master keeps a hash):"
+        )
+        print(f"  {grid['join_token']}")
+        print(
+            "Join nodes with it in a file (not on the command line, where 'ps' shows it):\n"
+            f"  moorage agent --master {cli.url} --token-file FILE\n"
+            "Lost it? 'moorage grid token --rotate' makes a new one (joined nodes keep working)."
+        )
 
 
 @app.command("ls")
@@ -91,16 +99,26 @@ def token(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Grid (default: the current one)")] = None,
     rotate: Annotated[
-        bool, typer.Option("--rotate", help="Make a new join token; the old one stops working")
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Make a new join token; the old one stops admitting agents, and agents it admitted "
+            "that have no node credential are disconnected",
+        ),
     ] = False,
     json: Json = False,
 ) -> None:
-    """Show (or rotate) the token agents use to join the grid."""
+    """Rotate the token agents use to join the grid (it is shown only when made)."""
     cli: CliContext = ctx.obj
     grid = name or cli.grid
     with cli.client() as client:
         result = client.post(f"/v1/grids/{grid}/token") if rotate else client.get(f"/v1/grids/{grid}/token")
     if json:
         print_json(result)
-    else:
-        print(result["token"])
+        return
+    print(result["token"])
+    if result.get("disconnected"):
+        err_console.print(
+            f"Closed {result['disconnected']} agent connection(s) the old token had admitted; "
+            "each reconnects with its own node credential"
+        )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from moorage.cli import driver, grid, node, servers, service, stack, testbed, volume
+from moorage.cli import driver, grid, node, servers, service, stack, testbed, token, volume
 from moorage.cli.context import CliContext, save_config
 from moorage.cli.output import err_console, print_error
 from moorage.cli.typer_click import ClickException, UsageError, usage_context
@@ -33,8 +34,11 @@ def root(
     url: Annotated[str | None, typer.Option("--url", help="Master URL (or MOORAGE_URL)")] = None,
     token: Annotated[str | None, typer.Option("--token", help="Admin token (or MOORAGE_TOKEN)")] = None,
     grid_name: Annotated[str | None, typer.Option("--grid", help="Grid to act on (or MOORAGE_GRID)")] = None,
+    ca: Annotated[
+        Path | None, typer.Option("--ca", help="CA (PEM) to check an https:// master against (or MOORAGE_CA)")
+    ] = None,
 ) -> None:
-    ctx.obj = CliContext.resolve(url, token, grid_name)
+    ctx.obj = CliContext.resolve(url, token, grid_name, ca)
 
 
 @app.command()
@@ -42,15 +46,19 @@ def login(
     url: Annotated[str, typer.Option("--url", help="Master URL, e.g. http://127.0.0.1:8470")],
     token: Annotated[str, typer.Option("--token", help="An admin token of that master")],
     grid_name: Annotated[str | None, typer.Option("--grid", help="Grid to use from now on")] = None,
+    ca: Annotated[
+        Path | None, typer.Option("--ca", help="CA (PEM) that signed an https:// master's certificate; saved")
+    ] = None,
 ) -> None:
     """Check a master URL and token, and save them for later commands."""
-    with MasterClient(url, token) as client:
+    ca = ca.resolve() if ca is not None else None
+    with MasterClient(url, token, ca=ca) as client:
         grids = [g["name"] for g in client.get("/v1/grids")["grids"]]
     if grid_name is None and len(grids) == 1:
         grid_name = grids[0]
     if grid_name is not None and grid_name not in grids:
         raise MoorageError(f"Grid {grid_name} not found on {url}; 'moorage grid create {grid_name}' makes it")
-    path = save_config(url=url, token=token, grid=grid_name)
+    path = save_config(url=url, token=token, grid=grid_name, ca=str(ca) if ca is not None else "")
     print(f"Logged in to {url} (saved in {path})" + (f"; using grid {grid_name}" if grid_name else ""))
 
 
@@ -61,6 +69,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(service.app, name="service")
 app.add_typer(testbed.app, name="testbed")
 app.add_typer(driver.app, name="driver")
+app.add_typer(token.app, name="token")
 servers.register(app)
 
 

@@ -42,9 +42,15 @@ def master(
         float,
         typer.Option("--heartbeat-interval", help="Seconds between agent heartbeats; 3 missed = offline"),
     ] = 5.0,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Serve HTTPS/WSS with this certificate chain (PEM)")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="The certificate's private key (PEM)")
+    ] = None,
 ) -> None:
     """Run the master: REST API, agent hub, and the store."""
-    from moorage.master.server import MasterConfig, parse_listen, run_master
+    from moorage.master.server import MasterConfig, MasterTls, parse_listen, run_master
     from moorage.master.settings import MasterSettings
 
     if heartbeat_interval <= 0:
@@ -57,13 +63,44 @@ def master(
             data_dir=data_dir or default_data_dir("master"),
             db_url=db,
             settings=MasterSettings(heartbeat_interval=heartbeat_interval),
+            tls=MasterTls.checked(tls_cert, tls_key),
         )
     )
 
 
+def _join_token(token: str | None, token_file: Path | None) -> str | None:
+    """The join token from --token-file (or --token / MOORAGE_JOIN_TOKEN); None if not given."""
+    if token_file is None:
+        return token.strip() if token and token.strip() else None
+    if token:
+        raise InvalidInput.one("--token-file", "give the join token once: --token-file or --token, not both")
+    try:
+        value = token_file.read_text().strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInput.one("--token-file", f"cannot read {token_file}: {err}") from err
+    if not value:
+        raise InvalidInput.one("--token-file", f"{token_file} is empty; write the grid's join token in it")
+    return value
+
+
 def agent(
     master_url: Annotated[str, typer.Option("--master", help="Master URL, e.g. http://10.0.0.1:8470")],
-    token: Annotated[str, typer.Option("--token", help="The grid's join token ('moorage grid token')")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="MOORAGE_JOIN_TOKEN",
+            show_envvar=True,
+            help="The grid's join token; on the command line it shows in 'ps': prefer --token-file "
+            "or MOORAGE_JOIN_TOKEN. Needed only until the node has its own credential",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Read the grid's join token from this file")
+    ] = None,
+    ca: Annotated[
+        Path | None, typer.Option("--ca", help="Trust only this CA (PEM) for an https:// master")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Node name (default: host name)")] = None,
     docker_host: Annotated[
         str | None,
@@ -73,7 +110,7 @@ def agent(
         list[str] | None, typer.Option("--label", help="k=v label for a new node (repeat)")
     ] = None,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Where the agent keeps the node id")
+        Path | None, typer.Option("--data-dir", help="Where the agent keeps the node id and credential")
     ] = None,
     plugin_dir: Annotated[
         Path, typer.Option("--plugin-dir", help="Folder of the engine's legacy plugin sockets")
@@ -82,21 +119,39 @@ def agent(
     """Run an agent: join the grid and converge this node's Docker Engine."""
     import socket
 
+    from moorage.agent.identity import load_credential
     from moorage.agent.runner import AgentConfig, run_agent
+    from moorage.model.names import NODE
     from moorage.model.node import label_error
 
     labels = tuple(label or ())
     problems = {f"--label {v}": p for v in labels if (p := label_error(v))}
+    node_name = name or socket.gethostname()
+    if (problem := NODE.error(node_name)) is not None:
+        problems["--name"] = problem
+    if ca is not None and not ca.is_file():
+        problems["--ca"] = (
+            f"{ca}: no such file; give the PEM file of the CA that signed the master's certificate"
+        )
     if problems:
         raise InvalidInput(problems)
+    join_token = _join_token(token, token_file)
+    agent_dir = data_dir or default_data_dir("agent")
+    if join_token is None and load_credential(agent_dir) is None:
+        raise InvalidInput.one(
+            "--token-file",
+            f"this node has no credential in {agent_dir} yet: give the grid's join token with "
+            "--token-file F or MOORAGE_JOIN_TOKEN ('moorage grid token --rotate' makes one)",
+        )
     run_agent(
         AgentConfig(
             master=master_url,
-            token=token,
-            name=name or socket.gethostname(),
+            token=join_token,
+            ca=ca,
+            name=node_name,
             docker_host=docker_host,
             labels=labels,
-            data_dir=data_dir or default_data_dir("agent"),
+            data_dir=agent_dir,
             plugin_dir=plugin_dir,
         )
     )
@@ -152,10 +207,11 @@ def up(
         with MasterClient(url, token) as client:
             grids = [g["name"] for g in client.get("/v1/grids")["grids"]]
             if UP_GRID not in grids:
-                client.post("/v1/grids", {"name": UP_GRID})
-            join = client.get(f"/v1/grids/{UP_GRID}/token")["token"]
-        agent_cmd = [*exe, "agent", "--master", url, "--token", join, "--data-dir", str(base / "agent")]
-        procs.append(subprocess.Popen(agent_cmd))
+                join = client.post("/v1/grids", {"name": UP_GRID})["join_token"]
+            else:  # shown only when made: a new one (the agent reconnects with its own credential)
+                join = client.post(f"/v1/grids/{UP_GRID}/token")["token"]
+        agent_cmd = [*exe, "agent", "--master", url, "--data-dir", str(base / "agent")]
+        procs.append(subprocess.Popen(agent_cmd, env={**os.environ, "MOORAGE_JOIN_TOKEN": join}))
         save_config(url=url, token=token, grid=UP_GRID)
         print(
             f"\nMoorage is up: master {url}, grid '{UP_GRID}', one agent on the local Docker Engine.\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,6 +11,26 @@ import httpx
 from moorage.errors import MoorageError
 
 __all__ = ["ApiError", "MasterClient"]
+
+
+def _verify(ca: Path | None) -> ssl.SSLContext | bool:
+    if ca is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca))
+    except (OSError, ssl.SSLError) as err:
+        raise MoorageError(
+            f"Cannot use --ca {ca}: {err}; give the PEM file of the CA that signed the master's certificate"
+        ) from err
+
+
+def _untrusted(err: httpx.ConnectError) -> bool:
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(err)
 
 
 class ApiError(MoorageError):
@@ -25,10 +47,13 @@ class ApiError(MoorageError):
 
 
 class MasterClient:
-    def __init__(self, url: str, token: str | None, *, timeout: float = 30.0) -> None:
+    """``ca``: for an https:// master, trust only this CA bundle (PEM); without it, the system's CAs."""
+
+    def __init__(self, url: str, token: str | None, *, timeout: float = 30.0, ca: Path | None = None) -> None:
         self.url = url.rstrip("/")
+        self.ca = ca
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=_verify(ca))
 
     def __enter__(self) -> MasterClient:
         return self
@@ -42,6 +67,16 @@ class MasterClient:
     def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
             response = self.http.request(method, path, json=json, params=params)
+        except httpx.ConnectError as err:
+            if _untrusted(err):
+                raise MoorageError(
+                    f"The master at {self.url} has a TLS certificate this client does not trust ({err}); "
+                    "pass --ca FILE (or MOORAGE_CA, or 'moorage login --ca FILE') with the CA that signed it"
+                ) from err
+            raise MoorageError(
+                f"Cannot reach the master at {self.url}: {err}; is it running? "
+                "Check --url / MOORAGE_URL or 'moorage login'"
+            ) from err
         except httpx.TransportError as err:
             raise MoorageError(
                 f"Cannot reach the master at {self.url}: {err}; is it running? "

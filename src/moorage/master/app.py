@@ -12,7 +12,7 @@ from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
 from moorage.master.hub import AgentHub
 from moorage.master.request_limits import RequestLimits
-from moorage.master.routes import agent, deployments, grids, nodes, services, stacks, volumes
+from moorage.master.routes import agent, deployments, grids, nodes, services, stacks, tokens, volumes
 from moorage.master.settings import MasterSettings
 from moorage.master.state import MasterState
 from moorage.master.volume_lists import VolumeLists
@@ -50,6 +50,6 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     async def ping() -> dict[str, str]:  # async: a sync route costs a hop to a worker thread and back
         return {"status": "ok", "version": __version__}
 
-    for module in (grids, nodes, volumes, stacks, services, deployments, agent):
+    for module in (grids, nodes, volumes, stacks, services, deployments, tokens, agent):
         app.include_router(module.router)
     return app

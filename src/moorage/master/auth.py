@@ -1,8 +1,18 @@
-"""Bearer tokens: admin tokens for the API, a grid's join token for its agents."""
+"""Bearer tokens: admin tokens for the API; for agents, a grid's join token or a node's credential.
+
+Principals (each secret is stored only as its SHA-256 hash):
+
+    admin token        named, several (``/v1/tokens``)      the whole API
+    grid join token    one per grid (rotate: POST token)   the agent socket, to admit a NEW node id
+    node credential    one per node, issued at first join  the agent socket, as that node only
+
+Agents are admitted in ``moorage.master.admission``. Every request's token is looked up in the store (an indexed read, no cache): a removed or
+rotated token stops working at the next request.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import UTC, datetime
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -10,7 +20,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import Forbidden, Unauthorized
 from moorage.master.state import State
 from moorage.store.grids import grid_by_join_token
-from moorage.store.tokens import hash_token, is_admin_token
+from moorage.store.tokens import LAST_USED_PRECISION, AdminToken, admin_token_by_hash, hash_token, mark_used
 
 __all__ = ["Admin", "bearer_token", "require_admin"]
 
@@ -25,8 +35,9 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 async def require_admin(request: Request, state: State) -> None:
-    """Every API request's check, so it runs on the event loop (``async``): a known admin token is a
-    set lookup; only a token not seen yet costs a store query, on a worker thread."""
+    """Every API request's check, on the event loop (``async``): one indexed read of the store
+    (on the loop itself for SQLite, see ``Database.read``); ``last_used_at`` is written at most
+    once a minute per token, on a worker thread."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized(
@@ -34,17 +45,18 @@ async def require_admin(request: Request, state: State) -> None:
             "data dir, admin.token), or run 'moorage login --url URL --token TOKEN'"
         )
     digest = hash_token(token)
-    if digest in state.admin_token_hashes:
-        return
 
-    def kind(session: Session) -> Literal["admin", "join"] | None:
-        if is_admin_token(session, token):
-            return "admin"
+    def kind(session: Session) -> AdminToken | str | None:
+        found = admin_token_by_hash(session, digest)
+        if found is not None:
+            return found
         return "join" if grid_by_join_token(session, token) is not None else None
 
     found = await state.db.read(kind)
-    if found == "admin":
-        state.admin_token_hashes.add(digest)
+    if isinstance(found, AdminToken):
+        now = datetime.now(UTC)
+        if found.last_used_at is None or now - found.last_used_at >= LAST_USED_PRECISION:
+            await state.db.run(lambda session: mark_used(session, found.id, now))
         return
     if found == "join":
         raise Forbidden("This is a grid join token, for agents only; use an admin token for the API")

@@ -19,23 +19,79 @@ from datetime import UTC, datetime
 from anyio import to_thread
 from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from moorage.errors import MoorageError
+from moorage.master.admission import AgentAdmission, admit_agent
 from moorage.master.desired import desired_for_node
 from moorage.master.settings import MasterSettings
 from moorage.model.node import NodeStatus
-from moorage.protocol import Desired, ErrorMsg, Heartbeat, Hello, InfoMsg, StatusMsg, Welcome, agent_message
+from moorage.protocol import (
+    Desired,
+    ErrorMsg,
+    Heartbeat,
+    Hello,
+    InfoMsg,
+    StatusMsg,
+    Welcome,
+    agent_message,
+    validation_problem,
+)
 from moorage.store.database import Database
-from moorage.store.grids import grid_by_id, grid_by_join_token
+from moorage.store.grids import grid_by_id
 from moorage.store.instances import apply_instance_status, apply_volume_status
 from moorage.store.nodes import register_node, set_info, set_status
 
-__all__ = ["AgentConnection", "AgentHub"]
+__all__ = ["AgentConnection", "AgentHub", "PeerError"]
 
 log = logging.getLogger("moorage.master.hub")
 
 HELLO_TIMEOUT = 15.0
 HEARTBEAT = Heartbeat().model_dump_json()  # what agents send every interval, byte for byte
+
+
+class PeerError(Exception):
+    """The agent broke the protocol or may not do what it asked: close with ``code`` and ``reason``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _peer(websocket: WebSocket) -> str:
+    client = websocket.client
+    return f"{client.host}:{client.port}" if client is not None else "an unknown address"
+
+
+def _close_reason(reason: str) -> str:
+    """A WebSocket close reason holds at most 123 bytes of UTF-8."""
+    encoded = reason.encode()
+    if len(encoded) <= 123:
+        return reason
+    return encoded[:120].decode(errors="ignore") + "..."
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):  # it may be closed already: nothing more to tell
+        await websocket.close(code=code, reason=_close_reason(reason))
+
+
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Tell the agent why in an ``error`` message (the agent prints it), then close with it."""
+    with contextlib.suppress(Exception):
+        await websocket.send_text(ErrorMsg(message=reason).model_dump_json())
+    await _close(websocket, code, reason)
+
+
+async def _receive_text(websocket: WebSocket) -> str:
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        raise PeerError(1003, "Binary frames are not part of the agent protocol: send JSON text")
+    return str(text)
 
 
 @dataclass(eq=False)
@@ -44,6 +100,7 @@ class AgentConnection:
     name: str
     grid: str
     websocket: WebSocket
+    by_join_token: bool = False  # admitted by the grid's join token, not the node's own credential
     last_seen: float = field(default_factory=time.monotonic)
     last_seen_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -115,46 +172,39 @@ class AgentHub:
                 await conn.websocket.close(code=1001)
 
     async def serve(self, websocket: WebSocket, token: str | None) -> None:
-        """Run one agent's connection from handshake to close."""
-        grid_row = await to_thread.run_sync(self._grid_for_token, token)
-        if grid_row is None:
+        """Run one agent's connection from handshake to close.
+
+        Whatever the peer does (no hello, binary frames, garbage, a close at any point, a hello
+        for a node it may not speak for) ends in a close with a reason and one log line."""
+        peer = _peer(websocket)
+        try:
+            admission = await to_thread.run_sync(self._admit, token)
+        except SQLAlchemyError as err:
+            log.warning("agent connection from %s refused: the store failed: %s", peer, err)
+            admission = None
+        if admission is None:
             # Refuse the handshake: the agent sees HTTP 403 and says the token is wrong.
             await websocket.close(code=1008, reason="join token not accepted")
             return
-        grid_name, grid_id = grid_row
         await websocket.accept()
         conn: AgentConnection | None = None
         try:
             hello = await asyncio.wait_for(self._receive_hello(websocket), HELLO_TIMEOUT)
-            if hello is None:
-                return
-            try:
-                await to_thread.run_sync(self._register, grid_id, hello)
-            except MoorageError as err:
-                await websocket.send_text(ErrorMsg(message=err.message).model_dump_json())
-                await websocket.close(code=1008)
-                return
-            conn = AgentConnection(
-                node_id=hello.node_id, name=hello.name, grid=grid_name, websocket=websocket
-            )
-            previous = self.connections.get(hello.node_id)
-            self.connections[hello.node_id] = conn
-            if previous is not None:
-                with contextlib.suppress(Exception):
-                    await previous.websocket.close(code=1000, reason="replaced by a new connection")
-            log.info("node %s (%s) online in grid %s", hello.name, hello.node_id, grid_name)
-            welcome = Welcome(
-                node_id=hello.node_id,
-                name=hello.name,
-                grid=grid_name,
-                heartbeat_interval=self.settings.heartbeat_interval,
-            )
-            await conn.send(welcome.model_dump_json())
-            await self.push_desired([conn.node_id])
-            self._nodes_changed()
+            conn = await self._welcome(websocket, admission, hello)
             await self._receive_loop(conn)
-        except (WebSocketDisconnect, TimeoutError):
+        except WebSocketDisconnect:
             pass
+        except TimeoutError:
+            await _close(websocket, 1008, f"no hello within {HELLO_TIMEOUT:.0f}s")
+            log.info("agent connection from %s closed: no hello within %.0fs", peer, HELLO_TIMEOUT)
+        except PeerError as err:
+            await _refuse(websocket, err.code, err.reason)
+            who = f"node {conn.name} ({conn.node_id})" if conn is not None else f"agent at {peer}"
+            log.info("%s refused: %s", who, err.reason)
+        except Exception as err:  # never an ASGI traceback for what a peer does; one line instead
+            who = f"node {conn.name} ({conn.node_id})" if conn is not None else f"agent at {peer}"
+            log.warning("connection of %s ended: %s: %s", who, type(err).__name__, err)
+            await _close(websocket, 1011, "the master ended this connection; the agent reconnects")
         finally:
             if conn is not None and self.connections.get(conn.node_id) is conn:
                 del self.connections[conn.node_id]
@@ -164,36 +214,85 @@ class AgentHub:
                 log.info("node %s (%s) offline: connection closed", conn.name, conn.node_id)
                 await self._wake()
 
-    async def _receive_hello(self, websocket: WebSocket) -> Hello | None:
-        raw = await websocket.receive_text()
+    async def _welcome(
+        self, websocket: WebSocket, admission: AgentAdmission, hello: Hello
+    ) -> AgentConnection:
+        """Register the node the hello names (if this connection may speak for it), then welcome it.
+        A refused hello leaves the node's existing connection alone."""
+        try:
+            credential = await to_thread.run_sync(self._register, admission, hello)
+        except MoorageError as err:
+            raise PeerError(1008, err.message) from err
+        except SQLAlchemyError as err:
+            log.warning("could not register node %s (%s): %s", hello.name, hello.node_id, err)
+            raise PeerError(
+                1013, "The master could not register this node just now; the agent retries"
+            ) from err
+        conn = AgentConnection(
+            node_id=hello.node_id,
+            name=hello.name,
+            grid=admission.grid,
+            websocket=websocket,
+            by_join_token=admission.by_join_token,
+        )
+        previous = self.connections.get(hello.node_id)
+        self.connections[hello.node_id] = conn
+        if previous is not None:
+            await _close(previous.websocket, 1000, "replaced by a new connection")
+        log.info("node %s (%s) online in grid %s", hello.name, hello.node_id, admission.grid)
+        welcome = Welcome(
+            node_id=hello.node_id,
+            name=hello.name,
+            grid=admission.grid,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            credential=credential,
+        )
+        await conn.send(welcome.model_dump_json())
+        await self.push_desired([conn.node_id])
+        self._nodes_changed()
+        return conn
+
+    async def drop_join_admitted(self, grid: str) -> int:
+        """The grid's join token was rotated: close the connections it admitted (a node that got its
+        credential reconnects with that at once). Returns how many were closed."""
+        dropped = [c for c in self.connections.values() if c.grid == grid and c.by_join_token]
+        for conn in dropped:
+            log.info("node %s (%s): join token rotated, closing its connection", conn.name, conn.node_id)
+            await _close(
+                conn.websocket, 1008, "the grid's join token was rotated; reconnect with the node credential"
+            )
+        return len(dropped)
+
+    async def _receive_hello(self, websocket: WebSocket) -> Hello:
+        raw = await _receive_text(websocket)
         try:
             msg = agent_message(raw)
         except ValidationError as err:
-            await websocket.send_text(
-                ErrorMsg(message=f"First message must be a valid hello: {err}").model_dump_json()
-            )
-            await websocket.close(code=1008)
-            return None
+            raise PeerError(1008, f"Bad hello: {validation_problem(err)}") from err
         if not isinstance(msg, Hello):
-            await websocket.send_text(ErrorMsg(message="First message must be hello").model_dump_json())
-            await websocket.close(code=1008)
-            return None
+            raise PeerError(1008, "First message must be hello")
         return msg
 
     async def _receive_loop(self, conn: AgentConnection) -> None:
         while True:
-            raw = await conn.websocket.receive_text()
+            raw = await _receive_text(conn.websocket)
             conn.touch()
             if raw == HEARTBEAT:  # most messages: nothing to parse, nothing to store
                 continue
             try:
                 msg = agent_message(raw)
             except ValidationError as err:
-                log.warning("node %s sent a message the master does not understand: %s", conn.name, err)
+                log.warning(
+                    "node %s sent a message the master does not understand: %s",
+                    conn.name,
+                    validation_problem(err),
+                )
                 continue
             if isinstance(msg, Heartbeat):
                 continue
-            if isinstance(msg, InfoMsg):
+            if isinstance(msg, Hello):
+                log.warning("node %s said hello twice; ignored", conn.name)
+            elif isinstance(msg, InfoMsg):
                 await to_thread.run_sync(self._set_info, conn.node_id, msg)
                 self._nodes_changed()  # drivers or resources may have changed
             elif isinstance(msg, StatusMsg):
@@ -220,21 +319,26 @@ class AgentHub:
 
     # -- store calls, run in a worker thread -------------------------------------------------
 
-    def _grid_for_token(self, token: str | None) -> tuple[str, int] | None:
-        if not token:
-            return None
+    def _admit(self, token: str | None) -> AgentAdmission | None:
         with self.db.session() as session:
-            row = grid_by_join_token(session, token)
-            return None if row is None else (row.name, row.id)
+            return admit_agent(session, token)
 
-    def _register(self, grid_id: int, hello: Hello) -> None:
+    def _register(self, admission: AgentAdmission, hello: Hello) -> str | None:
+        """Register the hello's node; its new credential if one was issued now."""
         with self.db.session() as session:
-            grid_row = grid_by_id(session, grid_id)
+            grid_row = grid_by_id(session, admission.grid_id)
             if grid_row is None:
                 raise MoorageError("This grid was removed; join the agent to an existing grid")
-            register_node(
-                session, grid_row, hello.node_id, hello.name, hello.labels, hello.info.model_dump(mode="json")
+            _node, credential = register_node(
+                session,
+                grid_row,
+                hello.node_id,
+                hello.name,
+                hello.labels,
+                hello.info.model_dump(mode="json"),
+                credential_of=admission.node_id,
             )
+            return credential
 
     def _set_info(self, node_id: str, msg: InfoMsg) -> None:
         with self.db.session() as session:

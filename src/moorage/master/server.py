@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +15,12 @@ from moorage.master.app import create_app
 from moorage.master.http_protocol import MAX_HEADER_BYTES, LimitedHttpProtocol
 from moorage.master.settings import MasterSettings
 from moorage.master.startup_heap import freeze_startup_heap
+from moorage.protocol import MAX_MESSAGE_BYTES
 from moorage.store.database import Database
 from moorage.store.nodes import mark_all_offline
 from moorage.store.tokens import create_admin_token, has_admin_token
 
-__all__ = ["MasterConfig", "parse_listen", "prepare", "run_master"]
+__all__ = ["MasterConfig", "MasterTls", "parse_listen", "prepare", "run_master"]
 
 log = logging.getLogger("moorage.master")
 
@@ -30,10 +32,44 @@ class MasterConfig:
     data_dir: Path
     db_url: str | None = None
     settings: MasterSettings = field(default_factory=MasterSettings)
+    tls: MasterTls | None = None
 
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'moorage.db'}"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class MasterTls:
+    """The certificate (chain, PEM) and its private key the master serves HTTPS and WSS with."""
+
+    cert: Path
+    key: Path
+
+    @classmethod
+    def checked(cls, cert: Path | None, key: Path | None) -> MasterTls | None:
+        """Both or neither; each a readable PEM file, and the pair loads (so the master fails at start)."""
+        if cert is None and key is None:
+            return None
+        if cert is None or key is None:
+            missing = "--tls-cert" if cert is None else "--tls-key"
+            raise InvalidInput.one(missing, "give both --tls-cert and --tls-key, or neither")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(cert, key)
+        except FileNotFoundError as err:
+            raise InvalidInput.one("--tls-cert/--tls-key", f"{err.filename}: no such file") from err
+        except (OSError, ssl.SSLError) as err:
+            raise InvalidInput.one(
+                "--tls-cert/--tls-key",
+                f"cannot load {cert} with {key}: {err}; give a PEM certificate and its PEM private key",
+            ) from err
+        return cls(cert=cert, key=key)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -55,7 +91,7 @@ def prepare(config: MasterConfig) -> tuple[Database, str | None]:
     with db.session() as session:
         mark_all_offline(session)
         if not has_admin_token(session):
-            token = create_admin_token(session)
+            token = create_admin_token(session).secret
     if token is not None:
         token_file = config.data_dir / "admin.token"
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -73,7 +109,7 @@ def run_master(config: MasterConfig) -> None:
         print(f"Admin token (shown once, also in {config.data_dir / 'admin.token'}, mode 0600):", flush=True)
         print(f"  {token}", flush=True)
     print(
-        f"Moorage master on http://{config.host}:{config.port} (store: {db.engine.url!r}; "
+        f"Moorage master on {config.url} (store: {db.engine.url!r}; "
         f"admin token file: {config.data_dir / 'admin.token'})",
         flush=True,
     )
@@ -86,9 +122,12 @@ def run_master(config: MasterConfig) -> None:
         log_level="warning",
         access_log=False,  # no log line per request (uvicorn would format and drop each one)
         ws_ping_interval=None,
+        ws_max_size=MAX_MESSAGE_BYTES,  # a bigger frame closes that agent's socket with 1009
         timeout_graceful_shutdown=5,
         http=LimitedHttpProtocol,  # request headers: a deadline and a size limit
         timeout_keep_alive=5,  # an idle kept-alive connection closes after 5 s
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # the same limit if h11 serves instead
+        ssl_certfile=config.tls.cert if config.tls else None,
+        ssl_keyfile=config.tls.key if config.tls else None,
     )
     db.dispose()

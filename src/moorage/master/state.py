@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,7 +21,6 @@ class MasterState:
     settings: MasterSettings
     hub: AgentHub
     deployer: Deployer
-    admin_token_hashes: set[str] = field(default_factory=set)
 
 
 async def master_state(request: Request) -> MasterState:

@@ -9,16 +9,19 @@ from enum import StrEnum
 
 __all__ = [
     "LABEL_RE",
+    "NODE_ID_RE",
     "NODE_NAME_RE",
     "DriverInfo",
     "Node",
     "NodeInfo",
     "NodeStatus",
     "label_error",
+    "node_id_error",
     "parse_label",
 ]
 
 NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NODE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # agents make a uuid4 hex
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*=[^\s]*$")
 
 
@@ -61,6 +64,15 @@ class Node:
     @property
     def zone(self) -> str | None:
         return self.labels.get("zone")
+
+
+def node_id_error(node_id: str) -> str | None:
+    if NODE_ID_RE.fullmatch(node_id):
+        return None
+    return (
+        "The node id is not valid: use 8 to 64 letters, digits, '_' or '-' "
+        "(delete the agent's node_id file and it makes a new one)"
+    )
 
 
 def label_error(label: str) -> str | None:

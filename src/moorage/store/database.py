@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy.pool import StaticPool
 
 from moorage.store.planner_statistics import analyze_grown_tables
 
-__all__ = ["Database", "normalize_url"]
+__all__ = ["Database", "keep_private", "normalize_url"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -31,6 +32,22 @@ def normalize_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def keep_private(database: Path) -> None:
+    """A SQLite store holds token hashes and every service's env: its file is 0600, made so before
+    SQLite opens it, whatever the folder's mode or the umask. SQLite gives its -wal and -shm the
+    main file's mode; any left from before are set too."""
+    if not database.parent.is_dir():
+        return  # SQLite reports the missing folder itself
+    fd = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for extra in (database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        if extra.exists():
+            os.chmod(extra, 0o600)
 
 
 def _dump_json(value: Any) -> str:
@@ -74,6 +91,8 @@ class Database:
             and parsed.database not in (None, "", ":memory:")
             and parsed.query.get("mode") != "memory"
         )
+        if self._inline_reads and parsed.database is not None and not parsed.database.startswith("file:"):
+            keep_private(Path(parsed.database))
         self._reader: sessionmaker[Session] | None = None
         self._reader_engine: Engine | None = None
         kwargs: dict[str, Any] = {"json_serializer": _dump_json, "json_deserializer": from_json}

@@ -1,4 +1,4 @@
-"""Grid repository."""
+"""Grid repository. A grid's join token is kept only as its hash: shown once, when made."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import Conflict, InvalidInput, NotFound
 from moorage.model.grid import Grid, grid_name_error
 from moorage.store.tables import GridRow, NodeRow
-from moorage.store.tokens import new_token
+from moorage.store.tokens import hash_token, new_token
 
 __all__ = [
     "create_grid",
@@ -40,16 +40,18 @@ def get_grid_row(session: Session, name: str) -> GridRow:
     return row
 
 
-def create_grid(session: Session, name: str) -> Grid:
+def create_grid(session: Session, name: str) -> tuple[Grid, str]:
+    """The new grid and its join token (not stored: only its hash is)."""
     if (problem := grid_name_error(name)) is not None:
         raise InvalidInput.one("name", problem)
     if session.scalar(select(GridRow.id).where(GridRow.name == name)) is not None:
         raise InvalidInput.one("name", f"Grid with name {name} already exists")
     now = datetime.now(UTC)
-    row = GridRow(name=name, join_token=new_token(), created_at=now, updated_at=now)
+    token = new_token()
+    row = GridRow(name=name, join_token_hash=hash_token(token), created_at=now, updated_at=now)
     session.add(row)
     session.flush()
-    return _grid(row, 0)
+    return _grid(row, 0), token
 
 
 def list_grids(session: Session) -> list[Grid]:
@@ -75,14 +77,16 @@ def remove_grid(session: Session, name: str) -> None:
 
 
 def rotate_join_token(session: Session, name: str) -> str:
+    """A new join token for grid ``name``; the old one stops admitting agents when this commits."""
     row = get_grid_row(session, name)
-    row.join_token = new_token()
+    token = new_token()
+    row.join_token_hash = hash_token(token)
     row.updated_at = datetime.now(UTC)
-    return row.join_token
+    return token
 
 
 def grid_by_join_token(session: Session, token: str) -> GridRow | None:
-    return session.scalar(select(GridRow).where(GridRow.join_token == token))
+    return session.scalar(select(GridRow).where(GridRow.join_token_hash == hash_token(token)))
 
 
 def grid_by_id(session: Session, grid_id: int) -> GridRow | None:

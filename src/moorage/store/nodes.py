@@ -1,4 +1,10 @@
-"""Node repository: registration by agents, status transitions, labels."""
+"""Node repository: registration by agents, status transitions, labels.
+
+Each node is its own principal: at its first hello the master issues it a credential (the
+secret goes to the agent once; only its SHA-256 hash is kept here). A hello for a node id the
+store knows must come with that node's credential; the grid's join token only admits new node
+ids, and, once, a node that joined before credentials existed (it gets one then).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from moorage.errors import Conflict, InvalidInput, NotFound
+from moorage.errors import Conflict, Forbidden, InvalidInput, NotFound
 from moorage.model.node import DriverInfo, Node, NodeInfo, NodeStatus, label_error, parse_label
 from moorage.model.states import VolumeInstanceState
 from moorage.store.grids import get_grid_row
 from moorage.store.tables import GridRow, NodeRow, VolumeInstanceRow
+from moorage.store.tokens import hash_token, new_token
 
 __all__ = [
     "add_labels",
     "get_node",
     "list_nodes",
     "mark_all_offline",
+    "node_by_credential",
     "register_node",
     "remove_labels",
     "remove_node",
@@ -74,18 +83,43 @@ def get_node(session: Session, grid: str, name: str) -> Node:
     return to_node(_node_row(session, grid_row, name), grid)
 
 
+def node_by_credential(session: Session, credential: str) -> NodeRow | None:
+    return session.scalar(select(NodeRow).where(NodeRow.credential_hash == hash_token(credential)))
+
+
 def register_node(
-    session: Session, grid_row: GridRow, node_id: str, name: str, labels: Iterable[str], info: dict[str, Any]
-) -> Node:
+    session: Session,
+    grid_row: GridRow,
+    node_id: str,
+    name: str,
+    labels: Iterable[str],
+    info: dict[str, Any],
+    *,
+    credential_of: str | None = None,
+) -> tuple[Node, str | None]:
     """An agent said hello: create the node, or bring a known one online with fresh info.
+
+    ``credential_of`` is the node id whose credential admitted the connection (None: the grid's
+    join token did). Returns the node and, when one was issued now, its new credential.
 
     Labels given by the agent seed a new node; afterwards the master's labels (set with
     ``moorage node label``) are the truth and an agent restart does not undo them.
     """
     now = datetime.now(UTC)
+    if credential_of is not None and credential_of != node_id:
+        raise Forbidden(
+            f"This agent's credential belongs to node id {credential_of}, not {node_id}; "
+            "each node reconnects with its own credential (node_credential in its --data-dir)"
+        )
     row = session.get(NodeRow, node_id)
     if row is not None and row.grid_id != grid_row.id:
         raise Conflict(f"Node id {node_id} belongs to another grid; give this agent its own --data-dir")
+    if row is not None and credential_of is None and row.credential_hash is not None:
+        raise Forbidden(
+            f"Node {row.name} ({node_id}) already has its own credential and only that credential "
+            "reconnects it, not the join token. If this agent lost its --data-dir, remove the node "
+            f"('moorage node rm {row.name}') and start the agent with a new --data-dir"
+        )
     clash = session.scalar(
         select(NodeRow).where(NodeRow.grid_id == grid_row.id, NodeRow.name == name, NodeRow.id != node_id)
     )
@@ -94,6 +128,9 @@ def register_node(
             f"Node name {name} is already used by another node in grid {grid_row.name}; "
             f"start the agent with another --name, or remove the old node with 'moorage node rm {name}'"
         )
+    credential: str | None = None
+    if row is None or row.credential_hash is None:  # a new node, or one from before 0006 (once)
+        credential = new_token()
     if row is None:
         seeded: dict[str, str] = {}
         for label in labels:
@@ -109,11 +146,14 @@ def register_node(
             last_seen_at=now,
             labels=seeded,
             info=info,
+            credential_hash=hash_token(credential) if credential else None,
             created_at=now,
             updated_at=now,
         )
         session.add(row)
     else:
+        if credential is not None:
+            row.credential_hash = hash_token(credential)
         row.name = name
         if row.status != NodeStatus.ONLINE.value:
             row.status = NodeStatus.ONLINE.value
@@ -121,8 +161,14 @@ def register_node(
         row.last_seen_at = now
         row.info = info
         row.updated_at = now
-    session.flush()
-    return to_node(row, grid_row.name)
+    try:
+        session.flush()
+    except IntegrityError as err:  # another hello for this node id or name won the race
+        raise Conflict(
+            f"Another agent registered node {name} ({node_id}) at the same moment; "
+            "only one agent may run per node name (this one retries)"
+        ) from err
+    return to_node(row, grid_row.name), credential
 
 
 def set_info(session: Session, node_id: str, info: dict[str, Any]) -> None:

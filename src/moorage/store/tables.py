@@ -62,11 +62,15 @@ class Base(DeclarativeBase):
 
 
 class AdminTokenRow(Base):
+    """A named admin token (one per person or CI); only its SHA-256 hash is kept."""
+
     __tablename__ = "admin_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
 
 
 class GridRow(Base):
@@ -74,7 +78,7 @@ class GridRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    join_token: Mapped[str] = mapped_column(String(128), unique=True)
+    join_token_hash: Mapped[str] = mapped_column(String(128), unique=True)  # SHA-256 of the join token
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -94,6 +98,8 @@ class NodeRow(Base):
     last_seen_at: Mapped[datetime]
     labels: Mapped[dict[str, Any]]
     info: Mapped[dict[str, Any]]  # engine_version, cpus, memory, drivers: [{name, version, scope}]
+    # SHA-256 of the node's own credential (issued at first join); None: joined before 0006
+    credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -1,17 +1,59 @@
-"""Admin tokens: created once, stored only as a SHA-256 hash."""
+"""Admin tokens: named, several (one per person or CI), each stored only as a SHA-256 hash.
+
+The secret is shown once, when it is made (``create_admin_token``, ``rotate_admin_token``). The
+master looks every request's token up here (no cache), so a removed token stops working at once.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from moorage.errors import Conflict, InvalidInput, NotFound
 from moorage.store.tables import AdminTokenRow
 
-__all__ = ["create_admin_token", "has_admin_token", "hash_token", "is_admin_token", "new_token"]
+__all__ = [
+    "FIRST_TOKEN_NAME",
+    "LAST_USED_PRECISION",
+    "TOKEN_NAME_RE",
+    "AdminToken",
+    "NewAdminToken",
+    "admin_token_by_hash",
+    "create_admin_token",
+    "has_admin_token",
+    "hash_token",
+    "list_admin_tokens",
+    "mark_used",
+    "new_token",
+    "remove_admin_token",
+    "rotate_admin_token",
+    "token_name_error",
+]
+
+FIRST_TOKEN_NAME = "admin"  # the one the master makes at first start (data dir, admin.token)
+TOKEN_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+LAST_USED_PRECISION = timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+
+@dataclass(frozen=True, slots=True)
+class AdminToken:
+    id: int
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAdminToken:
+    token: AdminToken
+    secret: str  # shown once
 
 
 def new_token() -> str:
@@ -19,20 +61,84 @@ def new_token() -> str:
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def token_name_error(name: str) -> str | None:
+    if TOKEN_NAME_RE.fullmatch(name):
+        return None
+    shown = ascii(name[:100]) if not name.isprintable() else f"'{name[:100]}'"
+    return (
+        f"Token name {shown} is not valid: use 1 to 64 lowercase letters, digits, '_', '.' or '-', "
+        "starting with a letter or digit (e.g. alice, ci)"
+    )
+
+
+def _token(row: AdminTokenRow) -> AdminToken:
+    return AdminToken(id=row.id, name=row.name, created_at=row.created_at, last_used_at=row.last_used_at)
+
+
+def _row(session: Session, name: str) -> AdminTokenRow:
+    row = session.scalar(select(AdminTokenRow).where(AdminTokenRow.name == name))
+    if row is None:
+        raise NotFound(f"Token {name} not found; 'moorage token ls' lists them")
+    return row
 
 
 def has_admin_token(session: Session) -> bool:
     return session.scalar(select(AdminTokenRow.id).limit(1)) is not None
 
 
-def create_admin_token(session: Session) -> str:
-    """Make a new admin token and return it; only its hash is kept."""
-    token = new_token()
-    session.add(AdminTokenRow(token_hash=hash_token(token), created_at=datetime.now(UTC)))
-    return token
+def create_admin_token(session: Session, name: str = FIRST_TOKEN_NAME) -> NewAdminToken:
+    """Make a new admin token called ``name``; only its hash is kept."""
+    if (problem := token_name_error(name)) is not None:
+        raise InvalidInput.one("name", problem)
+    if session.scalar(select(AdminTokenRow.id).where(AdminTokenRow.name == name)) is not None:
+        raise Conflict(f"Token {name} already exists; pick another name, or 'moorage token rotate {name}'")
+    secret = new_token()
+    row = AdminTokenRow(name=name, token_hash=hash_token(secret), created_at=datetime.now(UTC))
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError as err:  # made at the same moment by another request
+        raise Conflict(f"Token {name} already exists; pick another name") from err
+    return NewAdminToken(token=_token(row), secret=secret)
 
 
-def is_admin_token(session: Session, token: str) -> bool:
-    found = session.scalar(select(AdminTokenRow.id).where(AdminTokenRow.token_hash == hash_token(token)))
-    return found is not None
+def list_admin_tokens(session: Session) -> list[AdminToken]:
+    return [_token(row) for row in session.scalars(select(AdminTokenRow).order_by(AdminTokenRow.name))]
+
+
+def rotate_admin_token(session: Session, name: str) -> NewAdminToken:
+    """A new secret for ``name``; the old one stops working when this commits."""
+    row = _row(session, name)
+    secret = new_token()
+    row.token_hash = hash_token(secret)
+    row.last_used_at = None
+    return NewAdminToken(token=_token(row), secret=secret)
+
+
+def remove_admin_token(session: Session, name: str) -> None:
+    row = _row(session, name)
+    others = session.scalar(select(func.count()).select_from(AdminTokenRow).where(AdminTokenRow.id != row.id))
+    if not others:
+        raise Conflict(
+            f"Token {name} is the only admin token; removing it would lock everyone out. "
+            "Make another first ('moorage token create NAME'), or rotate this one"
+        )
+    session.delete(row)
+
+
+def admin_token_by_hash(session: Session, digest: str) -> AdminToken | None:
+    row = session.execute(
+        select(
+            AdminTokenRow.id, AdminTokenRow.name, AdminTokenRow.created_at, AdminTokenRow.last_used_at
+        ).where(AdminTokenRow.token_hash == digest)
+    ).first()
+    if row is None:
+        return None
+    return AdminToken(id=row.id, name=row.name, created_at=row.created_at, last_used_at=row.last_used_at)
+
+
+def mark_used(session: Session, token_id: int, at: datetime) -> None:
+    session.execute(update(AdminTokenRow).where(AdminTokenRow.id == token_id).values(last_used_at=at))

@@ -540,9 +540,10 @@ class Testbed:
         admin = self._wait_master(master)
         headers = {"Authorization": f"Bearer {admin}"}
         self._call("POST", f"{url}/v1/grids", headers, log, json={"name": GRID}, ok=(200, 201))
-        token = self._call("GET", f"{url}/v1/grids/{GRID}/token", headers, log).get("token")
+        # join tokens are shown only when made: a new one (joined nodes keep their own credentials)
+        token = self._call("POST", f"{url}/v1/grids/{GRID}/token", headers, log).get("token")
         if not isinstance(token, str) or not token:
-            raise TestbedError(f"GET {url}/v1/grids/{GRID}/token gave no token. {log_tail(log)}")
+            raise TestbedError(f"POST {url}/v1/grids/{GRID}/token gave no token. {log_tail(log)}")
         master = replace(master, grid=GRID, admin_token=admin, join_token=token)
         state = replace(state, master=master)
         save_state(state)
@@ -645,7 +646,6 @@ class Testbed:
         argv = [
             *self.moorage, "agent",
             "--master", f"http://127.0.0.1:{node.relay_port}",
-            "--token", state.master.join_token,
             "--name", node.name,
             "--docker-host", node.paths.docker_host,
             "--plugin-dir", str(node.paths.plugins),
@@ -653,7 +653,9 @@ class Testbed:
         ]  # fmt: skip
         if node.zone is not None:
             argv += ["--label", f"zone={node.zone}"]
-        agent = spawn(argv, node.agent_log, env=self._child_env())
+        # the join token by environment, not on the command line (where 'ps' shows it)
+        env = {**self._child_env(), "MOORAGE_JOIN_TOKEN": state.master.join_token}
+        agent = spawn(argv, node.agent_log, env=env)
         state = state.with_node(replace(node, agent=agent))
         save_state(state)
         return state

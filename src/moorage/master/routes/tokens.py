@@ -1,0 +1,55 @@
+"""/v1/tokens: the master's admin tokens, by name (one per person or CI).
+
+``POST /v1/tokens`` ``{name}`` → 201 with the secret (shown only then); ``GET /v1/tokens`` →
+``{"tokens": [{name, created_at, last_used_at}]}`` (never a secret); ``POST
+/v1/tokens/{name}/rotate`` → a new secret for that name; ``DELETE /v1/tokens/{name}`` revokes it.
+Each takes effect at the next request: the master looks every token up (no cache).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from moorage.master.routing import api_router
+from moorage.master.state import State
+from moorage.master.token_schemas import (
+    AdminTokenCreate,
+    AdminTokenList,
+    NewAdminTokenOut,
+    admin_token_out,
+    new_admin_token_out,
+)
+from moorage.store.tokens import create_admin_token, list_admin_tokens, remove_admin_token, rotate_admin_token
+
+__all__ = ["router"]
+
+router = api_router("/v1/tokens", "tokens")
+
+
+@router.post("", status_code=201, responses={409: {"description": "A token of that name exists"}})
+async def create(body: AdminTokenCreate, state: State) -> NewAdminTokenOut:
+    return await state.db.run(lambda session: new_admin_token_out(create_admin_token(session, body.name)))
+
+
+@router.get("")
+async def index(state: State) -> AdminTokenList:
+    return await state.db.read(
+        lambda session: AdminTokenList(tokens=[admin_token_out(t) for t in list_admin_tokens(session)])
+    )
+
+
+@router.post("/{name}/rotate", responses={404: {"description": "No token of that name"}})
+async def rotate(name: str, state: State) -> NewAdminTokenOut:
+    return await state.db.run(lambda session: new_admin_token_out(rotate_admin_token(session, name)))
+
+
+@router.delete(
+    "/{name}",
+    responses={404: {"description": "No token of that name"}, 409: {"description": "The last admin token"}},
+)
+async def remove(name: str, state: State) -> dict[str, str]:
+    def work(session: Session) -> None:
+        remove_admin_token(session, name)
+
+    await state.db.run(work)
+    return {"removed": name}
