@@ -28,11 +28,16 @@ MAX_HEADER_BYTES = 64 * 1024
 """The most bytes of request line and headers the master reads for one request."""
 
 
+class _HeadersTooLarge(Exception):
+    """Stops the parser at the end of headers that are too large (it then reports a parser error)."""
+
+
 class LimitedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
-        self._header_bytes = 0
+        self._header_bytes = 0  # bytes received while the headers are not complete
+        self._parsed_bytes = 0  # the request line's and headers' bytes, as parsed
         self._awaiting_headers = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -48,10 +53,26 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if not self._awaiting_headers:
             self._await_headers()
 
+    def on_url(self, url: bytes) -> None:
+        self._parsed_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed_bytes += len(name) + len(value) + 4
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self._awaiting_headers = False
         self._stop_header_timer()
+        if self._parsed_bytes > MAX_HEADER_BYTES:
+            raise _HeadersTooLarge
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._parsed_bytes > MAX_HEADER_BYTES:
+            self._refuse(431, f"Request headers are larger than {MAX_HEADER_BYTES} bytes")
+        else:
+            super().send_400_response(msg)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -63,6 +84,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def _await_headers(self) -> None:
         self._awaiting_headers = True
         self._header_bytes = 0
+        self._parsed_bytes = 0
         self._stop_header_timer()
         self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._headers_too_slow)
 
