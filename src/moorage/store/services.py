@@ -209,9 +209,22 @@ def service_exists(session: Session, grid_row: GridRow, stack: str, name: str) -
 
 
 def add_service(session: Session, grid_row: GridRow, stack: StackSpec) -> ServiceRow:
-    """Store the one service of ``stack`` (validated, its volumes checked by the caller)."""
+    """Store the one service of ``stack`` (validated, its volumes checked by the caller) as a new
+    row: one of that name written meanwhile by another request fails the unique constraint (an
+    ``IntegrityError``, which the API answers with 409) instead of being overwritten."""
     service = stack.services[0]
-    return save_service(session, grid_row, stack.name, service.name, service_document(stack, service))
+    now = datetime.now(UTC)
+    row = ServiceRow(
+        grid_id=grid_row.id,
+        stack=stack.name,
+        name=service.name,
+        spec=service_document(stack, service),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
 
 
 def _normalized(document: dict[str, Any]) -> dict[str, Any]:
