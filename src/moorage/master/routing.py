@@ -24,7 +24,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from moorage.master.auth import Admin
-from moorage.master.errors import error_responses
+from moorage.master.errors import ERROR_STATUSES, error_responses
 
 __all__ = ["ApiRoute", "api_router"]
 
@@ -40,7 +40,11 @@ def api_router(prefix: str, tag: str) -> APIRouter:
 class ApiRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        self.responses = {**error_responses(self._error_statuses()), **self.responses}
+        own_errors = {int(s) for s in self.responses if str(s).isdigit() and int(s) in ERROR_STATUSES}
+        documented = error_responses(self._error_statuses() | own_errors)
+        for status, extra in self.responses.items():  # a route's own words for a status win
+            documented[status] = {**documented.get(status, {}), **extra}
+        self.responses = documented
 
     def _error_statuses(self) -> set[int]:
         statuses = {401, 403}
