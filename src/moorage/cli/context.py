@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import typer
 
 from moorage.client.api import MasterClient
@@ -52,10 +53,16 @@ class CliContext:
     token: str | None
     grid_name: str | None
     ca: Path | None = None  # the CA bundle an https:// master is checked against
+    transport: httpx.BaseTransport | None = None  # tests: the master's answers without a master
 
     @classmethod
     def resolve(
-        cls, url: str | None, token: str | None, grid: str | None, ca: Path | None = None
+        cls,
+        url: str | None,
+        token: str | None,
+        grid: str | None,
+        ca: Path | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> CliContext:
         config = load_config()
         ca_path = ca or os.environ.get("MOORAGE_CA") or config.get("ca")
@@ -64,6 +71,7 @@ class CliContext:
             token=token or os.environ.get("MOORAGE_TOKEN") or config.get("token"),
             grid_name=grid or os.environ.get("MOORAGE_GRID") or config.get("grid"),
             ca=Path(ca_path) if ca_path else None,
+            transport=transport,
         )
 
     def client(self) -> MasterClient:
@@ -73,7 +81,7 @@ class CliContext:
             )
         if not self.token:
             raise MoorageError("No token: run 'moorage login --url URL --token TOKEN', or set MOORAGE_TOKEN")
-        return MasterClient(self.url, self.token, ca=self.ca)
+        return MasterClient(self.url, self.token, ca=self.ca, transport=self.transport)
 
     @property
     def grid(self) -> str:

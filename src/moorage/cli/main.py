@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from moorage.cli import driver, grid, node, servers, service, stack, testbed, token, volume
@@ -38,11 +39,15 @@ def root(
         Path | None, typer.Option("--ca", help="CA (PEM) to check an https:// master against (or MOORAGE_CA)")
     ] = None,
 ) -> None:
-    ctx.obj = CliContext.resolve(url, token, grid_name, ca)
+    # A caller that runs the app itself may pass a transport as ``obj``: tests of online commands
+    # (Typer's CliRunner with an httpx.MockTransport) answer for the master that way.
+    transport = ctx.obj if isinstance(ctx.obj, httpx.BaseTransport) else None
+    ctx.obj = CliContext.resolve(url, token, grid_name, ca, transport)
 
 
 @app.command()
 def login(
+    ctx: typer.Context,
     url: Annotated[str, typer.Option("--url", help="Master URL, e.g. http://127.0.0.1:8470")],
     token: Annotated[str, typer.Option("--token", help="An admin token of that master")],
     grid_name: Annotated[str | None, typer.Option("--grid", help="Grid to use from now on")] = None,
@@ -52,7 +57,8 @@ def login(
 ) -> None:
     """Check a master URL and token, and save them for later commands."""
     ca = ca.resolve() if ca is not None else None
-    with MasterClient(url, token, ca=ca) as client:
+    cli: CliContext = ctx.obj
+    with MasterClient(url, token, ca=ca, transport=cli.transport) as client:
         grids = [g["name"] for g in client.get("/v1/grids")["grids"]]
     if grid_name is None and len(grids) == 1:
         grid_name = grids[0]

@@ -47,13 +47,25 @@ class ApiError(MoorageError):
 
 
 class MasterClient:
-    """``ca``: for an https:// master, trust only this CA bundle (PEM); without it, the system's CAs."""
+    """``ca``: for an https:// master, trust only this CA bundle (PEM); without it, the system's CAs.
+    ``transport``: where requests go instead of the network (an ``httpx.MockTransport`` in tests
+    of the CLI); by default, the master at ``url``."""
 
-    def __init__(self, url: str, token: str | None, *, timeout: float = 30.0, ca: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        ca: Path | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.ca = ca
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=_verify(ca))
+        self.http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, verify=_verify(ca), transport=transport
+        )
 
     def __enter__(self) -> MasterClient:
         return self
