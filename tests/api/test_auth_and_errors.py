@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
 from tests.support.processes import MasterProcess
+from tests.support.waiting import StopWaiting
 
 
 def test_admin_token_is_written_once_with_mode_0600(fresh_master: MasterProcess) -> None:
@@ -99,3 +101,12 @@ def test_openapi_document_is_served(master: MasterProcess) -> None:
         doc = client.get("/openapi.json").json()
     assert "/v1/grids" in doc["paths"]
     assert "/v1/nodes/{grid}/{node}" in doc["paths"]
+
+
+def test_a_master_that_cannot_start_fails_the_wait_with_its_own_message(tmp_path: Path) -> None:
+    """A master that exits at start (here: a database URL it cannot use) is reported at once with
+    its output, not after the ping wait's timeout."""
+    dead = MasterProcess(tmp_path / "data", db_url="nosuchdb://nowhere/x")
+    with pytest.raises(StopWaiting, match=r"master exited with [1-9]") as caught:
+        dead.start()
+    assert "nosuchdb" in str(caught.value), "the master's own words are in the failure"

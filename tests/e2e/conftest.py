@@ -135,3 +135,13 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
 def name() -> str:
     """A unique name for this test's stacks, services and volumes."""
     return f"t{uuid.uuid4().hex[:6]}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A report, not a test: what the engine steps cost on this machine, when they ran."""
+    from tests.e2e.test_testbed_engines import TIMINGS
+
+    if TIMINGS:
+        terminalreporter.section("testbed engine timings on this machine")
+        for what, seconds in TIMINGS.items():
+            terminalreporter.write_line(f"  {what:55s} {seconds:6.2f} s")

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 TOOLS = ("dockerd", "containerd", "nsenter", "unshare", "ip", "busybox", "redis-server", "redis-cli")
-TIMINGS: dict[str, float] = {}
+TIMINGS: dict[str, float] = {}  # what each engine step cost here; printed in the run's summary (conftest)
 
 
 def _skip_reason() -> str | None:
@@ -442,12 +442,6 @@ def test_testbed_up_node_stop_start_and_down(exclusive: None) -> None:
     assert mounted_under(folder) == []
     assert sorted(p.name for p in folder.iterdir()) == [".lock", "cache"]
     shutil.rmtree(folder)
-
-
-def test_report_timings() -> None:
-    """Not a check: prints what the engine steps cost on this machine (run pytest with -s)."""
-    for what, seconds in TIMINGS.items():
-        print(f"  {what:55s} {seconds:6.2f} s")
 
 
 # ----- the stand-in for the moorage command ------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.waiting import wait_until
+from tests.support.waiting import StopWaiting, wait_until
 
 
 def free_port() -> int:
@@ -88,7 +88,7 @@ class MasterProcess:
 
     def _exited(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(
+            raise StopWaiting(
                 f"master exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}"
             )
         return False

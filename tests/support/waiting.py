@@ -9,6 +9,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+class StopWaiting(Exception):
+    """Raised by a check when the condition can never hold (the process it waits on died):
+    ``wait_until`` lets it through at once instead of retrying until the timeout."""
+
+
 def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
     """Call ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -18,6 +23,8 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, interva
             value = check()
             if value:
                 return value
+        except StopWaiting:
+            raise
         except Exception as err:  # the condition may not be checkable yet (server starting)
             last_error = err
         if time.monotonic() > deadline:
