@@ -18,8 +18,7 @@ from moorage.model.mount import MountSpecError, parse_mount
 from moorage.model.stack import NULL_STACK, MountKind, StackSpec
 from moorage.stackfile import StackFileError, stack_from_dict
 from moorage.store.grids import get_grid_row
-from moorage.store.services import add_service, service_exists
-from moorage.store.tables import ServiceRow
+from moorage.store.services import ServiceView, add_service, service_exists, service_view
 from moorage.store.volumes import missing_volumes
 
 __all__ = ["create_service", "service_stack_document"]
@@ -81,9 +80,10 @@ def _api_field(path: str, name: str) -> str:
     return rest
 
 
-def create_service(session: Session, grid: str, fields: Mapping[str, Any]) -> ServiceRow:
-    """A stand-alone service in the null stack from the API's fields; every problem found (the
-    pipeline's, external volumes that do not exist, a name in use) in one ``InvalidInput``."""
+def create_service(session: Session, grid: str, fields: Mapping[str, Any]) -> tuple[int, ServiceView]:
+    """A stand-alone service in the null stack from the API's fields: its row id and its view.
+    Every problem found (the pipeline's, external volumes that do not exist, a name in use) is
+    raised at once, in one ``InvalidInput``."""
     grid_row = get_grid_row(session, grid)
     name = str(fields["name"])
     document = service_stack_document(fields)
@@ -106,4 +106,5 @@ def create_service(session: Session, grid: str, fields: Mapping[str, Any]) -> Se
         )
     if errors or stack is None:
         raise InvalidInput(errors)
-    return add_service(session, grid_row, stack)
+    row = add_service(session, grid_row, stack)
+    return row.id, service_view(session, grid_row, row)

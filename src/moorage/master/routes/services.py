@@ -41,8 +41,8 @@ async def create(grid: GridPath, body: ServiceCreate, state: State) -> ServiceOu
     """Create a service in the null stack (``grid/null/NAME``); ``deploy: true`` deploys it at once."""
 
     def work(session: Session) -> tuple[int, ServiceOut]:
-        row = create_service(session, grid, body.model_dump())
-        return row.id, service_out(service_view(session, get_grid_row(session, grid), row))
+        row_id, view = create_service(session, grid, body.model_dump())
+        return row_id, service_out(view)
 
     row_id, out = await state.db.run(work)
     if body.deploy:
