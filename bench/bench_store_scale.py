@@ -41,6 +41,7 @@ from moorage.master.startup_heap import freeze_startup_heap
 from moorage.model.stack import Mount, MountKind, ServiceSpec, StackSpec, VolumeDecl
 from moorage.stackfile.stored_service import service_document
 from moorage.store.database import Database, normalize_url
+from moorage.store.grid_snapshot import GridSnapshots
 from moorage.store.grids import create_grid, get_grid_row
 from moorage.store.tables import InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow
 from moorage.store.volumes import create_volume
@@ -127,7 +128,9 @@ def _setup(db: Database, nodes: int, services: int) -> tuple[list[int], set[str]
     return ids, connected
 
 
-def _deploy(db: Database, ids: list[int], connected: set[str], per_deploy: int) -> tuple[float, float, int]:
+def _deploy(
+    db: Database, snapshots: GridSnapshots, ids: list[int], connected: set[str], per_deploy: int
+) -> tuple[float, float, int]:
     """Deploy every service, ``per_deploy`` at a time; (plan seconds, write seconds, placed)."""
     plan_s = write_s = 0.0
     placed = 0
@@ -140,7 +143,7 @@ def _deploy(db: Database, ids: list[int], connected: set[str], per_deploy: int) 
             rows = list(
                 session.scalars(select(ServiceRow).where(ServiceRow.id.in_(chunk)).order_by(ServiceRow.id))
             )
-            plans = plan_services(session, grid, rows, connected)
+            plans = plan_services(session, grid, rows, connected, snapshots)
             t1 = time.perf_counter()
             record_unplaced(session, grid.id, plans)
             batch = [i for p in plans for i in p.instances if i.kind in ("start", "replace")]
@@ -166,9 +169,10 @@ def run(nodes: int, instances: int, per_deploy: int, url: str | None, tmp: Path,
         # its pools), which the master keeps until a node changes: a cost per grid, paid once,
         # printed on its own. The rest is what each placement costs.
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        _deploy(db, ids[:1], connected, per_deploy)
+        snapshots = GridSnapshots()  # the deployer's, one per store
+        _deploy(db, snapshots, ids[:1], connected, per_deploy)
         first_cpu, first_wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        plan_s, write_s, placed = _deploy(db, ids[1:], connected, per_deploy)
+        plan_s, write_s, placed = _deploy(db, snapshots, ids[1:], connected, per_deploy)
         with db.session() as session:
             stored = session.scalar(select(func.count()).select_from(InstanceRow)) or 0
             volumes = session.scalar(select(func.count()).select_from(VolumeInstanceRow)) or 0
@@ -184,7 +188,7 @@ def run(nodes: int, instances: int, per_deploy: int, url: str | None, tmp: Path,
             f"({first_cpu:.2f} CPU s)",
             flush=True,
         )
-        redo_plan, redo_write, redone = _deploy(db, ids, connected, per_deploy)
+        redo_plan, redo_write, redone = _deploy(db, snapshots, ids, connected, per_deploy)
         print(
             f"{label} nodes={nodes} instances={instances}: redeploy (all sticky, unchanged) "
             f"{(instances + PER_SERVICE) / (redo_plan + redo_write):,.0f} instances/s checked",

@@ -22,6 +22,7 @@ from moorage.master.planning import ServicePlan, plan_services
 from moorage.model.stack import Mount, MountKind, PortMapping, ServiceSpec, StackSpec, VolumeDecl
 from moorage.stackfile.stored_service import service_document
 from moorage.store.database import Database
+from moorage.store.grid_snapshot import GridSnapshots
 from moorage.store.grids import create_grid, get_grid_row
 from moorage.store.services import save_service
 from moorage.store.tables import NodeRow, ServiceRow
@@ -145,7 +146,12 @@ def grid(db: Database) -> dict[str, int]:
 
 
 def _deploy(
-    db: Database, counter: Counter, grid: str, ids: list[int], connected: set[str]
+    db: Database,
+    counter: Counter,
+    grid: str,
+    ids: list[int],
+    connected: set[str],
+    snapshots: GridSnapshots,
 ) -> tuple[dict[str, int], list[ServicePlan]]:
     """One deployment, the deployer's way; the statements of each phase."""
     with db.session() as session:
@@ -153,7 +159,7 @@ def _deploy(
         rows = list(session.scalars(select(ServiceRow).where(ServiceRow.id.in_(ids))))
         ordered = sorted(rows, key=lambda r: ids.index(r.id))
         counter.counting = True
-        plans = plan_services(session, grid_row, ordered, connected)
+        plans = plan_services(session, grid_row, ordered, connected, snapshots)
         counts = {"plan": counter.take()}
         record_unplaced(session, grid_row.id, plans)
         counts["unplaced"] = counter.take()
@@ -186,24 +192,25 @@ def test_statements_per_deployment_stay_as_they_were(
     db: Database, counter: Counter, grid: dict[str, int]
 ) -> None:
     everywhere = {f"g-{i:04d}" for i in range(NODES)} | {"o-0000"}
+    snapshots = GridSnapshots()  # as the deployer keeps them
 
     # The grid's first deployment builds the snapshot; holder mounts nothing: no volume lookup,
     # and its one instance is new (no volume instances: only the instance read and INSERT).
-    counts, plans = _deploy(db, counter, "g", [grid["holder"]], everywhere)
+    counts, plans = _deploy(db, counter, "g", [grid["holder"]], everywhere, snapshots)
     assert _kinds(plans) == ["start"]
     assert counts == {"plan": PLAN_FRESH_SNAPSHOT - 1, "unplaced": 0, "batch": 2}
 
     # Another grid's deployment has a snapshot of its own.
-    counts, _ = _deploy(db, counter, "other", [grid["elsewhere"]], everywhere)
+    counts, _ = _deploy(db, counter, "other", [grid["elsewhere"]], everywhere, snapshots)
     assert counts == {"plan": PLAN_FRESH_SNAPSHOT - 1, "unplaced": 0, "batch": 2}
 
     # Two services with volumes on the kept snapshot: every instance and volume instance new.
-    counts, plans = _deploy(db, counter, "g", [grid["web"], grid["files"]], everywhere)
+    counts, plans = _deploy(db, counter, "g", [grid["web"], grid["files"]], everywhere, snapshots)
     assert _kinds(plans) == ["start"] * 5
     assert counts == {"plan": PLAN_KEPT_SNAPSHOT, "unplaced": 0, "batch": BATCH_NEW_VOLUMES}
 
     # Unchanged: nothing to write.
-    counts, plans = _deploy(db, counter, "g", [grid["web"], grid["files"]], everywhere)
+    counts, plans = _deploy(db, counter, "g", [grid["web"], grid["files"]], everywhere, snapshots)
     assert _kinds(plans) == ["unchanged"] * 5
     assert counts == {"plan": PLAN_KEPT_SNAPSHOT, "unplaced": 0, "batch": 0}
 
@@ -213,13 +220,13 @@ def test_statements_per_deployment_stay_as_they_were(
     with db.session() as session:
         session.execute(update(NodeRow).where(NodeRow.id == "g-0001").values(updated_at=datetime.now(UTC)))
     away = everywhere - {"g-0001"}
-    counts, plans = _deploy(db, counter, "g", [grid["web"]], away)
+    counts, plans = _deploy(db, counter, "g", [grid["web"]], away, snapshots)
     assert sorted(_kinds(plans)) == ["pending", "unchanged", "unchanged"]
     assert counts == {"plan": PLAN_FRESH_SNAPSHOT, "unplaced": 3, "batch": 0}
 
     # A missing external volume fails the service: its instance is written as failed (instances
     # that exist, their INSERT; no volume instance); no Docker name to look up.
-    counts, plans = _deploy(db, counter, "g", [grid["lost"]], everywhere)
+    counts, plans = _deploy(db, counter, "g", [grid["lost"]], everywhere, snapshots)
     assert _kinds(plans) == ["failed"]
     assert counts == {"plan": PLAN_KEPT_SNAPSHOT - 1, "unplaced": 2, "batch": 0}
 
@@ -230,6 +237,6 @@ def test_statements_per_deployment_stay_as_they_were(
         document = dict(row.spec)
         document["services"] = {"files": {**document["services"]["files"], "instances": 1}}
         row.spec = document
-    counts, plans = _deploy(db, counter, "g", [grid["files"]], everywhere)
+    counts, plans = _deploy(db, counter, "g", [grid["files"]], everywhere, snapshots)
     assert _kinds(plans) == ["unchanged"] and plans[0].remove_numbers == [2]
     assert counts == {"plan": PLAN_KEPT_SNAPSHOT, "unplaced": 2, "batch": 0}

@@ -45,6 +45,7 @@ from moorage.store.deployments import (
     remove_instances,
     waiting_services,
 )
+from moorage.store.grid_snapshot import GridSnapshots
 from moorage.store.grids import get_grid_row
 from moorage.store.placements import write_placements
 
@@ -144,6 +145,7 @@ class Deployer:
         self.agents = agents
         self.wakeups = wakeups  # the hub's reports; app.py gives the hub the same object
         self.batch_timeout = batch_timeout
+        self.snapshots = GridSnapshots()  # the grids' nodes, kept between deployments
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._owner: dict[int, str] = {}  # service row id -> the deployment rolling it out
         self._rescheduler: asyncio.Task[None] | None = None
@@ -228,7 +230,9 @@ class Deployer:
         begun: datetime,
     ) -> tuple[str, list[ServicePlan], set[str]]:
         grid_row = get_grid_row(session, grid)
-        plans = plan_services(session, grid_row, deployment_services(session, service_ids), connected)
+        plans = plan_services(
+            session, grid_row, deployment_services(session, service_ids), connected, self.snapshots
+        )
         deployment_id = create_deployment(session, grid_row.id, target, service_ids, begun)
         return deployment_id, plans, record_unplaced(session, grid_row.id, plans)
 

@@ -1,27 +1,33 @@
-"""From stored services to placements: build the scheduler's view of the grid, run it, and say
-what must change. Synchronous, inside one store transaction; applies nothing.
+"""From stored services to placements: read the grid, build the scheduler's view, run it, and
+decide what must change. Synchronous, inside one store transaction; applies nothing.
 
-    nodes + instances + volume instances ──▶ NodeViews, InstanceRequests (with VolumeNeeds)
-        ──schedule_service──▶ Placements ──▶ InstancePlan per instance:
+    store/grid_snapshot: nodes, what others hold, current instances, volumes, volume homes
+        ──▶ NodeViews (an index kept per snapshot), InstanceRequests (with VolumeNeeds)
+        ──schedule_service──▶ Placements
+        ──planning_decision──▶ InstancePlan per instance:
             unchanged | start (new container) | replace (other node or config) | pending | failed
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Literal
+from typing import Protocol
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from moorage.master.container_specs import ContainerTemplate
-from moorage.model.container import PlannedContainer
-from moorage.model.node import NodeStatus
+from moorage.master.planning_decision import (
+    InstancePlan,
+    PlanKind,
+    ServicePlan,
+    Slot,
+    decide,
+    missing_volume_plans,
+    removed_numbers,
+)
 from moorage.model.stack import DeployStrategy, MountKind, full_service_id
-from moorage.model.states import InstanceState, VolumeInstanceState
 from moorage.model.volume import VolumeScope, docker_volume_name
 from moorage.scheduler import (
     InstanceRequest,
@@ -33,63 +39,65 @@ from moorage.scheduler import (
     schedule_service,
 )
 from moorage.stackfile.stored_service import StoredService
-from moorage.store.placements import InstanceWrite, NodePlace, VolumeWrite, chunks, volume_instances_named
-from moorage.store.services import stored_service
-from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeRow
+from moorage.store.grid_snapshot import (
+    CurrentInstance,
+    GridNodes,
+    GridSnapshots,
+    GridVolume,
+    Holding,
+    VolumeHomes,
+    current_instances,
+    held,
+    volume_definitions,
+    volume_homes,
+)
+from moorage.store.placements import NodePlace, VolumeWrite
+from moorage.store.services import StoredRow, stored_service
 
 __all__ = ["InstancePlan", "PlanKind", "ServicePlan", "plan_services"]
 
-PlanKind = Literal["unchanged", "start", "replace", "pending", "failed"]
+_NOWHERE: frozenset[str] = frozenset()
+_INDEXES_KEPT = 8  # per grid: (nodes away, what other services hold) changes with most deployments
 
 
-@dataclass(frozen=True, slots=True)
-class InstancePlan:
-    service_row_id: int
-    service_id: str
-    number: int
-    kind: PlanKind
-    node_id: str | None
-    container: PlannedContainer | None
-    reason: str | None = None
-    volumes: tuple[VolumeWrite, ...] = ()
-    had_container: bool = False  # the instance already had a container somewhere
-    place: NodePlace | None = None  # the node's zone and global drivers, as planned
-
-    def write(self, state: InstanceState) -> InstanceWrite:
-        return InstanceWrite(
-            service_row_id=self.service_row_id,
-            number=self.number,
-            node_id=self.node_id,
-            container=self.container,
-            state=state,
-            reason=self.reason,
-            volumes=self.volumes,
-            place=self.place,
-        )
+class _Grid(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
 
 
-@dataclass
-class ServicePlan:
-    service_row_id: int
-    service_id: str
-    instances: list[InstancePlan] = field(default_factory=list)
-    remove_numbers: list[int] = field(default_factory=list)
-
-
-_Usage = tuple[tuple[str, frozenset[int], int, float], ...]  # (node id, ports, memory, cpus) per node
+_Usage = tuple[Holding, ...]
 
 
 @dataclass(slots=True)
-class _GridNodes:
-    """One grid's nodes as the scheduler sees them, kept between deployments while no node row
-    changes: a deployment on a large, quiet grid neither decodes every node's JSON again nor
-    rebuilds the index and its pools."""
+class _GridViews:
+    """What planning makes of one grid snapshot, kept while the snapshot lives (it is dropped
+    when a node row changes, or when the deployer's ``GridSnapshots`` lets the grid go): a
+    deployment on a large, quiet grid neither converts every node again nor rebuilds the index
+    and its pools."""
 
-    stamp: tuple[int, datetime | None]
     views: dict[str, NodeView]  # online = what the row says; nothing held by other services
-    up: frozenset[str]  # the ids of the nodes whose row says online
+    up: frozenset[str]
     indexes: dict[tuple[frozenset[str], _Usage], NodeIndex] = field(default_factory=dict)
     places: dict[str, NodePlace] = field(default_factory=dict)  # made when first needed
+
+    @staticmethod
+    def of(snapshot: GridNodes) -> _GridViews:
+        views = {
+            node.id: NodeView(
+                id=node.id,
+                name=node.name,
+                online=node.online,
+                labels=node.labels,
+                drivers=node.drivers,
+                memory=node.memory,
+                cpus=node.cpus,
+                used_ports=frozenset(),
+            )
+            for node in snapshot.nodes.values()
+        }
+        return _GridViews(views, snapshot.up)
 
     def place(self, node_id: str) -> NodePlace | None:
         """The zone and drivers of a node, for the volume instances made on it."""
@@ -101,227 +109,134 @@ class _GridNodes:
             found = self.places[node_id] = NodePlace(node.zone, node.drivers)
         return found
 
-
-_grids: dict[tuple[str, int], _GridNodes] = {}
-_NOWHERE: frozenset[str] = frozenset()
-_INDEXES_KEPT = 8  # per grid: (nodes away, what other services hold) changes with most deployments
-
-
-def _grid_nodes(session: Session, grid_id: int) -> _GridNodes:
-    key = (str(session.get_bind().engine.url), grid_id)
-    version = session.execute(
-        select(func.count(), func.max(NodeRow.updated_at)).where(NodeRow.grid_id == grid_id)
-    ).one()
-    stamp = (int(version[0]), version[1])
-    cached = _grids.get(key)
-    if cached is not None and cached.stamp == stamp:
-        return cached
-    rows = session.execute(
-        select(NodeRow.id, NodeRow.name, NodeRow.status, NodeRow.labels, NodeRow.info).where(
-            NodeRow.grid_id == grid_id
-        )
-    ).tuples()
-    views = {
-        node_id: NodeView(
-            id=node_id,
-            name=name,
-            online=status == NodeStatus.ONLINE.value,
-            labels=labels,
-            drivers={d["name"]: d.get("scope") for d in info.get("drivers", [])},
-            memory=int(info.get("memory") or 0),
-            cpus=int(info.get("cpus") or 0),
-            used_ports=frozenset(),
-        )
-        for node_id, name, status, labels, info in rows
-    }
-    cached = _grids[key] = _GridNodes(stamp, views, frozenset(i for i, v in views.items() if v.online))
-    return cached
+    def index(self, away: frozenset[str], usage: _Usage) -> NodeIndex:
+        """The nodes with ``away`` offline and what other services hold applied; a fresh commit state."""
+        key = (away, usage)
+        index = self.indexes.get(key)
+        if index is None:
+            views = dict(self.views)
+            for node_id in away:
+                views[node_id] = replace(views[node_id], online=False)
+            for holding in usage:
+                if holding.node_id in views:  # a node added since the snapshot was read waits for the next
+                    views[holding.node_id] = replace(
+                        views[holding.node_id],
+                        used_ports=holding.ports,
+                        reserved_memory=holding.memory,
+                        reserved_cpus=holding.cpus,
+                    )
+            if len(self.indexes) >= _INDEXES_KEPT:
+                self.indexes.clear()
+            index = self.indexes[key] = NodeIndex(views.values())
+        return index.fresh()
 
 
-def _held(session: Session, nodes: _GridNodes, skip: set[int]) -> _Usage:
-    """What services outside this deployment hold on the grid's nodes (read by a partial index:
-    only instances that hold ports, memory or CPUs)."""
-    ports: dict[str, set[int]] = defaultdict(set)
-    memory: dict[str, int] = defaultdict(int)
-    cpus: dict[str, float] = defaultdict(float)
-    held = session.execute(
-        select(
-            InstanceRow.service_id,
-            InstanceRow.node_id,
-            InstanceRow.host_ports,
-            InstanceRow.memory,
-            InstanceRow.cpus,
-        ).where(
-            InstanceRow.node_id.is_not(None),
-            or_(
-                InstanceRow.host_ports.is_not(None),
-                InstanceRow.memory.is_not(None),
-                InstanceRow.cpus.is_not(None),
-            ),
-        )
-    ).tuples()
-    for service_id, node_id, host_ports, mem, cpu in held:
-        if service_id in skip or node_id is None or node_id not in nodes.views:
-            continue
-        ports[node_id].update(int(p) for p in host_ports or ())
-        memory[node_id] += mem or 0
-        cpus[node_id] += cpu or 0.0
-    return tuple(
-        (node_id, frozenset(ports.get(node_id, ())), memory.get(node_id, 0), cpus.get(node_id, 0.0))
-        for node_id in sorted(set(ports) | set(memory) | set(cpus))
-    )
+_derived: WeakKeyDictionary[GridNodes, _GridViews] = WeakKeyDictionary()  # lives as long as its snapshot
 
 
-def _node_index(
-    session: Session, grid_id: int, connected: set[str], skip: set[int]
-) -> tuple[NodeIndex, _GridNodes]:
-    """The grid's nodes, online when their agent is connected, with what services outside this
-    deployment hold on them. Costs the size of the grid only when a node changed."""
-    nodes = _grid_nodes(session, grid_id)
-    away = nodes.up - connected
-    usage = _held(session, nodes, skip)
-    key = (away, usage)
-    index = nodes.indexes.get(key)
-    if index is None:
-        views = dict(nodes.views)
-        for node_id in away:
-            views[node_id] = replace(views[node_id], online=False)
-        for node_id, ports, mem, cpu in usage:
-            views[node_id] = replace(views[node_id], used_ports=ports, reserved_memory=mem, reserved_cpus=cpu)
-        if len(nodes.indexes) >= _INDEXES_KEPT:
-            nodes.indexes.clear()
-        index = nodes.indexes[key] = NodeIndex(views.values())
-    return index.fresh(), nodes
-
-
-@dataclass(frozen=True, slots=True)
-class _Current:
-    """An instance as stored: where its container is meant to run, and with which config."""
-
-    node_id: str | None
-    desired_hash: str | None
-    has_container: bool
+def _grid_views(snapshot: GridNodes) -> _GridViews:
+    found = _derived.get(snapshot)
+    if found is None:
+        found = _derived[snapshot] = _GridViews.of(snapshot)
+    return found
 
 
 def plan_services(
-    session: Session, grid: GridRow, service_rows: Sequence[ServiceRow], connected: set[str]
+    session: Session,
+    grid: _Grid,
+    service_rows: Sequence[StoredRow],
+    connected: set[str],
+    snapshots: GridSnapshots,
 ) -> list[ServicePlan]:
-    """Plans for ``service_rows`` (in deploy order); later services see what earlier ones take."""
+    """Plans for ``service_rows`` (in deploy order); later services see what earlier ones take.
+    Nodes are online when their agent is connected; ``snapshots`` keeps the grid's nodes."""
     deploying = {row.id for row in service_rows}
-    index, nodes = _node_index(session, grid.id, connected, deploying)
-    volumes = {v.name: v for v in session.scalars(select(VolumeRow).where(VolumeRow.grid_id == grid.id))}
-    current: dict[int, dict[int, _Current]] = defaultdict(dict)
-    for part in chunks(sorted(deploying)):
-        rows = session.execute(
-            select(
-                InstanceRow.service_id,
-                InstanceRow.number,
-                InstanceRow.node_id,
-                InstanceRow.desired_hash,
-                InstanceRow.container.is_not(None),
-            ).where(InstanceRow.service_id.in_(part))
-        ).tuples()
-        for service_id, number, node_id, desired_hash, has_container in rows:
-            current[service_id][number] = _Current(node_id, desired_hash, bool(has_container))
+    nodes = _grid_views(snapshots.nodes(session, grid.id))
+    index = nodes.index(nodes.up - connected, held(session, grid.id, deploying))
+    volumes = volume_definitions(session, grid.id)
+    current = current_instances(session, deploying)
     stored = {row.id: stored_service(row) for row in service_rows}
-    homes = _volume_homes(session, grid.id, service_rows, stored, current, volumes, len(index))
+    names = _docker_names(stored, current, volumes, len(index))
+    homes = volume_homes(session, grid.id, names)
     plans = []
-    for service_row in service_rows:
-        plan, requests, placements = _plan_one(
-            grid.name,
-            service_row,
-            stored[service_row.id],
-            index,
-            nodes,
-            current[service_row.id],
-            volumes,
-            homes,
-        )
+    for row in service_rows:
+        service = _ServiceInputs(grid.name, row.id, stored[row.id], current[row.id], volumes, homes)
+        plan, requests, placements = _plan_one(service, index, nodes)
         index.commit(requests, placements)
         plans.append(plan)
     return plans
 
 
-@dataclass(frozen=True, slots=True)
-class _VolumeHomes:
-    """Where the Docker volumes these services may use are: ``held`` maps (volume id, Docker
-    name) to the node holding that instance-scope volume instance; ``removing`` maps a Docker
-    name to the nodes still deleting a volume instance of that name (of a removed volume)."""
-
-    held: dict[tuple[int, str], str]
-    removing: dict[str, frozenset[str]]
-
-
-def _volume_homes(
-    session: Session,
-    grid_id: int,
-    service_rows: Sequence[ServiceRow],
-    stored: dict[int, StoredService],
-    current: dict[int, dict[int, _Current]],
-    volumes: dict[str, VolumeRow],
+def _docker_names(
+    stored: Mapping[int, StoredService],
+    current: Mapping[int, Mapping[int, CurrentInstance]],
+    volumes: Mapping[str, GridVolume],
     node_count: int,
-) -> _VolumeHomes:
-    """Only the Docker names the instances being planned can have are looked up (by an index), so
-    the cost follows the deployment, not the size of the grid."""
+) -> set[str]:
+    """The Docker volume names the instances being planned can have: only those are looked up
+    (by an index), so the cost follows the deployment, not the size of the grid."""
     names: set[str] = set()
-    for row in service_rows:
-        service = stored[row.id]
+    for row_id, service in stored.items():
         most = node_count if service.spec.strategy is DeployStrategy.DAEMON else service.spec.instances
-        numbers = set(range(1, most + 1)) | set(current[row.id])
+        numbers = set(range(1, most + 1)) | set(current[row_id])
         for alias in _aliases(service):
             volume = volumes.get(service.volume_of(alias))
             if volume is None:
                 continue
-            scope = VolumeScope(volume.scope)
-            if scope is not VolumeScope.INSTANCE:
-                names.add(docker_volume_name(scope, volume.name, service.stack, service.spec.name, 1))
+            if volume.scope is not VolumeScope.INSTANCE:
+                names.add(docker_volume_name(volume.scope, volume.name, service.stack, service.spec.name, 1))
                 continue
             names.update(
                 docker_volume_name(VolumeScope.INSTANCE, volume.name, service.stack, service.spec.name, n)
                 for n in numbers
             )
-    held: dict[tuple[int, str], str] = {}
-    removing: dict[str, set[str]] = defaultdict(set)
-    for _, node_id, volume_id, state, name in volume_instances_named(session, grid_id, names):
-        if state == VolumeInstanceState.REMOVING:
-            removing[name].add(node_id)
-        elif volume_id is not None:
-            held[(volume_id, name)] = node_id
-    return _VolumeHomes(held, {name: frozenset(nodes) for name, nodes in removing.items()})
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class _ServiceInputs:
+    """What planning one service reads."""
+
+    grid: str
+    row_id: int
+    stored: StoredService
+    current: Mapping[int, CurrentInstance]
+    volumes: Mapping[str, GridVolume]
+    homes: VolumeHomes
+
+    @property
+    def service_id(self) -> str:
+        return full_service_id(self.grid, self.stored.stack, self.stored.spec.name)
 
 
 class _Bindings:
     """The grid volumes one service's named mounts use, resolved once; ``of(n)`` gives instance
     n's (alias -> Docker volume name, volume bindings)."""
 
-    def __init__(self, stored: StoredService, volumes: dict[str, VolumeRow]) -> None:
+    def __init__(self, stored: StoredService, volumes: Mapping[str, GridVolume]) -> None:
         self.stored = stored
-        self.mounts: list[tuple[str, VolumeRow, VolumeScope, dict[str, str]]] = []
+        self.mounts: list[tuple[str, GridVolume, dict[str, str]]] = []
         for alias in _aliases(stored):
             volume = volumes[stored.volume_of(alias)]
-            self.mounts.append((alias, volume, VolumeScope(volume.scope), dict(volume.driver_opts)))
+            self.mounts.append((alias, volume, dict(volume.driver_opts)))
 
     def of(self, number: int) -> tuple[dict[str, str], tuple[VolumeWrite, ...]]:
         names: dict[str, str] = {}
         bindings: list[VolumeWrite] = []
         stack, service = self.stored.stack, self.stored.spec.name
-        for alias, volume, scope, driver_opts in self.mounts:
-            docker_name = docker_volume_name(scope, volume.name, stack, service, number)
+        for alias, volume, driver_opts in self.mounts:
+            docker_name = docker_volume_name(volume.scope, volume.name, stack, service, number)
             names[alias] = docker_name
             bindings.append(
-                VolumeWrite(volume.id, volume.name, docker_name, volume.driver, driver_opts, scope)
+                VolumeWrite(volume.id, volume.name, docker_name, volume.driver, driver_opts, volume.scope)
             )
         return names, tuple(bindings)
 
 
 def _request(
-    service_id: str,
-    stored: StoredService,
-    number: int,
-    bindings: tuple[VolumeWrite, ...],
-    homes: _VolumeHomes,
-    current: _Current | None,
+    service: _ServiceInputs, number: int, bindings: tuple[VolumeWrite, ...], current: CurrentInstance | None
 ) -> InstanceRequest:
+    homes = service.homes
     needs = tuple(
         VolumeNeed(
             volume=b.volume,
@@ -333,9 +248,9 @@ def _request(
         )
         for b in bindings
     )
-    spec = stored.spec
+    spec = service.stored.spec
     return InstanceRequest(
-        service_id=service_id,
+        service_id=service.service_id,
         instance=number,
         affinity=spec.affinity,
         ports=spec.ports,
@@ -346,112 +261,51 @@ def _request(
     )
 
 
+def _numbers(service: _ServiceInputs, binder: _Bindings, index: NodeIndex) -> list[int]:
+    """The instance numbers to plan: 1..instances, or for a daemon one per node that can take
+    one, each node keeping the number of the instance it runs or whose volume instances it holds."""
+    spec = service.stored.spec
+    if spec.strategy is not DeployStrategy.DAEMON:
+        return list(range(1, spec.instances + 1))
+    template = _request(service, 1, binder.of(1)[1], None)
+    anchors = {n: row.node_id for n, row in service.current.items() if row.node_id is not None}
+    held_by = service.homes.held
+    for number in service.current:
+        for b in binder.of(number)[1]:
+            if b.scope is VolumeScope.INSTANCE and (b.volume_id, b.name) in held_by:
+                anchors[number] = held_by[(b.volume_id, b.name)]
+    return daemon_plan(index, template, anchors)
+
+
 def _plan_one(
-    grid: str,
-    service_row: ServiceRow,
-    stored: StoredService,
-    index: NodeIndex,
-    nodes: _GridNodes,
-    current: dict[int, _Current],
-    volumes: dict[str, VolumeRow],
-    homes: _VolumeHomes,
+    service: _ServiceInputs, index: NodeIndex, nodes: _GridViews
 ) -> tuple[ServicePlan, list[InstanceRequest], list[Placement]]:
-    spec = stored.spec
-    service_id = full_service_id(grid, stored.stack, spec.name)
-    row_id = service_row.id
-    plan = ServicePlan(service_row_id=row_id, service_id=service_id)
-    missing = sorted({stored.volume_of(a) for a in _aliases(stored)} - set(volumes))
+    stored, current = service.stored, service.current
+    plan = ServicePlan(service_row_id=service.row_id, service_id=service.service_id)
+    missing = {stored.volume_of(a) for a in _aliases(stored)} - set(service.volumes)
     if missing:
-        missing_reason = f"External volume {missing[0]} not found; create it with 'moorage volume create'"
-        plan.instances = [
-            InstancePlan(
-                row_id,
-                service_id,
-                n,
-                "failed",
-                None,
-                None,
-                missing_reason,
-                had_container=n in current and current[n].has_container,
-            )
-            for n in range(1, spec.instances + 1)
-        ]
+        plan.instances = missing_volume_plans(
+            service.row_id, service.service_id, stored.spec.instances, current, missing
+        )
         return plan, [], []
-
-    binder = _Bindings(stored, volumes)
-    if spec.strategy is DeployStrategy.DAEMON:
-        _, template_bindings = binder.of(1)
-        template = _request(service_id, stored, 1, template_bindings, homes, None)
-        anchors: dict[int, str] = {n: row.node_id for n, row in current.items() if row.node_id is not None}
-        for n in list(current):
-            _, bs = binder.of(n)
-            for b in bs:
-                if b.scope is VolumeScope.INSTANCE and (b.volume_id, b.name) in homes.held:
-                    anchors[n] = homes.held[(b.volume_id, b.name)]
-        numbers = daemon_plan(index, template, anchors)
-    else:
-        numbers = list(range(1, spec.instances + 1))
-
+    binder = _Bindings(stored, service.volumes)
+    numbers = _numbers(service, binder, index)
     bound = {n: binder.of(n) for n in numbers}
-    requests = [_request(service_id, stored, n, bound[n][1], homes, current.get(n)) for n in numbers]
-    placements = schedule_service(index, requests, spec.strategy, seed=service_id)
-    containers = ContainerTemplate(grid, stored.stack, spec)
+    requests = [_request(service, n, bound[n][1], current.get(n)) for n in numbers]
+    placements = schedule_service(index, requests, stored.spec.strategy, seed=service.service_id)
+    containers = ContainerTemplate(service.grid, stored.stack, stored.spec)
     for number, request, placement in zip(numbers, requests, placements, strict=True):
         names, bindings = bound[number]
-        container = containers.document(number, names)
-        row = current.get(number)
-        had = row is not None and row.has_container
-        reason = "; ".join(placement.reasons) or None
-        if placement.status == "placed":
-            assert placement.node_id is not None
-            if (
-                row is not None
-                and row.node_id == placement.node_id
-                and row.desired_hash == container.config_hash
-            ):
-                kind: PlanKind = "unchanged"
-            elif row is not None and row.has_container and row.node_id is not None:
-                kind = "replace"
-            else:
-                kind = "start"
-            plan.instances.append(
-                InstancePlan(
-                    row_id,
-                    service_id,
-                    number,
-                    kind,
-                    placement.node_id,
-                    container,
-                    None,
-                    bindings,
-                    had_container=had,
-                    place=nodes.place(placement.node_id),
-                )
-            )
-        elif placement.status == "pending":
-            # Pinned to a node that is away: keep it there with the new config; its agent converges
-            # when the node is back. Never move it to an empty volume elsewhere.
-            pins = [need.pinned_node for need in request.pins if index.get(need.pinned_node) is not None]
-            node = pins[0] if pins else None
-            plan.instances.append(
-                InstancePlan(
-                    row_id,
-                    service_id,
-                    number,
-                    "pending",
-                    node,
-                    container if node else None,
-                    reason,
-                    bindings,
-                    had_container=had,
-                    place=nodes.place(node) if node else None,
-                )
-            )
-        else:
-            plan.instances.append(
-                InstancePlan(row_id, service_id, number, "failed", None, None, reason, had_container=had)
-            )
-    plan.remove_numbers = sorted(set(current) - set(numbers))
+        slot = Slot(
+            service_row_id=service.row_id,
+            service_id=service.service_id,
+            number=number,
+            current=current.get(number),
+            container=containers.document(number, names),
+            volumes=bindings,
+        )
+        plan.instances.append(decide(slot, request, placement, nodes.place))
+    plan.remove_numbers = removed_numbers(current, numbers)
     return plan, requests, placements
 
 

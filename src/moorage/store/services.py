@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow
 __all__ = [
     "InstanceView",
     "ServiceView",
+    "StoredRow",
     "add_service",
     "get_service_row",
     "list_services",
@@ -105,7 +106,16 @@ def save_service(
     return row
 
 
-def stored_service(row: ServiceRow) -> StoredService:
+class StoredRow(Protocol):
+    """What ``stored_service`` reads of a service row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def spec(self) -> dict[str, Any]: ...
+
+
+def stored_service(row: StoredRow) -> StoredService:
     """The service a row stores, parsed once per row while its document stays equal."""
     return load_service(row.spec, key=("service", row.id))
 
