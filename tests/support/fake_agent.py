@@ -46,9 +46,12 @@ def join(
 class FakeNode(threading.Thread):
     """A fake agent that stays connected: heartbeats, takes every desired state and, while
     ``reporting`` is set, reports each desired container running with its config hash (a fresh
-    report after each desired state). Reconnects as the same node when the master restarts."""
+    report after each desired state), and with ``report_volumes`` each desired Docker volume
+    present. Reconnects as the same node when the master restarts."""
 
-    def __init__(self, master_url: str, token: str, name: str, *, reporting: bool = True) -> None:
+    def __init__(
+        self, master_url: str, token: str, name: str, *, reporting: bool = True, report_volumes: bool = False
+    ) -> None:
         super().__init__(name=f"fake-{name}", daemon=True)
         self.master_url = master_url
         self.token = token
@@ -60,6 +63,8 @@ class FakeNode(threading.Thread):
             self.reporting.set()
         self.stopping = threading.Event()
         self.containers: list[dict] = []  # of the last desired state
+        self.volumes: list[dict] = []  # of the last desired state
+        self.report_volumes = report_volumes
         self.desired_count = 0
         self.welcomes = 0
 
@@ -92,6 +97,7 @@ class FakeNode(threading.Thread):
                 message = json.loads(ws.recv(timeout=0.2))
                 if message["type"] == "desired":
                     self.containers = message["containers"]
+                    self.volumes = message.get("volumes", [])
                     self.desired_count += 1
                     fresh = True
             except TimeoutError:
@@ -100,9 +106,10 @@ class FakeNode(threading.Thread):
                 return
             try:
                 if fresh and self.reporting.is_set():
-                    ws.send(
-                        json.dumps({"type": "status", "instances": [_running(c) for c in self.containers]})
-                    )
+                    status: dict = {"type": "status", "instances": [_running(c) for c in self.containers]}
+                    if self.report_volumes:
+                        status["volumes"] = [_present(v) for v in self.volumes]
+                    ws.send(json.dumps(status))
                     fresh = False
                 if time.monotonic() - beat > 0.3:
                     ws.send(json.dumps({"type": "heartbeat"}))
@@ -119,3 +126,7 @@ def _running(container: dict) -> dict:
         "config_hash": container["config_hash"],
         "started_at": "2026-01-01T00:00:00+00:00",
     }
+
+
+def _present(volume: dict) -> dict:
+    return {"volume_instance_id": volume["volume_instance_id"], "name": volume["name"], "state": "present"}

@@ -48,8 +48,14 @@ def master(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="The certificate's private key (PEM)")
     ] = None,
+    metrics_without_token: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-without-token", help="Serve GET /metrics to anyone (default: an admin token)"
+        ),
+    ] = False,
 ) -> None:
-    """Run the master: REST API, agent hub, and the store."""
+    """Run the master: REST API, web console (/ui), metrics (/metrics), agent hub, and the store."""
     from moorage.master.server import MasterConfig, MasterTls, parse_listen, run_master
     from moorage.master.settings import MasterSettings
 
@@ -62,7 +68,9 @@ def master(
             port=port,
             data_dir=data_dir or default_data_dir("master"),
             db_url=db,
-            settings=MasterSettings(heartbeat_interval=heartbeat_interval),
+            settings=MasterSettings(
+                heartbeat_interval=heartbeat_interval, metrics_need_token=not metrics_without_token
+            ),
             tls=MasterTls.checked(tls_cert, tls_key),
         )
     )

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from moorage import __version__
+from moorage.master.console import install_console
 from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
 from moorage.master.hub import AgentHub
+from moorage.master.metrics import MasterMetrics, RequestTiming
 from moorage.master.request_limits import RequestLimits
-from moorage.master.routes import agent, deployments, grids, nodes, services, stacks, tokens, volumes
+from moorage.master.routes import agent, deployments, grids, metrics, nodes, services, stacks, tokens, volumes
 from moorage.master.settings import MasterSettings
 from moorage.master.state import MasterState
 from moorage.master.volume_lists import VolumeLists
@@ -43,13 +45,16 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)
     app.state.moorage = state
     app.state.volume_lists = VolumeLists()  # GET /v1/volumes/{grid} bodies, kept while the store is unchanged
+    app.state.metrics = MasterMetrics.create(db, hub)  # GET /metrics
     install_error_handlers(app)
     app.add_middleware(RequestLimits)  # the token and the size before any body is read
+    app.add_middleware(RequestTiming, histogram=app.state.metrics.request_seconds)  # outermost: times all
 
     @app.get("/v1/ping", tags=["health"])
     async def ping() -> dict[str, str]:  # async: a sync route costs a hop to a worker thread and back
         return {"status": "ok", "version": __version__}
 
-    for module in (grids, nodes, volumes, stacks, services, deployments, tokens, agent):
+    for module in (grids, nodes, volumes, stacks, services, deployments, tokens, metrics, agent):
         app.include_router(module.router)
+    install_console(app)  # /ui
     return app

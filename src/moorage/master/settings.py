@@ -1,4 +1,4 @@
-"""A master's settings: how often agents beat, and when a silent node is offline."""
+"""A master's settings: how often agents beat, when a silent node is offline, who may read /metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ __all__ = ["MasterSettings"]
 class MasterSettings:
     heartbeat_interval: float = 5.0
     missed_heartbeats: int = 3  # a node is offline after this many intervals without a word
+    metrics_need_token: bool = True  # GET /metrics takes an admin token (--metrics-without-token: not)
 
     @property
     def node_timeout(self) -> float:

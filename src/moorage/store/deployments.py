@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
 from moorage.errors import NotFound
@@ -23,6 +23,7 @@ from moorage.store.services import ServiceView, service_views
 from moorage.store.tables import DeploymentRow, GridRow, InstanceRow, NodeRow, ServiceRow
 
 __all__ = [
+    "DeploymentSummary",
     "DeploymentView",
     "InstanceReport",
     "WaitingService",
@@ -33,6 +34,7 @@ __all__ = [
     "finish_deployment",
     "instance_reports",
     "node_names",
+    "recent_deployments",
     "remove_instances",
     "show_deployment",
     "superseded_by",
@@ -210,3 +212,34 @@ def node_names(session: Session, node_ids: Collection[str]) -> dict[str, str]:
     """Node id -> name for the nodes among ``node_ids`` that exist."""
     found = session.execute(select(NodeRow.id, NodeRow.name).where(NodeRow.id.in_(sorted(node_ids))))
     return {node_id: name for node_id, name in found.tuples()}
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSummary:
+    """A deployment without its services: what a list of a grid's deployments shows."""
+
+    id: str
+    target: str
+    state: str
+    message: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def recent_deployments(session: Session, grid_row: GridRow, limit: int) -> list[DeploymentSummary]:
+    """The grid's deployments in progress (``running``) first, then the latest finished, newest
+    first within each; ``limit`` in all."""
+    query = (
+        select(
+            DeploymentRow.id,
+            DeploymentRow.target,
+            DeploymentRow.state,
+            DeploymentRow.message,
+            DeploymentRow.created_at,
+            DeploymentRow.finished_at,
+        )
+        .where(DeploymentRow.grid_id == grid_row.id)
+        .order_by(case((DeploymentRow.state == "running", 0), else_=1), DeploymentRow.created_at.desc())
+        .limit(limit)
+    )
+    return [DeploymentSummary(*row) for row in session.execute(query).tuples()]
