@@ -59,7 +59,7 @@ def test_families_types_and_names(master: MasterProcess, grid: str) -> None:
 
 def test_a_node_online_then_offline_is_counted(master: MasterProcess, grid: str) -> None:
     with master.client() as client:
-        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
         before = _scrape(client)
         assert _value(before, "moorage_nodes", grid=grid, state="online") == 0
         assert _value(before, "moorage_agent_connections", grid=grid) == 0
@@ -89,7 +89,7 @@ def test_a_deployment_counts_its_instances_volumes_and_duration(master: MasterPr
         "volumes": {"data": {"external": {"name": "shop-data"}}},
     }
     with master.client() as client:
-        token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
         client.post(
             f"/v1/volumes/{grid}", json={"name": "shop-data", "scope": "instance", "driver": "local"}
         ).raise_for_status()
@@ -158,7 +158,7 @@ def test_metrics_need_an_admin_token(master: MasterProcess, grid: str) -> None:
         assert refused.status_code == 401
         assert "Authorization: Bearer" in refused.json()["error"]
     with master.client() as client:
-        join_token = client.get(f"/v1/grids/{grid}/token").json()["token"]
+        join_token = client.post(f"/v1/grids/{grid}/token").json()["token"]
     with master.client(token=join_token) as agent:
         assert agent.get("/metrics").status_code == 403
     with master.client(token="wrong") as stranger:

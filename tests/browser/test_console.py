@@ -56,7 +56,7 @@ def page(browser: Browser, master: MasterProcess) -> Iterator[Page]:
 
 def _join_token(master: MasterProcess, grid: str) -> str:
     with master.client() as client:
-        return str(client.get(f"/v1/grids/{grid}/token").json()["token"])
+        return str(client.post(f"/v1/grids/{grid}/token").json()["token"])
 
 
 def test_sign_in_with_a_wrong_token_says_so_and_sets_nothing(browser: Browser, master: MasterProcess) -> None:

@@ -18,7 +18,7 @@ from moorage.master.state import State
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], include_in_schema=False)  # not part of the /v1 API
 
 
 @router.get("/metrics", response_class=Response)
