@@ -32,8 +32,10 @@ if not CHROMIUM.exists():
 from playwright.sync_api import Browser, sync_playwright  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # module scope: Playwright's sync API keeps an event loop running on this thread while it is
+    # open, and the tests after these (asyncio.run in the unit tests) need it gone
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
