@@ -163,6 +163,9 @@ class StatusMsg(_Msg):
     type: Literal["status"] = "status"
     instances: list[InstanceStatus] = Field(default_factory=list)
     volumes: list[VolumeStatus] = Field(default_factory=list)
+    # the ``seq`` of the desired state this report answers (converged after it arrived); an
+    # agent sends one report after each desired state, changed or not. None: counts as the latest
+    desired_seq: int | None = None
 
 
 class Heartbeat(_Msg):
@@ -180,6 +183,7 @@ class Welcome(_Msg):
 
 class Desired(_Msg):
     type: Literal["desired"] = "desired"
+    seq: int | None = None  # numbers the pushes to a node; its next report names the one it answers
     containers: list[ContainerSpec] = Field(default_factory=list)
     volumes: list[VolumeSpec] = Field(default_factory=list)
     remove_volumes: list[VolumeSpec] = Field(default_factory=list)  # delete these (only if labelled ours)

@@ -54,6 +54,8 @@ class FakeAgents:
         self._made = 0  # pushes the deployer made
         self._taken = 0  # pushes the test took with next_push
         self.looks: asyncio.Queue[int] = asyncio.Queue()  # per connected_ids() call: pushes made by then
+        self._pushed: dict[str, int] = {}  # node id -> the push (count) it last got
+        self._answered: dict[str, int] = {}  # node id -> the push its last report answers
 
     # -- what the deployer calls ----------------------------------------------------------------
 
@@ -63,7 +65,13 @@ class FakeAgents:
 
     async def push_desired(self, node_ids: Iterable[str]) -> None:
         self._made += 1
-        self.pushes.put_nowait(Push(frozenset(node_ids), self.snapshot()))
+        nodes = frozenset(node_ids)
+        for node_id in nodes & self.connected:
+            self._pushed[node_id] = self._made
+        self.pushes.put_nowait(Push(nodes, self.snapshot()))
+
+    def reported_since_push(self, node_id: str) -> bool:
+        return self._answered.get(node_id, 0) >= self._pushed.get(node_id, 0)
 
     # -- what the test calls --------------------------------------------------------------------
 
@@ -127,6 +135,8 @@ class FakeAgents:
         with self.db.session() as session:
             for node_id, statuses in by_node.items():
                 apply_instance_status(session, node_id, statuses)
+        for node_id in by_node:  # once stored, as the hub does: made after the last push
+            self._answered[node_id] = self._pushed.get(node_id, 0)
         await self.wakeups.status_changed()
 
     def _stack_of(self, service: str) -> str:

@@ -178,6 +178,8 @@ def test_unchanged_instances_count_too(db: Database) -> None:
         await _first_rollout(deployer, agents, db, 3)
         await agents.report("web", [2], state="exited", exit_code=137)
         again = await _deploy(deployer, db, 3, "v1")
+        await _pushed_to(agents, "web", 2)  # the deployment asks its node again ...
+        await agents.report("web", [2], state="exited", exit_code=137)  # ... which retries: exits again
         await deployer.wait_finished(again)
         view = _deployment(db, again)
         assert view.state == "error"
@@ -213,7 +215,14 @@ def test_a_newer_deployment_supersedes_a_running_one(db: Database) -> None:
     _run(db, scenario)
 
 
-def test_an_instance_whose_node_goes_offline_is_reported_not_waited_for(db: Database) -> None:
+async def _pushed_to(agents: FakeAgents, service: str, number: int) -> None:
+    """Return after the next push that reaches the node of this instance."""
+    node = agents.snapshot()[(service, number)].node_id
+    while node not in (await agents.next_push()).node_ids:
+        pass
+
+
+def test_an_instance_whose_node_goes_offline_mid_batch_is_waited_for_not_settled(db: Database) -> None:
     async def scenario(deployer: Deployer, agents: FakeAgents) -> None:
         deployment = await _deploy(deployer, db, 2, "v1")
         push, _ = await _next_batch(agents, {})
@@ -221,9 +230,105 @@ def test_an_instance_whose_node_goes_offline_is_reported_not_waited_for(db: Data
         assert gone is not None
         agents.connected.discard(gone)
         await agents.report("web", [1])
+        agents.forget_looks()
+        await agents.next_look()
+        await agents.next_look()  # it looked again, web-2's node still away: still running
+        assert _deployment(db, deployment).state == "running"
+        agents.connected.add(gone)
+        await agents.report("web", [2])
         await deployer.wait_finished(deployment)
-        view = _deployment(db, deployment)
-        assert view.state == "error"
-        assert view.message == f"s/web-2 on {NODES[gone]}: node is offline; it starts when the node is back"
+        assert _deployment(db, deployment).state == "success"
 
     _run(db, scenario)
+
+
+def test_a_failure_reported_before_the_deployment_is_not_its_outcome(db: Database) -> None:
+    """An instance failed (a missing image, say); the user fixes that and deploys again at once:
+    the old error is no answer, the deployment waits for the agent's report after its push."""
+
+    async def scenario(deployer: Deployer, agents: FakeAgents) -> None:
+        first = await _deploy(deployer, db, 1, "v1")
+        await _next_batch(agents, {})
+        await agents.report("web", [1], state="error")
+        await deployer.wait_finished(first)
+        assert _deployment(db, first).state == "error"
+        again = await _deploy(deployer, db, 1, "v1")
+        await _pushed_to(agents, "web", 1)
+        agents.forget_looks()
+        await agents.next_look()
+        await agents.next_look()
+        assert _deployment(db, again).state == "running", "the old error decided nothing"
+        await agents.report("web", [1])  # the agent retried at once: it runs now
+        await deployer.wait_finished(again)
+        view = _deployment(db, again)
+        assert (view.state, view.message) == ("success", None)
+
+    _run(db, scenario)
+
+
+def test_a_node_away_during_an_upgrade_has_its_instances_rolled_in_batches_when_back(db: Database) -> None:
+    async def scenario(deployer: Deployer, agents: FakeAgents) -> None:
+        seen = await _first_rollout(deployer, agents, db, 10)
+        away = agents.snapshot()[("web", 1)].node_id
+        assert away is not None
+        on_away = {n for (s, n), i in agents.snapshot().items() if s == "web" and i.node_id == away}
+        agents.connected.discard(away)
+        deployment = await _deploy(deployer, db, 10, "v2")
+        rolled: set[int] = set()
+        while rolled != set(range(1, 11)) - on_away:
+            push, batch = await _next_batch(agents, seen)
+            assert len(batch) <= 2 and not batch & on_away, (batch, on_away)
+            assert away not in push.node_ids
+            rolled |= batch
+            await agents.report("web", batch)
+        assert _deployment(db, deployment).state == "running", "it waits for the node that is away"
+        agents.connected.add(away)
+        back: set[int] = set()
+        while back != on_away:
+            _, batch = await _next_batch(agents, seen)
+            assert len(batch) <= 2 and batch <= on_away
+            back |= batch
+            await agents.report("web", batch)
+        await deployer.wait_finished(deployment)
+        assert _deployment(db, deployment).state == "success"
+
+    _run(db, scenario)
+
+
+def test_a_stopped_deployer_leaves_its_rollout_running_and_the_next_resumes_it_batch_by_batch(
+    db: Database,
+) -> None:
+    async def main() -> None:
+        wakeups = Wakeups()
+        agents = FakeAgents(db, wakeups, GRID, NODES)
+        deployer = Deployer(db, agents, wakeups)
+        seen = await _first_rollout(deployer, agents, db, 10)
+        v1 = dict(seen)
+        deployment = await _deploy(deployer, db, 10, "v2")
+        _, in_flight = await _next_batch(agents, seen)
+        await agents.report("web", in_flight)
+        _, in_flight = await _next_batch(agents, seen)  # the second batch is on its way ...
+        await deployer.stop()  # ... when the master stops
+        assert _deployment(db, deployment).state == "running"
+
+        wakeups = Wakeups()
+        agents = FakeAgents(db, wakeups, GRID, NODES)
+        resumed = Deployer(db, agents, wakeups, resume_grace=0)
+        await resumed.start()
+        try:
+            await agents.report("web", in_flight)  # the batch in flight runs ...
+            done = {n for n in range(1, 11) if agents.snapshot()[("web", n)].desired_hash != v1[n]}
+            assert in_flight <= done
+            while len(done) < 10:
+                push, batch = await _next_batch(agents, seen)
+                web = {n: i for (s, n), i in push.instances.items() if s == "web"}
+                assert all(web[n].runs_desired for n in done), "... before the next batch is touched"
+                assert len(batch) <= 2
+                done |= batch
+                await agents.report("web", batch)
+            await resumed.wait_finished(deployment)
+            assert _deployment(db, deployment).state == "success"
+        finally:
+            await resumed.stop()
+
+    asyncio.run(main())

@@ -268,8 +268,11 @@ class Agent:
                 self.converge_now.set()
 
     async def _converge_loop(self, ws: ClientConnection) -> None:
-        """Converge on every new desired state, and every CONVERGE_INTERVAL seconds anyway."""
+        """Converge on every new desired state, and every CONVERGE_INTERVAL seconds anyway. A new
+        desired state is always answered by a report (changed or not, naming its ``seq``): the
+        master judges a deployment only by reports made after it asked."""
         last: StatusMsg | None = None
+        answered: int | None = None
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.converge_now.wait(), CONVERGE_INTERVAL)
@@ -282,9 +285,9 @@ class Agent:
             except EngineError as err:
                 log.warning("convergence failed: %s", err.message)
                 continue
-            if status != last:
-                await ws.send(status.model_dump_json())
-                last = status
+            if status != last or desired.seq != answered:
+                await ws.send(status.model_copy(update={"desired_seq": desired.seq}).model_dump_json())
+                last, answered = status, desired.seq
 
 
 def run_agent(config: AgentConfig) -> None:

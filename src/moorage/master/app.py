@@ -21,7 +21,14 @@ from moorage.master.volume_lists import VolumeLists
 from moorage.master.wakeups import Wakeups
 from moorage.store.database import Database
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "stop_rollouts"]
+
+
+async def stop_rollouts(app: FastAPI) -> None:
+    """Stop the deployer's rollouts where they are (the next master resumes them). Before the
+    agents' sockets close on shutdown: otherwise every node looks offline to a rollout."""
+    state: MasterState = app.state.moorage
+    await state.deployer.stop()
 
 
 def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
@@ -39,7 +46,7 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await deployer.stop()
+            await deployer.stop()  # first (at the latest; server.py stops it before any socket closes)
             await hub.stop()
 
     app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)

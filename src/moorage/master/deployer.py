@@ -8,9 +8,20 @@ deploy(services) ──plan (one transaction)──▶ deployment row, pending/f
                    containers run before the next batch's old ones are stopped
           each batch: record volume instances and containers ─▶ push desired state to the
                       nodes ─▶ wait until their agents report the new config running
-                      (or an error, the node going away, or the batch timeout)
-          last:    unchanged instances are waited for too: success means every instance runs
+                      (or an error reported after the push, or the batch timeout); an
+                      instance whose node goes offline is still on its way, not settled
+          first:   unchanged instances not running yet (a batch in flight when the master
+                   stopped) are waited for before any other is touched: success means every
+                   instance runs, and a failure counts only from a report made after the
+                   deployment pushed (the agent retries what had failed, then reports)
+          offline: an instance whose node (old or new) is offline is not recorded but deferred;
+                   once the rest is rolled the rollout waits for such a node, plans the
+                   service again and rolls what is left in the same batches
     └─▶ deployment ``success`` or ``error`` with one line per instance that did not make it
+
+A master that stops leaves its rollouts ``running`` (its deployer stops before the agents'
+sockets close, so no node looks offline to it); the next master resumes each where it was,
+once the agents are back (or after ``resume_grace``), batch by batch.
 """
 
 from __future__ import annotations
@@ -19,11 +30,11 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -35,7 +46,7 @@ from moorage.model.states import InstanceState
 from moorage.store.database import Database
 from moorage.store.deployments import (
     InstanceReport,
-    abandon_unfinished,
+    UnfinishedDeployment,
     create_deployment,
     deployment_grid_id,
     deployment_services,
@@ -43,6 +54,8 @@ from moorage.store.deployments import (
     instance_reports,
     node_names,
     remove_instances,
+    service_nodes,
+    unfinished_deployments,
     waiting_services,
 )
 from moorage.store.grid_snapshot import GridSnapshots
@@ -56,7 +69,8 @@ log = logging.getLogger("moorage.master.deployer")
 MIN_HEALTH = 0.8  # Kontena's default: keep at least 80% of a service's instances up during a rollout
 BATCH_TIMEOUT = 180.0
 RESCHEDULE_SETTLE = 0.5  # seconds to gather a burst of node changes before placing waiting instances
-ABANDONED = "the master restarted during this deployment; run the deploy again"
+RESUME_GRACE = 15.0  # after a restart, how long a resumed rollout waits for its nodes' agents
+NODE_POLL = 0.2  # seconds between looks at which nodes are connected, while waiting for some
 
 # an instance reported in one of these states with the new config did not make it
 _STOPPED = (InstanceState.ERROR, InstanceState.EXITED, InstanceState.RESTARTING)
@@ -71,6 +85,10 @@ class Agents(Protocol):
 
     async def push_desired(self, node_ids: Iterable[str]) -> None:
         """Send each connected node among ``node_ids`` its whole desired state."""
+        ...
+
+    def reported_since_push(self, node_id: str) -> bool:
+        """Whether the node's last report answers the last desired state sent to it."""
         ...
 
 
@@ -109,9 +127,16 @@ def record_unplaced(session: Session, grid_id: int, plans: Sequence[ServicePlan]
         item.write(InstanceState(item.kind))
         for plan in plans
         for item in plan.instances
-        if item.kind == "pending" or (item.kind == "failed" and not item.had_container)
+        if (item.kind == "pending" and not _pinned_away(item))
+        or (item.kind == "failed" and not item.had_container)
     ]
     return touched | write_placements(session, grid_id, writes)
+
+
+def _pinned_away(item: InstancePlan) -> bool:
+    """Pending on a node that is away, where its container (and volume) is: the rollout gives it
+    its new config once the node is back, in a batch, not all at once on the node's return."""
+    return item.kind == "pending" and item.node_id is not None and item.had_container
 
 
 def record_batch(session: Session, grid_id: int, batch: Sequence[InstancePlan]) -> set[str]:
@@ -120,43 +145,68 @@ def record_batch(session: Session, grid_id: int, batch: Sequence[InstancePlan]) 
 
 
 def _outcome(
-    item: InstancePlan, report: InstanceReport | None, where: str, connected: set[str]
+    item: InstancePlan, report: InstanceReport | None, where: str, online: bool, fresh: bool, unchanged: bool
 ) -> _Outcome | None:
-    """One instance's outcome from what the store holds of it; None while it is on its way."""
+    """One instance's outcome from what the store holds of it; None while it is on its way.
+
+    Running the new config is success; a failure counts only from a report the node made after
+    the deployment pushed to it (``fresh``), never from an old one. An instance on an offline
+    node is on its way (the rollout waits for it) unless it is ``unchanged``: then nothing of
+    the rollout waits on it and it is reported.
+    """
     assert item.container is not None
     if report is None or report.desired_hash != item.container.config_hash:
         return _Outcome(True)  # removed or superseded since
     settled = report.observed_hash == report.desired_hash
     if settled and report.state == InstanceState.RUNNING:
         return _Outcome(True)
-    if settled and report.state in _STOPPED:
+    if settled and report.state in _STOPPED and online and fresh:
         exited = f"exited with code {report.exit_code}" if report.exit_code is not None else None
         return _Outcome(False, f"{_label(item)}{where}: {report.reason or exited or report.state}")
-    if item.node_id not in connected:
+    if not online and unchanged:
         return _Outcome(False, f"{_label(item)}{where}: node is offline; it starts when the node is back")
     return None
 
 
 class Deployer:
     def __init__(
-        self, db: Database, agents: Agents, wakeups: Wakeups, batch_timeout: float = BATCH_TIMEOUT
+        self,
+        db: Database,
+        agents: Agents,
+        wakeups: Wakeups,
+        batch_timeout: float = BATCH_TIMEOUT,
+        resume_grace: float = RESUME_GRACE,
     ) -> None:
         self.db = db
         self.agents = agents
         self.wakeups = wakeups  # the hub's reports; app.py gives the hub the same object
-        self.batch_timeout = batch_timeout
+        self.batch_timeout = batch_timeout  # also how long a rollout waits for an offline node
+        self.resume_grace = resume_grace
         self.snapshots = GridSnapshots()  # the grids' nodes, kept between deployments
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._owner: dict[int, str] = {}  # service row id -> the deployment rolling it out
         self._rescheduler: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.db.run(lambda session: abandon_unfinished(session, ABANDONED))
+        """Resume the rollouts a stopped master left running (a newer one of the same services
+        supersedes an older one), then place waiting instances whenever nodes change."""
+        unfinished = await self.db.run(unfinished_deployments)
+        taken: set[int] = set()
+        for deployment in reversed(unfinished):  # newest first
+            if taken & set(deployment.service_ids):
+                await self._finish(deployment.id, "error", [SUPERSEDED])
+                continue
+            taken |= set(deployment.service_ids)
+            log.info("resuming deployment %s where the previous master left it", deployment.id)
+            self._launch(deployment.id, deployment.grid, deployment.service_ids, self._resume(deployment))
         self._rescheduler = asyncio.create_task(self._reschedule_on_nudge(), name="rescheduler")
 
     async def stop(self) -> None:
+        """Stop every rollout where it is, leaving its deployment ``running`` for the next master."""
+        self._stopping = True
         if self._rescheduler is not None:
             self._rescheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -204,12 +254,17 @@ class Deployer:
             lambda session: self._plan(session, grid, list(service_ids), target, connected, begun)
         )
         await self.agents.push_desired(nodes)
-        task = asyncio.create_task(self._roll_out(deployment_id, plans), name=f"deploy-{deployment_id}")
+        self._launch(deployment_id, grid, service_ids, self._roll_out(deployment_id, grid, plans))
+        return deployment_id
+
+    def _launch(
+        self, deployment_id: str, grid: str, service_ids: Sequence[int], rollout: Coroutine[Any, Any, None]
+    ) -> None:
+        task = asyncio.create_task(rollout, name=f"deploy-{deployment_id}")
         self._tasks[deployment_id] = task
         for service_id in service_ids:
             self._owner[service_id] = deployment_id
         task.add_done_callback(lambda _t: self._tasks.pop(deployment_id, None))
-        return deployment_id
 
     async def wait_finished(self, deployment_id: str) -> None:
         """Return once this deployment's rollout has ended and recorded how (at once if it has)."""
@@ -236,41 +291,146 @@ class Deployer:
         deployment_id = create_deployment(session, grid_row.id, target, service_ids, begun)
         return deployment_id, plans, record_unplaced(session, grid_row.id, plans)
 
+    async def _replan(self, grid: str, service_ids: list[int]) -> list[ServicePlan]:
+        """Plan these services again as they are now (what is rolled is unchanged), record what
+        needs no waiting and push it."""
+        connected = self.agents.connected_ids()
+
+        def plan(session: Session) -> tuple[list[ServicePlan], set[str]]:
+            grid_row = get_grid_row(session, grid)
+            plans = plan_services(
+                session, grid_row, deployment_services(session, service_ids), connected, self.snapshots
+            )
+            return plans, record_unplaced(session, grid_row.id, plans)
+
+        plans, nodes = await self.db.run(plan)
+        await self.agents.push_desired(nodes)
+        return plans
+
+    async def _resume(self, deployment: UnfinishedDeployment) -> None:
+        """Go on with a deployment a stopped master left running, once its nodes are back."""
+        nodes = await self.db.run(lambda session: service_nodes(session, deployment.service_ids))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.resume_grace
+        while not nodes <= self.agents.connected_ids() and loop.time() < deadline:
+            await asyncio.sleep(NODE_POLL)
+        plans = await self._replan(deployment.grid, list(deployment.service_ids))
+        await self._roll_out(deployment.id, deployment.grid, plans)
+
     # -- roll out -------------------------------------------------------------------------------
 
-    async def _roll_out(self, deployment_id: str, plans: list[ServicePlan]) -> None:
+    async def _roll_out(self, deployment_id: str, grid: str, plans: list[ServicePlan]) -> None:
         lines: list[str] = []
         try:
             grid_id = await self.db.run(lambda session: deployment_grid_id(session, deployment_id))
             for plan in plans:
-                for item in plan.instances:
-                    if item.kind in ("pending", "failed"):
-                        lines.append(f"{_label(item)}: {item.reason}")
-                for batch in batches(plan):
-                    nodes = await self.db.run(partial(record_batch, grid_id=grid_id, batch=batch))
-                    await self.agents.push_desired(nodes)
-                    outcomes = await self._wait(batch)
-                    lines += [o.line for o in outcomes if not o.ok and o.line]
-                # Unchanged instances need no new container, but the deployment succeeds only once
-                # they run too (an earlier deployment may still be starting them).
-                unchanged = [i for i in plan.instances if i.kind == "unchanged"]
-                if unchanged:
-                    outcomes = await self._wait(unchanged)
-                    lines += [o.line for o in outcomes if not o.ok and o.line]
+                lines += await self._roll_service(grid, grid_id, plan)
             await self._finish(deployment_id, "error" if lines else "success", lines)
         except asyncio.CancelledError:
-            await self._finish(deployment_id, "error", [*lines, SUPERSEDED])
+            if self._stopping:
+                log.info("deployment %s left running; the next master resumes it", deployment_id)
+            else:
+                await self._finish(deployment_id, "error", [*lines, SUPERSEDED])
             raise
         except Exception as err:
             log.exception("deployment %s failed", deployment_id)
             await self._finish(deployment_id, "error", [*lines, f"internal error: {err}"])
 
-    async def _wait(self, batch: list[InstancePlan]) -> list[_Outcome]:
+    async def _roll_service(self, grid: str, grid_id: int, plan: ServicePlan) -> list[str]:
+        """Roll one service out; the lines of its instances that did not make it."""
+        loop = asyncio.get_running_loop()
+        offline_deadline = loop.time() + self.batch_timeout
+        lines: list[str] = []
+        while True:
+            unchanged = [i for i in plan.instances if i.kind == "unchanged"]
+            # what is already at its new config must run before anything else is stopped
+            unchanged_lines = await self._wait_unchanged(unchanged)
+            deferred: list[InstancePlan] = [i for i in plan.instances if _pinned_away(i)]
+            for batch in batches(plan):
+                ready, away = await self._split_by_node(batch)
+                deferred += away
+                if not ready:
+                    continue
+                nodes = await self.db.run(partial(record_batch, grid_id=grid_id, batch=ready))
+                await self.agents.push_desired(nodes)
+                outcomes = await self._wait(ready)
+                lines += [o.line for o in outcomes if not o.ok and o.line]
+            if not deferred:
+                break
+            if not await self._wait_for_nodes(deferred, offline_deadline):
+                # Away too long: record the rest as before (each node converges when it is back).
+                recordable = [i for i in deferred if not _pinned_away(i)]
+                nodes = await self.db.run(partial(record_batch, grid_id=grid_id, batch=recordable))
+                pinned = [i.write(InstanceState.PENDING) for i in deferred if _pinned_away(i)]
+                nodes |= await self.db.run(partial(write_placements, grid_id=grid_id, items=pinned))
+                await self.agents.push_desired(nodes)
+                lines += [
+                    f"{_label(i)}: node is offline; it is upgraded when the node is back" for i in deferred
+                ]
+                break
+            (plan,) = await self._replan(grid, [plan.service_row_id])
+        return (
+            lines
+            + unchanged_lines
+            + [
+                f"{_label(item)}: {item.reason}"
+                for item in plan.instances
+                if item.kind == "failed" or (item.kind == "pending" and not _pinned_away(item))
+            ]
+        )
+
+    async def _split_by_node(
+        self, batch: list[InstancePlan]
+    ) -> tuple[list[InstancePlan], list[InstancePlan]]:
+        """The batch's instances whose nodes (the one they leave, the one they go to) are online,
+        and the others: deferred, so that no instance runs twice and a node coming back does
+        not converge all its changed instances at once."""
+        connected = self.agents.connected_ids()
+        wanted = [(i.service_row_id, i.number) for i in batch]
+        reports = await self.db.run(lambda session: instance_reports(session, wanted))
+        ready, away = [], []
+        for item in batch:
+            report = reports.get((item.service_row_id, item.number))
+            old = report.node_id if report is not None else None
+            if item.node_id in connected and (old is None or old in connected):
+                ready.append(item)
+            else:
+                away.append(item)
+        return ready, away
+
+    async def _wait_for_nodes(self, deferred: list[InstancePlan], deadline: float) -> bool:
+        """Wait until a node of the deferred instances is back; False once ``deadline`` passed."""
+        wanted = [(i.service_row_id, i.number) for i in deferred]
+        reports = await self.db.run(lambda session: instance_reports(session, wanted))
+        nodes = {i.node_id for i in deferred if i.node_id} | {
+            r.node_id for r in reports.values() if r.node_id
+        }
+        loop = asyncio.get_running_loop()
+        while not nodes & self.agents.connected_ids():
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(NODE_POLL)
+        await asyncio.sleep(RESCHEDULE_SETTLE)  # the node's first report comes right after it joins
+        return True
+
+    async def _wait_unchanged(self, unchanged: list[InstancePlan]) -> list[str]:
+        """Wait for the unchanged instances; those not running yet get a push first, so that
+        their agents retry them and report afresh."""
+        if not unchanged:
+            return []
+        pending = [o is None or not o.ok for o in await self._settled(unchanged, unchanged=True)]
+        if not any(pending):
+            return []
+        behind = [i for i, late in zip(unchanged, pending, strict=True) if late]
+        await self.agents.push_desired({i.node_id for i in behind if i.node_id})
+        return [o.line for o in await self._wait(behind, unchanged=True) if not o.ok and o.line]
+
+    async def _wait(self, batch: list[InstancePlan], *, unchanged: bool = False) -> list[_Outcome]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.batch_timeout
         while True:
             seen = self.wakeups.status_count  # a report from here on wakes the wait below
-            outcomes = await self._settled(batch)
+            outcomes = await self._settled(batch, unchanged=unchanged)
             if all(o is not None for o in outcomes):
                 return [o for o in outcomes if o is not None]
             remaining = deadline - loop.time()
@@ -283,11 +443,14 @@ class Deployer:
                 ]
             await self.wakeups.wait_status(seen, min(1.0, remaining))
 
-    async def _settled(self, batch: list[InstancePlan]) -> list[_Outcome | None]:
+    async def _settled(self, batch: list[InstancePlan], *, unchanged: bool = False) -> list[_Outcome | None]:
         """Each instance's outcome, None while it is still on its way. Two queries per batch."""
         connected = self.agents.connected_ids()
         wanted = [(i.service_row_id, i.number) for i in batch]
         node_ids = {i.node_id for i in batch if i.node_id}
+        # Before the read: a node counts as fresh only by a report the store already holds (the
+        # hub notes what a report answers once it is stored).
+        fresh = {node_id for node_id in node_ids if self.agents.reported_since_push(node_id)}
 
         def read(session: Session) -> tuple[dict[tuple[int, int], InstanceReport], dict[str, str]]:
             return instance_reports(session, wanted), node_names(session, node_ids)
@@ -298,7 +461,9 @@ class Deployer:
                 item,
                 reports.get((item.service_row_id, item.number)),
                 f" on {names[item.node_id]}" if item.node_id in names else "",
-                connected,
+                item.node_id in connected,
+                item.node_id in fresh,
+                unchanged,
             )
             for item in batch
         ]

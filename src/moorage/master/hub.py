@@ -133,9 +133,17 @@ class AgentHub:
         self._monitor: asyncio.Task[None] | None = None
         self._on_status = on_status
         self._on_nodes_changed = on_nodes_changed
+        self._seq = 0  # numbers every desired state sent (Desired.seq)
+        self._pushed: dict[str, int] = {}  # node id -> seq of the last desired state sent to it
+        self._answered: dict[str, int] = {}  # node id -> seq its last status report answered
 
     def is_connected(self, node_id: str) -> bool:
         return node_id in self.connections
+
+    def reported_since_push(self, node_id: str) -> bool:
+        """Whether the node's last status report was made after the last desired state sent to it
+        (its agent converged on that state, retrying what had failed, and then reported)."""
+        return self._answered.get(node_id, 0) >= self._pushed.get(node_id, 0)
 
     def connected_ids(self) -> set[str]:
         return set(self.connections)
@@ -153,7 +161,11 @@ class AgentHub:
             if conn is None:
                 continue
             desired = await to_thread.run_sync(self._desired, conn.node_id, conn.grid)
-            payload = desired.model_dump_json()  # outside the try: a bug here must not pass for a lost link
+            self._seq += 1
+            self._pushed[node_id] = self._seq
+            payload = desired.model_copy(
+                update={"seq": self._seq}
+            ).model_dump_json()  # outside the try: a bug here must not pass for a lost link
             try:
                 await conn.send(payload)
             except Exception as err:  # the connection is going away; it gets the state on reconnect
@@ -297,10 +309,20 @@ class AgentHub:
                 self._nodes_changed()  # drivers or resources may have changed
             elif isinstance(msg, StatusMsg):
                 changed = await to_thread.run_sync(self._set_status_report, conn.node_id, msg)
-                if changed:
+                answers = self._answer(conn.node_id, msg.desired_seq)
+                if changed or answers:
                     await self._wake()
                 if any(v.state == "removed" for v in msg.volumes):
                     self._nodes_changed()  # the Docker volume name is free on this node again
+
+    def _answer(self, node_id: str, seq: int | None) -> bool:
+        """Note which desired state a report answers (a report naming none answers the latest);
+        whether it answers one that had no report yet."""
+        pushed = self._pushed.get(node_id, 0)
+        answered = pushed if seq is None else min(seq, pushed)
+        before = self._answered.get(node_id, 0)
+        self._answered[node_id] = max(before, answered)
+        return answered > before
 
     async def _watch_heartbeats(self) -> None:
         period = max(0.2, self.settings.heartbeat_interval / 2)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import uvicorn
 
 from moorage.errors import InvalidInput
-from moorage.master.app import create_app
+from moorage.master.app import create_app, stop_rollouts
 from moorage.master.http_protocol import MAX_HEADER_BYTES, LimitedHttpProtocol
 from moorage.master.settings import MasterSettings
 from moorage.master.startup_heap import freeze_startup_heap
@@ -115,19 +118,36 @@ def run_master(config: MasterConfig) -> None:
     )
     app = create_app(db, config.settings)
     freeze_startup_heap()  # what start-up built lives as long as the process: collections skip it
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level="warning",
-        access_log=False,  # no log line per request (uvicorn would format and drop each one)
-        ws_ping_interval=None,
-        ws_max_size=MAX_MESSAGE_BYTES,  # a bigger frame closes that agent's socket with 1009
-        timeout_graceful_shutdown=5,
-        http=LimitedHttpProtocol,  # request headers: a deadline and a size limit
-        timeout_keep_alive=5,  # an idle kept-alive connection closes after 5 s
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # the same limit if h11 serves instead
-        ssl_certfile=config.tls.cert if config.tls else None,
-        ssl_keyfile=config.tls.key if config.tls else None,
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            access_log=False,  # no log line per request (uvicorn would format and drop each one)
+            ws_ping_interval=None,
+            ws_max_size=MAX_MESSAGE_BYTES,  # a bigger frame closes that agent's socket with 1009
+            timeout_graceful_shutdown=5,
+            http=LimitedHttpProtocol,  # request headers: a deadline and a size limit
+            timeout_keep_alive=5,  # an idle kept-alive connection closes after 5 s
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # the same limit if h11 serves instead
+            ssl_certfile=config.tls.cert if config.tls else None,
+            ssl_keyfile=config.tls.key if config.tls else None,
+        ),
+        before_shutdown=partial(stop_rollouts, app),
     )
+    server.run()
     db.dispose()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with a step before its shutdown: it closes every connection (the agents' too)
+    before the app's lifespan ends, and the rollouts must stop before any node looks offline."""
+
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(config)
+        self.before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.before_shutdown()
+        await super().shutdown(sockets)

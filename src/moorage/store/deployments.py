@@ -2,7 +2,7 @@
 
 A deployment is ``running`` from ``create_deployment`` until ``finish_deployment`` (``success`` or
 ``error`` with one line per instance that did not make it); a master that starts again ends the
-ones it left running (``abandon_unfinished``).
+ones it left running where they were (``unfinished_deployments``), batch by batch.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ __all__ = [
     "DeploymentSummary",
     "DeploymentView",
     "InstanceReport",
+    "UnfinishedDeployment",
     "WaitingService",
-    "abandon_unfinished",
     "create_deployment",
     "deployment_grid_id",
     "deployment_services",
@@ -36,8 +36,10 @@ __all__ = [
     "node_names",
     "recent_deployments",
     "remove_instances",
+    "service_nodes",
     "show_deployment",
     "superseded_by",
+    "unfinished_deployments",
     "waiting_services",
 ]
 
@@ -63,6 +65,14 @@ class InstanceReport:
     state: str
     reason: str | None
     exit_code: int | None
+    node_id: str | None = None  # where its container is meant to run now
+
+
+@dataclass(frozen=True, slots=True)
+class UnfinishedDeployment:
+    id: str
+    grid: str
+    service_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +109,25 @@ def finish_deployment(session: Session, deployment_id: str, state: str, lines: S
     )
 
 
-def abandon_unfinished(session: Session, message: str) -> None:
-    """End every deployment still ``running`` in ``error``: its master stopped before it finished."""
-    session.execute(
-        update(DeploymentRow)
+def unfinished_deployments(session: Session) -> list[UnfinishedDeployment]:
+    """The deployments still ``running`` (a master stopped during them), oldest first."""
+    rows = session.execute(
+        select(DeploymentRow.id, GridRow.name, DeploymentRow.service_ids)
+        .join(GridRow, GridRow.id == DeploymentRow.grid_id)
         .where(DeploymentRow.state == "running")
-        .values(state="error", message=message, finished_at=datetime.now(UTC))
+        .order_by(DeploymentRow.created_at)
+    ).tuples()
+    return [UnfinishedDeployment(str(i), grid, tuple(int(s) for s in ids)) for i, grid, ids in rows]
+
+
+def service_nodes(session: Session, service_ids: Collection[int]) -> set[str]:
+    """The nodes that instances of these services are meant to run on."""
+    found = session.scalars(
+        select(InstanceRow.node_id).where(
+            InstanceRow.service_id.in_(service_ids), InstanceRow.node_id.is_not(None)
+        )
     )
+    return {node_id for node_id in found if node_id}
 
 
 def deployment_grid_id(session: Session, deployment_id: str) -> int:
@@ -192,8 +214,8 @@ def instance_reports(
     """What the store holds of these (service row id, instance number) pairs; removed ones are absent."""
     keys = set(wanted)
     return {
-        (service_id, number): InstanceReport(desired, observed, state, reason, exit_code)
-        for service_id, number, desired, observed, state, reason, exit_code in session.execute(
+        (service_id, number): InstanceReport(desired, observed, state, reason, exit_code, node_id)
+        for service_id, number, desired, observed, state, reason, exit_code, node_id in session.execute(
             select(
                 InstanceRow.service_id,
                 InstanceRow.number,
@@ -202,6 +224,7 @@ def instance_reports(
                 InstanceRow.state,
                 InstanceRow.reason,
                 InstanceRow.exit_code,
+                InstanceRow.node_id,
             ).where(InstanceRow.service_id.in_({service_id for service_id, _ in keys}))
         ).tuples()
         if (service_id, number) in keys
