@@ -14,9 +14,9 @@ deploy(services) ──plan (one transaction)──▶ deployment row, pending/f
                    stopped) are waited for before any other is touched: success means every
                    instance runs, and a failure counts only from a report made after the
                    deployment pushed (the agent retries what had failed, then reports)
-          offline: an instance whose node (old or new) is offline is not recorded but deferred;
-                   once the rest is rolled the rollout waits for such a node, plans the
-                   service again and rolls what is left in the same batches
+          offline: an instance the scheduler keeps on an offline node (its volume instance is
+                   there) is recorded ``pending`` with the new config and reported; once the
+                   node is back, the deployer deploys that service again (in batches)
     └─▶ deployment ``success`` or ``error`` with one line per instance that did not make it
 
 A master that stops leaves its rollouts ``running`` (its deployer stops before the agents'
@@ -127,16 +127,9 @@ def record_unplaced(session: Session, grid_id: int, plans: Sequence[ServicePlan]
         item.write(InstanceState(item.kind))
         for plan in plans
         for item in plan.instances
-        if (item.kind == "pending" and not _pinned_away(item))
-        or (item.kind == "failed" and not item.had_container)
+        if item.kind == "pending" or (item.kind == "failed" and not item.had_container)
     ]
     return touched | write_placements(session, grid_id, writes)
-
-
-def _pinned_away(item: InstancePlan) -> bool:
-    """Pending on a node that is away, where its container (and volume) is: the rollout gives it
-    its new config once the node is back, in a batch, not all at once on the node's return."""
-    return item.kind == "pending" and item.node_id is not None and item.had_container
 
 
 def record_batch(session: Session, grid_id: int, batch: Sequence[InstancePlan]) -> set[str]:
@@ -180,7 +173,7 @@ class Deployer:
         self.db = db
         self.agents = agents
         self.wakeups = wakeups  # the hub's reports; app.py gives the hub the same object
-        self.batch_timeout = batch_timeout  # also how long a rollout waits for an offline node
+        self.batch_timeout = batch_timeout
         self.resume_grace = resume_grace
         self.snapshots = GridSnapshots()  # the grids' nodes, kept between deployments
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -254,7 +247,7 @@ class Deployer:
             lambda session: self._plan(session, grid, list(service_ids), target, connected, begun)
         )
         await self.agents.push_desired(nodes)
-        self._launch(deployment_id, grid, service_ids, self._roll_out(deployment_id, grid, plans))
+        self._launch(deployment_id, grid, service_ids, self._roll_out(deployment_id, plans))
         return deployment_id
 
     def _launch(
@@ -315,16 +308,16 @@ class Deployer:
         while not nodes <= self.agents.connected_ids() and loop.time() < deadline:
             await asyncio.sleep(NODE_POLL)
         plans = await self._replan(deployment.grid, list(deployment.service_ids))
-        await self._roll_out(deployment.id, deployment.grid, plans)
+        await self._roll_out(deployment.id, plans)
 
     # -- roll out -------------------------------------------------------------------------------
 
-    async def _roll_out(self, deployment_id: str, grid: str, plans: list[ServicePlan]) -> None:
+    async def _roll_out(self, deployment_id: str, plans: list[ServicePlan]) -> None:
         lines: list[str] = []
         try:
             grid_id = await self.db.run(lambda session: deployment_grid_id(session, deployment_id))
             for plan in plans:
-                lines += await self._roll_service(grid, grid_id, plan)
+                lines += await self._roll_service(grid_id, plan)
             await self._finish(deployment_id, "error" if lines else "success", lines)
         except asyncio.CancelledError:
             if self._stopping:
@@ -336,82 +329,18 @@ class Deployer:
             log.exception("deployment %s failed", deployment_id)
             await self._finish(deployment_id, "error", [*lines, f"internal error: {err}"])
 
-    async def _roll_service(self, grid: str, grid_id: int, plan: ServicePlan) -> list[str]:
+    async def _roll_service(self, grid_id: int, plan: ServicePlan) -> list[str]:
         """Roll one service out; the lines of its instances that did not make it."""
-        loop = asyncio.get_running_loop()
-        offline_deadline = loop.time() + self.batch_timeout
-        lines: list[str] = []
-        while True:
-            unchanged = [i for i in plan.instances if i.kind == "unchanged"]
-            # what is already at its new config must run before anything else is stopped
-            unchanged_lines = await self._wait_unchanged(unchanged)
-            deferred: list[InstancePlan] = [i for i in plan.instances if _pinned_away(i)]
-            for batch in batches(plan):
-                ready, away = await self._split_by_node(batch)
-                deferred += away
-                if not ready:
-                    continue
-                nodes = await self.db.run(partial(record_batch, grid_id=grid_id, batch=ready))
-                await self.agents.push_desired(nodes)
-                outcomes = await self._wait(ready)
-                lines += [o.line for o in outcomes if not o.ok and o.line]
-            if not deferred:
-                break
-            if not await self._wait_for_nodes(deferred, offline_deadline):
-                # Away too long: record the rest as before (each node converges when it is back).
-                recordable = [i for i in deferred if not _pinned_away(i)]
-                nodes = await self.db.run(partial(record_batch, grid_id=grid_id, batch=recordable))
-                pinned = [i.write(InstanceState.PENDING) for i in deferred if _pinned_away(i)]
-                nodes |= await self.db.run(partial(write_placements, grid_id=grid_id, items=pinned))
-                await self.agents.push_desired(nodes)
-                lines += [
-                    f"{_label(i)}: node is offline; it is upgraded when the node is back" for i in deferred
-                ]
-                break
-            (plan,) = await self._replan(grid, [plan.service_row_id])
-        return (
-            lines
-            + unchanged_lines
-            + [
-                f"{_label(item)}: {item.reason}"
-                for item in plan.instances
-                if item.kind == "failed" or (item.kind == "pending" and not _pinned_away(item))
-            ]
-        )
-
-    async def _split_by_node(
-        self, batch: list[InstancePlan]
-    ) -> tuple[list[InstancePlan], list[InstancePlan]]:
-        """The batch's instances whose nodes (the one they leave, the one they go to) are online,
-        and the others: deferred, so that no instance runs twice and a node coming back does
-        not converge all its changed instances at once."""
-        connected = self.agents.connected_ids()
-        wanted = [(i.service_row_id, i.number) for i in batch]
-        reports = await self.db.run(lambda session: instance_reports(session, wanted))
-        ready, away = [], []
-        for item in batch:
-            report = reports.get((item.service_row_id, item.number))
-            old = report.node_id if report is not None else None
-            if item.node_id in connected and (old is None or old in connected):
-                ready.append(item)
-            else:
-                away.append(item)
-        return ready, away
-
-    async def _wait_for_nodes(self, deferred: list[InstancePlan], deadline: float) -> bool:
-        """Wait until a node of the deferred instances is back; False once ``deadline`` passed."""
-        wanted = [(i.service_row_id, i.number) for i in deferred]
-        reports = await self.db.run(lambda session: instance_reports(session, wanted))
-        nodes = {i.node_id for i in deferred if i.node_id} | {
-            r.node_id for r in reports.values() if r.node_id
-        }
-        loop = asyncio.get_running_loop()
-        while not nodes & self.agents.connected_ids():
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(NODE_POLL)
-        await asyncio.sleep(RESCHEDULE_SETTLE)  # the node's first report comes right after it joins
-        return True
+        lines = [f"{_label(i)}: {i.reason}" for i in plan.instances if i.kind in ("pending", "failed")]
+        unchanged = [i for i in plan.instances if i.kind == "unchanged"]
+        # what is already at its new config must run before anything else is stopped
+        lines += await self._wait_unchanged(unchanged)
+        for batch in batches(plan):
+            nodes = await self.db.run(partial(record_batch, grid_id=grid_id, batch=batch))
+            await self.agents.push_desired(nodes)
+            outcomes = await self._wait(batch)
+            lines += [o.line for o in outcomes if not o.ok and o.line]
+        return lines
 
     async def _wait_unchanged(self, unchanged: list[InstancePlan]) -> list[str]:
         """Wait for the unchanged instances; those not running yet get a push first, so that
