@@ -37,19 +37,19 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from benchlib import Master, fresh_pg_database, percentile
 from moorage.protocol import Heartbeat
 
 PHASES = ("baseline", "agents")
@@ -74,12 +74,6 @@ def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     return uvloop.run(main())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def raise_fd_limit() -> None:
     """1,000 agents are 1,000 sockets in the swarm and in the master (which inherits this)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -95,92 +89,6 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# -- the master ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def fresh_pg_database(url: str) -> Iterator[str]:
-    """A new empty database on the server of ``url``, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-
-    from moorage.store.database import normalize_url
-
-    name = f"moorage_bench_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _, _ = url.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
-@dataclass
-class Master:
-    data_dir: Path
-    db_url: str | None
-    heartbeat_interval: float
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir.parent / "master.log"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        cmd = [
-            sys.executable, "-m", "moorage", "master",
-            "--listen", f"127.0.0.1:{self.port}",
-            "--data-dir", str(self.data_dir),
-            "--heartbeat-interval", str(self.heartbeat_interval),
-        ]  # fmt: skip
-        if self.db_url:
-            cmd += ["--db", self.db_url]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the master exited with {self.proc.returncode}:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/v1/ping", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the master did not answer /v1/ping within 60 s:\n{self.log_tail()}")
-
-    def admin_token(self) -> str:
-        return (self.data_dir / "admin.token").read_text().strip()
-
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text()[-3000:]
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- the agents (a process of their own) -------------------------------------------------------------
@@ -482,14 +390,6 @@ class Load:
         for _ in pending:
             self.samples.append(Sample("unanswered", self.timeout, "timeout", start, start))
         return time.perf_counter() - start
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * p // 100))
-    return sorted_values[int(rank) - 1]
 
 
 @dataclass(frozen=True)

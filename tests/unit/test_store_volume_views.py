@@ -156,6 +156,18 @@ def test_list_and_show_match_the_per_volume_reference(db: Database) -> None:
     with db.session() as session:
         assert list_volumes(session, "beta") == _reference(session, "beta")
         assert "assets" not in {v.name for v in list_volumes(session, "beta")}
+        assert remove_volume(session, "beta", "shop-db-data") == {"beta-node-1", "beta-node-2"}
+    with db.session() as session:
+        beta = get_grid_row(session, "beta")
+        left = session.execute(
+            select(VolumeInstanceRow.name, VolumeInstanceRow.state, VolumeInstanceRow.volume_id)
+            .where(VolumeInstanceRow.grid_id == beta.id, VolumeInstanceRow.name.like("shop.db.%"))
+            .order_by(VolumeInstanceRow.name)
+        ).all()
+        assert [tuple(row) for row in left] == [
+            ("shop.db.shop-db-data-1", "removing", None),
+            ("shop.db.shop-db-data-2", "removing", None),
+        ], "each instance keeps its own Docker name for its agent to remove"
 
 
 def test_volume_users_are_what_each_stored_service_mounts(db: Database) -> None:

@@ -6,12 +6,17 @@ Principals (each secret is stored only as its SHA-256 hash):
     grid join token    one per grid (rotate: POST token)   the agent socket, to admit a NEW node id
     node credential    one per node, issued at first join  the agent socket, as that node only
 
-Agents are admitted in ``moorage.master.admission``. Every request's token is looked up in the store (an indexed read, no cache): a removed or
-rotated token stops working at the next request.
+Agents are admitted in ``moorage.master.admission``. Every request's token is looked up in the store
+once (an indexed read, no cache): a removed or rotated token stops working at the next request.
+The verdict is kept on the request (``request.state``) for the rest of it: a request with a body
+is checked by the request-limits middleware before its body is read
+(``moorage.master.request_limits``), and the route's ``Admin`` dependency then takes that verdict
+instead of looking the token up again; a request without a body is checked by the dependency alone.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Depends, Request
@@ -24,6 +29,16 @@ from moorage.store.tokens import LAST_USED_PRECISION, AdminToken, admin_token_by
 
 __all__ = ["Admin", "bearer_token", "require_admin"]
 
+_VERDICT = "moorage_admin"  # the attribute of ``request.state`` that holds this request's verdict
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    """An admin token accepted for this request: its hash (the token this request carries) and row."""
+
+    digest: str
+    token: AdminToken
+
 
 def bearer_token(authorization: str | None) -> str | None:
     if not authorization:
@@ -34,10 +49,14 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-async def require_admin(request: Request, state: State) -> None:
+async def require_admin(request: Request, state: State) -> AdminToken:
     """Every API request's check, on the event loop (``async``): one indexed read of the store
     (on the loop itself for SQLite, see ``Database.read``); ``last_used_at`` is written at most
-    once a minute per token, on a worker thread."""
+    once a minute per token, on a worker thread. The admin token it accepted.
+
+    Once per request: an accepted token is kept in ``request.state``, and a second check of the
+    same request (the route's, after the middleware's) takes it without reading the store, if the
+    request still carries that token (the console checks a cookie's token as a request of its own)."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized(
@@ -45,6 +64,9 @@ async def require_admin(request: Request, state: State) -> None:
             "data dir, admin.token), or run 'moorage login --url URL --token TOKEN'"
         )
     digest = hash_token(token)
+    checked = getattr(request.state, _VERDICT, None)
+    if isinstance(checked, _Verdict) and checked.digest == digest:
+        return checked.token
 
     def kind(session: Session) -> AdminToken | str | None:
         found = admin_token_by_hash(session, digest)
@@ -57,7 +79,8 @@ async def require_admin(request: Request, state: State) -> None:
         now = datetime.now(UTC)
         if found.last_used_at is None or now - found.last_used_at >= LAST_USED_PRECISION:
             await state.db.run(lambda session: mark_used(session, found.id, now))
-        return
+        setattr(request.state, _VERDICT, _Verdict(digest, found))
+        return found
     if found == "join":
         raise Forbidden("This is a grid join token, for agents only; use an admin token for the API")
     raise Unauthorized("Token not accepted by this master; check MOORAGE_TOKEN or run 'moorage login' again")

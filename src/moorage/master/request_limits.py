@@ -5,6 +5,8 @@ An ASGI middleware in front of the API. For a ``/v1`` request that carries a bod
 
 1. the bearer token is checked first (``moorage.master.auth.require_admin``): no token, or an
    unknown one, is a 401 (a join token a 403) answered at once, without reading a byte of the body;
+   an accepted token is kept in the request's state, where the route's own check finds it (one
+   look-up of the token per request);
 2. a ``Content-Length`` over ``MAX_BODY_BYTES`` is a 413 at once;
 3. while the route reads the body, bytes are counted (a chunked body has no length to check up
    front): past ``MAX_BODY_BYTES`` the read stops with a 413; a body not complete within

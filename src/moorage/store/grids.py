@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput, NotFound
 from moorage.model.grid import Grid, grid_name_error
+from moorage.store.removal import delete_found
 from moorage.store.tables import GridRow, NodeRow
 from moorage.store.tokens import hash_token, new_token
 
@@ -36,8 +37,12 @@ def _node_counts(session: Session) -> dict[int, int]:
 def get_grid_row(session: Session, name: str) -> GridRow:
     row = session.scalar(select(GridRow).where(GridRow.name == name))
     if row is None:
-        raise NotFound(f"Grid {name} not found")
+        raise NotFound(_no_grid(name))
     return row
+
+
+def _no_grid(name: str) -> str:
+    return f"Grid {name} not found"
 
 
 def create_grid(session: Session, name: str) -> tuple[Grid, str]:
@@ -73,7 +78,7 @@ def remove_grid(session: Session, name: str) -> None:
             f"Grid {name} still has {nodes} node(s); stop their agents and remove them with "
             f"'moorage node rm NODE' first"
         )
-    session.delete(row)
+    delete_found(session, GridRow, _no_grid(name), GridRow.id == row.id, GridRow.name == name)
 
 
 def rotate_join_token(session: Session, name: str) -> str:

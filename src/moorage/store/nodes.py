@@ -20,6 +20,7 @@ from moorage.errors import Conflict, Forbidden, InvalidInput, NotFound
 from moorage.model.node import DriverInfo, Node, NodeInfo, NodeStatus, label_error, parse_label
 from moorage.model.states import VolumeInstanceState
 from moorage.store.grids import get_grid_row
+from moorage.store.removal import delete_found
 from moorage.store.tables import GridRow, NodeRow, VolumeInstanceRow
 from moorage.store.tokens import hash_token, new_token
 
@@ -74,8 +75,12 @@ def list_nodes(session: Session, grid: str) -> list[Node]:
 def _node_row(session: Session, grid_row: GridRow, name: str) -> NodeRow:
     row = session.scalar(select(NodeRow).where(NodeRow.grid_id == grid_row.id, NodeRow.name == name))
     if row is None:
-        raise NotFound(f"Node {name} not found in grid {grid_row.name}")
+        raise NotFound(_no_node(grid_row, name))
     return row
+
+
+def _no_node(grid_row: GridRow, name: str) -> str:
+    return f"Node {name} not found in grid {grid_row.name}"
 
 
 def get_node(session: Session, grid: str, name: str) -> Node:
@@ -257,4 +262,11 @@ def remove_node(session: Session, grid: str, name: str, connected: bool) -> None
             f"Node {name} holds volume instances ({shown}); removing it would lose track of their data. "
             "Bring the node back, or remove the services using them and 'moorage volume rm' the volumes first"
         )
-    session.delete(row)
+    delete_found(
+        session,
+        NodeRow,
+        _no_node(grid_row, name),
+        NodeRow.id == row.id,
+        NodeRow.grid_id == grid_row.id,
+        NodeRow.name == name,
+    )

@@ -18,6 +18,7 @@ from moorage.model.states import InstanceState
 from moorage.stackfile import stack_from_dict
 from moorage.stackfile.stored_service import StoredService, load_service, service_document
 from moorage.store.placements import chunks
+from moorage.store.removal import delete_found
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow
 
 __all__ = [
@@ -80,9 +81,13 @@ def get_service_row(session: Session, grid_row: GridRow, stack: str, name: str) 
         )
     )
     if row is None:
-        shown = name if stack == NULL_STACK else f"{stack}/{name}"
-        raise NotFound(f"Service {shown} not found in grid {grid_row.name}; 'moorage service ls' lists them")
+        raise NotFound(_no_service(grid_row.name, stack, name))
     return row
+
+
+def _no_service(grid: str, stack: str, name: str) -> str:
+    shown = name if stack == NULL_STACK else f"{stack}/{name}"
+    return f"Service {shown} not found in grid {grid}; 'moorage service ls' lists them"
 
 
 def save_service(
@@ -263,5 +268,18 @@ def remove_service(session: Session, row: ServiceRow) -> set[str]:
             f"'moorage stack upgrade', or 'moorage stack rm {row.stack}'",
         )
     nodes = set(session.scalars(select(InstanceRow.node_id).where(InstanceRow.service_id == row.id)))
-    session.delete(row)
+
+    def not_found() -> str:
+        grid = session.scalar(select(GridRow.name).where(GridRow.id == row.grid_id))
+        return _no_service(grid or "?", row.stack, row.name)
+
+    delete_found(
+        session,
+        ServiceRow,
+        not_found,
+        ServiceRow.id == row.id,
+        ServiceRow.grid_id == row.grid_id,
+        ServiceRow.stack == row.stack,
+        ServiceRow.name == row.name,
+    )
     return {n for n in nodes if n}

@@ -14,6 +14,7 @@ from moorage.model.stack import NULL_STACK, ServiceSpec, StackSpec
 from moorage.stackfile import stack_from_dict, stack_to_dict
 from moorage.stackfile.stored_service import service_document
 from moorage.store.grids import get_grid_row
+from moorage.store.removal import delete_found
 from moorage.store.services import ServiceView, list_services, save_service
 from moorage.store.tables import GridRow, InstanceRow, ServiceRow, StackRevisionRow, StackRow
 from moorage.store.volumes import missing_volumes
@@ -72,10 +73,14 @@ def deploy_order(services: tuple[ServiceSpec, ...]) -> list[ServiceSpec]:
     return list(done.values())
 
 
+def _no_stack(grid_row: GridRow, name: str) -> str:
+    return f"Stack {name} not found in grid {grid_row.name}; 'moorage stack ls' lists them"
+
+
 def get_stack_row(session: Session, grid_row: GridRow, name: str) -> StackRow:
     row = session.scalar(select(StackRow).where(StackRow.grid_id == grid_row.id, StackRow.name == name))
     if row is None:
-        raise NotFound(f"Stack {name} not found in grid {grid_row.name}; 'moorage stack ls' lists them")
+        raise NotFound(_no_stack(grid_row, name))
     return row
 
 
@@ -206,12 +211,20 @@ def remove_stack(session: Session, grid: str, name: str) -> set[str]:
     """Remove the stack and its services (their containers go; volumes stay). Returns nodes to tell."""
     grid_row = get_grid_row(session, grid)
     row = get_stack_row(session, grid_row, name)
+    # The stack's row first: a remove at the same time then finds nothing to delete (a 404, see
+    # store/removal.py), and the services read after it are all the stack's, as it was last changed.
+    delete_found(
+        session,
+        StackRow,
+        _no_stack(grid_row, name),
+        StackRow.id == row.id,
+        StackRow.grid_id == grid_row.id,
+        StackRow.name == name,
+    )
     services = list(
         session.scalars(select(ServiceRow).where(ServiceRow.grid_id == grid_row.id, ServiceRow.stack == name))
     )
-    touched = _drop_services(session, services)
-    session.delete(row)
-    return touched
+    return _drop_services(session, services)
 
 
 def _stack_view(session: Session, row: StackRow, grid_row: GridRow) -> StackView:

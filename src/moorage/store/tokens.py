@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput, NotFound
+from moorage.store.removal import delete_found
 from moorage.store.tables import AdminTokenRow
 
 __all__ = [
@@ -81,8 +82,12 @@ def _token(row: AdminTokenRow) -> AdminToken:
 def _row(session: Session, name: str) -> AdminTokenRow:
     row = session.scalar(select(AdminTokenRow).where(AdminTokenRow.name == name))
     if row is None:
-        raise NotFound(f"Token {name} not found; 'moorage token ls' lists them")
+        raise NotFound(_no_token(name))
     return row
+
+
+def _no_token(name: str) -> str:
+    return f"Token {name} not found; 'moorage token ls' lists them"
 
 
 def has_admin_token(session: Session) -> bool:
@@ -119,14 +124,20 @@ def rotate_admin_token(session: Session, name: str) -> NewAdminToken:
 
 
 def remove_admin_token(session: Session, name: str) -> None:
+    """Remove ``name`` unless it is the last admin token. Two removes of the last two tokens at the
+    same time must not both go through: on PostgreSQL every token's row is locked first, so they
+    run one after the other; on SQLite the count is read after the DELETE, under the write lock
+    that serializes writers. A remove that would leave none rolls back."""
+    session.scalars(select(AdminTokenRow.id).with_for_update()).all()  # SQLite: a plain read
     row = _row(session, name)
-    others = session.scalar(select(func.count()).select_from(AdminTokenRow).where(AdminTokenRow.id != row.id))
-    if not others:
+    delete_found(
+        session, AdminTokenRow, _no_token(name), AdminTokenRow.id == row.id, AdminTokenRow.name == name
+    )
+    if not session.scalar(select(func.count()).select_from(AdminTokenRow)):
         raise Conflict(
             f"Token {name} is the only admin token; removing it would lock everyone out. "
             "Make another first ('moorage token create NAME'), or rotate this one"
         )
-    session.delete(row)
 
 
 def admin_token_by_hash(session: Session, digest: str) -> AdminToken | None:

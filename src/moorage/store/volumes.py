@@ -127,7 +127,9 @@ _MARK_REMOVING = (
 )
 _MARK_REMOVING_RETURNING_NODES = _MARK_REMOVING.returning(_vis.node_id)
 _VOLUME_NODES = select(_vis.node_id).where(_vis.volume_id == bindparam("removed"))
-_DELETE_VOLUME = delete(_VOLUME_TABLE).where(_volumes.id == bindparam("removed"))
+_DELETE_VOLUME = delete(_VOLUME_TABLE).where(  # by id and name: see store/removal.py
+    _volumes.id == bindparam("removed"), _volumes.name == bindparam("name")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,11 +397,12 @@ def remove_volume(session: Session, grid: str, name: str) -> set[str]:
             f"Volume {name} is still in use by services: {', '.join(users)}; "
             "remove those services (moorage service rm / moorage stack rm) first",
         )
-    params = {"removed": volume_id, "now": datetime.now(UTC)}
+    params = {"removed": volume_id, "now": datetime.now(UTC)}  # (a key named as a column would be SET)
     if conn.dialect.update_returning:  # one statement marks them and says where they are
         nodes = set(conn.scalars(_MARK_REMOVING_RETURNING_NODES, params))
     else:
         nodes = set(conn.scalars(_VOLUME_NODES, params))
         conn.execute(_MARK_REMOVING, params)
-    conn.execute(_DELETE_VOLUME, params)
+    if conn.execute(_DELETE_VOLUME, {"removed": volume_id, "name": name}).rowcount == 0:  # store/removal.py
+        raise NotFound(f"Volume {name} not found")  # (and the marks above roll back)
     return nodes
