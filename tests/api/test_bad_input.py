@@ -158,6 +158,47 @@ def test_invalid_names_in_paths_are_422_naming_the_parameter(
         _nothing_stored(client, grid)
 
 
+@pytest.mark.parametrize(
+    "character",
+    [pytest.param("\x00", id="nul"), pytest.param("\x1b", id="escape"), pytest.param("\x0c", id="form-feed")],
+)
+def test_a_stack_source_with_a_character_yaml_refuses_is_422_and_stores_nothing(
+    master: MasterProcess, grid: str, character: str
+) -> None:
+    """The text kept with a revision is what a stack file can hold (PostgreSQL holds no NUL)."""
+    source = f"stack: web\nservices:\n  web: {{image: busy{character}box}}\n"
+    code = f"U+{ord(character):04X}"
+    with master.client() as client:
+        install = client.post(f"/v1/stacks/{grid}", json={"stack": STACK, "source": source, "deploy": False})
+        assert _assert_error_shape(install, 422)["error"] == {
+            "source": f"holds the character {code} at line 3, column 20, which YAML does not allow in a "
+            "file; send the stack file as it is written"
+        }
+        _nothing_stored(client, grid)
+        written = "stack: web\r\nservices:\r\n\tweb: {image: busybox}  # tabs, CR LF, \u00e9\n"
+        made = client.post(f"/v1/stacks/{grid}", json={"stack": STACK, "source": written, "deploy": False})
+        assert made.status_code == 201, made.text
+        upgrade = client.put(
+            f"/v1/stacks/{grid}/web", json={"stack": STACK, "source": source, "deploy": False}
+        )
+        assert set(_assert_error_shape(upgrade, 422)["error"]) == {"source"}
+        assert client.get(f"/v1/stacks/{grid}/web").json()["revision"] == 1, "no revision stored"
+        assert client.delete(f"/v1/stacks/{grid}/web").status_code == 200
+
+
+def test_a_driver_name_longer_than_the_store_keeps_is_422(master: MasterProcess, grid: str) -> None:
+    with master.client() as client:
+        long = client.post(f"/v1/volumes/{grid}", json={"name": "v1", "scope": "grid", "driver": "d" * 256})
+        assert _assert_error_shape(long, 422)["error"] == {
+            "driver": f"Driver '{'d' * 80}…' is 256 characters long; use at most 255"
+        }
+        _nothing_stored(client, grid)
+        made = client.post(f"/v1/volumes/{grid}", json={"name": "v1", "scope": "grid", "driver": "d" * 255})
+        assert made.status_code == 201, made.text
+        assert client.get(f"/v1/volumes/{grid}/v1").json()["driver"] == "d" * 255
+        assert client.delete(f"/v1/volumes/{grid}/v1").status_code == 200
+
+
 def _valid_writes(grid: str) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         ("POST", "/v1/grids", {"name": "g-surrogate"}),

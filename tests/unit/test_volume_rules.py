@@ -66,6 +66,12 @@ GOOD: dict[str, Any] = {
         pytest.param(
             {"driver": "-bad"}, {"driver": "Driver '-bad' is not a valid driver name"}, id="driver-name"
         ),
+        pytest.param({"driver": "d" * 255}, {}, id="driver-of-255"),
+        pytest.param(
+            {"driver": "d" * 256},
+            {"driver": f"Driver '{'d' * 80}…' is 256 characters long; use at most 255"},
+            id="driver-too-long",
+        ),
         pytest.param(
             {"driver_opts": {"": "x"}},
             {"driver_opts": "Driver option keys must not be empty"},

@@ -5,21 +5,29 @@ Every name that enters through the API, in a body or in the URL path, is one of 
 ``moorage.model.names`` before the route runs: a request that breaks one is a 422 that stores
 nothing. Free text the master hands on to agents and engines (images, env entries, commands,
 driver names and options, labels) is ``Text``: no NUL or other control character.
+
+The OpenAPI document states these rules too (``pattern``, ``minLength``, ``maxLength``, ...):
+``Documented`` puts the rule's own JSON Schema words into the document and checks nothing; the
+check stays the rule's, in ``moorage.model.names``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from moorage.model import names
 from moorage.model.grid import Grid
 from moorage.model.names import NameRule
-from moorage.model.node import Node, label_error
+from moorage.model.node import Node
+from moorage.model.volume import DRIVER_MAX, DRIVER_RE, VolumeScope
 from moorage.store.services import ServiceView
 from moorage.store.volumes import VolumeView
 
@@ -27,6 +35,7 @@ __all__ = [
     "DeploymentOut",
     "DeploymentPath",
     "DeploymentStarted",
+    "Documented",
     "DriverOut",
     "GridCreate",
     "GridList",
@@ -67,6 +76,31 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class Documented:
+    """Schema only: JSON Schema keywords stating a rule that a validator next to it checks."""
+
+    keywords: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def of(cls, **keywords: Any) -> Documented:
+        return cls(tuple(keywords.items()))
+
+    @classmethod
+    def name(cls, rule: NameRule) -> Documented:
+        return cls.of(pattern=rule.pattern, minLength=rule.min_length, maxLength=rule.max_length)
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema.update(self.keywords)
+        return schema
+
+
+_TEXT = Documented.of(pattern=names.TEXT_PATTERN)
+
+
 def _checked(problem: Callable[[str], str | None]) -> AfterValidator:
     def check(value: str) -> str:
         if (message := problem(value)) is not None:
@@ -80,41 +114,90 @@ def _rule(rule: NameRule) -> AfterValidator:
     return _checked(rule.error)
 
 
-def _node_label(label: str) -> str | None:
-    key, _, value = label.partition("=")
-    return names.label_size_error(key, value) or label_error(label)
-
-
 def _label_map(labels: dict[str, str]) -> dict[str, str]:
     if errors := names.label_map_errors(labels):
         raise ValueError("; ".join(errors.values()))
     return labels
 
 
-GridName = Annotated[str, _rule(names.GRID), Field(description="1 to 63 lowercase letters, digits and '-'")]
-StackName = Annotated[str, _rule(names.STACK), Field(description="1 to 63 lowercase letters, digits and '-'")]
-ServiceName = Annotated[
-    str, _rule(names.SERVICE), Field(description="1 to 63 lowercase letters, digits and '-'")
+GridName = Annotated[
+    str,
+    _rule(names.GRID),
+    Documented.name(names.GRID),
+    Field(description="1 to 63 lowercase letters, digits and '-'"),
 ]
-VolumeName = Annotated[str, _rule(names.VOLUME), Field(description="2 to 64 letters, digits, '_' and '-'")]
-Text = Annotated[str, _checked(names.control_character_error)]
+StackName = Annotated[
+    str,
+    _rule(names.STACK),
+    Documented.name(names.STACK),
+    Field(description="1 to 63 lowercase letters, digits and '-'"),
+]
+ServiceName = Annotated[
+    str,
+    _rule(names.SERVICE),
+    Documented.name(names.SERVICE),
+    Field(description="1 to 63 lowercase letters, digits and '-'"),
+]
+VolumeName = Annotated[
+    str,
+    _rule(names.VOLUME),
+    Documented.name(names.VOLUME),
+    Field(description="2 to 64 letters, digits, '_' and '-'"),
+]
+Text = Annotated[str, _checked(names.control_character_error), _TEXT]
 """Free text passed on to agents and engines: no NUL or other control character."""
-NodeLabel = Annotated[str, _checked(_node_label), Field(description="key=value, e.g. zone=a")]
-LabelMap = Annotated[dict[str, str], AfterValidator(_label_map)]
-"""A volume's labels or driver options: at most 64, each key and value within the label limits."""
+StackSource = Annotated[
+    str,
+    _checked(names.file_text_error),
+    Documented.of(pattern=names.FILE_TEXT_PATTERN),
+    Field(description="The stack file as written, kept with the revision"),
+]
+NodeLabel = Annotated[
+    str,
+    _checked(names.node_label_error),
+    Documented.of(pattern=names.NODE_LABEL_PATTERN),
+    Field(description="key=value, e.g. zone=a"),
+]
+_TEXT_OF = {"type": "string", "pattern": names.TEXT_PATTERN}
+LabelMap = Annotated[
+    dict[str, str],
+    AfterValidator(_label_map),
+    Documented.of(
+        maxProperties=names.MAX_LABELS,
+        propertyNames={**_TEXT_OF, "minLength": 1, "maxLength": names.LABEL_KEY_MAX},
+        additionalProperties={**_TEXT_OF, "maxLength": names.LABEL_VALUE_MAX},
+    ),
+]
+"""A volume's labels or driver options: at most 64, each key (not empty: ``model.volume``) and
+value within the label limits."""
 
 # Path parameters: the same rules, for names in the URL (``null`` is a stack there: the
 # stand-alone services' one).
-GridPath = Annotated[str, _rule(names.GRID), Path(description="Grid name")]
-StackPath = Annotated[str, _rule(names.STACK_REF), Path(description="Stack name ('null': stand-alone)")]
-ServicePath = Annotated[str, _rule(names.SERVICE), Path(description="Service name")]
-VolumePath = Annotated[str, _rule(names.VOLUME), Path(description="Volume name")]
-NodePath = Annotated[str, _rule(names.NODE), Path(description="Node name")]
+GridPath = Annotated[str, _rule(names.GRID), Documented.name(names.GRID), Path(description="Grid name")]
+StackPath = Annotated[
+    str,
+    _rule(names.STACK_REF),
+    Documented.name(names.STACK_REF),
+    Path(description="Stack name ('null': stand-alone)"),
+]
+ServicePath = Annotated[
+    str, _rule(names.SERVICE), Documented.name(names.SERVICE), Path(description="Service name")
+]
+VolumePath = Annotated[
+    str, _rule(names.VOLUME), Documented.name(names.VOLUME), Path(description="Volume name")
+]
+NodePath = Annotated[str, _rule(names.NODE), Documented.name(names.NODE), Path(description="Node name")]
 DeploymentPath = Annotated[
-    str, _checked(names.control_character_error), Path(max_length=64, description="Deployment id")
+    str, _checked(names.control_character_error), _TEXT, Path(max_length=64, description="Deployment id")
 ]
 LabelKeyQuery = Annotated[
-    list[Annotated[str, _checked(names.label_size_error)]],
+    list[
+        Annotated[
+            str,
+            _checked(names.label_size_error),
+            Documented.of(pattern=names.TEXT_PATTERN, maxLength=names.LABEL_KEY_MAX),
+        ]
+    ],
     Query(description="Label keys to remove", max_length=names.MAX_LABELS),
 ]
 
@@ -169,7 +252,9 @@ class NodeList(BaseModel):
 
 
 class LabelsIn(_In):
-    labels: list[NodeLabel] = Field(description="Labels as key=value", max_length=names.MAX_LABELS)
+    labels: Annotated[list[NodeLabel], Documented.of(minItems=1)] = Field(
+        description="Labels as key=value (at least one)", max_length=names.MAX_LABELS
+    )
 
 
 def grid_out(grid: Grid) -> GridOut:
@@ -198,9 +283,10 @@ def node_out(node: Node) -> NodeOut:
 
 
 class VolumeCreate(_In):
+    # the scope and the driver are checked by model.volume.volume_definition_errors
     name: VolumeName
-    scope: str
-    driver: Text
+    scope: Annotated[str, Documented.of(enum=[scope.value for scope in VolumeScope])]
+    driver: Annotated[Text, Documented.of(pattern=DRIVER_RE.pattern, maxLength=DRIVER_MAX)]
     driver_opts: LabelMap = Field(default_factory=dict)
     labels: LabelMap = Field(default_factory=dict)
 
@@ -257,7 +343,7 @@ def volume_out(view: VolumeView) -> VolumeOut:
 
 class StackIn(_In):
     stack: dict[str, Any] = Field(description="The normalized stack (what 'moorage stack validate' prints)")
-    source: str = Field(default="", description="The stack file as written, kept with the revision")
+    source: StackSource = ""
     name: StackName | None = Field(
         default=None, description="Install under this name instead of the one in the file"
     )
@@ -266,7 +352,7 @@ class StackIn(_In):
 
 class StackUpgradeIn(_In):
     stack: dict[str, Any]
-    source: str = ""
+    source: StackSource = ""
     deploy: bool = True
 
 

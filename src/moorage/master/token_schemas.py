@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moorage.master.schemas import GridOut
-from moorage.store.tokens import AdminToken, NewAdminToken
+from moorage.master.schemas import Documented, GridOut
+from moorage.store.tokens import TOKEN_NAME_RE, AdminToken, NewAdminToken
 
 __all__ = [
     "AdminTokenCreate",
@@ -24,7 +25,9 @@ __all__ = [
 class AdminTokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Token name: lowercase letters, digits, '_', '.' and '-' (e.g. alice, ci)")
+    name: Annotated[str, Documented.of(pattern=TOKEN_NAME_RE.pattern, minLength=1, maxLength=64)] = Field(
+        description="Token name: lowercase letters, digits, '_', '.' and '-' (e.g. alice, ci)"
+    )
 
 
 class AdminTokenOut(BaseModel):

@@ -9,12 +9,17 @@
 | node      | letters, digits, '_', '.', '-' (``model.node.NODE_NAME_RE``)      | 128     |
 | label     | a key of at most 128 characters, a value of at most 1,024; at most 64 labels per thing |
 | text      | images, env entries, commands, driver options: no NUL or other control characters |
+| file text | a stack file as written (kept with each revision): what YAML allows, so tabs and line breaks but no NUL or other control character |
 
 ``NameRule.error`` checks the length first, so a 10 MB "name" is refused without being quoted
 back; every message quotes what it refuses through ``shown`` (cut short, control characters
 escaped), so a message can neither flood a terminal nor forge a log line. The API's wire schemas
 (``moorage.master.schemas``, body fields and path parameters alike) and the stack file pipeline
 apply these rules before anything is written.
+
+Each rule also says itself as a JSON Schema ``pattern`` (``NameRule.pattern``, ``TEXT_PATTERN``,
+``FILE_TEXT_PATTERN``, ``NODE_LABEL_PATTERN``) for the OpenAPI document, so a client can know the rule without
+guessing; the checks here are what decides, and the unit tests hold each pattern to its check.
 """
 
 from __future__ import annotations
@@ -23,26 +28,31 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from moorage.model.grid import grid_name_error
-from moorage.model.node import NODE_NAME_RE
+from moorage.model.grid import GRID_NAME_RE, grid_name_error
+from moorage.model.node import NODE_NAME_RE, label_error
 from moorage.model.stack import NULL_STACK
-from moorage.model.volume import volume_name_error
+from moorage.model.volume import VOLUME_NAME_RE, volume_name_error
 
 __all__ = [
+    "FILE_TEXT_PATTERN",
     "GRID",
     "LABEL_KEY_MAX",
     "LABEL_VALUE_MAX",
     "MAX_LABELS",
     "NAME_RE",
     "NODE",
+    "NODE_LABEL_PATTERN",
     "SERVICE",
     "STACK",
     "STACK_REF",
+    "TEXT_PATTERN",
     "VOLUME",
     "NameRule",
     "control_character_error",
+    "file_text_error",
     "label_map_errors",
     "label_size_error",
+    "node_label_error",
     "service_name_error",
     "shown",
     "stack_name_error",
@@ -58,7 +68,10 @@ LABEL_VALUE_MAX = 1024
 MAX_LABELS = 64
 """The most labels one node or volume may carry."""
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL_RE = re.compile(f"[{_CONTROL_CHARACTERS}]")
+TEXT_PATTERN = f"^[^{_CONTROL_CHARACTERS}]*$"
+"""Free text as a JSON Schema pattern: no NUL or other control character (``control_character_error``)."""
 _SHOWN_MAX = 80
 
 
@@ -76,6 +89,26 @@ def control_character_error(value: str) -> str | None:
     return (
         f"'{shown(value)}' holds the control character U+{ord(found.group()):04X} at position "
         f"{found.start() + 1}; remove it"
+    )
+
+
+_NOT_IN_YAML = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff"
+"""The characters YAML does not allow in a file (surrogates aside: no request can hold one)."""
+_NOT_IN_YAML_RE = re.compile(f"[{_NOT_IN_YAML}]")
+FILE_TEXT_PATTERN = f"^[^{_NOT_IN_YAML}]*$"
+"""File text as a JSON Schema pattern (``file_text_error``)."""
+
+
+def file_text_error(text: str) -> str | None:
+    """None when ``text`` may be the text of a stack file (what YAML allows), else where it is not."""
+    found = _NOT_IN_YAML_RE.search(text)
+    if found is None:
+        return None
+    at = found.start()
+    line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+    return (
+        f"holds the character U+{ord(found.group()):04X} at line {line}, column {column}, which YAML "
+        "does not allow in a file; send the stack file as it is written"
     )
 
 
@@ -105,11 +138,16 @@ def _node_name_error(name: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class NameRule:
-    """The rule of one kind of name: a length limit, then what the characters may be."""
+    """The rule of one kind of name: a length limit, then what the characters may be.
+
+    ``pattern`` (with ``min_length`` and ``max_length``) is the same rule as a JSON Schema
+    pattern, for the OpenAPI document; ``error`` is what decides."""
 
     kind: str
     max_length: int
     problem: Callable[[str], str | None]
+    pattern: str
+    min_length: int = 1
 
     def error(self, name: str) -> str | None:
         """None when ``name`` is a valid name of this kind, else a sentence saying what is wrong."""
@@ -121,13 +159,15 @@ class NameRule:
         return self.problem(name)
 
 
-GRID = NameRule("grid", 63, grid_name_error)
-STACK = NameRule("stack", 63, stack_name_error)
-SERVICE = NameRule("service", 63, service_name_error)
-VOLUME = NameRule("volume", 64, volume_name_error)
-STACK_REF = NameRule("stack", 63, lambda name: stack_name_error(name, null_stack=True))
+GRID = NameRule("grid", 63, grid_name_error, GRID_NAME_RE.pattern)
+STACK = NameRule("stack", 63, stack_name_error, f"^(?!{NULL_STACK}$){NAME_RE.pattern}$")
+SERVICE = NameRule("service", 63, service_name_error, f"^{NAME_RE.pattern}$")
+VOLUME = NameRule("volume", 64, volume_name_error, VOLUME_NAME_RE.pattern, min_length=2)
+STACK_REF = NameRule(
+    "stack", 63, lambda name: stack_name_error(name, null_stack=True), f"^{NAME_RE.pattern}$"
+)
 """A stack named to find it (a URL path): ``null``, the stand-alone services' stack, too."""
-NODE = NameRule("node", 128, _node_name_error)
+NODE = NameRule("node", 128, _node_name_error, NODE_NAME_RE.pattern)
 
 
 def label_size_error(key: str, value: str = "") -> str | None:
@@ -137,6 +177,21 @@ def label_size_error(key: str, value: str = "") -> str | None:
     if len(value) > LABEL_VALUE_MAX:
         return f"Label value of '{shown(key)}' is {len(value)} characters long; use at most {LABEL_VALUE_MAX}"
     return control_character_error(key) or control_character_error(value)
+
+
+def node_label_error(label: str) -> str | None:
+    """None when ``label`` (``key=value``) may label a node, else what is wrong."""
+    key, _, value = label.partition("=")
+    return label_size_error(key, value) or label_error(label)
+
+
+_SPACES = r"\x20\x85\xa0\u1680\u2000-\u200a\u202f\u205f\u3000"
+"""The white space of Python's ``\\s`` that is no control character (JSON Schema's ``\\s`` differs)."""
+NODE_LABEL_PATTERN = (
+    f"^[A-Za-z0-9][A-Za-z0-9_.\\-/]{{0,{LABEL_KEY_MAX - 1}}}"
+    f"=[^{_CONTROL_CHARACTERS}{_SPACES}]{{0,{LABEL_VALUE_MAX}}}$"
+)
+"""A node label (``node_label_error``) as a JSON Schema pattern: ``model.node.LABEL_RE`` within the label limits."""
 
 
 def label_map_errors(labels: Mapping[str, str], field: str = "labels") -> dict[str, str]:

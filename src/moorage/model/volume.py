@@ -17,6 +17,7 @@ from enum import StrEnum
 from moorage.model.stack import NULL_STACK
 
 __all__ = [
+    "DRIVER_MAX",
     "DRIVER_RE",
     "SHARED_DRIVER_SCOPE",
     "VOLUME_NAME_RE",
@@ -29,6 +30,8 @@ __all__ = [
 
 VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]+$")
 DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
+DRIVER_MAX = 255
+"""The longest driver name (the stores' column of it)."""
 SHARED_DRIVER_SCOPE = "global"  # a driver's capability scope when every node sees its volumes
 
 
@@ -69,6 +72,8 @@ def volume_definition_errors(
 def _driver_error(driver: str) -> str | None:
     if not driver:
         return "Driver is required: name the volume driver, e.g. local"
+    if len(driver) > DRIVER_MAX:
+        return f"Driver '{driver[:80]}…' is {len(driver)} characters long; use at most {DRIVER_MAX}"
     if ":" in driver:
         return f"Driver '{driver}' must not have a tag: use the driver's name without ':{driver.partition(':')[2]}'"
     if not DRIVER_RE.fullmatch(driver):
