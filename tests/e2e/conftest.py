@@ -138,10 +138,16 @@ def name() -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """A report, not a test: what the engine steps cost on this machine, when they ran."""
+    """A report, not a test: what the engine steps cost on this machine, and what the rollouts
+    through faults showed, when they ran."""
+    from tests.e2e.test_rollout_faults import FIGURES
     from tests.e2e.test_testbed_engines import TIMINGS
 
     if TIMINGS:
         terminalreporter.section("testbed engine timings on this machine")
         for what, seconds in TIMINGS.items():
             terminalreporter.write_line(f"  {what:55s} {seconds:6.2f} s")
+    if FIGURES:
+        terminalreporter.section("rolling upgrades of 10 instances through faults")
+        for test, figures in FIGURES.items():
+            terminalreporter.write_line(f"  {test}: {figures}")

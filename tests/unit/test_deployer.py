@@ -14,13 +14,14 @@ import pytest
 
 from moorage.master.deployer import SUPERSEDED, Deployer
 from moorage.master.wakeups import Wakeups
-from moorage.model.stack import ServiceSpec, StackSpec
+from moorage.model.stack import Mount, MountKind, ServiceSpec, StackSpec, VolumeDecl
 from moorage.stackfile import stack_to_dict
 from moorage.store.database import Database
-from moorage.store.deployments import DeploymentView, show_deployment
+from moorage.store.deployments import DeploymentView, recent_deployments, show_deployment
 from moorage.store.grids import create_grid, get_grid_row
 from moorage.store.nodes import register_node
 from moorage.store.stacks import install_stack, list_stacks, upgrade_stack
+from moorage.store.volumes import create_volume
 from tests.support.fake_agents import FakeAgents, Push
 
 GRID = "g"
@@ -40,15 +41,19 @@ def db(tmp_path: Path) -> Database:
     return database
 
 
-def _stack(instances: int, version: str) -> dict[str, object]:
+def _stack(instances: int, version: str, data: bool = False) -> dict[str, object]:
+    """Stack ``s``: service web; with ``data``, each instance mounts its own ``data`` volume
+    instance (instance scope, driver local: it pins the instance to the node that holds it)."""
     web = ServiceSpec(
         name="web",
         image="busybox:local",
         command="sleep 3600",
         environment=(("VERSION", version),),
         instances=instances,
+        mounts=(Mount(MountKind.NAMED, target="/data", source="data"),) if data else (),
     )
-    return stack_to_dict(StackSpec(name="s", services=(web,)))
+    volumes = (VolumeDecl("data", "data"),) if data else ()
+    return stack_to_dict(StackSpec(name="s", services=(web,), volumes=volumes))
 
 
 def _run(db: Database, scenario: Callable[[Deployer, FakeAgents], Awaitable[None]]) -> None:
@@ -64,14 +69,14 @@ def _run(db: Database, scenario: Callable[[Deployer, FakeAgents], Awaitable[None
     asyncio.run(main())
 
 
-async def _deploy(deployer: Deployer, db: Database, instances: int, version: str) -> str:
+async def _deploy(deployer: Deployer, db: Database, instances: int, version: str, data: bool = False) -> str:
     """Install stack ``s`` (or upgrade it) with ``instances`` of web at ``version``, and deploy it."""
 
     with db.session() as session:
         if list_stacks(session, GRID):
-            change = upgrade_stack(session, GRID, "s", _stack(instances, version), "")
+            change = upgrade_stack(session, GRID, "s", _stack(instances, version, data), "")
         else:
-            change = install_stack(session, GRID, _stack(instances, version), "", None)
+            change = install_stack(session, GRID, _stack(instances, version, data), "", None)
     return await deployer.deploy(GRID, change.service_ids, f"{GRID}/s")
 
 
@@ -98,10 +103,10 @@ async def _next_batch(agents: FakeAgents, seen: dict[int, str | None]) -> tuple[
 
 
 async def _first_rollout(
-    deployer: Deployer, agents: FakeAgents, db: Database, instances: int
+    deployer: Deployer, agents: FakeAgents, db: Database, instances: int, data: bool = False
 ) -> dict[int, str | None]:
     """Deploy web at v1 and run every instance; returns each instance's desired hash."""
-    deployment = await _deploy(deployer, db, instances, "v1")
+    deployment = await _deploy(deployer, db, instances, "v1", data)
     seen: dict[int, str | None] = {}
     _, batch = await _next_batch(agents, seen)
     assert batch == set(range(1, instances + 1)), "a first deployment starts every instance at once"
@@ -294,6 +299,76 @@ def test_a_node_away_during_an_upgrade_has_its_instances_moved_to_online_nodes_i
         assert all(placed[("web", n)].node_id != away for n in on_away)
 
     _run(db, scenario)
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["same-master", "master-restarted-meanwhile"])
+def test_instances_pinned_to_an_away_node_keep_their_container_and_roll_in_batches_once_it_is_back(
+    db: Database, restart: bool
+) -> None:
+    """An upgrade planned while a node is away: the instances its volume instances pin there are
+    reported pending and keep the container they have (were their new config recorded, the node
+    would converge them all at once on its return); the rest roll on. Once the node is back (the
+    hub says so), they are deployed again and rolled in batches. A master started meanwhile
+    knows them from the store."""
+    with db.session() as session:
+        create_volume(session, GRID, name="data", scope="instance", driver="local")
+    away = "node-2"
+
+    async def main() -> None:
+        wakeups = Wakeups()
+        agents = FakeAgents(db, wakeups, GRID, ["node-1", away])  # 5 instances each
+        deployer = Deployer(db, agents, wakeups)
+        await deployer.start()
+        try:
+            seen = await _first_rollout(deployer, agents, db, 10, data=True)
+            v1 = dict(seen)
+            on_away = {n for (s, n), i in agents.snapshot().items() if s == "web" and i.node_id == away}
+            assert len(on_away) == 5
+            agents.connected.discard(away)
+            deployment = await _deploy(deployer, db, 10, "v2", data=True)
+            rolled: set[int] = set()
+            while rolled != set(range(1, 11)) - on_away:
+                _, batch = await _next_batch(agents, seen)
+                assert len(batch) <= 2 and not batch & on_away, batch
+                rolled |= batch
+                await agents.report("web", batch)
+            await deployer.wait_finished(deployment)
+            view = _deployment(db, deployment)
+            lines = (view.message or "").splitlines()
+            assert view.state == "error"
+            assert sorted(int(line.split(":")[0].rsplit("-", 1)[1]) for line in lines) == sorted(on_away)
+            assert all("lives on node n2, which is offline" in line for line in lines), lines
+            held = agents.snapshot()
+            for n in on_away:
+                assert (held[("web", n)].state, held[("web", n)].node_id) == ("pending", away)
+                assert held[("web", n)].desired_hash == v1[n], "its container keeps the old config"
+            if restart:
+                await deployer.stop()
+                wakeups = Wakeups()
+                agents = FakeAgents(db, wakeups, GRID, ["node-1"])
+                deployer = Deployer(db, agents, wakeups, resume_grace=0)
+                await deployer.start()
+
+            agents.connected.add(away)
+            await agents.report("web", on_away)  # back: its agent reports the old containers running
+            deployer.nodes_changed()  # and the hub tells the deployer
+            back: set[int] = set()
+            while back != on_away:
+                push, batch = await _next_batch(agents, seen)
+                web = {n: i for (s, n), i in push.instances.items() if s == "web"}
+                assert len(batch) <= 2 and batch <= on_away, batch
+                assert all(web[n].runs_desired for n in set(range(1, 11)) - batch), "one batch at a time"
+                back |= batch
+                await agents.report("web", batch)
+            with db.session() as session:
+                latest = recent_deployments(session, get_grid_row(session, GRID), 1)[0].id
+            await deployer.wait_finished(latest)
+            assert _deployment(db, latest).state == "success"
+            assert all(i.runs_desired and i.desired_hash != v1[n] for (_, n), i in agents.snapshot().items())
+        finally:
+            await deployer.stop()
+
+    asyncio.run(main())
 
 
 def test_a_stopped_deployer_leaves_its_rollout_running_and_the_next_resumes_it_batch_by_batch(

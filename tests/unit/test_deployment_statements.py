@@ -161,7 +161,7 @@ def _deploy(
         counter.counting = True
         plans = plan_services(session, grid_row, ordered, connected, snapshots)
         counts = {"plan": counter.take()}
-        record_unplaced(session, grid_row.id, plans)
+        record_unplaced(session, grid_row.id, plans, connected)
         counts["unplaced"] = counter.take()
         counter.counting = False
     batch = [item for plan in plans for item in plan.instances if item.kind in ("start", "replace")]
@@ -215,14 +215,14 @@ def test_statements_per_deployment_stay_as_they_were(
     assert counts == {"plan": PLAN_KEPT_SNAPSHOT, "unplaced": 0, "batch": 0}
 
     # A node changed (the snapshot is read again) and web's pinned node is away: web-n stays
-    # pending on that node, written by record_unplaced (volume instances by name, instances
-    # that exist, their UPDATE); the rest is unchanged.
+    # pending on that node with the container it has there, so only its state and reason are
+    # written (one UPDATE; nothing of its node's desired state changes); the rest is unchanged.
     with db.session() as session:
         session.execute(update(NodeRow).where(NodeRow.id == "g-0001").values(updated_at=datetime.now(UTC)))
     away = everywhere - {"g-0001"}
     counts, plans = _deploy(db, counter, "g", [grid["web"]], away, snapshots)
     assert sorted(_kinds(plans)) == ["pending", "unchanged", "unchanged"]
-    assert counts == {"plan": PLAN_FRESH_SNAPSHOT, "unplaced": 3, "batch": 0}
+    assert counts == {"plan": PLAN_FRESH_SNAPSHOT, "unplaced": 1, "batch": 0}
 
     # A missing external volume fails the service: its instance is written as failed (instances
     # that exist, their INSERT; no volume instance); no Docker name to look up.

@@ -68,6 +68,7 @@ class Expected:
     volumes: tuple[VolumeWrite, ...] = (DATA,)
     reason: str | None = None
     had_container: bool = False
+    config_here: str | None = None
 
 
 ROWS = [
@@ -76,14 +77,14 @@ ROWS = [
         _current("n1", "hash-new"),
         (),
         _placed("n1"),
-        Expected("unchanged", "n1", True, had_container=True),
+        Expected("unchanged", "n1", True, had_container=True, config_here="hash-new"),
         id="same-node-same-config-unchanged",
     ),
     pytest.param(
         _current("n1", "hash-old"),
         (),
         _placed("n1"),
-        Expected("replace", "n1", True, had_container=True),
+        Expected("replace", "n1", True, had_container=True, config_here="hash-old"),
         id="same-node-new-config-replaced",
     ),
     pytest.param(
@@ -111,8 +112,29 @@ ROWS = [
         _current("n2", "hash-old"),
         (_pin("n2"),),
         _pending("pinned node n2 is offline"),
-        Expected("pending", "n2", True, reason="pinned node n2 is offline", had_container=True),
-        id="pin-to-away-node-stays-pending-there-with-new-config",
+        Expected(
+            "pending",
+            "n2",
+            True,
+            reason="pinned node n2 is offline",
+            had_container=True,
+            config_here="hash-old",
+        ),
+        id="pin-to-away-node-stays-pending-there-its-old-container-older",
+    ),
+    pytest.param(
+        _current("n2", "hash-new"),
+        (_pin("n2"),),
+        _pending("pinned node n2 is offline"),
+        Expected(
+            "pending",
+            "n2",
+            True,
+            reason="pinned node n2 is offline",
+            had_container=True,
+            config_here="hash-new",
+        ),
+        id="pin-to-away-node-same-config-there",
     ),
     pytest.param(
         _current("gone", "hash-old"),
@@ -171,6 +193,7 @@ def test_decide(
         reason=expected.reason,
         volumes=expected.volumes,
         had_container=expected.had_container,
+        config_here=expected.config_here,
         place=PLACES.get(expected.node) if expected.node else None,
     )
 

@@ -15,8 +15,9 @@ deploy(services) ──plan (one transaction)──▶ deployment row, pending/f
                    instance runs, and a failure counts only from a report made after the
                    deployment pushed (the agent retries what had failed, then reports)
           offline: an instance the scheduler keeps on an offline node (its volume instance is
-                   there) is recorded ``pending`` with the new config and reported; once the
-                   node is back, the deployer deploys that service again (in batches)
+                   there) is recorded ``pending`` and reported; its container there keeps its
+                   old config, so the node's return changes nothing at once: once the node is
+                   back, the deployer deploys that service again, and it is rolled in batches
     └─▶ deployment ``success`` or ``error`` with one line per instance that did not make it
 
 A master that stops leaves its rollouts ``running`` (its deployer stops before the agents'
@@ -30,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -55,14 +56,15 @@ from moorage.store.deployments import (
     node_names,
     remove_instances,
     service_nodes,
+    services_pending_on_nodes,
     unfinished_deployments,
     waiting_services,
 )
 from moorage.store.grid_snapshot import GridSnapshots
 from moorage.store.grids import get_grid_row
-from moorage.store.placements import write_placements
+from moorage.store.placements import mark_pending, write_placements
 
-__all__ = ["Agents", "Deployer", "batches", "record_batch", "record_unplaced"]
+__all__ = ["Agents", "Deployer", "batches", "kept_while_away", "record_batch", "record_unplaced"]
 
 log = logging.getLogger("moorage.master.deployer")
 
@@ -113,21 +115,41 @@ def batches(plan: ServicePlan) -> list[list[InstancePlan]]:
     return ([starts] if starts else []) + [replaces[i : i + size] for i in range(0, len(replaces), size)]
 
 
-def record_unplaced(session: Session, grid_id: int, plans: Sequence[ServicePlan]) -> set[str]:
+def kept_while_away(item: InstancePlan, connected: Collection[str]) -> bool:
+    """Pending on a node that is away, where it has its container: it keeps that container as it
+    is (only its state and reason are written). When that container has an older config, a
+    deployment gives it the new one in a batch once the node is back: were the new config
+    recorded now, the node would converge all such instances at once on its return."""
+    return (
+        item.kind == "pending"
+        and item.config_here is not None
+        and item.node_id is not None
+        and item.node_id not in connected
+    )
+
+
+def record_unplaced(
+    session: Session, grid_id: int, plans: Sequence[ServicePlan], connected: Collection[str] | None = None
+) -> set[str]:
     """What a deployment records without waiting: scale-down removals, pending and failed instances.
 
     An instance that could not be placed but still has a container keeps it as it was; the
-    deployment reports why it was not changed.
+    deployment reports why it was not changed. So does one ``kept_while_away`` (given the nodes
+    ``connected``), marked ``pending``.
     """
     touched: set[str] = set()
     for plan in plans:
         if plan.remove_numbers:
             touched |= remove_instances(session, plan.service_row_id, plan.remove_numbers)
+    items = [item for plan in plans for item in plan.instances]
+    kept = [item for item in items if connected is not None and kept_while_away(item, connected)]
+    mark_pending(session, [(item.service_row_id, item.number, item.reason) for item in kept])
+    keys = {(item.service_row_id, item.number) for item in kept}
     writes = [
         item.write(InstanceState(item.kind))
-        for plan in plans
-        for item in plan.instances
-        if item.kind == "pending" or (item.kind == "failed" and not item.had_container)
+        for item in items
+        if (item.kind == "pending" and (item.service_row_id, item.number) not in keys)
+        or (item.kind == "failed" and not item.had_container)
     ]
     return touched | write_placements(session, grid_id, writes)
 
@@ -178,6 +200,9 @@ class Deployer:
         self.snapshots = GridSnapshots()  # the grids' nodes, kept between deployments
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._owner: dict[int, str] = {}  # service row id -> the deployment rolling it out
+        # service row id -> (grid, service id, the away nodes where it has instances kept_while_away
+        # with an older config)
+        self._behind: dict[int, tuple[str, str, frozenset[str]]] = {}
         self._rescheduler: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -185,7 +210,11 @@ class Deployer:
 
     async def start(self) -> None:
         """Resume the rollouts a stopped master left running (a newer one of the same services
-        supersedes an older one), then place waiting instances whenever nodes change."""
+        supersedes an older one), then place waiting instances whenever nodes change, and deploy
+        again the services with instances pending on a node once it is back."""
+        for waiting, node_id in await self.db.run(services_pending_on_nodes):
+            _, _, nodes = self._behind.get(waiting.service_row_id, ("", "", frozenset()))
+            self._behind[waiting.service_row_id] = (waiting.grid, waiting.service_id, nodes | {node_id})
         unfinished = await self.db.run(unfinished_deployments)
         taken: set[int] = set()
         for deployment in reversed(unfinished):  # newest first
@@ -231,6 +260,25 @@ class Deployer:
                 continue  # its own deployment is rolling it out
             log.info("deploying %s again: it has instances waiting for a node", waiting.service_id)
             await self.deploy(waiting.grid, [waiting.service_row_id], waiting.service_id)
+        connected = self.agents.connected_ids()
+        for row_id, (grid, service_id, nodes) in list(self._behind.items()):
+            if not nodes & connected or self._owner.get(row_id) in self._tasks:
+                continue  # not back yet, or its deployment is rolling (its end nudges again)
+            del self._behind[row_id]  # the deployment notes it again if a node is still away
+            log.info("deploying %s again: a node it has instances pending on is back", service_id)
+            await self.deploy(grid, [row_id], service_id)
+
+    def _note_behind(self, grid: str, plans: Sequence[ServicePlan], connected: Collection[str]) -> None:
+        """Remember the services with instances kept at an older config on an away node, to deploy
+        them again once it is back."""
+        for plan in plans:
+            nodes = frozenset(
+                i.node_id
+                for i in plan.instances
+                if i.node_id and kept_while_away(i, connected) and i.older_here
+            )
+            if nodes:
+                self._behind[plan.service_row_id] = (grid, plan.service_id, nodes)
 
     # -- deploy ---------------------------------------------------------------------------------
 
@@ -242,10 +290,12 @@ class Deployer:
             previous = self._owner.get(service_id)
             if previous in self._tasks:
                 self._tasks[previous].cancel()
+            self._behind.pop(service_id, None)  # planned again now
         connected = self.agents.connected_ids()
         deployment_id, plans, nodes = await self.db.run(
             lambda session: self._plan(session, grid, list(service_ids), target, connected, begun)
         )
+        self._note_behind(grid, plans, connected)
         await self.agents.push_desired(nodes)
         self._launch(deployment_id, grid, service_ids, self._roll_out(deployment_id, plans))
         return deployment_id
@@ -257,7 +307,12 @@ class Deployer:
         self._tasks[deployment_id] = task
         for service_id in service_ids:
             self._owner[service_id] = deployment_id
-        task.add_done_callback(lambda _t: self._tasks.pop(deployment_id, None))
+        task.add_done_callback(lambda _t: self._ended(deployment_id))
+
+    def _ended(self, deployment_id: str) -> None:
+        self._tasks.pop(deployment_id, None)
+        if self._behind and not self._stopping:
+            self.wakeups.nodes_changed()  # a service it held back may have its node back by now
 
     async def wait_finished(self, deployment_id: str) -> None:
         """Return once this deployment's rollout has ended and recorded how (at once if it has)."""
@@ -282,7 +337,7 @@ class Deployer:
             session, grid_row, deployment_services(session, service_ids), connected, self.snapshots
         )
         deployment_id = create_deployment(session, grid_row.id, target, service_ids, begun)
-        return deployment_id, plans, record_unplaced(session, grid_row.id, plans)
+        return deployment_id, plans, record_unplaced(session, grid_row.id, plans, connected)
 
     async def _replan(self, grid: str, service_ids: list[int]) -> list[ServicePlan]:
         """Plan these services again as they are now (what is rolled is unchanged), record what
@@ -294,9 +349,12 @@ class Deployer:
             plans = plan_services(
                 session, grid_row, deployment_services(session, service_ids), connected, self.snapshots
             )
-            return plans, record_unplaced(session, grid_row.id, plans)
+            return plans, record_unplaced(session, grid_row.id, plans, connected)
 
+        for service_id in service_ids:
+            self._behind.pop(service_id, None)
         plans, nodes = await self.db.run(plan)
+        self._note_behind(grid, plans, connected)
         await self.agents.push_desired(nodes)
         return plans
 

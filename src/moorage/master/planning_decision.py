@@ -6,9 +6,10 @@ Pure: no store, no session; planning gathers the inputs and the deployer applies
                                                                   the old one goes)
                        no container yet                        -> start
     placement pending  (not now, without the user acting)      -> pending: kept on the node its
-                       volume instance pins it to, with the new config, when that node is still
-                       in the grid (its agent converges when the node is back); else no node.
-                       Never moved to an empty volume elsewhere.
+                       volume instance pins it to, when that node is still in the grid; else no
+                       node. Never moved to an empty volume elsewhere. ``config_here`` is the
+                       config of the container it has there, if any: the deployer keeps that
+                       container while the node is away, and rolls it once the node is back.
     placement failed   (never, until the user changes something) -> failed, no node
     a mounted volume that does not exist                       -> every instance failed
 """
@@ -54,7 +55,17 @@ class InstancePlan:
     reason: str | None = None
     volumes: tuple[VolumeWrite, ...] = ()
     had_container: bool = False  # the instance already had a container somewhere
+    config_here: str | None = None  # the config hash of the container it has on ``node_id``, if any
     place: NodePlace | None = None  # the node's zone and drivers, as planned
+
+    @property
+    def older_here(self) -> bool:
+        """Its container on ``node_id`` has a config other than the planned one."""
+        return (
+            self.config_here is not None
+            and self.container is not None
+            and self.config_here != self.container.config_hash
+        )
 
     def write(self, state: InstanceState) -> InstanceWrite:
         return InstanceWrite(
@@ -92,6 +103,13 @@ class Slot:
     @property
     def had_container(self) -> bool:
         return self.current is not None and self.current.has_container
+
+    def config_on(self, node_id: str) -> str | None:
+        """The config hash of its container on ``node_id``, if it has one there."""
+        current = self.current
+        if current is None or not current.has_container or current.node_id != node_id:
+            return None
+        return current.desired_hash
 
 
 def decide(slot: Slot, request: InstanceRequest, placement: Placement, places: PlacesOf) -> InstancePlan:
@@ -145,6 +163,7 @@ def _on_node(
         reason=reason,
         volumes=slot.volumes,
         had_container=slot.had_container,
+        config_here=slot.config_on(node_id),
         place=places(node_id),
     )
 

@@ -37,6 +37,7 @@ __all__ = [
     "recent_deployments",
     "remove_instances",
     "service_nodes",
+    "services_pending_on_nodes",
     "show_deployment",
     "superseded_by",
     "unfinished_deployments",
@@ -205,6 +206,24 @@ def waiting_services(session: Session) -> list[WaitingService]:
     ).tuples()
     return [
         WaitingService(grid, row_id, full_service_id(grid, stack, name)) for grid, row_id, stack, name in rows
+    ]
+
+
+def services_pending_on_nodes(session: Session) -> list[tuple[WaitingService, str]]:
+    """The services with an instance pending on a node (its volume instance pins it there), and
+    that node, in every grid: what a master that starts waits for to come back."""
+    rows = session.execute(
+        select(GridRow.name, ServiceRow.id, ServiceRow.stack, ServiceRow.name, InstanceRow.node_id)
+        .join(ServiceRow, ServiceRow.grid_id == GridRow.id)
+        .join(InstanceRow, InstanceRow.service_id == ServiceRow.id)
+        .where(InstanceRow.node_id.is_not(None), InstanceRow.state == InstanceState.PENDING)
+        .distinct()
+        .order_by(ServiceRow.id)
+    ).tuples()
+    return [
+        (WaitingService(grid, row_id, full_service_id(grid, stack, name)), node_id)
+        for grid, row_id, stack, name, node_id in rows
+        if node_id is not None
     ]
 
 

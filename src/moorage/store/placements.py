@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from moorage.model.container import PlannedContainer
@@ -27,6 +27,7 @@ __all__ = [
     "NodePlace",
     "VolumeWrite",
     "chunks",
+    "mark_pending",
     "volume_instances_named",
     "write_placements",
 ]
@@ -126,6 +127,21 @@ def write_placements(session: Session, grid_id: int, items: Sequence[InstanceWri
     if updates:
         session.execute(update(InstanceRow), updates)
     return touched
+
+
+def mark_pending(session: Session, items: Sequence[tuple[int, int, str | None]]) -> None:
+    """Mark these instances (service row id, number, reason) ``pending`` and say why, leaving
+    their node and desired container as they are: their node's desired state does not change."""
+    if not items:
+        return
+    table = cast(Table, InstanceRow.__table__)
+    now = datetime.now(UTC)
+    session.connection().execute(  # Core: one UPDATE run for every item (not the ORM's by-key form)
+        update(table)
+        .where(table.c.service_id == bindparam("sid"), table.c.number == bindparam("num"))
+        .values(state=InstanceState.PENDING, reason=bindparam("why"), updated_at=now),
+        [{"sid": service_id, "num": number, "why": reason} for service_id, number, reason in items],
+    )
 
 
 def volume_instances_named(
