@@ -103,7 +103,14 @@ def test_deployments_and_agent_reports_show_in_volume_instances(master: MasterPr
             [spec] = _desired_volumes(ws)
             listed = _volumes(client, grid)["kept"]["instances"]
             assert listed == [
-                {"name": "db.kept-1", "node": "keeper", "zone": "a", "state": "pending", "error": None}
+                {
+                    "name": "db.kept-1",
+                    "node": "keeper",
+                    "zone": "a",
+                    "region": None,
+                    "state": "pending",
+                    "error": None,
+                }
             ]
 
             def report(state: str, error: str | None = None) -> None:

@@ -34,6 +34,7 @@ def test_create_list_show_delete(master: MasterProcess, grid: str) -> None:
             "name",
             "scope",
             "driver",
+            "topology",
             "driver_opts",
             "labels",
             "created_at",
@@ -41,6 +42,7 @@ def test_create_list_show_delete(master: MasterProcess, grid: str) -> None:
             "instances",
             "services",
         }
+        assert body["topology"] == "node", "the default for Docker's built-in local driver"
         listed = client.get(f"/v1/volumes/{grid}").json()
         assert [v["name"] for v in listed["volumes"]] == ["redis-data"]
         assert client.get(f"/v1/volumes/{grid}/redis-data").json()["scope"] == "instance"

@@ -89,7 +89,8 @@ def test_the_seed_keeps_its_data_across_upgrade_rm_and_install(bed: Bed, tmp_pat
     assert shown.startswith("redis-data:\n  id: testbed/redis-data\n  created: ")
     assert "  scope: instance\n  driver: local\n  driver_opts:\n  instances:\n" in shown
     assert f"    - name: redis.redis.redis-data-1\n      node: {node}\n" in shown
-    assert shown.rstrip().endswith("  services:\n    - testbed/redis/redis")
+    # Kontena's fields end with the services; Moorage's own (the topology) come after them
+    assert shown.rstrip().endswith("  services:\n    - testbed/redis/redis\n  topology: node")
     bed.ok("stack", "rm", "--force", "redis")
     bed.ok("volume", "rm", "--force", "redis-data")
     wait_until(

@@ -15,7 +15,8 @@ from moorage.store.volumes import VolumeInstanceView, VolumeView
 def sample_volume_view(
     when: datetime, driver_opts: dict[str, str], labels: dict[str, str], error: str
 ) -> VolumeView:
-    """``data`` in grid ``g``: instance i1 present on n1 (zone a), i2 in error (``error``) on n2."""
+    """``data`` in grid ``g``: instance i1 present on n1 (zone a, region eu), i2 in error
+    (``error``) on n2."""
     return VolumeView(
         grid="g",
         name="data",
@@ -27,13 +28,14 @@ def sample_volume_view(
         updated_at=when,
         instances=(
             VolumeInstanceView(
-                id="i1", name="s.web.data-1", node="n1", zone="a", state="present", error=None
+                id="i1", name="s.web.data-1", node="n1", zone="a", region="eu", state="present", error=None
             ),
             VolumeInstanceView(
-                id="i2", name="s.web.data-2", node="n2", zone=None, state="error", error=error
+                id="i2", name="s.web.data-2", node="n2", zone=None, region=None, state="error", error=error
             ),
         ),
         services=("g/s/web", "g/null/db"),
+        topology="node",
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from moorage.model.stack import AffinityRule, DeployStrategy, PortMapping
-from moorage.model.volume import VolumeScope
+from moorage.model.volume import VolumeScope, VolumeTopology
 from moorage.scheduler import (
     InstanceRequest,
     NodeIndex,
@@ -18,7 +18,7 @@ from moorage.scheduler import (
     daemon_plan,
     schedule_service,
 )
-from moorage.scheduler.reasons import summarize
+from moorage.scheduler.reasons import NOT_HOLDING_VOLUME, OUTSIDE_VOLUME_DOMAIN, summarize
 
 GB = 1 << 30
 HA, DAEMON, RANDOM = DeployStrategy.HA, DeployStrategy.DAEMON, DeployStrategy.RANDOM
@@ -71,6 +71,9 @@ def vol(
     scope: VolumeScope = VolumeScope.INSTANCE,
     driver: str = "local",
     pinned: str | None = None,
+    topology: VolumeTopology = VolumeTopology.NODE,
+    home_zone: str | None = None,
+    home_region: str | None = None,
 ) -> VolumeNeed:
     docker_name = {
         VolumeScope.INSTANCE: f"redis.redis.{volume}-{instance}",
@@ -83,6 +86,9 @@ def vol(
         scope=scope,
         docker_name=docker_name,
         pinned_node=None if pinned is None else f"id-{pinned}",
+        topology=topology,
+        home_zone=home_zone,
+        home_region=home_region,
     )
 
 
@@ -127,6 +133,127 @@ PIN_REMOVED = (
     "volume instance redis.redis.redis-data-1 lives on a removed node: remove the service and run "
     "'moorage volume rm redis-data' to start over with an empty volume"
 )
+
+# Zone-bound storage: zdir is global on every node, but its volumes are shared within a zone
+# only. a1 made the volume instance (zone a, region eu); a2 is in zone a too; b1 is in zone b of
+# region eu; c1 in zone c of region us; a3 is in zone a without the driver shared.
+ZDIR = {"local": "local", "zdir": "global"}
+ZONE_A = [
+    node("a1", "a", drivers=ZDIR, labels={"region": "eu"}),
+    node("a2", "a", drivers=ZDIR, labels={"region": "eu"}),
+    node("b1", "b", drivers=ZDIR, labels={"region": "eu"}),
+    node("c1", "c", drivers=ZDIR, labels={"region": "us"}),
+]
+ZONED = "redis.redis.redis-data-1"
+
+
+def zoned(
+    topology: VolumeTopology = VolumeTopology.ZONE,
+    zone: str | None = "a",
+    region: str | None = "eu",
+    **kw: object,
+) -> InstanceRequest:
+    need = vol(driver="zdir", pinned="a1", topology=topology, home_zone=zone, home_region=region)
+    return InstanceRequest(SERVICE, 1, volumes=(need,), **kw)  # type: ignore[arg-type]
+
+
+def offline(nodes: list[NodeView], *names: str) -> list[NodeView]:
+    return [replace(n, online=False) if n.name in names else n for n in nodes]
+
+
+def outside(label: str, value: str) -> str:
+    return OUTSIDE_VOLUME_DOMAIN.format(label=label, value=value, volume_instance=ZONED)
+
+
+ZONE_CASES = [
+    pytest.param(Case(ZONE_A, [zoned()], used=["a1"]), id="zone-stays-on-its-node-while-it-is-up"),
+    pytest.param(
+        Case(ZONE_A, [zoned(current_node="id-a2")], used=["a2"]), id="zone-sticky-on-another-node-of-its-zone"
+    ),
+    pytest.param(
+        Case(offline(ZONE_A, "a1"), [zoned()], used=["a2"]),
+        id="zone-node-down-re-attaches-in-the-zone",
+    ),
+    pytest.param(
+        Case(
+            offline(ZONE_A, "a1", "a2"),
+            [zoned()],
+            unplaced=[("pending", summarize(4, {"node(s) offline": 2, outside("zone", "a"): 2}))],
+        ),
+        id="zone-never-leaves-its-zone",
+    ),
+    pytest.param(
+        Case(
+            [*offline(ZONE_A, "a1", "a2"), node("a3", "a", labels={"region": "eu"})],
+            [zoned()],
+            unplaced=[
+                (
+                    "pending",
+                    summarize(
+                        5,
+                        {
+                            "node(s) offline": 2,
+                            outside("zone", "a"): 2,
+                            "node(s) missing volume driver(s) [zdir]": 1,
+                        },
+                    ),
+                )
+            ],
+        ),
+        id="zone-a-node-of-the-zone-without-the-driver-says-so",
+    ),
+    pytest.param(
+        Case(
+            [*offline(ZONE_A, "a1"), node("a3", "a", drivers={"local": "local", "zdir": "local"})],
+            [zoned(affinity=(on_node("a2", equal=False),))],
+            unplaced=[
+                (
+                    "pending",
+                    summarize(
+                        5,
+                        {
+                            "node(s) offline": 1,
+                            outside("zone", "a"): 2,
+                            NOT_HOLDING_VOLUME.format(volume_instance=ZONED): 1,
+                            "node(s) didn't match affinity node!=a2": 1,
+                        },
+                    ),
+                )
+            ],
+        ),
+        id="zone-explained-node-by-node-counts-add-up",
+    ),
+    pytest.param(
+        Case(offline(ZONE_A, "a1", "a2"), [zoned(VolumeTopology.REGION)], used=["b1"]),
+        id="region-re-attaches-in-the-region",
+    ),
+    pytest.param(
+        Case(
+            offline(ZONE_A, "a1", "a2", "b1"),
+            [zoned(VolumeTopology.REGION)],
+            unplaced=[("pending", summarize(4, {"node(s) offline": 3, outside("region", "eu"): 1}))],
+        ),
+        id="region-never-leaves-its-region",
+    ),
+    pytest.param(
+        Case(offline(ZONE_A, "a1", "a2", "b1"), [zoned(VolumeTopology.GRID)], used=["c1"]),
+        id="grid-re-attaches-anywhere-shared",
+    ),
+    pytest.param(
+        Case(
+            offline(ZONE_A, "a1"),
+            [zoned(zone=None)],
+            unplaced=[
+                ("pending", PIN_OFFLINE.replace("node-b", "a1").replace("redis.redis.redis-data-1", ZONED))
+            ],
+        ),
+        id="zone-made-on-a-node-without-a-zone-stays-on-it",
+    ),
+    pytest.param(
+        Case(offline(ZONE_A, "a1"), [zoned(zone="b")], used=["b1"]),
+        id="zone-the-recorded-zone-counts-not-the-nodes-label-today",
+    ),
+]
 
 CASES = [
     pytest.param(Case(THREE_ZONES, reqs(3), used=["node-a", "node-b", "node-c"]), id="ha-one-per-zone"),
@@ -317,11 +444,27 @@ CASES = [
                 node("node-b", "b", online=False, drivers={"nfs": "global"}),
                 node("node-c", "c", drivers={"nfs": "local"}),
             ],
-            [InstanceRequest(SERVICE, 1, volumes=(vol(driver="nfs", pinned="node-b"),))],
+            [
+                InstanceRequest(
+                    SERVICE, 1, volumes=(vol(driver="nfs", pinned="node-b", topology=VolumeTopology.GRID),)
+                )
+            ],
             used=["node-a"],
         ),
-        id="global-driver-lifts-pin",
+        id="grid-topology-on-a-global-driver-lifts-pin",
     ),
+    pytest.param(
+        Case(
+            [
+                node("node-a", "a", drivers={"nfs": "global"}),
+                node("node-b", "b", online=False, drivers={"nfs": "global"}),
+            ],
+            [InstanceRequest(SERVICE, 1, volumes=(vol(driver="nfs", pinned="node-b"),))],
+            unplaced=[("pending", PIN_OFFLINE)],
+        ),
+        id="node-topology-keeps-the-pin-on-a-global-driver",
+    ),
+    *ZONE_CASES,
     pytest.param(
         Case(
             THREE_ZONES,

@@ -2,9 +2,11 @@
 
 The oracle replays a pass the slow, obvious way: sticky instances first, then instances pinned to
 a volume instance, then the rest, each seeing what the ones before took. For every instance it
-computes the feasible nodes by scanning them all, and checks that
+computes the feasible nodes by scanning them all (a pinned one may use the node holding its
+volume instance, or a node inside the volume's topology where the driver is global), and checks that
 
 - a placed instance is on a feasible node (every filter passes), and an unplaced one had none;
+- a pinned instance goes back to the node holding its volume instance when that node fits it;
 - ``ha`` chose a zone with the fewest instances among zones with a feasible node, and in it a
   node with the fewest instances: never two in one zone while another feasible zone has fewer;
 - ``daemon`` never puts two instances on one node; a sticky instance stays where it runs.
@@ -19,11 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moorage.model.stack import AffinityRule, DeployStrategy, PortMapping
-from moorage.model.volume import VolumeScope
+from moorage.model.volume import VolumeScope, VolumeTopology
 from moorage.scheduler import InstanceRequest, NodeIndex, NodeView, Placement, VolumeNeed, schedule_service
 
 SERVICE = "grid/app/web"
 ZONES = ["a", "b", "c", None]
+REGIONS = ["eu", "us", None]
 DRIVERS = ["local", "nfs", "rexray"]
 
 
@@ -34,6 +37,9 @@ def nodes(draw: st.DrawFn) -> list[NodeView]:
     for i in range(count):
         zone = draw(st.sampled_from(ZONES))
         labels = {"zone": zone} if zone is not None else {}
+        region = draw(st.sampled_from(REGIONS))
+        if region is not None:
+            labels["region"] = region
         if draw(st.booleans()):
             labels["ssd"] = "yes"
         drivers = {
@@ -89,7 +95,18 @@ def requests(draw: st.DrawFn, node_ids: list[str], pins: bool, sticky: bool) -> 
         volumes = [VolumeNeed(v, d, s, f"app.{v}" if s is VolumeScope.STACK else v) for v, d, s in shared]
         if data_driver is not None:
             pinned = draw(st.none() | st.sampled_from(ids)) if pins else None
-            volumes.append(VolumeNeed("data", data_driver, VolumeScope.INSTANCE, f"app.web.data-{n}", pinned))
+            volumes.append(
+                VolumeNeed(
+                    "data",
+                    data_driver,
+                    VolumeScope.INSTANCE,
+                    f"app.web.data-{n}",
+                    pinned,
+                    topology=draw(st.sampled_from(list(VolumeTopology))),
+                    home_zone=draw(st.sampled_from(ZONES)),
+                    home_region=draw(st.sampled_from(REGIONS)),
+                )
+            )
         current = draw(st.none() | st.sampled_from(ids)) if sticky else None
         result.append(InstanceRequest(SERVICE, n, affinity, ports, memory, cpus, tuple(volumes), current))
     return result
@@ -115,6 +132,19 @@ class Usage:
     count: int = 0
 
 
+def re_attaches(v: VolumeNeed, node: NodeView) -> bool:
+    """Another node can use the volume instance: shared storage there, inside the topology."""
+    if node.drivers.get(v.driver) != "global":
+        return False
+    if v.topology is VolumeTopology.GRID:
+        return True
+    if v.topology is VolumeTopology.ZONE:
+        return v.home_zone is not None and node.labels.get("zone") == v.home_zone
+    if v.topology is VolumeTopology.REGION:
+        return v.home_region is not None and node.labels.get("region") == v.home_region
+    return False
+
+
 def feasible(node: NodeView, r: InstanceRequest, used: Usage, daemon: bool) -> bool:
     if not node.online or not all(affinity_ok(rule, node) for rule in r.affinity):
         return False
@@ -122,7 +152,7 @@ def feasible(node: NodeView, r: InstanceRequest, used: Usage, daemon: bool) -> b
         return False
     for v in r.volumes:  # every mount: a stack- or grid-scope one must not hide a pin
         pinned = v.scope is VolumeScope.INSTANCE and v.pinned_node is not None
-        if pinned and node.id != v.pinned_node and node.drivers.get(v.driver) != "global":
+        if pinned and node.id != v.pinned_node and not re_attaches(v, node):
             return False
     if any(p.host_port in node.used_ports or p.host_port in used.ports for p in r.ports):
         return False
@@ -170,7 +200,15 @@ def replay(
             continue
         node = by_id[p.node_id]
         assert node in options, f"instance {r.instance} on {node.id}, which does not fit it"
-        if strategy is DeployStrategy.HA:
+        homes = [
+            by_id[v.pinned_node]
+            for v in r.volumes
+            if v.scope is VolumeScope.INSTANCE and v.pinned_node in by_id
+        ]
+        home = next((h for h in homes if h in options), None)
+        if home is not None:
+            assert node == home, f"instance {r.instance} on {node.id}, not back on {home.id}"
+        elif strategy is DeployStrategy.HA:
             fewest_in_zone = min(zone_count[n.zone] for n in options)
             assert zone_count[node.zone] == fewest_in_zone, "a feasible zone has fewer instances"
             same_zone = [n for n in options if n.zone == node.zone]

@@ -83,11 +83,18 @@ def _reference(session: Session, grid: str) -> list[VolumeView]:
                 updated_at=row.updated_at,
                 instances=tuple(
                     VolumeInstanceView(
-                        id=vi.id, name=vi.name, node=node, zone=vi.zone, state=vi.state, error=vi.error
+                        id=vi.id,
+                        name=vi.name,
+                        node=node,
+                        zone=vi.zone,
+                        region=vi.region,
+                        state=vi.state,
+                        error=vi.error,
                     )
                     for vi, node in instances
                 ),
                 services=tuple(users.get(row.name, [])),
+                topology=row.topology,
             )
         )
     return views

@@ -39,6 +39,16 @@ def up(
             "--shared-driver", help="Name of a dirvol plugin with one shared root on all nodes (scope global)"
         ),
     ] = None,
+    zone_driver: Annotated[
+        str | None,
+        typer.Option(
+            "--zone-driver",
+            help=(
+                "Name of a dirvol plugin (scope global) on every node whose root is shared by the "
+                "nodes of one zone only (needs --zones)"
+            ),
+        ),
+    ] = None,
     heartbeat_interval: Annotated[
         float | None,
         typer.Option(
@@ -61,6 +71,7 @@ def up(
             directory=directory,
             drivers=drivers,
             shared_driver=shared_driver,
+            zone_driver=zone_driver,
             heartbeat_interval=heartbeat_interval,
         ),
         end="",

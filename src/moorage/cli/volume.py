@@ -40,6 +40,16 @@ def create(
         list[str] | None, typer.Option("--driver-opt", help="k=v option for the driver (repeat)")
     ] = None,
     label: Annotated[list[str] | None, typer.Option("--label", help="k=v label (repeat)")] = None,
+    topology: Annotated[
+        str | None,
+        typer.Option(
+            "--topology",
+            help=(
+                "Where its data can be used from: node, zone, region or grid (default: grid for a "
+                "driver the nodes report global, else node)"
+            ),
+        ),
+    ] = None,
     json: Json = False,
 ) -> None:
     """Define a volume. Nothing is created on any node until a service that uses it is deployed."""
@@ -54,6 +64,8 @@ def create(
         "driver_opts": parse_pairs("--driver-opt", driver_opt),
         "labels": parse_pairs("--label", label),
     }
+    if topology is not None:
+        body["topology"] = topology
     cli: CliContext = ctx.obj
     with cli.client() as client:
         volume = client.post(f"/v1/volumes/{cli.grid}", body)
@@ -81,12 +93,13 @@ def ls(
             print(volume["name"])
     elif long:
         table(
-            ["NAME", "SCOPE", "DRIVER", "CREATED", "INSTANCES", "SERVICES"],
+            ["NAME", "SCOPE", "DRIVER", "TOPOLOGY", "CREATED", "INSTANCES", "SERVICES"],
             [
                 (
                     v["name"],
                     v["scope"],
                     v["driver"],
+                    v.get("topology", "-"),
                     v["created_at"],
                     ",".join(f"{i['name']}@{i['node']}" for i in v["instances"]) or "-",
                     ",".join(s["id"] for s in v["services"]) or "-",
@@ -117,11 +130,15 @@ def volume_text(volume: dict[str, Any]) -> str:
     for instance in volume["instances"]:
         lines += [f"    - name: {instance['name']}", f"      node: {instance['node']}"]
         lines.append(f"      zone: {instance['zone'] or '-'}")
+        if instance.get("region"):
+            lines.append(f"      region: {instance['region']}")
         if instance["state"] != "present":
             lines.append(
                 f"      state: {instance['state']}" + (f" ({instance['error']})" if instance["error"] else "")
             )
     lines += ["  services:", *[f"    - {s['id']}" for s in volume["services"]]]
+    # after Kontena's fields, which keep their order and adjacency
+    lines.append(f"  topology: {volume.get('topology', '-')}")
     return "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ from moorage.master.planning_decision import (
     removed_numbers,
 )
 from moorage.model.stack import DeployStrategy, MountKind, full_service_id
-from moorage.model.volume import VolumeScope, docker_volume_name
+from moorage.model.volume import REGION_LABEL, VolumeScope, docker_volume_name
 from moorage.scheduler import (
     InstanceRequest,
     NodeIndex,
@@ -100,13 +100,13 @@ class _GridViews:
         return _GridViews(views, snapshot.up)
 
     def place(self, node_id: str) -> NodePlace | None:
-        """The zone and drivers of a node, for the volume instances made on it."""
+        """The zone, region and drivers of a node, for the volume instances made on it."""
         found = self.places.get(node_id)
         if found is None:
             node = self.views.get(node_id)
             if node is None:
                 return None
-            found = self.places[node_id] = NodePlace(node.zone, node.drivers)
+            found = self.places[node_id] = NodePlace(node.zone, node.drivers, node.labels.get(REGION_LABEL))
         return found
 
     def index(self, away: frozenset[str], usage: _Usage) -> NodeIndex:
@@ -228,7 +228,15 @@ class _Bindings:
             docker_name = docker_volume_name(volume.scope, volume.name, stack, service, number)
             names[alias] = docker_name
             bindings.append(
-                VolumeWrite(volume.id, volume.name, docker_name, volume.driver, driver_opts, volume.scope)
+                VolumeWrite(
+                    volume.id,
+                    volume.name,
+                    docker_name,
+                    volume.driver,
+                    driver_opts,
+                    volume.scope,
+                    volume.topology,
+                )
             )
         return names, tuple(bindings)
 
@@ -237,17 +245,7 @@ def _request(
     service: _ServiceInputs, number: int, bindings: tuple[VolumeWrite, ...], current: CurrentInstance | None
 ) -> InstanceRequest:
     homes = service.homes
-    needs = tuple(
-        VolumeNeed(
-            volume=b.volume,
-            driver=b.driver,
-            scope=b.scope,
-            docker_name=b.name,
-            pinned_node=homes.held.get((b.volume_id, b.name)) if b.scope is VolumeScope.INSTANCE else None,
-            removing_on=homes.removing.get(b.name, _NOWHERE),
-        )
-        for b in bindings
-    )
+    needs = tuple(_need(b, homes) for b in bindings)
     spec = service.stored.spec
     return InstanceRequest(
         service_id=service.service_id,
@@ -258,6 +256,26 @@ def _request(
         cpus=spec.cpus,
         volumes=needs,
         current_node=current.node_id if current is not None and current.has_container else None,
+    )
+
+
+def _need(binding: VolumeWrite, homes: VolumeHomes) -> VolumeNeed:
+    home = (
+        homes.held.get((binding.volume_id, binding.name)) if binding.scope is VolumeScope.INSTANCE else None
+    )
+    removing = homes.removing.get(binding.name, _NOWHERE)
+    if home is None:
+        return VolumeNeed(binding.volume, binding.driver, binding.scope, binding.name, removing_on=removing)
+    return VolumeNeed(
+        volume=binding.volume,
+        driver=binding.driver,
+        scope=binding.scope,
+        docker_name=binding.name,
+        pinned_node=home.node_id,
+        removing_on=removing,
+        topology=binding.topology,
+        home_zone=home.zone,
+        home_region=home.region,
     )
 
 
@@ -273,7 +291,7 @@ def _numbers(service: _ServiceInputs, binder: _Bindings, index: NodeIndex) -> li
     for number in service.current:
         for b in binder.of(number)[1]:
             if b.scope is VolumeScope.INSTANCE and (b.volume_id, b.name) in held_by:
-                anchors[number] = held_by[(b.volume_id, b.name)]
+                anchors[number] = held_by[(b.volume_id, b.name)].node_id
     return daemon_plan(index, template, anchors)
 
 

@@ -27,7 +27,7 @@ from moorage.model import names
 from moorage.model.grid import Grid
 from moorage.model.names import NameRule
 from moorage.model.node import Node
-from moorage.model.volume import DRIVER_MAX, DRIVER_RE, VolumeScope
+from moorage.model.volume import DRIVER_MAX, DRIVER_RE, VolumeScope, VolumeTopology
 from moorage.store.services import ServiceView
 from moorage.store.volumes import VolumeView
 
@@ -283,18 +283,26 @@ def node_out(node: Node) -> NodeOut:
 
 
 class VolumeCreate(_In):
-    # the scope and the driver are checked by model.volume.volume_definition_errors
+    # the scope, the driver and the topology are checked by model.volume.volume_definition_errors
     name: VolumeName
     scope: Annotated[str, Documented.of(enum=[scope.value for scope in VolumeScope])]
     driver: Annotated[Text, Documented.of(pattern=DRIVER_RE.pattern, maxLength=DRIVER_MAX)]
     driver_opts: LabelMap = Field(default_factory=dict)
     labels: LabelMap = Field(default_factory=dict)
+    topology: Annotated[str, Documented.of(enum=tuple(t.value for t in VolumeTopology))] | None = Field(
+        default=None,
+        description=(
+            "Where the data can be used from: node, zone, region or grid. Default: grid when a node "
+            "of the grid has the driver with capability scope global, node otherwise"
+        ),
+    )
 
 
 class VolumeInstanceOut(BaseModel):
     name: str
     node: str
     zone: str | None
+    region: str | None
     state: str
     error: str | None
 
@@ -308,6 +316,7 @@ class VolumeOut(BaseModel):
     name: str
     scope: str
     driver: str
+    topology: str
     driver_opts: dict[str, str]
     labels: dict[str, str]
     created_at: datetime
@@ -326,12 +335,15 @@ def volume_out(view: VolumeView) -> VolumeOut:
         name=view.name,
         scope=view.scope,
         driver=view.driver,
+        topology=view.topology,
         driver_opts=view.driver_opts,
         labels=view.labels,
         created_at=view.created_at,
         updated_at=view.updated_at,
         instances=[
-            VolumeInstanceOut(name=i.name, node=i.node, zone=i.zone, state=i.state, error=i.error)
+            VolumeInstanceOut(
+                name=i.name, node=i.node, zone=i.zone, region=i.region, state=i.state, error=i.error
+            )
             for i in view.instances
         ],
         services=[ServiceRef(id=s) for s in view.services],

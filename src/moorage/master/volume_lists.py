@@ -48,6 +48,7 @@ def volume_fields(view: VolumeView) -> dict[str, Any]:
         "name": view.name,
         "scope": view.scope,
         "driver": view.driver,
+        "topology": view.topology,
         "driver_opts": view.driver_opts,
         "labels": view.labels,
         "created_at": view.created_at,
@@ -59,7 +60,14 @@ def volume_fields(view: VolumeView) -> dict[str, Any]:
 
 def _instances_fields(instances: Iterable[VolumeInstanceView]) -> list[dict[str, Any]]:
     return [
-        {"name": i.name, "node": i.node, "zone": i.zone, "state": i.state, "error": i.error}
+        {
+            "name": i.name,
+            "node": i.node,
+            "zone": i.zone,
+            "region": i.region,
+            "state": i.state,
+            "error": i.error,
+        }
         for i in instances
     ]
 

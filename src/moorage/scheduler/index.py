@@ -2,8 +2,10 @@
 
 Build one per snapshot of the nodes and reuse it across passes (and, through ``fresh``, across
 deployments while the nodes do not change): lookups by id and name, the nodes where each volume
-driver is global, and pools (nodes passing the static filters) cached by the kind of request. ``commit`` records a pass's placements so later passes see their ports, memory
-and CPUs as taken; committing a service again replaces what it held before.
+driver is global (by zone or region too: the nodes a volume instance's data may re-attach to),
+and pools (nodes passing the static filters) cached by the kind of request. ``commit`` records a
+pass's placements so later passes see their ports, memory and CPUs as taken; committing a service
+again replaces what it held before.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
+from moorage.model.volume import SHARED_DRIVER_SCOPE, Spread
 from moorage.scheduler.pool import Pool
 from moorage.scheduler.types import InstanceRequest, NodeView, Placement
 
@@ -40,10 +43,11 @@ class NodeIndex:
         for node in self.nodes:
             self._by_name.setdefault(node.name, []).append(node)
             for driver, scope in node.drivers.items():
-                if scope == "global":
+                if scope == SHARED_DRIVER_SCOPE:
                     self._global.setdefault(driver, set()).add(node.id)
         self.online: tuple[NodeView, ...] = tuple(n for n in self.nodes if n.online)
         self._pools: dict[Hashable, Pool] = {}
+        self._spread: dict[Spread, frozenset[str]] = {}
         self._committed: dict[str, tuple[Usage, ...]] = {}
         self._ports: dict[str, Counter[int]] = {}
         self._memory: dict[str, int] = {}
@@ -62,6 +66,7 @@ class NodeIndex:
         clone._global = self._global
         clone.online = self.online
         clone._pools = self._pools
+        clone._spread = self._spread
         clone._committed = {}
         clone._ports = {}
         clone._memory = {}
@@ -77,13 +82,24 @@ class NodeIndex:
     def named(self, name: str) -> Sequence[NodeView]:
         return self._by_name.get(name, ())
 
-    def global_for_all(self, drivers: Iterable[str]) -> list[NodeView]:
-        """Nodes where every one of ``drivers`` has global scope (shared storage)."""
-        sets = [self._global.get(d, set()) for d in drivers]
+    def reached_by_all(self, spreads: Iterable[Spread]) -> list[NodeView]:
+        """Nodes that every one of ``spreads`` reaches (``VolumeDomain.spread``: the driver global
+        there, and the zone or region label equal, when the spread has one), by id."""
+        sets = [self._reached(spread) for spread in spreads]
         if not sets:
             return []
-        ids = set.intersection(*sets)
+        ids = frozenset.intersection(*sets)
         return [self._by_id[i] for i in sorted(ids)]
+
+    def _reached(self, spread: Spread) -> frozenset[str]:
+        found = self._spread.get(spread)
+        if found is None:
+            driver, key, value = spread
+            shared = self._global.get(driver, set())
+            found = self._spread[spread] = frozenset(
+                i for i in shared if key is None or self._by_id[i].labels.get(key) == value
+            )
+        return found
 
     def pool(self, key: Hashable, make: Callable[[], Pool]) -> Pool:
         """The pool cached under ``key``, made once."""

@@ -49,6 +49,7 @@ def build_pipeline(strategy: DeployStrategy) -> Pipeline:
         filters=(
             Online(),  # ............ node(s) offline                              (static, not fatal)
             VolumePin(),  # ......... node(s) don't hold volume instance X            (static)
+            #                         node(s) outside zone a of volume instance X
             Affinity(),  # .......... node(s) didn't match affinity label==zone=c     (static)
             VolumeDrivers(),  # ..... node(s) missing volume driver(s) [d1, d2]       (static)
             VolumeRemoval(),  # ..... node(s) still removing the Docker volume X ...  (dynamic, not fatal)
@@ -134,13 +135,23 @@ class _Pass:
                 done[pos] = self._place(node, request)
             else:
                 movers.append(pos)
-        # 2. The most constrained next: instances tied to a volume instance, then the others.
+        # 2. The most constrained next: instances tied to a volume instance, then the others. A
+        #    tied one goes back to the node holding its volume instance when that node can take it;
+        #    only otherwise does it re-attach elsewhere in the volume instance's domain.
         movers.sort(key=lambda pos: not requests[pos].pins)
         for pos in movers:
             request = requests[pos]
-            node = self.selector.pick(request, self.pool(request))
+            node = self._home(request) or self.selector.pick(request, self.pool(request))
             done[pos] = self._place(node, request) if node is not None else self._unplaced(request)
         return [done[pos] for pos in range(len(requests))]
+
+    def _home(self, request: InstanceRequest) -> NodeView | None:
+        """The first node holding one of the request's volume instances that can take it now."""
+        for need in request.pins:
+            node = self.ctx.index.get(need.pinned_node)
+            if node is not None and self.verdict(node, request) is None:
+                return node
+        return None
 
     # --- filters ---------------------------------------------------------------------------------
 
@@ -165,11 +176,16 @@ class _Pass:
         if not pins:
             key: Hashable = ("free", shape)
             return index.pool(key, lambda: self._static_pool(key, self._first_guess(request), request))
-        # Pinned: the nodes holding its volume instances, and those where every pinned driver is global.
-        pinned_drivers = frozenset(p.driver for p in pins)
-        shared_key = ("shared", shape, pinned_drivers)
+        # Pinned: the nodes holding its volume instances, and those every pin's domain reaches
+        # (none when one of them can be used on its own node only).
+        spreads = [p.domain.spread if p.domain is not None else None for p in pins]
+        reached = frozenset(s for s in spreads if s is not None) if None not in spreads else None
+        shared_key = ("shared", shape, reached)
         shared = index.pool(
-            shared_key, lambda: self._static_pool(shared_key, index.global_for_all(pinned_drivers), request)
+            shared_key,
+            lambda: self._static_pool(
+                shared_key, index.reached_by_all(reached) if reached is not None else (), request
+            ),
         )
         holders = {
             node.id: node

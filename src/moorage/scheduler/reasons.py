@@ -17,6 +17,7 @@ __all__ = [
     "NOT_HOLDING_VOLUME",
     "NO_NODES",
     "NO_NODE_HAS_DRIVERS",
+    "OUTSIDE_VOLUME_DOMAIN",
     "PINNED_NODE_OFFLINE",
     "PINNED_NODE_REMOVED",
     "PORT_IN_USE",
@@ -36,6 +37,7 @@ TOO_LITTLE_MEMORY = "node(s) had too little memory"
 TOO_LITTLE_CPU = "node(s) had too little CPU"
 MISSING_DRIVERS = "node(s) missing volume driver(s) {drivers}"
 NOT_HOLDING_VOLUME = "node(s) don't hold volume instance {volume_instance}"
+OUTSIDE_VOLUME_DOMAIN = "node(s) outside {label} {value} of volume instance {volume_instance}"
 ALREADY_HAS_INSTANCE = "node(s) already run an instance of this daemon service"
 STILL_REMOVING_VOLUME = "node(s) still removing the Docker volume {volume_instance} of a removed volume"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from moorage.model.stack import AffinityRule, PortMapping
-from moorage.model.volume import VolumeScope
+from moorage.model.volume import VolumeDomain, VolumeScope, VolumeTopology
 
 __all__ = [
     "InstanceRequest",
@@ -59,7 +59,9 @@ class VolumeNeed:
     """One named mount of an instance, resolved to the grid volume and its Docker volume name.
 
     ``pinned_node`` is the id of the node that already holds this instance's volume instance
-    (instance scope only); None while there is none yet.
+    (instance scope only); None while there is none yet. ``topology`` is the volume's, and
+    ``home_zone`` / ``home_region`` are recorded on that volume instance: together they say which
+    other nodes may use it (``domain``, the rule of ``model.volume.VolumeDomain``).
     """
 
     volume: str
@@ -68,11 +70,25 @@ class VolumeNeed:
     docker_name: str
     pinned_node: str | None = None
     removing_on: frozenset[str] = frozenset()  # nodes still deleting an old Docker volume of this name
+    topology: VolumeTopology = VolumeTopology.NODE
+    home_zone: str | None = None
+    home_region: str | None = None
+    domain: VolumeDomain | None = field(init=False, repr=False, compare=False)
+    """Where the existing volume instance's data can be used from; None when this need pins nothing."""
+
+    def __post_init__(self) -> None:
+        domain = None
+        if self.scope is VolumeScope.INSTANCE and self.pinned_node is not None:
+            domain = VolumeDomain(
+                self.topology, self.driver, self.pinned_node, self.home_zone, self.home_region
+            )
+        object.__setattr__(self, "domain", domain)
 
     @property
     def is_pin(self) -> bool:
-        """True when this need ties the instance to one node (an existing instance-scope volume)."""
-        return self.scope is VolumeScope.INSTANCE and self.pinned_node is not None
+        """True when this need ties the instance to its volume instance's domain (an existing
+        instance-scope volume instance): its node, or the nodes its topology lets it re-attach to."""
+        return self.domain is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ those services may use already are.
     held                     ports, memory and CPUs the grid's instances hold, by node
     current_instances        the deployed services' instances as stored
     volume_definitions       the grid's volumes, by name
-    volume_homes             the volume instances of some Docker names: which node holds which,
-                             which nodes are still removing one
+    volume_homes             the volume instances of some Docker names: which node holds which
+                             (and the zone and region recorded on it), which nodes are still
+                             removing one
 
 Each read is one statement (per 900 ids or names); the cost follows the deployment, not the
 grid, except for the nodes, read only when one changed.
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from moorage.model.node import NodeStatus
 from moorage.model.states import VolumeInstanceState
-from moorage.model.volume import VolumeScope
+from moorage.model.volume import VolumeScope, VolumeTopology
 from moorage.store.placements import chunks, volume_instances_named
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, UTCDateTime, VolumeRow
 
@@ -38,6 +39,7 @@ __all__ = [
     "GridVolume",
     "Holding",
     "NodeFacts",
+    "VolumeHome",
     "VolumeHomes",
     "current_instances",
     "held",
@@ -236,38 +238,55 @@ class GridVolume:
     scope: VolumeScope
     driver: str
     driver_opts: Mapping[str, str]
+    topology: VolumeTopology
 
 
 def volume_definitions(session: Session, grid_id: int) -> dict[str, GridVolume]:
     rows = session.execute(
-        select(VolumeRow.id, VolumeRow.name, VolumeRow.scope, VolumeRow.driver, VolumeRow.driver_opts).where(
-            VolumeRow.grid_id == grid_id
-        )
+        select(
+            VolumeRow.id,
+            VolumeRow.name,
+            VolumeRow.scope,
+            VolumeRow.driver,
+            VolumeRow.driver_opts,
+            VolumeRow.topology,
+        ).where(VolumeRow.grid_id == grid_id)
     ).tuples()
     return {
-        name: GridVolume(volume_id, name, VolumeScope(scope), driver, dict(driver_opts))
-        for volume_id, name, scope, driver, driver_opts in rows
+        name: GridVolume(
+            volume_id, name, VolumeScope(scope), driver, dict(driver_opts), VolumeTopology(topology)
+        )
+        for volume_id, name, scope, driver, driver_opts, topology in rows
     }
 
 
 @dataclass(frozen=True, slots=True)
-class VolumeHomes:
-    """Where Docker volumes of some names are: ``held`` maps (volume id, Docker name) to the node
-    holding that volume instance; ``removing`` maps a Docker name to the nodes still deleting a
-    volume instance of that name (of a removed volume)."""
+class VolumeHome:
+    """The node holding a volume instance, and the zone and region recorded on it."""
 
-    held: Mapping[tuple[int, str], str]
+    node_id: str
+    zone: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeHomes:
+    """Where Docker volumes of some names are: ``held`` maps (volume id, Docker name) to where
+    that volume instance is; ``removing`` maps a Docker name to the nodes still deleting a volume
+    instance of that name (of a removed volume)."""
+
+    held: Mapping[tuple[int, str], VolumeHome]
     removing: Mapping[str, frozenset[str]]
 
 
 def volume_homes(session: Session, grid_id: int, names: Iterable[str]) -> VolumeHomes:
     """The grid's volume instances of these Docker names (by the (grid, name) index; no
     statement when there are no names)."""
-    holders: dict[tuple[int, str], str] = {}
+    holders: dict[tuple[int, str], VolumeHome] = {}
     removing: dict[str, set[str]] = defaultdict(set)
-    for _, node_id, volume_id, state, name in volume_instances_named(session, grid_id, names):
-        if state == VolumeInstanceState.REMOVING:
-            removing[name].add(node_id)
-        elif volume_id is not None:
-            holders[(volume_id, name)] = node_id
+    for found in volume_instances_named(session, grid_id, names):
+        if found.state == VolumeInstanceState.REMOVING:
+            removing[found.name].add(found.node_id)
+        elif found.volume_id is not None:
+            holders[(found.volume_id, found.name)] = VolumeHome(found.node_id, found.zone, found.region)
     return VolumeHomes(holders, {name: frozenset(nodes) for name, nodes in removing.items()})

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from moorage.model.container import PlannedContainer
 from moorage.model.states import InstanceState, VolumeInstanceState
-from moorage.model.volume import VolumeScope, volume_follows_instance
+from moorage.model.volume import VolumeDomain, VolumeScope, VolumeTopology, follows_instance
 from moorage.store.any_of import any_of
 from moorage.store.bulk_insert import insert_rows
 from moorage.store.row_ids import ordered_ids
@@ -24,6 +24,7 @@ from moorage.store.tables import InstanceRow, VolumeInstanceRow
 
 __all__ = [
     "InstanceWrite",
+    "KnownVolumeInstance",
     "NodePlace",
     "VolumeWrite",
     "chunks",
@@ -51,15 +52,28 @@ class VolumeWrite:
     driver: str
     driver_opts: dict[str, str]
     scope: VolumeScope
+    topology: VolumeTopology = VolumeTopology.NODE
 
 
 @dataclass(frozen=True, slots=True)
 class NodePlace:
-    """What the volume instances made for an instance take from its node: its zone, and its
-    drivers' capability scopes (``volume_follows_instance`` says which volume instances move)."""
+    """What the volume instances made for an instance take from its node: its zone and region
+    (recorded on them), and its drivers' capability scopes (with the zone and region, what
+    ``model.volume.follows_instance`` needs to say whether a volume instance re-attaches there)."""
 
     zone: str | None
     drivers: Mapping[str, str | None]
+    region: str | None = None
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The node's zone and region as labels: all a volume domain reads of them."""
+        found = {}
+        if self.zone is not None:
+            found["zone"] = self.zone
+        if self.region is not None:
+            found["region"] = self.region
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,24 +158,36 @@ def mark_pending(session: Session, items: Sequence[tuple[int, int, str | None]])
     )
 
 
+class KnownVolumeInstance(NamedTuple):
+    """A stored volume instance, as placing reads it."""
+
+    id: str
+    node_id: str
+    volume_id: int | None
+    state: str
+    name: str  # the Docker volume name
+    zone: str | None
+    region: str | None
+
+
 def volume_instances_named(
     session: Session, grid_id: int, names: Iterable[str]
-) -> Iterator[tuple[str, str, int | None, str, str]]:
-    """(id, node id, volume id, state, Docker name) of the grid's volume instances with these
-    names, found through the (grid, name) index: the cost follows the names, not the grid."""
+) -> Iterator[KnownVolumeInstance]:
+    """The grid's volume instances with these Docker names, found through the (grid, name)
+    index: the cost follows the names, not the grid."""
     for part in chunks(sorted(names)):
-        yield from session.execute(
+        rows = session.execute(
             select(
                 VolumeInstanceRow.id,
                 VolumeInstanceRow.node_id,
                 VolumeInstanceRow.volume_id,
                 VolumeInstanceRow.state,
                 VolumeInstanceRow.name,
+                VolumeInstanceRow.zone,
+                VolumeInstanceRow.region,
             ).where(VolumeInstanceRow.grid_id == grid_id, any_of(session, VolumeInstanceRow.name, part))
         ).tuples()
-
-
-_Known = tuple[str, str, int | None, str]  # a volume instance of some name: (id, node id, volume id, state)
+        yield from map(KnownVolumeInstance._make, rows)
 
 
 def _write_volume_instances(
@@ -176,11 +202,9 @@ def _write_volume_instances(
             wanted.setdefault((item.node_id, volume.name), (volume, item.place))
     if not wanted:
         return
-    by_name: dict[str, list[_Known]] = {}
-    for vi_id, node_id, volume_id, state, name in volume_instances_named(
-        session, grid_id, {name for _, name in wanted}
-    ):
-        by_name.setdefault(name, []).append((vi_id, node_id, volume_id, state))
+    by_name: dict[str, list[KnownVolumeInstance]] = {}
+    for found in volume_instances_named(session, grid_id, {name for _, name in wanted}):
+        by_name.setdefault(found.name, []).append(found)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for (node_id, name), (volume, place) in wanted.items():
@@ -199,27 +223,33 @@ def _write_volume_instances(
 
 
 def _change_known(
-    known: list[_Known], node_id: str, volume: VolumeWrite, place: NodePlace, now: datetime
+    known: list[KnownVolumeInstance], node_id: str, volume: VolumeWrite, place: NodePlace, now: datetime
 ) -> dict[str, Any] | None:
     """The UPDATE that gives ``node_id`` the volume instance it needs from those of its name that
     exist: ``{}`` when the node has it as it should, None when a new one must be inserted."""
-    here = next((r for r in known if r[1] == node_id), None)
+    here = next((r for r in known if r.node_id == node_id), None)
     if here is not None:
-        if here[3] in (VolumeInstanceState.MISSING, VolumeInstanceState.ERROR):
-            return {"id": here[0], "state": VolumeInstanceState.PENDING, "error": None, "updated_at": now}
+        if here.state in (VolumeInstanceState.MISSING, VolumeInstanceState.ERROR):
+            return {"id": here.id, "state": VolumeInstanceState.PENDING, "error": None, "updated_at": now}
         return {}
-    if not volume_follows_instance(volume.scope, place.drivers.get(volume.driver)):
+    if volume.scope is not VolumeScope.INSTANCE:
         return None
     elsewhere = next(
-        (r for r in known if r[2] == volume.volume_id and r[3] != VolumeInstanceState.REMOVING), None
+        (r for r in known if r.volume_id == volume.volume_id and r.state != VolumeInstanceState.REMOVING),
+        None,
     )
     if elsewhere is None:
         return None
-    # shared storage: the volume instance follows its instance to this node
+    domain = VolumeDomain(volume.topology, volume.driver, elsewhere.node_id, elsewhere.zone, elsewhere.region)
+    if not follows_instance(volume.scope, domain, node_id, place.labels, place.drivers):
+        return None
+    # inside its domain on storage the node sees: the volume instance re-attaches to this node
+    # (its zone or region, whichever bounds the domain, is the same there)
     return {
-        "id": elsewhere[0],
+        "id": elsewhere.id,
         "node_id": node_id,
         "zone": place.zone,
+        "region": place.region,
         "state": VolumeInstanceState.PENDING,
         "error": None,
         "updated_at": now,
@@ -237,6 +267,7 @@ def _new_volume_instance(
         "driver": volume.driver,
         "driver_opts": volume.driver_opts,
         "zone": place.zone,
+        "region": place.region,
         "state": VolumeInstanceState.PENDING,
         "error": None,
         "created_at": now,

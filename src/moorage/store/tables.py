@@ -211,6 +211,8 @@ class VolumeRow(Base):
     labels: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # node | zone | region | grid (model.volume.VolumeTopology), always stored (0008 filled it in)
+    topology: Mapped[str] = mapped_column(String(16), server_default="node")
 
 
 class VolumeInstanceRow(Base):
@@ -237,7 +239,9 @@ class VolumeInstanceRow(Base):
     name: Mapped[str] = mapped_column(String(255))  # the Docker volume name
     driver: Mapped[str] = mapped_column(String(255))
     driver_opts: Mapped[dict[str, Any]]
+    # the zone= and region= labels of the node that made it (or that it re-attached to)
     zone: Mapped[str | None] = mapped_column(String(128))
+    region: Mapped[str | None] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.stack import full_service_id
 from moorage.model.states import VolumeInstanceState
-from moorage.model.volume import volume_definition_errors
+from moorage.model.volume import DriverCapability, default_topology, volume_definition_errors
 from moorage.stackfile.stored_service import load_service
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
@@ -88,11 +88,12 @@ _VOLUME_FIELDS = select(
     _volumes.labels,
     _volumes.created_at,
     _volumes.updated_at,
+    _volumes.topology,
 )
 _VOLUMES = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
 _VOLUME = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id"), _volumes.name == bindparam("name"))
 _INSTANCES = (
-    select(_vis.volume_id, _vis.id, _vis.name, _nodes.name, _vis.zone, _vis.state, _vis.error)
+    select(_vis.volume_id, _vis.id, _vis.name, _nodes.name, _vis.zone, _vis.region, _vis.state, _vis.error)
     .select_from(VolumeInstanceRow.__table__.join(NodeRow.__table__, _nodes.id == _vis.node_id))
     .order_by(_vis.name, _nodes.name)
 )
@@ -111,6 +112,7 @@ _VOLUME_KEY_FIELDS = (
     sql_cast(_volumes.labels, Text),
     type_coerce(_volumes.created_at, String),
     type_coerce(_volumes.updated_at, String),
+    _volumes.topology,
 )
 _VOLUME_KEYS = (
     select(*_VOLUME_KEY_FIELDS).where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
@@ -119,6 +121,11 @@ _VOLUMES_WITH_KEYS = select(*_VOLUME_FIELDS.selected_columns, *_VOLUME_KEY_FIELD
     _volumes.id.in_(bindparam("ids", expanding=True))
 )
 _INSERT_VOLUME = insert(_VOLUME_TABLE)
+# What the grid's nodes report of a driver (a superset: the nodes whose facts mention its name;
+# ``_capability`` reads the real list), for the topology check of a new volume.
+_NODE_DRIVERS_NAMING = select(_nodes.name, _nodes.info).where(
+    _nodes.grid_id == bindparam("grid_id"), sql_cast(_nodes.info, Text).like(bindparam("pattern"), escape="/")
+)
 # Removal: the volume's instances become ``removing`` and let go of it, then the definition goes.
 _MARK_REMOVING = (
     update(_VI_TABLE)
@@ -138,6 +145,7 @@ class VolumeInstanceView:
     name: str
     node: str
     zone: str | None
+    region: str | None
     state: str
     error: str | None
 
@@ -154,6 +162,7 @@ class VolumeView:
     updated_at: datetime
     instances: tuple[VolumeInstanceView, ...]
     services: tuple[str, ...]
+    topology: str
 
 
 def create_volume(
@@ -165,12 +174,18 @@ def create_volume(
     driver: str,
     driver_opts: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    topology: str | None = None,
 ) -> VolumeView:
+    """Record a volume definition. Without ``topology`` it gets its driver's default (``grid``
+    when a node of the grid has the driver global, else ``node``), stored as the volume's own; a
+    topology wider than the nodes say the driver can honour is refused."""
     conn = session.connection()
     grid_id, grid_name, existing = _grid_and_volume_id(conn, grid, name)
     driver_opts = dict(driver_opts or {})
     labels = dict(labels or {})
-    errors = volume_definition_errors(name, scope, driver, driver_opts, labels)
+    capability = _capability(conn, grid_id, driver)
+    topology = topology if topology is not None else default_topology(capability).value
+    errors = volume_definition_errors(name, scope, driver, driver_opts, labels, topology, capability)
     if "name" not in errors and existing is not None:
         errors["name"] = "Volume with given name already exists"
     if errors:
@@ -187,6 +202,7 @@ def create_volume(
             "labels": labels,
             "created_at": now,
             "updated_at": now,
+            "topology": topology,
         },
     )
     # What reading the new row back would give: the values just written (timestamps keep their
@@ -203,7 +219,21 @@ def create_volume(
         updated_at=now,
         instances=(),
         services=tuple(_users_of(conn, grid_id, grid_name, name)),
+        topology=topology,
     )
+
+
+def _capability(conn: Connection, grid_id: int, driver: str) -> DriverCapability:
+    """What the grid's nodes (online or not) report of ``driver``: one statement, reading only
+    the nodes whose facts mention its name."""
+    reports: list[tuple[str, str | None]] = []
+    rows = conn.execute(_NODE_DRIVERS_NAMING, {"grid_id": grid_id, "pattern": _like_pattern(driver)}).all()
+    for node, info in rows:
+        for found in (info or {}).get("drivers") or ():
+            if isinstance(found, dict) and found.get("name") == driver:
+                scope = found.get("scope")
+                reports.append((node, scope if isinstance(scope, str) else None))
+    return DriverCapability.of(driver, reports)
 
 
 def get_volume_row(session: Session, grid_row: GridRow, name: str) -> VolumeRow:
@@ -285,10 +315,12 @@ def _instances(
 ) -> dict[int, tuple[VolumeInstanceView, ...]]:
     """Volume id -> its volume instances, by Docker volume name then node name."""
     found: dict[int, list[VolumeInstanceView]] = {}
-    for volume_id, vi_id, vi_name, node, zone, state, error in conn.execute(query, params).all():
+    for volume_id, vi_id, vi_name, node, zone, region, state, error in conn.execute(query, params).all():
         if volume_id is not None:
             found.setdefault(volume_id, []).append(
-                VolumeInstanceView(id=vi_id, name=vi_name, node=node, zone=zone, state=state, error=error)
+                VolumeInstanceView(
+                    id=vi_id, name=vi_name, node=node, zone=zone, region=region, state=state, error=error
+                )
             )
     return {volume_id: tuple(views) for volume_id, views in found.items()}
 
@@ -299,7 +331,7 @@ def _view(
     instances: Mapping[int, tuple[VolumeInstanceView, ...]],
     users: Mapping[str, list[str]],
 ) -> VolumeView:
-    volume_id, name, scope, driver, driver_opts, labels, created_at, updated_at = row
+    volume_id, name, scope, driver, driver_opts, labels, created_at, updated_at, topology = row
     return VolumeView(
         grid=grid_name,
         name=name,
@@ -311,6 +343,7 @@ def _view(
         updated_at=updated_at,
         instances=instances.get(volume_id, ()),
         services=tuple(users.get(name, [])),
+        topology=topology,
     )
 
 
@@ -338,8 +371,8 @@ class VolumeListing:
     keeps what it made of those fields (``volume_heads``) and would rather not convert them again.
 
     ``volumes``: (key, volume id, name) by name. A key is hashable and equal for two volumes only
-    if their stored fields (name, scope, driver, driver_opts, labels, created_at, updated_at) and
-    grid name are.
+    if their stored fields (name, scope, driver, driver_opts, labels, created_at, updated_at,
+    topology) and grid name are.
     """
 
     grid: str

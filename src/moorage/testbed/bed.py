@@ -10,6 +10,8 @@ Layout of the testbed folder (``/var/lib/moorage-testbed`` unless told otherwise
                                 agent/ (the agent's --data-dir), agent.log, driver-<name>.log,
                                 relay.sock and relay.log (the node's link to the master)
     shared/<driver>/            the root of the shared (global scope) volume driver
+    shared/<driver>/<zone>/     a zone driver's root for the nodes of one zone (global scope,
+                                shared by that zone's nodes only: EBS-like storage)
 
 Each agent dials the master through its node's relay (``relay.py``) on 127.0.0.1, so
 ``node_cut`` can partition a node for real: its traffic to the master goes silent (nothing is
@@ -161,13 +163,16 @@ class Testbed:
         *,
         drivers: Mapping[str, Sequence[str]] | None = None,
         shared_driver: str | None = None,
+        zone_driver: str | None = None,
         control_plane: bool = True,
     ) -> BedState:
         """Replace whatever testbed was in the folder by a new one and return its state.
 
         ``zones`` are given round-robin to nodes as the label ``zone=``; ``drivers`` maps a
         volume driver name to the nodes that get it (each its own root); ``shared_driver``
-        runs on every node on one shared root with ``--scope global``. Without
+        runs on every node on one shared root with ``--scope global``; ``zone_driver`` runs on
+        every node with ``--scope global`` on a root shared by the nodes of its zone only (one
+        folder per zone), so a volume re-attaches within its zone and nowhere else. Without
         ``control_plane`` only the engines are started (no master, no agents).
         """
         check_host()
@@ -177,7 +182,10 @@ class Testbed:
             if not _NAME.match(zone):
                 raise TestbedError(f"Zone {zone!r} is not a valid label value (letters, digits, _ . -).")
         names = [f"node-{i}" for i in range(1, nodes + 1)]
+        zone_of = {name: zones[(i - 1) % len(zones)] if zones else None for i, name in enumerate(names, 1)}
         plan = self._driver_plan(names, drivers or {}, shared_driver)
+        if zone_driver is not None:
+            plan = self._zone_driver_plan(plan, zone_of, zone_driver, {*(drivers or {}), shared_driver})
         with self._locked():
             self._teardown(remove_files=True)
             state = BedState(
@@ -187,7 +195,7 @@ class Testbed:
                         name=name,
                         index=i,
                         root=self.dir / "nodes" / name,
-                        zone=zones[(i - 1) % len(zones)] if zones else None,
+                        zone=zone_of[name],
                         drivers=plan.get(name, ()),
                     )
                     for i, name in enumerate(names, start=1)
@@ -465,6 +473,36 @@ class Testbed:
                     )
                 )
         return {name: tuple(records) for name, records in plan.items()}
+
+    def _zone_driver_plan(
+        self,
+        plan: Mapping[str, tuple[DriverRecord, ...]],
+        zone_of: Mapping[str, str | None],
+        driver: str,
+        taken: set[str | None],
+    ) -> dict[str, tuple[DriverRecord, ...]]:
+        """``plan`` with ``driver`` on every node: global scope, one root per zone."""
+        if not _NAME.match(driver) or driver in taken:
+            raise TestbedError(
+                f"Zone volume driver name {driver!r} is not valid or also another driver's name."
+            )
+        if any(zone is None for zone in zone_of.values()):
+            raise TestbedError(
+                f"--zone-driver {driver} needs zones: give --zones a,b (round robin over the nodes)."
+            )
+        return {
+            name: (
+                *records,
+                DriverRecord(
+                    driver,
+                    self.dir / "nodes" / name / "plugins" / f"{driver}.sock",
+                    self.dir / "shared" / driver / str(zone_of[name]),
+                    "global",
+                    self.dir / "nodes" / name / f"driver-{driver}.log",
+                ),
+            )
+            for name, records in plan.items()
+        }
 
     def _start_drivers(self, node: NodeRecord) -> NodeRecord:
         """Start the node's volume driver plugins and wait until each answers Plugin.Activate."""
@@ -794,12 +832,20 @@ def up(
     *,
     drivers: Mapping[str, Sequence[str]] | None = None,
     shared_driver: str | None = None,
+    zone_driver: str | None = None,
     engines_only: bool = False,
     heartbeat_interval: float | None = None,
 ) -> str:
     """``moorage testbed up``: a fresh testbed in ``directory`` (replacing any); its export lines."""
     bed = Testbed(directory, heartbeat_interval=heartbeat_interval)
-    bed.up(nodes, zones, drivers=drivers, shared_driver=shared_driver, control_plane=not engines_only)
+    bed.up(
+        nodes,
+        zones,
+        drivers=drivers,
+        shared_driver=shared_driver,
+        zone_driver=zone_driver,
+        control_plane=not engines_only,
+    )
     return bed.env()
 
 

@@ -45,6 +45,7 @@ async def create(grid: GridPath, body: VolumeCreate, state: State) -> Response:
             driver=body.driver,
             driver_opts=body.driver_opts,
             labels=body.labels,
+            topology=body.topology,
         )
     )
     return Response(volume_json(view), status_code=201, media_type=JSON)
