@@ -4,6 +4,7 @@ Agent → master: ``hello`` (first), ``info`` (when anything changed), ``heartbe
 ``status`` (what the engine has for the desired containers and volumes, after each convergence).
 Master → agent: ``welcome`` (after hello), ``error`` (then the master closes), ``desired`` (the
 whole desired state of the node: containers and volumes; sent on connect and whenever it changes).
+Both ways, after the welcome: the messages of logs and exec streams (see "streams" below).
 
 Who may say hello: the handshake carries ``Authorization: Bearer`` with either the grid's join
 token (admits a node id the master does not know yet) or the node's own credential (the node it
@@ -20,9 +21,20 @@ Every message is one JSON object with a ``type``. Both sides validate with these
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from moorage.model.names import NODE
 from moorage.model.node import node_id_error
@@ -30,20 +42,32 @@ from moorage.model.node import node_id_error
 __all__ = [
     "AGENT_PATH",
     "MAX_MESSAGE_BYTES",
+    "MAX_STREAMS_PER_NODE",
+    "STREAM_CHUNK_BYTES",
+    "STREAM_WINDOW_BYTES",
     "AgentMessage",
     "ContainerSpec",
     "Desired",
     "DriverWire",
     "ErrorMsg",
+    "ExecOpen",
     "Heartbeat",
     "Hello",
     "InfoMsg",
     "InstanceStatus",
+    "LogsOpen",
     "MasterMessage",
     "MountWire",
     "NodeInfoWire",
     "PortWire",
     "StatusMsg",
+    "StreamCancel",
+    "StreamCredit",
+    "StreamEnd",
+    "StreamInput",
+    "StreamOutput",
+    "StreamResize",
+    "StreamStarted",
     "VolumeSpec",
     "VolumeStatus",
     "Welcome",
@@ -194,8 +218,134 @@ class ErrorMsg(_Msg):
     message: str
 
 
-AnyAgentMessage = Hello | InfoMsg | Heartbeat | StatusMsg
-AnyMasterMessage = Welcome | ErrorMsg | Desired
+# -- streams: logs and exec, multiplexed over the agent's connection by a stream id -------------
+#
+#   master ── logs | exec ──▶ agent          open a stream (the master picks the id)
+#   master ◀── started | end ── agent        the engine took it, or refused it (end.error)
+#   master ◀── output ── agent               ≤ STREAM_CHUNK_BYTES of stdout (fd 1) or stderr (fd 2)
+#   master ── stdin | resize ──▶ agent       exec only
+#   both ── credit ──▶                       the receiver consumed that many bytes: send more
+#   master ── cancel ──▶ agent               the client went away: stop, close the engine's stream
+#   master ◀── end ── agent                  done: exit_code (exec) or error
+#
+# Flow control: neither side sends more than STREAM_WINDOW_BYTES on one stream that the other has
+# not credited back (counted in raw bytes), so a fast log or a large stdin never piles up in the
+# peer's memory; a receiver credits once it has passed on STREAM_CHUNK_BYTES or emptied its queue.
+
+
+STREAM_CHUNK_BYTES = 32 * 1024
+STREAM_WINDOW_BYTES = 8 * STREAM_CHUNK_BYTES
+MAX_STREAMS_PER_NODE = 16  # logs and exec streams open at once on one node's connection
+
+StreamId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$")]
+
+
+def _base64(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error as err:
+            raise ValueError("is not base64") from err
+    return value
+
+
+Chunk = Annotated[
+    bytes,
+    BeforeValidator(_base64),
+    PlainSerializer(lambda data: base64.b64encode(data).decode("ascii"), return_type=str),
+    Field(max_length=STREAM_CHUNK_BYTES),
+]
+"""Raw bytes, base64 on the wire (frames are JSON text), at most ``STREAM_CHUNK_BYTES``."""
+
+
+class LogsOpen(_Msg):
+    """Send the container's logs on this stream (``docker logs``); with ``follow``, until cancelled."""
+
+    type: Literal["logs"] = "logs"
+    stream: StreamId
+    container: str
+    follow: bool = False
+    tail: int | None = Field(default=None, ge=0)  # the last N lines; None: all
+    since: float | None = Field(default=None, ge=0)  # unix seconds
+    timestamps: bool = False
+
+
+class ExecOpen(_Msg):
+    """Run ``cmd`` in the container (``docker exec``): output on this stream, then its exit code."""
+
+    type: Literal["exec"] = "exec"
+    stream: StreamId
+    container: str
+    cmd: list[Annotated[str, Field(max_length=65536)]] = Field(min_length=1, max_length=4096)
+    tty: bool = False
+    stdin: bool = False  # keep the command's stdin open for ``stdin`` messages
+    width: int | None = Field(default=None, ge=1, le=65535)
+    height: int | None = Field(default=None, ge=1, le=65535)
+
+
+class StreamInput(_Msg):
+    type: Literal["stdin"] = "stdin"
+    stream: StreamId
+    data: Chunk = b""
+    eof: bool = False  # after ``data``: close the command's stdin
+
+
+class StreamResize(_Msg):
+    type: Literal["resize"] = "resize"
+    stream: StreamId
+    width: int = Field(ge=1, le=65535)
+    height: int = Field(ge=1, le=65535)
+
+
+class StreamCancel(_Msg):
+    type: Literal["cancel"] = "cancel"
+    stream: StreamId
+
+
+class StreamCredit(_Msg):
+    """Either way: the sender of this passed on ``bytes`` more of the stream's data."""
+
+    type: Literal["credit"] = "credit"
+    stream: StreamId
+    bytes: int = Field(gt=0, le=STREAM_WINDOW_BYTES)
+
+
+class StreamStarted(_Msg):
+    type: Literal["started"] = "started"
+    stream: StreamId
+
+
+class StreamOutput(_Msg):
+    type: Literal["output"] = "output"
+    stream: StreamId
+    fd: Literal[1, 2] = 1  # stdout, stderr
+    data: Chunk
+
+
+class StreamEnd(_Msg):
+    """The stream is over: the exec's ``exit_code``, or what went wrong (``error``), or neither
+    (a log without ``follow`` was read to its end)."""
+
+    type: Literal["end"] = "end"
+    stream: StreamId
+    exit_code: int | None = None
+    error: str | None = None
+
+
+AnyAgentMessage = (
+    Hello | InfoMsg | Heartbeat | StatusMsg | StreamStarted | StreamOutput | StreamEnd | StreamCredit
+)
+AnyMasterMessage = (
+    Welcome
+    | ErrorMsg
+    | Desired
+    | LogsOpen
+    | ExecOpen
+    | StreamInput
+    | StreamResize
+    | StreamCancel
+    | StreamCredit
+)
 AgentMessage = Annotated[AnyAgentMessage, Field(discriminator="type")]
 MasterMessage = Annotated[AnyMasterMessage, Field(discriminator="type")]
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from tests.support.fake_agent import FakeNode
+from tests.support.fake_engine import FakeEngine
 from tests.support.processes import MasterProcess
 from tests.support.waiting import wait_until
 
@@ -57,6 +58,10 @@ checks.positive_data_acceptance.expected-statuses = {_REFUSED_BY_RULE}
 include-method = "DELETE"
 include-path = ["/v1/volumes/{{grid}}/{{name}}", "/v1/services/{{grid}}/{{stack}}/{{name}}"]
 checks.positive_data_acceptance.expected-statuses = {_REFUSED_BY_RULE}
+# a followed log streams until its client leaves, and schemathesis reads every answer to its end
+[[operations]]
+include-path = "/v1/services/{{grid}}/{{stack}}/{{name}}/logs"
+parameters = {{ "query.follow" = "false" }}
 """
 
 MAX_EXAMPLES = 20
@@ -93,7 +98,8 @@ def _fill(master: MasterProcess) -> None:
 def test_schemathesis_finds_no_failure_on_any_operation(fresh_master: MasterProcess, tmp_path: Path) -> None:
     token, join_token = _seed(fresh_master)
     (tmp_path / "schemathesis.toml").write_text(SCHEMATHESIS_TOML)
-    with FakeNode(fresh_master.url, join_token, NODE, report_volumes=True):
+    # with an engine of its own: the node answers logs (and would exec) for what it runs
+    with FakeNode(fresh_master.url, join_token, NODE, report_volumes=True, engine=FakeEngine()):
         _fill(fresh_master)
         started = time.monotonic()
         run = subprocess.run(

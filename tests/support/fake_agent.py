@@ -1,7 +1,9 @@
 """An agent without a Docker Engine: speaks the real protocol over a real WebSocket.
 
 For API tests of the hub (registration, heartbeats, offline detection). The real agent, on real
-engines, is exercised by the end-to-end tests.
+engines, is exercised by the end-to-end tests. Given an ``engine`` (``FakeEngine``), a node also
+serves logs and exec with the agent's own stream code (``moorage.agent.streams``): each desired
+container is there, running, in that engine.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ import threading
 import time
 import uuid
 
+from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from moorage.agent.runner import websocket_url
+from moorage.agent.streams import AgentStreams
+from moorage.protocol import master_message
+from tests.support.fake_engine import FakeEngine
+
+STREAM_TYPES = {"logs", "exec", "stdin", "resize", "cancel", "credit"}
 
 
 def hello(name: str, node_id: str | None = None, labels: list[str] | None = None, drivers=None) -> dict:
@@ -50,7 +58,14 @@ class FakeNode(threading.Thread):
     present. Reconnects as the same node when the master restarts."""
 
     def __init__(
-        self, master_url: str, token: str, name: str, *, reporting: bool = True, report_volumes: bool = False
+        self,
+        master_url: str,
+        token: str,
+        name: str,
+        *,
+        reporting: bool = True,
+        report_volumes: bool = False,
+        engine: FakeEngine | None = None,
     ) -> None:
         super().__init__(name=f"fake-{name}", daemon=True)
         self.master_url = master_url
@@ -67,6 +82,9 @@ class FakeNode(threading.Thread):
         self.report_volumes = report_volumes
         self.desired_count = 0
         self.welcomes = 0
+        self.engine = engine
+        self.streams: AgentStreams | None = None  # of the current connection
+        self.stream_messages: list[dict] = []  # every stream message the master sent
 
     def __enter__(self) -> FakeNode:
         self.start()
@@ -91,15 +109,29 @@ class FakeNode(threading.Thread):
             ws.close()
 
     def _session(self, ws: ClientConnection) -> None:
+        if self.engine is not None:
+            self.streams = AgentStreams(self.engine, ws.send)
+        try:
+            self._converse(ws)
+        finally:
+            if self.streams is not None:
+                self.streams.close_all()
+
+    def _converse(self, ws: ClientConnection) -> None:
         beat, fresh = 0.0, False
         while not self.stopping.is_set():
             try:
-                message = json.loads(ws.recv(timeout=0.2))
+                raw = ws.recv(timeout=0.2)
+                message = json.loads(raw)
                 if message["type"] == "desired":
                     self.containers = message["containers"]
                     self.volumes = message.get("volumes", [])
                     self.desired_count += 1
+                    self._run_containers()
                     fresh = True
+                elif message["type"] in STREAM_TYPES:
+                    self.stream_messages.append(message)
+                    self._stream(ws, raw)
             except TimeoutError:
                 pass
             except (ConnectionClosed, OSError):
@@ -116,6 +148,22 @@ class FakeNode(threading.Thread):
                     beat = time.monotonic()
             except (ConnectionClosed, OSError):
                 return
+
+    def _run_containers(self) -> None:
+        if self.engine is not None:
+            for container in self.containers:
+                if self.engine.named(container["name"]) is None:
+                    self.engine.add_container(container["name"], image=container["image"])
+
+    def _stream(self, ws: ClientConnection, raw: str | bytes) -> None:
+        if self.streams is None:
+            return
+        try:
+            msg = master_message(raw)
+        except ValidationError:
+            return
+        for reply in self.streams.handle(msg):  # type: ignore[arg-type]
+            ws.send(reply)
 
 
 def _running(container: dict) -> dict:

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import docker
 import docker.errors
 import docker.types
+import docker.utils.socket
 from docker.errors import DockerException
 
 from moorage.errors import MoorageError
 
 __all__ = [
     "ContainerEngine",
+    "ContainerIO",
     "ContainerState",
     "ContainerSummary",
     "Containers",
+    "DockerIO",
     "Engine",
     "EngineError",
     "EngineFacts",
+    "ExecSession",
     "ManagedPlugin",
+    "OutputSource",
     "VolumeState",
 ]
 
@@ -317,3 +327,214 @@ class Containers:
             return
         except docker.errors.APIError as err:
             raise EngineError(str(err.explanation or err)) from err
+
+
+# -- logs and exec -------------------------------------------------------------------------------
+
+STDOUT, STDERR = 1, 2
+_READ_BYTES = 32 * 1024
+_EXIT_WAIT = 5.0  # seconds the engine may take to mark an exec finished once its output ended
+
+
+class OutputSource(Protocol):
+    """A container's output as the engine streams it, read by one thread. ``close`` may be called
+    from any thread, at any time, more than once: a blocked ``read`` then returns None."""
+
+    def read(self) -> tuple[int, bytes] | None:
+        """The next piece of output as (STDOUT or STDERR, bytes); None at the end."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ExecSession(OutputSource, Protocol):
+    """A command running in a container (``docker exec``): its output, its stdin, its exit code."""
+
+    def write(self, data: bytes) -> None:
+        """Give the command these bytes on its stdin (blocks while it does not read)."""
+        ...
+
+    def close_stdin(self) -> None: ...
+
+    def resize(self, width: int, height: int) -> None: ...
+
+    def exit_code(self) -> int | None:
+        """Once ``read`` returned None: the command's exit status (None if the engine cannot tell)."""
+        ...
+
+
+class ContainerIO(Protocol):
+    """What the agent's logs and exec streams need of an engine (``Containers``; the fake in
+    ``tests/support/fake_engine.py``). Each call raises ``EngineError`` with the engine's words."""
+
+    def open_logs(
+        self, container: str, *, follow: bool, tail: int | None, since: float | None, timestamps: bool
+    ) -> OutputSource: ...
+
+    def open_exec(self, container: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession: ...
+
+
+def _shut(sock: Any) -> None:
+    """Wake whatever thread waits on this socket, and close it."""
+    raw = getattr(sock, "_sock", sock)
+    with contextlib.suppress(OSError, AttributeError):
+        raw.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError, AttributeError):
+        sock.close()
+
+
+class _DockerLogs:
+    """``GET /containers/{id}/logs`` read frame by frame, keeping which of stdout/stderr each is."""
+
+    def __init__(self, response: Any, tty: bool) -> None:
+        self._response = response
+        self._tty = tty
+        self._closed = threading.Event()
+
+    def read(self) -> tuple[int, bytes] | None:
+        raw = self._response.raw
+        try:
+            if self._tty:  # a terminal's output: one stream, no frames
+                data = raw.read1(_READ_BYTES)
+                return (STDOUT, bytes(data)) if data else None
+            header = raw.read(8)
+            if len(header) < 8:
+                return None
+            fd, length = struct.unpack(">BxxxL", header)
+            data = raw.read(length)
+            if not data:
+                return None
+            return (STDERR if fd == STDERR else STDOUT, bytes(data))
+        except Exception as err:  # urllib3 and http.client raise their own kinds on a closed socket
+            if self._closed.is_set():
+                return None
+            raise EngineError(f"reading logs: {err}") from err
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with contextlib.suppress(Exception):  # docker-py's way to end a streamed response from another thread
+            docker.types.CancellableStream(iter(()), self._response).close()
+        with contextlib.suppress(Exception):
+            self._response.close()
+
+
+class _DockerExec:
+    """A started exec: the engine's hijacked connection carries stdin one way and output the other."""
+
+    def __init__(self, api: Any, exec_id: str, sock: Any, tty: bool) -> None:
+        self._api = api
+        self._id = exec_id
+        self._sock = sock
+        self._frames = docker.utils.socket.frames_iter(sock, tty)
+        self._closed = threading.Event()
+
+    def read(self) -> tuple[int, bytes] | None:
+        try:
+            fd, data = next(self._frames)
+        except StopIteration:
+            return None
+        except (OSError, ValueError) as err:
+            if self._closed.is_set():
+                return None
+            raise EngineError(f"reading exec output: {err}") from err
+        return (STDERR if fd == STDERR else STDOUT), bytes(data)
+
+    def write(self, data: bytes) -> None:
+        try:
+            getattr(self._sock, "_sock", self._sock).sendall(data)
+        except OSError as err:
+            raise EngineError(f"writing to the command's stdin: {err}") from err
+
+    def close_stdin(self) -> None:
+        with contextlib.suppress(OSError):  # the engine closes the command's stdin on half-close
+            getattr(self._sock, "_sock", self._sock).shutdown(socket.SHUT_WR)
+
+    def resize(self, width: int, height: int) -> None:
+        try:
+            self._api.exec_resize(self._id, height=height, width=width)
+        except DockerException as err:
+            raise EngineError(f"resize: {err}") from err
+
+    def exit_code(self) -> int | None:
+        for _ in range(int(_EXIT_WAIT / 0.05)):
+            try:
+                state = self._api.exec_inspect(self._id)
+            except DockerException as err:
+                raise EngineError(f"inspect exec: {err}") from err
+            if not state.get("Running"):
+                code = state.get("ExitCode")
+                return int(code) if code is not None else None
+            time.sleep(0.05)  # the output ends a moment before the engine marks the command done
+        return None
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            _shut(self._sock)
+
+
+def _open_logs(
+    api: Any, container: str, *, follow: bool, tail: int | None, since: float | None, timestamps: bool
+) -> OutputSource:
+    inspected = api.inspect_container(container)
+    tty = bool((inspected.get("Config") or {}).get("Tty"))
+    params: dict[str, Any] = {
+        "stdout": 1,
+        "stderr": 1,
+        "follow": int(follow),
+        "timestamps": int(timestamps),
+        "tail": "all" if tail is None else tail,
+    }
+    if since is not None:
+        params["since"] = since
+    response = api._get(api._url("/containers/{0}/logs", container), params=params, stream=True)
+    api._raise_for_status(response)
+    api._disable_socket_timeout(api._get_raw_response_socket(response))  # a quiet log is no error
+    return _DockerLogs(response, tty)
+
+
+def _open_exec(api: Any, container: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession:
+    created = api.exec_create(container, cmd, stdout=True, stderr=True, stdin=stdin, tty=tty)
+    exec_id = str(created["Id"])
+    sock = api.exec_start(exec_id, tty=tty, socket=True)
+    api._disable_socket_timeout(sock)
+    return _DockerExec(api, exec_id, sock, tty)
+
+
+def _engine_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except docker.errors.NotFound as err:
+        raise EngineError(str(err.explanation or err)) from err
+    except docker.errors.APIError as err:
+        raise EngineError(str(err.explanation or err)) from err
+    except DockerException as err:
+        raise EngineError(f"{what}: {err}") from err
+
+
+class DockerIO:
+    """The Docker Engine's ``ContainerIO``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.api = engine.client.api
+
+    def open_logs(
+        self, container: str, *, follow: bool, tail: int | None, since: float | None, timestamps: bool
+    ) -> OutputSource:
+        return _engine_call(  # type: ignore[no-any-return]
+            f"logs of {container}",
+            _open_logs,
+            self.api,
+            container,
+            follow=follow,
+            tail=tail,
+            since=since,
+            timestamps=timestamps,
+        )
+
+    def open_exec(self, container: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession:
+        return _engine_call(  # type: ignore[no-any-return]
+            f"exec in {container}", _open_exec, self.api, container, cmd, tty=tty, stdin=stdin
+        )

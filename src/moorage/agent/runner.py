@@ -20,6 +20,7 @@ import random
 import signal
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,18 +32,25 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, W
 from moorage import __version__
 from moorage.agent.converge import Converger
 from moorage.agent.drivers import volume_drivers
-from moorage.agent.engine import Containers, Engine, EngineError
+from moorage.agent.engine import Containers, DockerIO, Engine, EngineError
 from moorage.agent.identity import CREDENTIAL_FILE, load_credential, node_id, save_credential
+from moorage.agent.streams import AgentStreams
 from moorage.protocol import (
     AGENT_PATH,
     MAX_MESSAGE_BYTES,
     Desired,
     ErrorMsg,
+    ExecOpen,
     Heartbeat,
     Hello,
     InfoMsg,
+    LogsOpen,
     NodeInfoWire,
     StatusMsg,
+    StreamCancel,
+    StreamCredit,
+    StreamInput,
+    StreamResize,
     Welcome,
     master_message,
 )
@@ -99,6 +107,7 @@ class Agent:
         self.desired: Desired | None = None
         self.converge_now = asyncio.Event()
         self.converger: Converger | None = None
+        self.streams: AgentStreams | None = None  # the logs and exec streams of the current connection
 
     def node_info(self) -> NodeInfoWire:
         facts = self.engine.facts()
@@ -214,6 +223,7 @@ class Agent:
             if self.converger is None or self.converger.grid != reply.grid:
                 self.converger = Converger(Containers(self.engine), reply.grid)
             log.info("connected to %s as node %s in grid %s", self.config.master, reply.name, reply.grid)
+            self.streams = AgentStreams(DockerIO(self.engine), _sender(ws, asyncio.get_running_loop()))
             tasks = [
                 asyncio.create_task(self._heartbeats(ws, reply.heartbeat_interval)),
                 asyncio.create_task(self._watch_info(ws, info)),
@@ -230,6 +240,7 @@ class Agent:
                         else:
                             raise exc
             finally:
+                self.streams.close_all()  # no logs or exec stream outlives its connection
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -266,6 +277,9 @@ class Agent:
             elif isinstance(msg, Desired):
                 self.desired = msg
                 self.converge_now.set()
+            elif isinstance(msg, _STREAM_MESSAGES) and self.streams is not None:
+                for reply in self.streams.handle(msg):
+                    await ws.send(reply)
 
     async def _converge_loop(self, ws: ClientConnection) -> None:
         """Converge on every new desired state, and every CONVERGE_INTERVAL seconds anyway. A new
@@ -288,6 +302,18 @@ class Agent:
             if status != last or desired.seq != answered:
                 await ws.send(status.model_copy(update={"desired_seq": desired.seq}).model_dump_json())
                 last, answered = status, desired.seq
+
+
+_STREAM_MESSAGES = (LogsOpen, ExecOpen, StreamInput, StreamResize, StreamCancel, StreamCredit)
+
+
+def _sender(ws: ClientConnection, loop: asyncio.AbstractEventLoop) -> Callable[[str], None]:
+    """What a stream's thread sends with: blocks until the frame is written on the loop."""
+
+    def send(text: str) -> None:
+        asyncio.run_coroutine_threadsafe(ws.send(text), loop).result()
+
+    return send
 
 
 def run_agent(config: AgentConfig) -> None:

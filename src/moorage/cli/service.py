@@ -1,4 +1,5 @@
-"""moorage service create|deploy|ls|show|scale|rm — ``stack/service``, or ``service`` in the null stack."""
+"""moorage service create|deploy|ls|show|scale|rm|logs|exec — ``stack/service``, or ``service`` in
+the null stack."""
 
 from __future__ import annotations
 
@@ -137,3 +138,63 @@ def rm(
     with cli.client() as client:
         client.delete(_path(cli.grid, name))
     print(f"Removed service {name} (volumes kept)")
+
+
+def _since(value: str | None) -> str | None:
+    from moorage.cli.service_io import checked_since
+
+    return checked_since(value)
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    name: str,
+    instance: Annotated[
+        int | None, typer.Argument(min=1, help="One instance's number; all if absent")
+    ] = None,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new output")] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", min=0, help="The last N lines of each instance")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            callback=_since,
+            help="Output since a time: 10m, 1h30m, 2024-05-01T12:00:00Z or unix seconds",
+        ),
+    ] = None,
+    timestamps: Annotated[bool, typer.Option("-t", "--timestamps", help="Show each line's time")] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the master's NDJSON, one object per line")
+    ] = False,
+) -> None:
+    """Print a service's output, each line prefixed with its instance and node."""
+    from moorage.cli.service_io import show_logs
+
+    cli: CliContext = ctx.obj
+    code = show_logs(
+        cli, name, instance, follow=follow, tail=tail, since=since, timestamps=timestamps, as_json=json
+    )
+    raise typer.Exit(code)
+
+
+@app.command("exec")
+def exec_(
+    ctx: typer.Context,
+    name: str,
+    instance: Annotated[int, typer.Argument(min=1, help="The instance's number")],
+    cmd: Annotated[list[str], typer.Argument(help="The command and its arguments (after --)")],
+    interactive: Annotated[
+        bool, typer.Option("-i", "--interactive", help="Pass stdin to the command")
+    ] = False,
+    tty: Annotated[
+        bool, typer.Option("-t", "--tty", help="A terminal for the command (when stdin is one)")
+    ] = False,
+) -> None:
+    """Run a command in one instance's container; exit with the command's exit status."""
+    from moorage.cli.service_io import run_exec
+
+    cli: CliContext = ctx.obj
+    raise typer.Exit(run_exec(cli, name, instance, cmd, interactive=interactive, tty=tty))

@@ -14,7 +14,18 @@ from moorage.master.errors import install_error_handlers
 from moorage.master.hub import AgentHub
 from moorage.master.metrics import MasterMetrics, RequestTiming
 from moorage.master.request_limits import RequestLimits
-from moorage.master.routes import agent, deployments, grids, metrics, nodes, services, stacks, tokens, volumes
+from moorage.master.routes import (
+    agent,
+    deployments,
+    grids,
+    metrics,
+    nodes,
+    service_io,
+    services,
+    stacks,
+    tokens,
+    volumes,
+)
 from moorage.master.settings import MasterSettings
 from moorage.master.state import MasterState
 from moorage.master.volume_lists import VolumeLists
@@ -25,10 +36,13 @@ __all__ = ["create_app", "stop_rollouts"]
 
 
 async def stop_rollouts(app: FastAPI) -> None:
-    """Stop the deployer's rollouts where they are (the next master resumes them). Before the
-    agents' sockets close on shutdown: otherwise every node looks offline to a rollout."""
+    """Stop the deployer's rollouts where they are (the next master resumes them), and end the
+    logs and exec streams (their clients are told the master is stopping, and uvicorn does not
+    wait on a followed log). Before the agents' sockets close on shutdown: otherwise every node
+    looks offline to a rollout."""
     state: MasterState = app.state.moorage
     await state.deployer.stop()
+    await state.hub.relay.stop()
 
 
 def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
@@ -61,7 +75,8 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     async def ping() -> dict[str, str]:  # async: a sync route costs a hop to a worker thread and back
         return {"status": "ok", "version": __version__}
 
-    for module in (grids, nodes, volumes, stacks, services, deployments, tokens, metrics, agent):
+    for module in (grids, nodes, volumes, stacks, services, service_io, deployments, tokens, metrics, agent):
         app.include_router(module.router)
+    app.include_router(service_io.socket_router)
     install_console(app)  # /ui
     return app

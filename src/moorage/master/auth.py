@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from moorage.errors import Forbidden, Unauthorized
-from moorage.master.state import State
+from moorage.master.state import MasterState, State
 from moorage.store.grids import grid_by_join_token
 from moorage.store.tokens import LAST_USED_PRECISION, AdminToken, admin_token_by_hash, hash_token, mark_used
 
-__all__ = ["Admin", "bearer_token", "require_admin"]
+__all__ = ["Admin", "bearer_token", "check_admin", "require_admin"]
 
 _VERDICT = "moorage_admin"  # the attribute of ``request.state`` that holds this request's verdict
 
@@ -57,6 +58,11 @@ async def require_admin(request: Request, state: State) -> AdminToken:
     Once per request: an accepted token is kept in ``request.state``, and a second check of the
     same request (the route's, after the middleware's) takes it without reading the store, if the
     request still carries that token (the console checks a cookie's token as a request of its own)."""
+    return await check_admin(request, state)
+
+
+async def check_admin(request: HTTPConnection, state: MasterState) -> AdminToken:
+    """``require_admin`` for any connection: a request, or one of the API's WebSockets."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized(

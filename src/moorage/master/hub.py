@@ -3,7 +3,8 @@
 An agent dials in to ``/v1/agent`` with its grid's join token and says ``hello``; the hub registers
 the node (online) and answers ``welcome``. Heartbeats only touch memory. A node goes ``offline``
 when its connection closes or when ``missed_heartbeats`` intervals pass without a word; only
-transitions are written to the store.
+transitions are written to the store. The logs and exec streams over these connections are the
+``relay``'s (``moorage.master.streams``); a connection that ends ends its streams.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from moorage.errors import MoorageError
 from moorage.master.admission import AgentAdmission, admit_agent
 from moorage.master.desired import desired_for_node
 from moorage.master.settings import MasterSettings
+from moorage.master.streams import AGENT_STREAM_MESSAGES, StreamRelay
 from moorage.model.node import NodeStatus
 from moorage.protocol import (
     Desired,
@@ -136,6 +138,7 @@ class AgentHub:
         self._seq = 0  # numbers every desired state sent (Desired.seq)
         self._pushed: dict[str, int] = {}  # node id -> seq of the last desired state sent to it
         self._answered: dict[str, int] = {}  # node id -> seq its last status report answered
+        self.relay = StreamRelay()  # logs and exec streams over these connections
 
     def is_connected(self, node_id: str) -> bool:
         return node_id in self.connections
@@ -175,6 +178,7 @@ class AgentHub:
         self._monitor = asyncio.create_task(self._watch_heartbeats(), name="heartbeat-monitor")
 
     async def stop(self) -> None:
+        await self.relay.stop()
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -218,6 +222,8 @@ class AgentHub:
             log.warning("connection of %s ended: %s: %s", who, type(err).__name__, err)
             await _close(websocket, 1011, "the master ended this connection; the agent reconnects")
         finally:
+            if conn is not None:
+                self.relay.connection_lost(conn)
             if conn is not None and self.connections.get(conn.node_id) is conn:
                 del self.connections[conn.node_id]
                 await to_thread.run_sync(
@@ -302,7 +308,9 @@ class AgentHub:
                 continue
             if isinstance(msg, Heartbeat):
                 continue
-            if isinstance(msg, Hello):
+            if isinstance(msg, AGENT_STREAM_MESSAGES):
+                self.relay.from_agent(conn, msg)
+            elif isinstance(msg, Hello):
                 log.warning("node %s said hello twice; ignored", conn.name)
             elif isinstance(msg, InfoMsg):
                 await to_thread.run_sync(self._set_info, conn.node_id, msg)
@@ -332,6 +340,7 @@ class AgentHub:
             for conn in [c for c in self.connections.values() if c.last_seen < deadline]:
                 log.info("node %s (%s) offline: missed heartbeats", conn.name, conn.node_id)
                 del self.connections[conn.node_id]
+                self.relay.connection_lost(conn, f"node {conn.name} went offline (missed heartbeats)")
                 await to_thread.run_sync(
                     self._set_status, conn.node_id, NodeStatus.OFFLINE, conn.last_seen_at
                 )

@@ -1,0 +1,306 @@
+"""The agent's end of logs and exec streams (see ``moorage.protocol``, "streams").
+
+    master ─ logs/exec ─▶ handle() ─ starts ─▶ reader thread: engine ─ output ─▶ send()
+                          handle() ─ queues ─▶ stdin thread (exec): stdin, eof, resize ─▶ engine
+                          handle() ─ cancel ─▶ closes the engine's stream: both threads end
+
+``handle`` runs on the connection's receive side and never blocks (it answers a refusal with the
+messages it returns); the threads send with ``send``, which blocks until the frame is written
+(so a slow connection slows the engine read) and raises once the connection is gone. A reader
+sends at most the window of bytes the master has not credited back. ``close_all`` ends every
+stream when the connection ends: no thread or engine stream outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from moorage.agent.engine import ContainerIO, EngineError, ExecSession, OutputSource
+from moorage.protocol import (
+    MAX_STREAMS_PER_NODE,
+    STREAM_CHUNK_BYTES,
+    STREAM_WINDOW_BYTES,
+    ExecOpen,
+    LogsOpen,
+    StreamCancel,
+    StreamCredit,
+    StreamEnd,
+    StreamInput,
+    StreamOutput,
+    StreamResize,
+    StreamStarted,
+)
+
+__all__ = ["AgentStreams", "StreamMessage"]
+
+log = logging.getLogger("moorage.agent.streams")
+
+StreamMessage = LogsOpen | ExecOpen | StreamInput | StreamResize | StreamCancel | StreamCredit
+Send = Callable[[str], None]
+
+_Item = tuple[str, bytes, int, int]  # ("data", bytes, 0, 0) | ("eof", ...) | ("resize", b"", width, height)
+_STOP: _Item = ("stop", b"", 0, 0)
+
+
+class _Cancelled(Exception):
+    """The master cancelled the stream (or the connection ended): stop without a word."""
+
+
+@dataclass(eq=False)
+class _Stream:
+    id: str
+    credit: int = STREAM_WINDOW_BYTES  # output bytes the master will still take
+    cancelled: bool = False
+    source: OutputSource | None = None
+    inbox: queue.SimpleQueue[_Item] = field(default_factory=queue.SimpleQueue)  # exec: stdin, eof, resize
+    inbox_bytes: int = 0
+    takes_stdin: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def attach(self, source: OutputSource) -> bool:
+        """Keep the engine's stream, to close it on cancel; False (and closed) if cancelled already."""
+        with self.cond:
+            if not self.cancelled:
+                self.source = source
+                return True
+        source.close()
+        return False
+
+    def take_credit(self, size: int) -> None:
+        with self.cond:
+            while self.credit < size and not self.cancelled:
+                self.cond.wait()
+            if self.cancelled:
+                raise _Cancelled
+            self.credit -= size
+
+    def give_credit(self, size: int) -> None:
+        with self.cond:
+            self.credit = min(STREAM_WINDOW_BYTES, self.credit + size)
+            self.cond.notify_all()
+
+    def cancel(self) -> None:
+        with self.cond:
+            self.cancelled = True
+            source = self.source
+            self.cond.notify_all()
+        self.inbox.put(_STOP)
+        if source is not None:
+            source.close()  # wakes the reader blocked in the engine
+
+
+class AgentStreams:
+    """Every stream of one connection to the master (see the module)."""
+
+    def __init__(self, engine: ContainerIO, send: Send, *, limit: int = MAX_STREAMS_PER_NODE) -> None:
+        self.engine = engine
+        self._send = send
+        self._limit = limit
+        self._streams: dict[str, _Stream] = {}
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- the connection's side -----------------------------------------------------------------
+
+    def handle(self, msg: StreamMessage) -> list[str]:
+        """Act on one message from the master; what to send back at once (a refusal), if anything."""
+        if isinstance(msg, LogsOpen | ExecOpen):
+            return self._open(msg)
+        with self._lock:
+            stream = self._streams.get(msg.stream)
+        if stream is None:  # ended already: its late credit, input or cancel has nothing to do
+            return []
+        if isinstance(msg, StreamCredit):
+            stream.give_credit(msg.bytes)
+        elif isinstance(msg, StreamCancel):
+            self._forget(stream)
+            stream.cancel()
+        elif isinstance(msg, StreamResize):
+            stream.inbox.put(("resize", b"", msg.width, msg.height))
+        else:
+            return self._input(stream, msg)
+        return []
+
+    def close_all(self) -> None:
+        """The connection ended: cancel every stream (their threads end on their own)."""
+        with self._lock:
+            self._closed = True
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for stream in streams:
+            stream.cancel()
+
+    def open_count(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    def join(self, timeout: float) -> bool:
+        """Wait for every stream's threads to end (tests: nothing leaks); whether they all did."""
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in threads)
+
+    def _open(self, msg: LogsOpen | ExecOpen) -> list[str]:
+        with self._lock:
+            if self._closed or msg.stream in self._streams:
+                return []
+            if len(self._streams) >= self._limit:
+                return [
+                    StreamEnd(
+                        stream=msg.stream,
+                        error=f"this node has {self._limit} logs and exec streams open, the most it serves; "
+                        "end some and try again",
+                    ).model_dump_json()
+                ]
+            stream = _Stream(msg.stream, takes_stdin=isinstance(msg, ExecOpen) and msg.stdin)
+            self._streams[msg.stream] = stream
+            kind = "logs" if isinstance(msg, LogsOpen) else "exec"
+            thread = threading.Thread(
+                target=self._run, args=(stream, msg), name=f"moorage-{kind}-{msg.stream}", daemon=True
+            )
+            self._threads.add(thread)
+            thread.start()  # under the lock: ``join`` never sees a thread not started yet
+        return []
+
+    def _input(self, stream: _Stream, msg: StreamInput) -> list[str]:
+        if not stream.takes_stdin:
+            return []
+        with stream.cond:
+            stream.inbox_bytes += len(msg.data)
+            over = stream.inbox_bytes > STREAM_WINDOW_BYTES
+        if over:
+            self._forget(stream)
+            stream.cancel()
+            return [
+                StreamEnd(
+                    stream=stream.id, error="the master sent more input than the stream's window"
+                ).model_dump_json()
+            ]
+        if msg.data:
+            stream.inbox.put(("data", msg.data, 0, 0))
+        if msg.eof:
+            stream.inbox.put(("eof", b"", 0, 0))
+        return []
+
+    def _forget(self, stream: _Stream) -> None:
+        with self._lock:
+            if self._streams.get(stream.id) is stream:
+                del self._streams[stream.id]
+
+    # -- the stream's threads ------------------------------------------------------------------
+
+    def _run(self, stream: _Stream, msg: LogsOpen | ExecOpen) -> None:
+        try:
+            if isinstance(msg, LogsOpen):
+                self._logs(stream, msg)
+            else:
+                self._exec(stream, msg)
+        except _Cancelled:
+            pass
+        except Exception as err:  # the connection is gone (send raised), or a bug: end quietly
+            if not stream.cancelled:
+                log.info("stream %s ended: %s: %s", stream.id, type(err).__name__, err)
+        finally:
+            self._forget(stream)
+            stream.cancel()  # closes the engine's stream and stops the stdin thread
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _logs(self, stream: _Stream, msg: LogsOpen) -> None:
+        try:
+            source = self.engine.open_logs(
+                msg.container, follow=msg.follow, tail=msg.tail, since=msg.since, timestamps=msg.timestamps
+            )
+        except EngineError as err:
+            self._end(stream, error=err.message)
+            return
+        if not stream.attach(source):
+            return
+        self._send(StreamStarted(stream=stream.id).model_dump_json())
+        try:
+            self._pump(stream, source)
+        except EngineError as err:
+            self._end(stream, error=err.message)
+            return
+        self._end(stream)
+
+    def _exec(self, stream: _Stream, msg: ExecOpen) -> None:
+        try:
+            session = self.engine.open_exec(msg.container, msg.cmd, tty=msg.tty, stdin=msg.stdin)
+        except EngineError as err:
+            self._end(stream, error=err.message)
+            return
+        if not stream.attach(session):
+            return
+        if msg.tty and msg.width and msg.height:
+            with contextlib.suppress(EngineError):  # the size is a nicety; the command runs anyway
+                session.resize(msg.width, msg.height)
+        self._send(StreamStarted(stream=stream.id).model_dump_json())
+        feeder = threading.Thread(
+            target=self._feed, args=(stream, session), name=f"moorage-stdin-{stream.id}", daemon=True
+        )
+        with self._lock:
+            self._threads.add(feeder)
+            feeder.start()
+        try:
+            self._pump(stream, session)
+            code = session.exit_code()
+        except EngineError as err:
+            self._end(stream, error=err.message)
+            return
+        self._end(stream, exit_code=code)
+
+    def _pump(self, stream: _Stream, source: OutputSource) -> None:
+        """Engine output to the master, in chunks, within the master's credit."""
+        while (item := source.read()) is not None:
+            if stream.cancelled:
+                raise _Cancelled
+            fd, data = item
+            for start in range(0, len(data), STREAM_CHUNK_BYTES):
+                piece = data[start : start + STREAM_CHUNK_BYTES]
+                stream.take_credit(len(piece))
+                self._send(
+                    StreamOutput(stream=stream.id, fd=2 if fd == 2 else 1, data=piece).model_dump_json()
+                )
+        if stream.cancelled:
+            raise _Cancelled
+
+    def _feed(self, stream: _Stream, session: ExecSession) -> None:
+        """The master's input to the command; credit back what was written."""
+        written = 0
+        try:
+            while (item := stream.inbox.get()) != _STOP:
+                kind, data, width, height = item
+                if kind == "data":
+                    session.write(data)
+                    with stream.cond:
+                        stream.inbox_bytes -= len(data)
+                        drained = stream.inbox_bytes == 0
+                    written += len(data)
+                    if written >= STREAM_CHUNK_BYTES or drained:
+                        self._send(StreamCredit(stream=stream.id, bytes=written).model_dump_json())
+                        written = 0
+                elif kind == "eof":
+                    session.close_stdin()
+                elif kind == "resize":
+                    session.resize(width, height)
+        except Exception as err:  # the command stopped reading, or the connection is gone
+            if not stream.cancelled:
+                log.info("stdin of stream %s ended: %s", stream.id, err)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _end(self, stream: _Stream, *, exit_code: int | None = None, error: str | None = None) -> None:
+        if stream.cancelled:
+            raise _Cancelled
+        self._forget(stream)
+        self._send(StreamEnd(stream=stream.id, exit_code=exit_code, error=error).model_dump_json())
