@@ -6,12 +6,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import typer
 
-from moorage.client.api import MasterClient
 from moorage.errors import MoorageError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from moorage.client.api import MasterClient
 
 __all__ = ["CliContext", "config_path", "load_config", "save_config"]
 
@@ -81,6 +85,8 @@ class CliContext:
             )
         if not self.token:
             raise MoorageError("No token: run 'moorage login --url URL --token TOKEN', or set MOORAGE_TOKEN")
+        from moorage.client.api import MasterClient  # httpx: only for the commands that call the master
+
         return MasterClient(self.url, self.token, ca=self.ca, transport=self.transport)
 
     @property

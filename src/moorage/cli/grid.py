@@ -118,7 +118,7 @@ def token(
         return
     print(result["token"])
     if result.get("disconnected"):
-        err_console.print(
+        err_console().print(
             f"Closed {result['disconnected']} agent connection(s) the old token had admitted; "
             "each reconnects with its own node credential"
         )

@@ -4,27 +4,46 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
-import httpx
 import typer
 
-from moorage.cli import driver, grid, node, servers, service, stack, testbed, token, volume
+from moorage.cli import servers
 from moorage.cli.context import CliContext, save_config
+from moorage.cli.lazy_groups import LazyGroups
 from moorage.cli.output import err_console, print_error
 from moorage.cli.typer_click import ClickException, UsageError, usage_context
-from moorage.client.api import MasterClient
 from moorage.errors import MoorageError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["app", "main"]
 
 PROG_NAME = "moorage"  # also under 'python -m moorage'
 
+
+class _Root(LazyGroups):
+    """The sub-command groups, in the order help lists them; each module has the group's ``app``."""
+
+    lazy = {
+        "grid": "moorage.cli.grid",
+        "node": "moorage.cli.node",
+        "volume": "moorage.cli.volume",
+        "stack": "moorage.cli.stack",
+        "service": "moorage.cli.service",
+        "testbed": "moorage.cli.testbed",
+        "driver": "moorage.cli.driver",
+        "token": "moorage.cli.token",
+    }
+
+
 app = typer.Typer(
+    cls=_Root,
     name="moorage",
     help="Moorage: containers with managed named volumes on your own Docker hosts.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
 
@@ -39,10 +58,17 @@ def root(
         Path | None, typer.Option("--ca", help="CA (PEM) to check an https:// master against (or MOORAGE_CA)")
     ] = None,
 ) -> None:
-    # A caller that runs the app itself may pass a transport as ``obj``: tests of online commands
-    # (Typer's CliRunner with an httpx.MockTransport) answer for the master that way.
-    transport = ctx.obj if isinstance(ctx.obj, httpx.BaseTransport) else None
-    ctx.obj = CliContext.resolve(url, token, grid_name, ca, transport)
+    ctx.obj = CliContext.resolve(url, token, grid_name, ca, _transport(ctx.obj))
+
+
+def _transport(obj: object) -> httpx.BaseTransport | None:
+    """The transport a caller that runs the app itself passed as ``obj``: tests of online commands
+    (Typer's CliRunner with an httpx.MockTransport) answer for the master that way. Such a caller
+    has imported httpx; a command typed in a shell does not import it before it calls the master."""
+    loaded = sys.modules.get("httpx")
+    if loaded is not None and isinstance(obj, loaded.BaseTransport):
+        return cast("httpx.BaseTransport", obj)
+    return None
 
 
 @app.command()
@@ -56,6 +82,8 @@ def login(
     ] = None,
 ) -> None:
     """Check a master URL and token, and save them for later commands."""
+    from moorage.client.api import MasterClient
+
     ca = ca.resolve() if ca is not None else None
     cli: CliContext = ctx.obj
     with MasterClient(url, token, ca=ca, transport=cli.transport) as client:
@@ -68,14 +96,6 @@ def login(
     print(f"Logged in to {url} (saved in {path})" + (f"; using grid {grid_name}" if grid_name else ""))
 
 
-app.add_typer(grid.app, name="grid")
-app.add_typer(node.app, name="node")
-app.add_typer(volume.app, name="volume")
-app.add_typer(stack.app, name="stack")
-app.add_typer(service.app, name="service")
-app.add_typer(testbed.app, name="testbed")
-app.add_typer(driver.app, name="driver")
-app.add_typer(token.app, name="token")
 servers.register(app)
 
 
@@ -94,7 +114,7 @@ def main() -> None:
         err.show()
         sys.exit(err.exit_code if err.exit_code else 1)
     except typer.Abort:
-        err_console.print("Aborted.")
+        err_console().print("Aborted.")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -1,26 +1,45 @@
-"""How the CLI shows things: Rich tables for people, JSON for scripts, errors on stderr."""
+"""How the CLI shows things: Rich tables for people, JSON for scripts, errors on stderr.
+
+Rich is imported when something is shown through it, not when a command module is imported (see
+``moorage.cli``): ``console()`` and ``err_console()`` make their Console on first use.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["ago", "console", "err_console", "print_error", "print_json", "table"]
 
-console = Console(width=None if sys.stdout.isatty() else 200, highlight=False, soft_wrap=True, markup=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+@functools.cache
+def console() -> Console:
+    """Standard output, for people: no wrapping, no markup or highlighting of what is shown."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200, highlight=False, soft_wrap=True, markup=False)
+
+
+@functools.cache
+def err_console() -> Console:
+    """Standard error, shown the same way."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def print_error(message: str) -> None:
     """``Error: message`` on stderr; the message is shown as written (no markup)."""
-    err_console.print(Text("Error: ", style="red") + Text(message))
+    from rich.text import Text
+
+    err_console().print(Text("Error: ", style="red") + Text(message))
 
 
 def print_json(data: Any) -> None:
@@ -28,12 +47,15 @@ def print_json(data: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     out = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
     for header in headers:
         out.add_column(header, overflow="fold")
     for row in rows:
         out.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-    console.print(out)
+    console().print(out)
 
 
 def ago(timestamp: str | None) -> str:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
-
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from moorage.cli.output import ago, console, err_console
-from moorage.client.api import ApiError, MasterClient
 from moorage.errors import MoorageError
 from moorage.model.deployment import SUPERSEDED
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from moorage.client.api import MasterClient
 
 __all__ = ["follow_deployment", "follow_started", "uptime"]
 
@@ -34,6 +34,9 @@ def _rows(deployment: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def _table(deployment: dict[str, Any]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
     for header in ("INSTANCE", "NODE", "STATE", "REASON"):
         table.add_column(header, overflow="fold")
@@ -61,6 +64,8 @@ class _Follower:
 
     def get(self) -> dict[str, Any]:
         """The current deployment, once the master answers; switches to a superseding one."""
+        from moorage.client.api import ApiError
+
         while True:
             try:
                 deployment: dict[str, Any] = self.client.get(f"/v1/deployments/{self.deployment_id}")
@@ -73,7 +78,7 @@ class _Follower:
                 self._lost(err)
                 continue
             if self.lost_since is not None:
-                err_console.print(f"Reconnected to the master; following deployment {self.deployment_id}")
+                err_console().print(f"Reconnected to the master; following deployment {self.deployment_id}")
                 self.lost_since = None
             newer = deployment.get("superseded_by")
             if not newer and _handing_over(deployment):
@@ -81,7 +86,7 @@ class _Follower:
                 continue
             if not newer:
                 return deployment
-            err_console.print(
+            err_console().print(
                 f"Deployment {self.deployment_id} of {self.what} was superseded by deployment {newer}; "
                 "following that one"
             )
@@ -101,7 +106,7 @@ class _Follower:
         now = time.monotonic()
         if self.lost_since is None:
             self.lost_since = now
-            err_console.print(f"Lost the master ({err.message}); reconnecting ...")
+            err_console().print(f"Lost the master ({err.message}); reconnecting ...")
         elif now - self.lost_since > RECONNECT:
             raise MoorageError(
                 f"The master has not answered for {RECONNECT:.0f}s while following deployment "
@@ -117,7 +122,9 @@ def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> No
     follower = _Follower(client, deployment_id, what)
     deployment = follower.get()
     if sys.stdout.isatty():
-        with Live(_table(deployment), console=console, refresh_per_second=8) as live:
+        from rich.live import Live
+
+        with Live(_table(deployment), console=console(), refresh_per_second=8) as live:
             while deployment["state"] == "running" and time.monotonic() - started < TIMEOUT:
                 time.sleep(POLL)
                 deployment = follower.get()
@@ -140,11 +147,11 @@ def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> No
         )
     if deployment["state"] == "success":
         count = sum(len(s["containers"]) for s in deployment["services"])
-        console.print(f"Deployed {what}: {count} instance(s) running ({took:.1f}s)")
+        console().print(f"Deployed {what}: {count} instance(s) running ({took:.1f}s)")
         return
-    err_console.print(f"Deployment of {what} did not fully succeed ({took:.1f}s):")
+    err_console().print(f"Deployment of {what} did not fully succeed ({took:.1f}s):")
     for line in (deployment["message"] or "").splitlines():
-        err_console.print(f"  {line}")
+        err_console().print(f"  {line}")
     raise MoorageError(f"{what}: some instances are not running; see the reasons above")
 
 

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 
-from moorage.client.api import MasterClient
 from moorage.errors import InvalidInput, MoorageError
 
 __all__ = ["default_data_dir", "register"]
@@ -166,6 +165,8 @@ def agent(
 
 
 def _wait_for_master(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    from moorage.client.api import MasterClient
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -197,6 +198,7 @@ def up(
 ) -> None:
     """A master and one agent on the local Docker Engine, in the foreground (Ctrl-C stops both)."""
     from moorage.cli.context import save_config
+    from moorage.client.api import MasterClient
 
     base = data_dir or default_data_dir("")
     master_dir = base / "master"

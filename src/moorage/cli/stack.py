@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
@@ -15,8 +15,6 @@ from moorage.cli.options import Force, Json, NoWait
 from moorage.cli.output import print_json, table
 from moorage.cli.progress import follow_started, uptime
 from moorage.errors import MoorageError
-from moorage.model.stack import StackSpec
-from moorage.stackfile import decode_stack_file, load_stack, stack_to_dict
 
 __all__ = ["app", "instances_table"]
 
@@ -29,13 +27,24 @@ NoDeploy = Annotated[
 File = Annotated[Path, typer.Argument(help="Stack file (YAML)")]
 
 
-def _load(path: Path, grid: str, name: str | None) -> tuple[StackSpec, str]:
+@dataclass(frozen=True)
+class _StackFile:
+    name: str  # the stack's name
+    document: dict[str, Any]  # validated and normalized: what the API takes
+    text: str  # as written: the revision's source
+
+
+def _load(path: Path, grid: str, name: str | None) -> _StackFile:
+    # the stack file pipeline (and pydantic, yaml) is loaded only by the commands that read a file
+    from moorage.stackfile import decode_stack_file, load_stack, stack_to_dict
+
     try:
         data = path.read_bytes()
     except OSError as err:
         raise MoorageError(f"Cannot read stack file {path}: {err.strerror}") from err
     text = decode_stack_file(data, source=str(path))
-    return load_stack(text, env=dict(os.environ), grid=grid, name=name, source=str(path)), text
+    spec = load_stack(text, env=dict(os.environ), grid=grid, name=name, source=str(path))
+    return _StackFile(spec.name, stack_to_dict(spec), text)
 
 
 @app.command("validate")
@@ -43,9 +52,11 @@ def validate(
     ctx: typer.Context, file: File, name: Annotated[str | None, typer.Option("--name")] = None
 ) -> None:
     """Check a stack file and print it normalized (every default explicit, variables filled in)."""
+    import yaml
+
     cli: CliContext = ctx.obj
-    spec, _ = _load(file, cli.grid_name or "grid", name)
-    print(yaml.safe_dump(stack_to_dict(spec), sort_keys=False), end="")
+    stack = _load(file, cli.grid_name or "grid", name)
+    print(yaml.safe_dump(stack.document, sort_keys=False), end="")
 
 
 @app.command("install")
@@ -60,14 +71,14 @@ def install(
 ) -> None:
     """Install a stack from a file and deploy it."""
     cli: CliContext = ctx.obj
-    spec, text = _load(file, cli.grid, name)
+    stack = _load(file, cli.grid, name)
     with cli.client() as client:
         started = client.post(
             f"/v1/stacks/{cli.grid}",
-            {"stack": stack_to_dict(spec), "source": text, "name": spec.name, "deploy": not no_deploy},
+            {"stack": stack.document, "source": stack.text, "name": stack.name, "deploy": not no_deploy},
         )
-        print(f"Installed stack {spec.name}")
-        follow_started(client, started, f"stack {spec.name}", no_wait)
+        print(f"Installed stack {stack.name}")
+        follow_started(client, started, f"stack {stack.name}", no_wait)
 
 
 @app.command("upgrade")
@@ -76,12 +87,12 @@ def upgrade(
 ) -> None:
     """Upgrade a stack to a new revision from a file, and deploy it (rolling)."""
     cli: CliContext = ctx.obj
-    spec, text = _load(file, cli.grid, name)
+    stack = _load(file, cli.grid, name)
     with cli.client() as client:
         started = client.request(
             "PUT",
             f"/v1/stacks/{cli.grid}/{name}",
-            json={"stack": stack_to_dict(spec), "source": text, "deploy": not no_deploy},
+            json={"stack": stack.document, "source": stack.text, "deploy": not no_deploy},
         )
         print(f"Upgraded stack {name}")
         follow_started(client, started, f"stack {name}", no_wait)

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["ClickException", "UsageError", "usage_context"]
+__all__ = ["ClickException", "Command", "UsageError", "usage_context"]
 
 try:
+    from typer._click.core import Command
     from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # a Typer that runs on the click package
+    from click.core import Command  # type: ignore[assignment]
     from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
 
 

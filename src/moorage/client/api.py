@@ -81,8 +81,15 @@ class MasterClient:
         self.url = url.rstrip("/")
         self.ca = ca
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # A plain http:// master shows no certificate: without --ca, no CA bundle is loaded for it
+        # (loading the default one takes longer than a whole request to a local master).
+        plain = ca is None and not self.url.lower().startswith("https://")
         self.http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, verify=_verify(ca), transport=transport
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            verify=False if plain else _verify(ca),
+            transport=transport,
         )
 
     def __enter__(self) -> MasterClient:
