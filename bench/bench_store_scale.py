@@ -145,7 +145,7 @@ def _deploy(
             )
             plans = plan_services(session, grid, rows, connected, snapshots)
             t1 = time.perf_counter()
-            record_unplaced(session, grid.id, plans)
+            record_unplaced(session, grid.id, plans, connected)
             batch = [i for p in plans for i in p.instances if i.kind in ("start", "replace")]
             record_batch(session, grid.id, batch)
             placed += len(batch)

@@ -129,7 +129,7 @@ def kept_while_away(item: InstancePlan, connected: Collection[str]) -> bool:
 
 
 def record_unplaced(
-    session: Session, grid_id: int, plans: Sequence[ServicePlan], connected: Collection[str] | None = None
+    session: Session, grid_id: int, plans: Sequence[ServicePlan], connected: Collection[str]
 ) -> set[str]:
     """What a deployment records without waiting: scale-down removals, pending and failed instances.
 
@@ -142,7 +142,7 @@ def record_unplaced(
         if plan.remove_numbers:
             touched |= remove_instances(session, plan.service_row_id, plan.remove_numbers)
     items = [item for plan in plans for item in plan.instances]
-    kept = [item for item in items if connected is not None and kept_while_away(item, connected)]
+    kept = [item for item in items if kept_while_away(item, connected)]
     mark_pending(session, [(item.service_row_id, item.number, item.reason) for item in kept])
     keys = {(item.service_row_id, item.number) for item in kept}
     writes = [
