@@ -24,11 +24,13 @@ __all__ = [
     "ContainerState",
     "ContainerSummary",
     "Containers",
+    "DockerHelpers",
     "DockerIO",
     "Engine",
     "EngineError",
     "EngineFacts",
     "ExecSession",
+    "HelperEngine",
     "ManagedPlugin",
     "OutputSource",
     "VolumeState",
@@ -538,3 +540,92 @@ class DockerIO:
         return _engine_call(  # type: ignore[no-any-return]
             f"exec in {container}", _open_exec, self.api, container, cmd, tty=tty, stdin=stdin
         )
+
+
+# -- helper containers: a volume's data read and written through the engine ----------------------
+
+
+class HelperEngine(Protocol):
+    """What ``volume_data.py`` needs of an engine to reach a Docker volume's data through a helper
+    container that mounts it (so any volume driver works): ``DockerHelpers``; a fake in
+    ``tests/support/fake_engine.py``. Every call raises ``EngineError`` with the engine's words."""
+
+    def volumes(self) -> dict[str, VolumeState]: ...
+
+    def create_volume(
+        self, name: str, driver: str, driver_opts: dict[str, str], labels: dict[str, str]
+    ) -> None: ...
+
+    def remove_volume(self, name: str) -> None: ...
+
+    def ensure_image(self, image: str) -> None: ...
+
+    def containers_using(self, volume: str) -> list[ContainerSummary]:
+        """Every container (running or not) that mounts the Docker volume ``volume``."""
+        ...
+
+    def containers(self, label: str) -> list[ContainerSummary]: ...
+
+    def run_helper(
+        self, name: str, image: str, volume: str, target: str, *, read_only: bool, labels: dict[str, str]
+    ) -> str:
+        """Create and start a container that mounts ``volume`` at ``target`` and idles (no
+        network, no restart); its id. Commands run in it with ``open_exec``."""
+        ...
+
+    def open_exec(self, container: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession: ...
+
+    def remove(self, container_id: str) -> None: ...
+
+
+class DockerHelpers(Containers):
+    """The Docker Engine's ``HelperEngine``."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._io = DockerIO(engine)
+
+    def containers_using(self, volume: str) -> list[ContainerSummary]:
+        return self._list({"volume": volume})
+
+    def _list(self, filters: dict[str, str]) -> list[ContainerSummary]:
+        summaries = self._call("list containers", self.api.containers, all=True, filters=filters)
+        return [
+            ContainerSummary(
+                id=str(s.get("Id", "")),
+                name=str((s.get("Names") or [""])[0]).lstrip("/"),
+                labels=dict(s.get("Labels") or {}),
+                state=str(s.get("State", "unknown")),
+                status=str(s.get("Status", "")),
+            )
+            for s in summaries
+        ]
+
+    def run_helper(
+        self, name: str, image: str, volume: str, target: str, *, read_only: bool, labels: dict[str, str]
+    ) -> str:
+        self.ensure_image(image)
+        host_config = self.api.create_host_config(
+            mounts=[docker.types.Mount(target=target, source=volume, type="volume", read_only=read_only)],
+            network_mode="none",
+        )
+        created = self._call(
+            f"create helper container {name}",
+            self.api.create_container,
+            image=image,
+            command=["sleep", "2147483647"],
+            name=name,
+            labels=labels,
+            host_config=host_config,
+            stop_signal="SIGKILL",
+        )
+        container_id = str(created["Id"])
+        try:
+            self._call(f"start helper container {name}", self.api.start, container_id)
+        except EngineError:
+            self.remove(container_id)
+            raise
+        return container_id
+
+    def open_exec(self, container: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession:
+        return self._io.open_exec(container, cmd, tty=tty, stdin=stdin)

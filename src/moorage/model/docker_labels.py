@@ -14,7 +14,9 @@ from typing import Final
 __all__ = [
     "CONFIG_HASH",
     "GRID",
+    "HELPER",
     "INSTANCE",
+    "MOVE",
     "SERVICE",
     "SERVICE_ID",
     "STACK",
@@ -33,3 +35,8 @@ CONFIG_HASH: Final = "io.moorage.config-hash"
 # On volumes: the grid volume (``grid/volume``) and the volume instance they were made for.
 VOLUME: Final = "io.moorage.volume-id"
 VOLUME_INSTANCE: Final = "io.moorage.volume-instance-id"
+# On helper containers that mount a Docker volume to read or write its data (agent/volume_data.py):
+# never a grid's container, so convergence leaves them alone; an agent removes its own leftovers.
+HELPER: Final = "io.moorage.helper"
+# On a Docker volume a move made on its target node: the move's id (only that move removes it).
+MOVE: Final = "io.moorage.move-id"

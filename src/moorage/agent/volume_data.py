@@ -1,0 +1,272 @@
+"""A Docker volume's data, read and written through helper containers that mount it.
+
+    VolumeData.reading(volume, paths)  ─▶ helper (volume read-only at /v) ─ tar c ─▶ a tar stream
+    VolumeData.writing(volume)         ─▶ helper (volume at /v) ◀─ tar x ─ the stream you write
+    VolumeData.manifest(volume, paths) ─▶ reading(), then ``volume_manifest.of_tar`` on the agent
+    VolumeData.remove_paths(volume, p) ─▶ helper: rm -rf each path (whole subtrees)
+
+Going through the engine (a container that mounts the volume) works for any volume driver, the
+way the volume's own containers see it. A helper idles (``sleep``) with no network and no
+restart policy, carries the ``HELPER`` label and no grid label (convergence never touches it),
+runs one command at a time through ``open_exec``, and is removed when its operation ends,
+however it ends; ``remove_leftovers`` removes any an agent left when it died. Readers mount the
+volume read-only, so reading never changes the data.
+
+The helper image must have a POSIX ``tar`` (with ``--no-recursion`` and ``--numeric-owner``),
+``rm`` and ``sleep``: busybox's do (the testbed's ``busybox:local``; ``busybox:1.36`` by default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from moorage.agent import volume_manifest
+from moorage.agent.engine import STDERR, EngineError, ExecSession, HelperEngine
+from moorage.model import docker_labels
+
+__all__ = ["DEFAULT_HELPER_IMAGE", "MOUNT", "TarReader", "TarWriter", "VolumeData", "arg_batches"]
+
+log = logging.getLogger("moorage.agent.volume_data")
+
+DEFAULT_HELPER_IMAGE = "busybox:1.36"
+MOUNT = "/v"
+ARGS_BYTES = 256 * 1024  # of paths per command (Linux takes 2 MiB of arguments; keep well below)
+_ERROR_BYTES = 4096  # of a command's stderr kept for its error message
+
+
+def arg_batches(paths: Sequence[str], most: int = ARGS_BYTES) -> Iterator[list[str]]:
+    """``paths`` as ``./path`` arguments (none can pass for an option), in order, in batches of at
+    most ``most`` bytes."""
+    batch: list[str] = []
+    size = 0
+    for path in paths:
+        arg = "." if path == "." else f"./{path}"
+        if batch and size + len(arg) + 1 > most:
+            yield batch
+            batch, size = [], 0
+        batch.append(arg)
+        size += len(arg) + 1
+    if batch:
+        yield batch
+
+
+@dataclass(eq=False)
+class _Run:
+    """One command in a helper: its session and what it said on stderr."""
+
+    session: ExecSession
+    what: str
+    errors: bytearray = field(default_factory=bytearray)
+
+    def note(self, data: bytes) -> None:
+        room = _ERROR_BYTES - len(self.errors)
+        if room > 0:
+            self.errors += data[:room]
+
+    def finish(self) -> None:
+        """Once its output ended: raise ``EngineError`` unless the command exited 0."""
+        code = self.session.exit_code()
+        if code != 0:
+            said = self.errors.decode(errors="replace").strip() or f"exit status {code}"
+            raise EngineError(f"{self.what}: {said}")
+
+    def drain(self) -> None:
+        while (item := self.session.read()) is not None:
+            fd, data = item
+            if fd == STDERR:
+                self.note(data)
+        self.finish()
+
+
+class TarReader(io.RawIOBase):
+    """A helper's ``tar c`` as a file to read (stdout); stderr kept for the error, the exit status
+    checked at the end (``EngineError`` if the command failed)."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._buffer = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def next_chunk(self) -> bytes | None:
+        """The next piece of the archive as it came from the engine; None at its (successful) end."""
+        if self._buffer:
+            data, self._buffer = self._buffer, b""
+            return data
+        while not self._done:
+            item = self._run.session.read()
+            if item is None:
+                self._done = True
+                self._run.finish()
+                return None
+            fd, data = item
+            if fd == STDERR:
+                self._run.note(data)
+            elif data:
+                return data
+        return None
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.next_chunk()
+        if data is None:
+            return 0
+        size = min(len(buffer), len(data))
+        buffer[:size] = data[:size]
+        self._buffer = data[size:]
+        return size
+
+
+class TarWriter:
+    """A helper's ``tar x`` fed by ``write``; ``finish`` ends its input and checks how it ended."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    @property
+    def session(self) -> ExecSession:
+        return self._run.session
+
+    def write(self, data: bytes) -> None:
+        self._run.session.write(data)
+
+    def finish(self) -> None:
+        self._run.session.close_stdin()
+        self._run.drain()
+
+
+class VolumeData:
+    """Helper containers of one engine (see the module)."""
+
+    def __init__(self, engine: HelperEngine, image: str = DEFAULT_HELPER_IMAGE) -> None:
+        self.engine = engine
+        self.image = image
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def helper(self, volume: str, *, read_only: bool) -> Iterator[str]:
+        """A helper container mounting ``volume`` at ``MOUNT``; removed on the way out."""
+        if volume not in self.engine.volumes():
+            raise EngineError(f"this node has no Docker volume {volume}")
+        name = f"moorage-helper-{secrets.token_hex(6)}"
+        container = self.engine.run_helper(
+            name,
+            self.image,
+            volume,
+            MOUNT,
+            read_only=read_only,
+            labels={docker_labels.HELPER: volume},
+        )
+        try:
+            yield container
+        finally:
+            try:
+                self.engine.remove(container)
+            except EngineError as err:
+                log.warning("could not remove helper container %s: %s", name, err.message)
+
+    @contextlib.contextmanager
+    def _command(
+        self, volume: str, cmd: list[str], what: str, *, read_only: bool, stdin: bool = False
+    ) -> Iterator[_Run]:
+        with self.helper(volume, read_only=read_only) as container:
+            session = self.engine.open_exec(container, cmd, tty=False, stdin=stdin)
+            try:
+                yield _Run(session, what)
+            finally:
+                session.close()
+
+    def remove_leftovers(self) -> int:
+        """Remove the helper containers a previous run of the agent left; how many."""
+        found = self.engine.containers(docker_labels.HELPER)
+        for container in found:
+            self.engine.remove(container.id)
+        return len(found)
+
+    def users(self, volume: str) -> list[str]:
+        """The names of the containers (not helpers) that mount ``volume``, running or not."""
+        return sorted(
+            c.name for c in self.engine.containers_using(volume) if docker_labels.HELPER not in c.labels
+        )
+
+    # -- reading and writing ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reading(self, volume: str, paths: Sequence[str] | None = None) -> Iterator[TarReader]:
+        """The volume's data as a tar stream: all of it, or only ``paths`` (each alone, not what
+        is under it; at most ``ARGS_BYTES`` of them: see ``arg_batches``)."""
+        if paths is None:
+            cmd = ["tar", "c", "-C", MOUNT, "."]
+        else:
+            batches = list(arg_batches(paths))
+            if len(batches) > 1:
+                raise ValueError("too many paths for one command; read them in batches")
+            cmd = ["tar", "c", "--no-recursion", "-C", MOUNT, *(batches[0] if batches else [])]
+        with self._command(volume, cmd, f"reading volume {volume}", read_only=True) as run:
+            yield TarReader(run)
+
+    @contextlib.contextmanager
+    def writing(self, volume: str) -> Iterator[TarWriter]:
+        """A ``tar x`` into the volume (owners, modes and mtimes restored): ``write`` the archive,
+        then ``finish`` (``EngineError`` if tar failed: a bad archive, a full disk)."""
+        cmd = ["tar", "x", "--numeric-owner", "-C", MOUNT]
+        with self._command(volume, cmd, f"writing volume {volume}", read_only=False, stdin=True) as run:
+            yield TarWriter(run)
+
+    def manifest(self, volume: str, paths: Sequence[str] | None = None) -> volume_manifest.Manifest:
+        """The manifest of the volume's data (or of ``paths`` in it, in batches)."""
+        if paths is None:
+            with self.reading(volume) as reader:
+                return volume_manifest.of_tar(io.BufferedReader(reader, 1024 * 1024))
+        out: volume_manifest.Manifest = {}
+        for batch in arg_batches(paths):
+            with self.reading(volume, [arg.removeprefix("./") for arg in batch]) as reader:
+                out.update(volume_manifest.of_tar(io.BufferedReader(reader, 1024 * 1024)))
+        return out
+
+    def remove_paths(self, volume: str, paths: Sequence[str]) -> None:
+        """Delete these paths (with what is under them) from the volume."""
+        for batch in arg_batches([p for p in paths if p != "."]):
+            with self._command(
+                volume, ["rm", "-rf", *batch], f"removing files from volume {volume}", read_only=False
+            ) as run:
+                run.drain()
+
+    # -- the Docker volume itself ------------------------------------------------------------------
+
+    def ensure_volume(
+        self, name: str, driver: str, driver_opts: dict[str, str], labels: dict[str, str]
+    ) -> None:
+        """Create the Docker volume unless it is there with these labels; one that is there without
+        them (made by someone else, or for another move) is refused: never written into."""
+        found = self.engine.volumes().get(name)
+        if found is None:
+            self.engine.create_volume(name, driver, driver_opts, labels)
+            return
+        if any(found.labels.get(k) != v for k, v in labels.items()) or found.driver != driver:
+            raise EngineError(
+                f"this node already has a Docker volume {name} that this move did not make; "
+                "it is left alone (remove or rename it, or move to another node)"
+            )
+
+    def drop_volume(self, name: str, labels: dict[str, str]) -> bool:
+        """Remove the Docker volume if it carries all of ``labels`` (what made it); whether it is gone.
+        One without them is left alone."""
+        found = self.engine.volumes().get(name)
+        if found is None:
+            return True
+        if any(found.labels.get(k) != v for k, v in labels.items()):
+            log.info("leaving volume %s alone: not made by this operation", name)
+            return False
+        for container in self.engine.containers_using(name):
+            if docker_labels.HELPER in container.labels:
+                self.engine.remove(container.id)
+        self.engine.remove_volume(name)
+        return True
