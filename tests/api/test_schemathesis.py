@@ -62,6 +62,11 @@ checks.positive_data_acceptance.expected-statuses = {_REFUSED_BY_RULE}
 [[operations]]
 include-path = "/v1/services/{{grid}}/{{stack}}/{{name}}/logs"
 parameters = {{ "query.follow" = "false" }}
+# so do followed events; a cursor must be one this master answered, a kind one it knows
+[[operations]]
+include-path = "/v1/grids/{{grid}}/events"
+parameters = {{ "query.follow" = "false" }}
+checks.positive_data_acceptance.expected-statuses = {_REFUSED_BY_RULE}
 """
 
 MAX_EXAMPLES = 20

@@ -41,6 +41,7 @@ class MasterProcess:
     proc: subprocess.Popen[bytes] | None = None
     tls: tuple[Path, Path] | None = None  # (certificate, key): serve https/wss
     ca: Path | None = None  # what the tests' own clients trust for an https master
+    extra_args: tuple[str, ...] = ()  # more options of 'moorage master'
 
     @property
     def url(self) -> str:
@@ -69,6 +70,7 @@ class MasterProcess:
             cmd += ["--db", self.db_url]
         if self.tls:
             cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
+        cmd += list(self.extra_args)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
         log.close()

@@ -41,6 +41,7 @@ class FakeMaster:
         self.volumes: dict[str, dict[str, object]] = {}
         self.in_use: set[str] = set()
         self.requests: list[httpx.Request] = []
+        self.events: list[dict[str, object]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -68,6 +69,8 @@ class FakeMaster:
                 )
             self.volumes.pop(name, None)
             return httpx.Response(200, json={"removed": f"g/{name}"})
+        if request.method == "GET" and path == "/v1/grids/g/events":
+            return httpx.Response(200, json={"events": self.events, "older": None, "newer": "9"})
         return httpx.Response(404, json={"error": f"no route {request.method} {path}"})
 
 
@@ -166,3 +169,28 @@ def test_login_checks_the_token_and_saves_url_token_and_the_only_grid(
     assert "using grid g" in result.stdout
     saved = json.loads((tmp_path / "config.json").read_text())
     assert (saved["url"], saved["token"], saved["grid"]) == (URL, TOKEN, "g")
+
+
+def _event(cursor: int, kind: str, message: str, actor: str | None = None) -> dict[str, object]:
+    return {"cursor": str(cursor), "time": f"2026-12-03T09:00:0{cursor}.123456Z", "kind": kind,
+            "message": message, "actor": actor, "grid": "g", "volume": "data"}  # fmt: skip
+
+
+def test_events_asks_for_the_filters_and_prints_a_line_per_event(
+    moorage: Callable[..., Result], master: FakeMaster
+) -> None:
+    master.events = [
+        _event(1, "volume.created", "volume data created", "alice"),
+        _event(2, "volume_instance.created", "volume instance web.data-1 of volume data created on node-1"),
+    ]
+    result = moorage("events", "--volume", "data", "--node", "node-1", "-n", "5")
+    assert result.exit_code == 0, result.output
+    (request,) = master.requests
+    assert request.url.path == "/v1/grids/g/events"
+    assert dict(request.url.params) == {"limit": "5", "volume": "data", "node": "node-1"}
+    assert result.stdout.splitlines() == [
+        "2026-12-03 09:00:01  volume.created  volume data created  (by alice)",
+        "2026-12-03 09:00:02  volume_instance.created  volume instance web.data-1 of volume data created on node-1",
+    ]
+    as_json = moorage("events", "--json")
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == master.events

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from moorage.cli import servers
+from moorage.cli import events, servers
 from moorage.cli.context import CliContext, save_config
 from moorage.cli.lazy_groups import LazyGroups
 from moorage.cli.output import err_console, print_error
@@ -97,6 +97,7 @@ def login(
 
 
 servers.register(app)
+events.register(app)
 
 
 def main() -> None:

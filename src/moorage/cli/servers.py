@@ -47,6 +47,10 @@ def master(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="The certificate's private key (PEM)")
     ] = None,
+    events_kept: Annotated[
+        int,
+        typer.Option("--events-kept", help="Events kept per grid (moorage events); older ones are pruned"),
+    ] = 10_000,
     metrics_without_token: Annotated[
         bool,
         typer.Option(
@@ -60,6 +64,8 @@ def master(
 
     if heartbeat_interval <= 0:
         raise InvalidInput.one("--heartbeat-interval", "must be more than 0 seconds")
+    if events_kept < 1:
+        raise InvalidInput.one("--events-kept", "must be at least 1")
     host, port = parse_listen(listen)
     run_master(
         MasterConfig(
@@ -71,6 +77,7 @@ def master(
                 heartbeat_interval=heartbeat_interval, metrics_need_token=not metrics_without_token
             ),
             tls=MasterTls.checked(tls_cert, tls_key),
+            events_kept=events_kept,
         )
     )
 

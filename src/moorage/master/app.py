@@ -11,12 +11,14 @@ from moorage import __version__
 from moorage.master.console import install_console
 from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
+from moorage.master.event_feed import Followers
 from moorage.master.hub import AgentHub
 from moorage.master.metrics import MasterMetrics, RequestTiming
 from moorage.master.request_limits import RequestLimits
 from moorage.master.routes import (
     agent,
     deployments,
+    events,
     grids,
     metrics,
     nodes,
@@ -43,6 +45,7 @@ async def stop_rollouts(app: FastAPI) -> None:
     state: MasterState = app.state.moorage
     await state.deployer.stop()
     await state.hub.relay.stop()
+    await app.state.event_followers.stop()
 
 
 def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
@@ -61,11 +64,13 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
             yield
         finally:
             await deployer.stop()  # first (at the latest; server.py stops it before any socket closes)
+            await app.state.event_followers.stop()
             await hub.stop()
 
     app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)
     app.state.moorage = state
     app.state.volume_lists = VolumeLists()  # GET /v1/volumes/{grid} bodies, kept while the store is unchanged
+    app.state.event_followers = Followers(db)  # GET /v1/grids/{grid}/events?follow=true
     app.state.metrics = MasterMetrics.create(db, hub)  # GET /metrics
     install_error_handlers(app)
     app.add_middleware(RequestLimits)  # the token and the size before any body is read
@@ -75,7 +80,19 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     async def ping() -> dict[str, str]:  # async: a sync route costs a hop to a worker thread and back
         return {"status": "ok", "version": __version__}
 
-    for module in (grids, nodes, volumes, stacks, services, service_io, deployments, tokens, metrics, agent):
+    for module in (
+        grids,
+        events,
+        nodes,
+        volumes,
+        stacks,
+        services,
+        service_io,
+        deployments,
+        tokens,
+        metrics,
+        agent,
+    ):
         app.include_router(module.router)
     app.include_router(service_io.socket_router)
     install_console(app)  # /ui

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from moorage.master.state import MasterState, State
 from moorage.store.grids import grid_by_join_token
 from moorage.store.tokens import LAST_USED_PRECISION, AdminToken, admin_token_by_hash, hash_token, mark_used
 
-__all__ = ["Admin", "bearer_token", "check_admin", "require_admin"]
+__all__ = ["Actor", "Admin", "bearer_token", "check_admin", "require_admin"]
 
 _VERDICT = "moorage_admin"  # the attribute of ``request.state`` that holds this request's verdict
 
@@ -93,3 +94,7 @@ async def check_admin(request: HTTPConnection, state: MasterState) -> AdminToken
 
 
 Admin = Depends(require_admin)
+
+Actor = Annotated[AdminToken, Depends(require_admin)]
+"""The admin token a request was accepted with (the router's check, not a second look-up): a
+route that records what a user did takes ``actor: Actor`` and names ``actor.name``."""

@@ -20,6 +20,7 @@ from moorage.master.settings import MasterSettings
 from moorage.master.startup_heap import freeze_startup_heap
 from moorage.protocol import MAX_MESSAGE_BYTES
 from moorage.store.database import Database
+from moorage.store.events import EVENTS_KEPT
 from moorage.store.nodes import mark_all_offline
 from moorage.store.tokens import create_admin_token, has_admin_token
 
@@ -36,6 +37,7 @@ class MasterConfig:
     db_url: str | None = None
     settings: MasterSettings = field(default_factory=MasterSettings)
     tls: MasterTls | None = None
+    events_kept: int = EVENTS_KEPT  # per grid (store/events.py)
 
     @property
     def database_url(self) -> str:
@@ -88,7 +90,7 @@ def prepare(config: MasterConfig) -> tuple[Database, str | None]:
     Returns the store and the new admin token (None if one existed already).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = Database(config.database_url)
+    db = Database(config.database_url, events_kept=config.events_kept)
     db.migrate()
     token: str | None = None
     with db.session() as session:

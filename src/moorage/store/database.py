@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from moorage.store.events import EVENTS_KEPT, EventLog
 from moorage.store.planner_statistics import analyze_grown_tables
 
 __all__ = ["Database", "keep_private", "normalize_url"]
@@ -82,7 +83,7 @@ class Database:
     cost about a fifth of a read request's CPU under load. Everything else uses a worker thread.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, events_kept: int = EVENTS_KEPT) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         parsed = make_url(self.url)
@@ -103,7 +104,15 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # the events' bound and followers (store/events.py), found by every session of this store
+        self.events = EventLog(events_kept)
+        self.sessions = sessionmaker(
+            self.engine, expire_on_commit=False, info={"moorage_events": self.events}
+        )
+        event.listen(self.sessions, "after_commit", self.events.committed)
+        event.listen(
+            self.sessions, "after_soft_rollback", lambda session, _tx: self.events.rolled_back(session)
+        )
 
     def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (run at master start)."""

@@ -26,6 +26,7 @@ __all__ = [
     "AdminTokenRow",
     "Base",
     "DeploymentRow",
+    "EventRow",
     "GridRow",
     "InstanceRow",
     "NodeRow",
@@ -246,3 +247,33 @@ class VolumeInstanceRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class EventRow(Base):
+    """Something that happened in a grid (``moorage events``), newest last: ``id`` orders them and
+    is the API's cursor. ``grid_id`` None: the master's own (tokens), shown with every grid's.
+    The subject's ids are kept as they were when it happened (names, not foreign keys): an event
+    outlives what it tells of. Kept within a bound per grid (``store/events.py``)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_grid_id", "grid_id", "id"),
+        {"sqlite_autoincrement": True},  # ids never reused: a cursor stays behind every new event
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    time: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))  # model.events.EventKind
+    message: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(64))  # the admin token's name, for what a user did
+    stack: Mapped[str | None] = mapped_column(String(64))
+    service: Mapped[str | None] = mapped_column(String(64))
+    instance: Mapped[int | None]
+    volume: Mapped[str | None] = mapped_column(String(128))
+    volume_instance: Mapped[str | None] = mapped_column(String(32))
+    node_id: Mapped[str | None] = mapped_column(String(64))
+    node: Mapped[str | None] = mapped_column(String(128))
+    deployment: Mapped[str | None] = mapped_column(String(32))

@@ -27,10 +27,12 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from moorage.errors import InvalidInput, NotFound
+from moorage.model.events import EventKind
 from moorage.model.stack import full_service_id
 from moorage.model.states import VolumeInstanceState
 from moorage.model.volume import DriverCapability, default_topology, volume_definition_errors
 from moorage.stackfile.stored_service import load_service
+from moorage.store.events import NewEvent, record_events
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = [
@@ -430,6 +432,7 @@ def remove_volume(session: Session, grid: str, name: str) -> set[str]:
             f"Volume {name} is still in use by services: {', '.join(users)}; "
             "remove those services (moorage service rm / moorage stack rm) first",
         )
+    _record_removing(session, grid_id, volume_id, name)
     params = {"removed": volume_id, "now": datetime.now(UTC)}  # (a key named as a column would be SET)
     if conn.dialect.update_returning:  # one statement marks them and says where they are
         nodes = set(conn.scalars(_MARK_REMOVING_RETURNING_NODES, params))
@@ -439,3 +442,27 @@ def remove_volume(session: Session, grid: str, name: str) -> set[str]:
     if conn.execute(_DELETE_VOLUME, {"removed": volume_id, "name": name}).rowcount == 0:  # store/removal.py
         raise NotFound(f"Volume {name} not found")  # (and the marks above roll back)
     return nodes
+
+
+def _record_removing(session: Session, grid_id: int, volume_id: int, volume: str) -> None:
+    """An event per volume instance of a volume being removed: its node deletes the Docker volume."""
+    found = session.execute(
+        select(VolumeInstanceRow.id, VolumeInstanceRow.name, VolumeInstanceRow.node_id, NodeRow.name)
+        .join(NodeRow, NodeRow.id == VolumeInstanceRow.node_id)
+        .where(VolumeInstanceRow.volume_id == volume_id)
+    ).tuples()
+    record_events(
+        session,
+        *(
+            NewEvent(
+                grid_id,
+                EventKind.VOLUME_INSTANCE_REMOVING,
+                f"Docker volume {docker_name} of volume {volume} is being deleted on node {node}",
+                volume=volume,
+                volume_instance=row_id,
+                node_id=node_id,
+                node=node,
+            )
+            for row_id, docker_name, node_id, node in found
+        ),
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from moorage.master.auth import Actor
 from moorage.master.routing import api_router
 from moorage.master.schemas import (
     DeploymentStarted,
@@ -21,7 +22,9 @@ from moorage.master.schemas import (
 )
 from moorage.master.service_fields import create_service
 from moorage.master.state import State
-from moorage.model.stack import full_service_id
+from moorage.master.user_actions import record_action
+from moorage.model.events import EventKind
+from moorage.model.stack import NULL_STACK, full_service_id
 from moorage.store.grids import get_grid_row
 from moorage.store.services import (
     get_service_row,
@@ -36,12 +39,26 @@ __all__ = ["router"]
 router = api_router("/v1/services", "services")
 
 
+def _shown(stack: str, name: str) -> str:
+    """As the CLI names a service: ``stack/name``, or ``name`` in the null stack."""
+    return name if stack == NULL_STACK else f"{stack}/{name}"
+
+
 @router.post("/{grid}", status_code=201)
-async def create(grid: GridPath, body: ServiceCreate, state: State) -> ServiceOut:
+async def create(grid: GridPath, body: ServiceCreate, state: State, actor: Actor) -> ServiceOut:
     """Create a service in the null stack (``grid/null/NAME``); ``deploy: true`` deploys it at once."""
 
     def work(session: Session) -> tuple[int, ServiceOut]:
         row_id, view = create_service(session, grid, body.model_dump())
+        record_action(
+            session,
+            grid,
+            EventKind.SERVICE_CREATED,
+            f"service {body.name} created",
+            actor,
+            stack=NULL_STACK,
+            service=body.name,
+        )
         return row_id, service_out(view)
 
     row_id, out = await state.db.run(work)
@@ -80,11 +97,20 @@ async def deploy(grid: GridPath, stack: StackPath, name: ServicePath, state: Sta
 
 @router.post("/{grid}/{stack}/{name}/scale")
 async def scale(
-    grid: GridPath, stack: StackPath, name: ServicePath, body: ScaleIn, state: State
+    grid: GridPath, stack: StackPath, name: ServicePath, body: ScaleIn, state: State, actor: Actor
 ) -> DeploymentStarted:
     def work(session: Session) -> int:
         row = get_service_row(session, get_grid_row(session, grid), stack, name)
         scale_service(session, row, body.instances)
+        record_action(
+            session,
+            grid,
+            EventKind.SERVICE_SCALED,
+            f"service {_shown(stack, name)} scaled to {body.instances} instance(s)",
+            actor,
+            stack=stack,
+            service=name,
+        )
         return row.id
 
     row_id = await state.db.run(work)
@@ -94,12 +120,24 @@ async def scale(
 
 
 @router.delete("/{grid}/{stack}/{name}")
-async def remove(grid: GridPath, stack: StackPath, name: ServicePath, state: State) -> dict[str, str]:
+async def remove(
+    grid: GridPath, stack: StackPath, name: ServicePath, state: State, actor: Actor
+) -> dict[str, str]:
     """Remove a stand-alone service and its containers; its volumes and their data stay."""
-    nodes = await state.db.run(
-        lambda session: remove_service(
-            session, get_service_row(session, get_grid_row(session, grid), stack, name)
+
+    def work(session: Session) -> set[str]:
+        nodes = remove_service(session, get_service_row(session, get_grid_row(session, grid), stack, name))
+        record_action(
+            session,
+            grid,
+            EventKind.SERVICE_REMOVED,
+            f"service {_shown(stack, name)} removed (its volumes stay)",
+            actor,
+            stack=stack,
+            service=name,
         )
-    )
+        return nodes
+
+    nodes = await state.db.run(work)
     await state.deployer.services_removed(nodes)
     return {"removed": full_service_id(grid, stack, name)}

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
+from moorage.master.auth import Actor
 from moorage.master.routing import api_router
 from moorage.master.schemas import (
     DeploymentStarted,
@@ -17,6 +20,8 @@ from moorage.master.schemas import (
     service_out,
 )
 from moorage.master.state import MasterState, State
+from moorage.master.user_actions import record_action
+from moorage.model.events import EventKind
 from moorage.store.stacks import (
     StackChange,
     StackView,
@@ -57,16 +62,40 @@ async def _deploy(state: MasterState, grid: str, change: StackChange, deploy: bo
 
 
 @router.post("/{grid}", status_code=201)
-async def install(grid: GridPath, body: StackIn, state: State) -> DeploymentStarted:
-    change = await state.db.run(
-        lambda session: install_stack(session, grid, body.stack, body.source, body.name)
-    )
+async def install(grid: GridPath, body: StackIn, state: State, actor: Actor) -> DeploymentStarted:
+    def work(session: Session) -> StackChange:
+        change = install_stack(session, grid, body.stack, body.source, body.name)
+        record_action(
+            session,
+            grid,
+            EventKind.STACK_INSTALLED,
+            f"stack {change.stack} installed (revision {change.revision}, {len(change.service_ids)} service(s))",
+            actor,
+            stack=change.stack,
+        )
+        return change
+
+    change = await state.db.run(work)
     return await _deploy(state, grid, change, body.deploy)
 
 
 @router.put("/{grid}/{name}")
-async def upgrade(grid: GridPath, name: StackPath, body: StackUpgradeIn, state: State) -> DeploymentStarted:
-    change = await state.db.run(lambda session: upgrade_stack(session, grid, name, body.stack, body.source))
+async def upgrade(
+    grid: GridPath, name: StackPath, body: StackUpgradeIn, state: State, actor: Actor
+) -> DeploymentStarted:
+    def work(session: Session) -> StackChange:
+        change = upgrade_stack(session, grid, name, body.stack, body.source)
+        record_action(
+            session,
+            grid,
+            EventKind.STACK_UPGRADED,
+            f"stack {change.stack} upgraded to revision {change.revision}",
+            actor,
+            stack=change.stack,
+        )
+        return change
+
+    change = await state.db.run(work)
     return await _deploy(state, grid, change, body.deploy)
 
 
@@ -89,9 +118,20 @@ async def show(grid: GridPath, name: StackPath, state: State) -> StackOut:
 
 
 @router.delete("/{grid}/{name}")
-async def remove(grid: GridPath, name: StackPath, state: State) -> dict[str, str]:
+async def remove(grid: GridPath, name: StackPath, state: State, actor: Actor) -> dict[str, str]:
     """Remove the stack and its containers; its volumes and their data stay."""
-    await state.deployer.services_removed(
-        await state.db.run(lambda session: remove_stack(session, grid, name))
-    )
+
+    def work(session: Session) -> set[str]:
+        nodes = remove_stack(session, grid, name)
+        record_action(
+            session,
+            grid,
+            EventKind.STACK_REMOVED,
+            f"stack {name} removed (its volumes stay)",
+            actor,
+            stack=name,
+        )
+        return nodes
+
+    await state.deployer.services_removed(await state.db.run(work))
     return {"removed": f"{grid}/{name}"}

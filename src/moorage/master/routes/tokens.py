@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from moorage.master.auth import Actor
 from moorage.master.routing import api_router
 from moorage.master.state import State
 from moorage.master.token_schemas import (
@@ -19,6 +20,8 @@ from moorage.master.token_schemas import (
     admin_token_out,
     new_admin_token_out,
 )
+from moorage.master.user_actions import record_action
+from moorage.model.events import EventKind
 from moorage.store.tokens import create_admin_token, list_admin_tokens, remove_admin_token, rotate_admin_token
 
 __all__ = ["router"]
@@ -27,8 +30,13 @@ router = api_router("/v1/tokens", "tokens")
 
 
 @router.post("", status_code=201, responses={409: {"description": "A token of that name exists"}})
-async def create(body: AdminTokenCreate, state: State) -> NewAdminTokenOut:
-    return await state.db.run(lambda session: new_admin_token_out(create_admin_token(session, body.name)))
+async def create(body: AdminTokenCreate, state: State, actor: Actor) -> NewAdminTokenOut:
+    def work(session: Session) -> NewAdminTokenOut:
+        made = new_admin_token_out(create_admin_token(session, body.name))
+        record_action(session, None, EventKind.TOKEN_CREATED, f"admin token {made.name} created", actor)
+        return made
+
+    return await state.db.run(work)
 
 
 @router.get("")
@@ -39,17 +47,23 @@ async def index(state: State) -> AdminTokenList:
 
 
 @router.post("/{name}/rotate", responses={404: {"description": "No token of that name"}})
-async def rotate(name: str, state: State) -> NewAdminTokenOut:
-    return await state.db.run(lambda session: new_admin_token_out(rotate_admin_token(session, name)))
+async def rotate(name: str, state: State, actor: Actor) -> NewAdminTokenOut:
+    def work(session: Session) -> NewAdminTokenOut:
+        made = new_admin_token_out(rotate_admin_token(session, name))
+        record_action(session, None, EventKind.TOKEN_ROTATED, f"admin token {made.name} rotated", actor)
+        return made
+
+    return await state.db.run(work)
 
 
 @router.delete(
     "/{name}",
     responses={404: {"description": "No token of that name"}, 409: {"description": "The last admin token"}},
 )
-async def remove(name: str, state: State) -> dict[str, str]:
+async def remove(name: str, state: State, actor: Actor) -> dict[str, str]:
     def work(session: Session) -> None:
         remove_admin_token(session, name)
+        record_action(session, None, EventKind.TOKEN_REVOKED, f"admin token {name} revoked", actor)
 
     await state.db.run(work)
     return {"removed": name}

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 from pydantic_core import to_json
+from sqlalchemy.orm import Session
 
+from moorage.master.auth import Actor
 from moorage.master.routing import api_router
 from moorage.master.schemas import GridPath, VolumeCreate, VolumeList, VolumeOut, VolumePath
 from moorage.master.state import State
+from moorage.master.user_actions import record_action
 from moorage.master.volume_lists import VolumeLists, volume_json
-from moorage.store.volumes import create_volume, remove_volume, show_volume
+from moorage.model.events import EventKind
+from moorage.store.volumes import VolumeView, create_volume, remove_volume, show_volume
 
 __all__ = ["router"]
 
@@ -34,10 +38,11 @@ async def index(grid: GridPath, state: State, request: Request) -> Response:
 
 
 @router.post("/{grid}", status_code=201, response_model=VolumeOut)
-async def create(grid: GridPath, body: VolumeCreate, state: State) -> Response:
+async def create(grid: GridPath, body: VolumeCreate, state: State, actor: Actor) -> Response:
     """Record a volume definition; nothing is created on any node until a service using it is deployed."""
-    view = await state.db.run(
-        lambda session: create_volume(
+
+    def work(session: Session) -> VolumeView:
+        view = create_volume(
             session,
             grid,
             name=body.name,
@@ -47,7 +52,17 @@ async def create(grid: GridPath, body: VolumeCreate, state: State) -> Response:
             labels=body.labels,
             topology=body.topology,
         )
-    )
+        record_action(
+            session,
+            grid,
+            EventKind.VOLUME_CREATED,
+            f"volume {view.name} created ({view.scope} scope, driver {view.driver}, topology {view.topology})",
+            actor,
+            volume=view.name,
+        )
+        return view
+
+    view = await state.db.run(work)
     return Response(volume_json(view), status_code=201, media_type=JSON)
 
 
@@ -59,8 +74,21 @@ async def show(grid: GridPath, name: VolumePath, state: State) -> Response:
 
 
 @router.delete("/{grid}/{name}", response_model=dict[str, str])
-async def remove(grid: GridPath, name: VolumePath, state: State) -> Response:
+async def remove(grid: GridPath, name: VolumePath, state: State, actor: Actor) -> Response:
     """Refused while any service references the volume; then agents delete its Docker volumes."""
-    nodes = await state.db.run(lambda session: remove_volume(session, grid, name))
+
+    def work(session: Session) -> set[str]:
+        nodes = remove_volume(session, grid, name)
+        record_action(
+            session,
+            grid,
+            EventKind.VOLUME_REMOVED,
+            f"volume {name} removed; its Docker volumes are deleted on {len(nodes)} node(s)",
+            actor,
+            volume=name,
+        )
+        return nodes
+
+    nodes = await state.db.run(work)
     await state.hub.push_desired(nodes)
     return Response(to_json({"removed": f"{grid}/{name}"}), media_type=JSON)
