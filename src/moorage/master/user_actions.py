@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from moorage.model.events import EventKind
 from moorage.store.events import NewEvent, record_events
-from moorage.store.grids import get_grid_row
+from moorage.store.grids import grid_id as grid_id_of
 from moorage.store.tokens import AdminToken
 
 __all__ = ["record_action"]
@@ -29,7 +29,7 @@ def record_action(
     deployment: str | None = None,
 ) -> None:
     """Record that ``actor`` did ``kind`` in ``grid`` (None: to the master itself, such as tokens)."""
-    grid_id = get_grid_row(session, grid).id if grid is not None else None
+    grid_id = grid_id_of(session, grid) if grid is not None else None
     record_events(
         session,
         NewEvent(

@@ -18,6 +18,7 @@ __all__ = [
     "get_grid_row",
     "grid_by_id",
     "grid_by_join_token",
+    "grid_id",
     "list_grids",
     "remove_grid",
     "rotate_join_token",
@@ -39,6 +40,14 @@ def get_grid_row(session: Session, name: str) -> GridRow:
     if row is None:
         raise NotFound(_no_grid(name))
     return row
+
+
+def grid_id(session: Session, name: str) -> int:
+    """The id of grid ``name`` (reads no more than it: not the join token's hash)."""
+    found = session.scalar(select(GridRow.id).where(GridRow.name == name))
+    if found is None:
+        raise NotFound(_no_grid(name))
+    return found
 
 
 def _no_grid(name: str) -> str:
