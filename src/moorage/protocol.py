@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -31,8 +31,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SecretStr,
     TypeAdapter,
     ValidationError,
+    field_serializer,
     field_validator,
 )
 
@@ -41,11 +43,14 @@ from moorage.model.node import node_id_error
 
 __all__ = [
     "AGENT_PATH",
+    "BACKUP_AGENT_MESSAGES",
     "MAX_MESSAGE_BYTES",
     "MAX_STREAMS_PER_NODE",
     "STREAM_CHUNK_BYTES",
     "STREAM_WINDOW_BYTES",
     "AgentMessage",
+    "BackupRun",
+    "BackupVolume",
     "ContainerSpec",
     "Desired",
     "DriverWire",
@@ -55,11 +60,16 @@ __all__ = [
     "Hello",
     "InfoMsg",
     "InstanceStatus",
+    "JobDone",
+    "JobProgress",
     "LogsOpen",
     "MasterMessage",
     "MountWire",
     "NodeInfoWire",
     "PortWire",
+    "RepositoryWire",
+    "RestoreRun",
+    "SnapshotTaken",
     "StatusMsg",
     "StreamCancel",
     "StreamCredit",
@@ -332,8 +342,99 @@ class StreamEnd(_Msg):
     error: str | None = None
 
 
+# -- backups: restic snapshots of Docker volumes, restores and verifies, run by agents ----------
+#
+#   master ── backup_run ──▶ agent      pause|stop|none the containers, one snapshot per volume
+#   master ── restore_run ──▶ agent     restore a snapshot into a Docker volume (new, or over one)
+#   master ◀── job_progress ── agent    bytes and files read or written so far
+#   master ◀── job_done ── agent        the snapshots taken (backup), the manifest (restore), or error
+#
+# The repository's password travels only in these messages (over the agent's own connection) and
+# is never shown: ``repr`` hides it, the agent hands it to restic in a file of its own (0600).
+
+
+class RepositoryWire(_Msg):
+    url: str
+    password: SecretStr
+
+    @field_serializer("password", when_used="json")
+    def _reveal(self, password: SecretStr) -> str:
+        return password.get_secret_value()
+
+
+class BackupVolume(_Msg):
+    docker_volume: str
+    host: str  # restic --host: one per volume instance (model/backup.restic_host)
+    tags: list[str] = Field(default_factory=list)
+
+
+class BackupRun(_Msg):
+    type: Literal["backup_run"] = "backup_run"
+    job: str
+    repository: RepositoryWire
+    volumes: list[BackupVolume] = Field(min_length=1)
+    quiesce: Literal["pause", "stop", "none"] = "pause"
+    containers: list[str] = Field(default_factory=list)  # paused/stopped for the read (one window)
+    pause_limit: float = Field(default=600.0, gt=0, le=86400)  # the watchdog unpauses after this
+
+
+class RestoreRun(_Msg):
+    type: Literal["restore_run"] = "restore_run"
+    job: str
+    repository: RepositoryWire
+    snapshot: str
+    docker_volume: str
+    create: VolumeSpec | None = None  # make this Docker volume first (it must not exist yet)
+    replace: bool = False  # restore over the volume's data (staged first: a failure leaves it as it was)
+    stop: list[str] = Field(default_factory=list)  # containers stopped for the restore, started after
+    scratch: bool = False  # verify: manifest of what was restored, then the volume is removed
+
+
+class JobProgress(_Msg):
+    type: Literal["job_progress"] = "job_progress"
+    job: str
+    bytes_done: int = 0
+    bytes_total: int = 0
+    files_done: int = 0
+    files_total: int = 0
+    seconds: float = 0.0
+
+
+class SnapshotTaken(_Msg):
+    docker_volume: str
+    snapshot: str
+    size: int
+    files: int
+    added: int
+    duration: float
+    manifest: dict[str, Any] | None = None
+
+
+class JobDone(_Msg):
+    type: Literal["job_done"] = "job_done"
+    job: str
+    error: str | None = None
+    snapshots: list[SnapshotTaken] = Field(default_factory=list)
+    manifest: dict[str, Any] | None = None  # restore: of the data restored (a verify compares it)
+    seconds: float = 0.0
+    bytes: int = 0
+    files: int = 0
+
+
+BACKUP_AGENT_MESSAGES = (JobProgress, JobDone)
+
+
 AnyAgentMessage = (
-    Hello | InfoMsg | Heartbeat | StatusMsg | StreamStarted | StreamOutput | StreamEnd | StreamCredit
+    Hello
+    | InfoMsg
+    | Heartbeat
+    | StatusMsg
+    | StreamStarted
+    | StreamOutput
+    | StreamEnd
+    | StreamCredit
+    | JobProgress
+    | JobDone
 )
 AnyMasterMessage = (
     Welcome
@@ -345,6 +446,8 @@ AnyMasterMessage = (
     | StreamResize
     | StreamCancel
     | StreamCredit
+    | BackupRun
+    | RestoreRun
 )
 AgentMessage = Annotated[AnyAgentMessage, Field(discriminator="type")]
 MasterMessage = Annotated[AnyMasterMessage, Field(discriminator="type")]

@@ -26,6 +26,7 @@ __all__ = [
     "Containers",
     "DockerHelpers",
     "DockerIO",
+    "DockerJobs",
     "Engine",
     "EngineError",
     "EngineFacts",
@@ -34,6 +35,7 @@ __all__ = [
     "ManagedPlugin",
     "OutputSource",
     "VolumeState",
+    "exec_output",
 ]
 
 VOLUME_DRIVER_TYPE = "docker.volumedriver/1.0"
@@ -629,3 +631,108 @@ class DockerHelpers(Containers):
 
     def open_exec(self, container: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession:
         return self._io.open_exec(container, cmd, tty=tty, stdin=stdin)
+
+
+# -- backup jobs: restic in a helper container, and the containers quiesced around it -------------
+
+
+class DockerJobs(Containers):
+    """The engine calls of backup jobs (``agent/backups.py``): helper images imported from a
+    tarball (no registry), one-shot helper containers that mount a Docker volume and run a
+    command, their output line by line, and pausing, stopping and starting the containers that
+    mount a volume while it is read."""
+
+    def image_present(self, image: str) -> bool:
+        try:
+            self.api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            return False
+        except DockerException as err:
+            raise EngineError(f"inspect image {image}: {err}") from err
+        return True
+
+    def import_image(self, tarball: bytes, repository: str, tag: str) -> None:
+        self._call(
+            f"import image {repository}:{tag}", self.api.import_image_from_data, tarball, repository, tag
+        )
+
+    def run_oneshot(
+        self,
+        name: str,
+        image: str,
+        command: list[str],
+        *,
+        mounts: list[dict[str, Any]],
+        env: dict[str, str],
+        labels: dict[str, str],
+        network: bool = False,
+    ) -> str:
+        """Create and start a container that runs ``command`` once (no restart); its id."""
+        host_config = self.api.create_host_config(
+            mounts=[docker.types.Mount(**m) for m in mounts],
+            network_mode="bridge" if network else "none",
+        )
+        created = self._call(
+            f"create helper container {name}",
+            self.api.create_container,
+            image=image,
+            command=command,
+            name=name,
+            environment=env,
+            labels=labels,
+            host_config=host_config,
+            working_dir="/",
+        )
+        container_id = str(created["Id"])
+        try:
+            self._call(f"start helper container {name}", self.api.start, container_id)
+        except EngineError:
+            self.remove(container_id)
+            raise
+        return container_id
+
+    def output_lines(self, container_id: str) -> Any:
+        """The container's stdout and stderr, line by line (bytes), until it exits."""
+        stream = self._call(
+            "follow helper output",
+            self.api.logs,
+            container_id,
+            stream=True,
+            follow=True,
+            stdout=True,
+            stderr=True,
+        )
+        pending = b""
+        for chunk in stream:
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            yield from lines
+        if pending:
+            yield pending
+
+    def wait_exit(self, container_id: str) -> int:
+        result = self._call("wait for helper container", self.api.wait, container_id)
+        return int(result.get("StatusCode", -1))
+
+    def status(self, name: str) -> str | None:
+        state = self.inspect(name)
+        return state.status if state is not None else None
+
+    def pause(self, name: str) -> None:
+        self._call(f"pause {name}", self.api.pause, name)
+
+    def unpause(self, name: str) -> None:
+        self._call(f"unpause {name}", self.api.unpause, name)
+
+    def stop(self, name: str, timeout: int = 30) -> None:
+        self._call(f"stop {name}", self.api.stop, name, timeout=timeout)
+
+
+def _exec_output(api: Any, container: str, cmd: list[str]) -> bytes:
+    created = api.exec_create(container, cmd, stdout=True, stderr=False)
+    return bytes(api.exec_start(created["Id"]))
+
+
+def exec_output(jobs: DockerJobs, container: str, cmd: list[str]) -> bytes:
+    """What ``cmd`` run in a running container prints on stdout (small outputs only)."""
+    return _engine_call(f"exec in {container}", _exec_output, jobs.api, container, cmd)  # type: ignore[no-any-return]

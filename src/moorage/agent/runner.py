@@ -30,14 +30,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 
 from moorage import __version__
+from moorage.agent.backups import AgentBackups, Held
 from moorage.agent.converge import Converger
 from moorage.agent.drivers import volume_drivers
-from moorage.agent.engine import Containers, DockerIO, Engine, EngineError
+from moorage.agent.engine import Containers, DockerIO, DockerJobs, Engine, EngineError
 from moorage.agent.identity import CREDENTIAL_FILE, load_credential, node_id, save_credential
 from moorage.agent.streams import AgentStreams
 from moorage.protocol import (
     AGENT_PATH,
     MAX_MESSAGE_BYTES,
+    BackupRun,
     Desired,
     ErrorMsg,
     ExecOpen,
@@ -46,6 +48,7 @@ from moorage.protocol import (
     InfoMsg,
     LogsOpen,
     NodeInfoWire,
+    RestoreRun,
     StatusMsg,
     StreamCancel,
     StreamCredit,
@@ -75,6 +78,7 @@ class AgentConfig:
     labels: tuple[str, ...] = ()
     plugin_dir: Path | None = Path("/run/docker/plugins")
     ca: Path | None = None  # verify a TLS master against this CA bundle (PEM) only
+    restic: str | None = None  # the restic binary backup jobs run (default: the one on PATH)
 
 
 def tls_context(ca: Path | None) -> ssl.SSLContext:
@@ -108,6 +112,8 @@ class Agent:
         self.converge_now = asyncio.Event()
         self.converger: Converger | None = None
         self.streams: AgentStreams | None = None  # the logs and exec streams of the current connection
+        self.held = Held()  # containers a backup job stopped: convergence leaves them stopped
+        self.backups: AgentBackups | None = None  # backup and restore jobs of the current connection
 
     def node_info(self) -> NodeInfoWire:
         facts = self.engine.facts()
@@ -221,9 +227,18 @@ class Agent:
                     self.config.data_dir / CREDENTIAL_FILE,
                 )
             if self.converger is None or self.converger.grid != reply.grid:
-                self.converger = Converger(Containers(self.engine), reply.grid)
+                self.converger = Converger(Containers(self.engine), reply.grid, held=self.held)
             log.info("connected to %s as node %s in grid %s", self.config.master, reply.name, reply.grid)
             self.streams = AgentStreams(DockerIO(self.engine), _sender(ws, asyncio.get_running_loop()))
+            self.backups = AgentBackups(
+                DockerJobs(self.engine),
+                _sender(ws, asyncio.get_running_loop()),
+                self.config.data_dir,
+                grid=reply.grid,
+                docker_host=self.config.docker_host,
+                restic=self.config.restic,
+                held=self.held,
+            )
             tasks = [
                 asyncio.create_task(self._heartbeats(ws, reply.heartbeat_interval)),
                 asyncio.create_task(self._watch_info(ws, info)),
@@ -277,6 +292,8 @@ class Agent:
             elif isinstance(msg, Desired):
                 self.desired = msg
                 self.converge_now.set()
+            elif isinstance(msg, BackupRun | RestoreRun) and self.backups is not None:
+                self.backups.handle(msg)
             elif isinstance(msg, _STREAM_MESSAGES) and self.streams is not None:
                 for reply in self.streams.handle(msg):
                     await ws.send(reply)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +12,7 @@ from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext, save_config
 from moorage.cli.options import Force, Json
 from moorage.cli.output import err_console, print_json, table
+from moorage.errors import MoorageError
 
 __all__ = ["app"]
 
@@ -68,6 +71,7 @@ def show(
         print_json(grid)
         return
     print(f"{grid['name']}:\n  nodes: {grid['node_count']}\n  created: {grid['created_at']}")
+    print(f"  backups: {grid.get('backup_repo') or '- (moorage grid backup-repo set URL)'}")
 
 
 @app.command("use")
@@ -122,3 +126,41 @@ def token(
             f"Closed {result['disconnected']} agent connection(s) the old token had admitted; "
             "each reconnects with its own node credential"
         )
+
+
+repo_app = typer.Typer(help="Where the grid's backups go: a restic repository.", no_args_is_help=True)
+app.add_typer(repo_app, name="backup-repo")
+
+
+@repo_app.command("set")
+def set_repo(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(help="A restic repository: /srv/backups, sftp:, s3:, rest:, ...")],
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", help="Read the repository's password from this file")
+    ] = None,
+    json: Json = False,
+) -> None:
+    """Back the grid up to URL: opened if a repository is there, initialised if none is. The
+    password is kept by the master for the agents and never shown again."""
+    cli: CliContext = ctx.obj
+    if password_file is not None:
+        try:
+            password = password_file.read_text().rstrip("\r\n")
+        except OSError as err:
+            raise MoorageError(f"Cannot read --password-file {password_file}: {err.strerror}") from err
+    elif sys.stdin.isatty():
+        password = typer.prompt("Repository password", hide_input=True)
+    else:
+        raise MoorageError("Give the repository's password with --password-file F")
+    if not password:
+        raise MoorageError(f"--password-file {password_file} is empty: write the password in it")
+    with cli.client() as client:
+        result = client.request(
+            "PUT", f"/v1/grids/{cli.grid}/backup-repo", {"url": url, "password": password}
+        )
+    if json:
+        print_json(result)
+    else:
+        made = "initialised a new restic repository" if result["initialized"] else "opened the repository"
+        print(f"Grid {cli.grid} backs up to {result['url']} ({made})")

@@ -129,6 +129,10 @@ def agent(
     plugin_dir: Annotated[
         Path, typer.Option("--plugin-dir", help="Folder of the engine's legacy plugin sockets")
     ] = Path("/run/docker/plugins"),
+    restic: Annotated[
+        str | None,
+        typer.Option("--restic", help="The restic binary backups run (default: restic on PATH)"),
+    ] = None,
 ) -> None:
     """Run an agent: join the grid and converge this node's Docker Engine."""
     import socket
@@ -167,6 +171,7 @@ def agent(
             labels=labels,
             data_dir=agent_dir,
             plugin_dir=plugin_dir,
+            restic=restic,
         )
     )
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from moorage.cli.backup import app as backup_app
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
 from moorage.cli.options import Force, Json
@@ -17,6 +18,7 @@ __all__ = ["app", "parse_pairs", "volume_text"]
 app = typer.Typer(
     help="Managed named volumes: defined once, created on the node where they are used.", no_args_is_help=True
 )
+app.add_typer(backup_app, name="backup")
 
 
 def parse_pairs(option: str, values: list[str] | None) -> dict[str, str]:

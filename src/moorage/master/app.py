@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from moorage import __version__
+from moorage.master.backups import BackupJobs
 from moorage.master.console import install_console
 from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
@@ -17,6 +18,7 @@ from moorage.master.metrics import MasterMetrics, RequestTiming
 from moorage.master.request_limits import RequestLimits
 from moorage.master.routes import (
     agent,
+    backups,
     deployments,
     events,
     grids,
@@ -54,10 +56,14 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     wakeups = Wakeups()  # the hub's reports, which the deployer waits on
     hub = AgentHub(db, settings, on_status=wakeups.status_changed, on_nodes_changed=wakeups.nodes_changed)
     deployer = Deployer(db, hub, wakeups)
-    state = MasterState(db=db, settings=settings, hub=hub, deployer=deployer)
+    jobs = BackupJobs(db, hub)
+    jobs.deployer = deployer
+    hub.job_messages, hub.jobs_lost = jobs.from_agent, jobs.connection_lost
+    state = MasterState(db=db, settings=settings, hub=hub, deployer=deployer, backups=jobs)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await jobs.start()
         await deployer.start()
         await hub.start()
         try:
@@ -85,6 +91,7 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
         events,
         nodes,
         volumes,
+        backups,
         stacks,
         services,
         service_io,

@@ -29,11 +29,14 @@ from moorage.master.settings import MasterSettings
 from moorage.master.streams import AGENT_STREAM_MESSAGES, StreamRelay
 from moorage.model.node import NodeStatus
 from moorage.protocol import (
+    BACKUP_AGENT_MESSAGES,
     Desired,
     ErrorMsg,
     Heartbeat,
     Hello,
     InfoMsg,
+    JobDone,
+    JobProgress,
     StatusMsg,
     Welcome,
     agent_message,
@@ -139,6 +142,9 @@ class AgentHub:
         self._pushed: dict[str, int] = {}  # node id -> seq of the last desired state sent to it
         self._answered: dict[str, int] = {}  # node id -> seq its last status report answered
         self.relay = StreamRelay()  # logs and exec streams over these connections
+        # backup jobs' messages and lost connections (master/backups.py; set by app.py)
+        self.job_messages: Callable[[str, JobProgress | JobDone], Awaitable[None]] | None = None
+        self.jobs_lost: Callable[[str, str], Awaitable[None]] | None = None
 
     def is_connected(self, node_id: str) -> bool:
         return node_id in self.connections
@@ -230,6 +236,7 @@ class AgentHub:
                     self._set_status, conn.node_id, NodeStatus.OFFLINE, conn.last_seen_at
                 )
                 log.info("node %s (%s) offline: connection closed", conn.name, conn.node_id)
+                await self._lost_jobs(conn)
                 await self._wake()
 
     async def _welcome(
@@ -310,6 +317,8 @@ class AgentHub:
                 continue
             if isinstance(msg, AGENT_STREAM_MESSAGES):
                 self.relay.from_agent(conn, msg)
+            elif isinstance(msg, BACKUP_AGENT_MESSAGES):
+                await self._job_message(conn, msg)
             elif isinstance(msg, Hello):
                 log.warning("node %s said hello twice; ignored", conn.name)
             elif isinstance(msg, InfoMsg):
@@ -322,6 +331,17 @@ class AgentHub:
                     await self._wake()
                 if any(v.state == "removed" for v in msg.volumes):
                     self._nodes_changed()  # the Docker volume name is free on this node again
+
+    async def _job_message(self, conn: AgentConnection, msg: JobProgress | JobDone) -> None:
+        if self.job_messages is not None:
+            await self.job_messages(conn.node_id, msg)
+
+    async def _lost_jobs(self, conn: AgentConnection) -> None:
+        if self.jobs_lost is not None:
+            try:
+                await self.jobs_lost(conn.node_id, conn.name)
+            except Exception as err:  # the store may be failing: the jobs are failed on the next start
+                log.warning("could not fail the backup jobs of %s: %s", conn.name, err)
 
     def _answer(self, node_id: str, seq: int | None) -> bool:
         """Note which desired state a report answers (a report naming none answers the latest);
@@ -346,6 +366,7 @@ class AgentHub:
                 )
                 with contextlib.suppress(Exception):
                     await conn.websocket.close(code=1001, reason="missed heartbeats")
+                await self._lost_jobs(conn)
                 await self._wake()
 
     # -- store calls, run in a worker thread -------------------------------------------------

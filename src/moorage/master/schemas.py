@@ -215,6 +215,7 @@ class GridOut(BaseModel):
     name: str
     node_count: int
     created_at: datetime
+    backup_repo: str | None = Field(default=None, description="Where the grid's backups go (restic URL)")
 
 
 class GridList(BaseModel):
@@ -258,7 +259,13 @@ class LabelsIn(_In):
 
 
 def grid_out(grid: Grid) -> GridOut:
-    return GridOut(id=grid.name, name=grid.name, node_count=grid.node_count, created_at=grid.created_at)
+    return GridOut(
+        id=grid.name,
+        name=grid.name,
+        node_count=grid.node_count,
+        created_at=grid.created_at,
+        backup_repo=grid.backup_repo,
+    )
 
 
 def node_out(node: Node) -> NodeOut:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from moorage.master.backups import BackupJobs
 from moorage.master.deployer import Deployer
 from moorage.master.hub import AgentHub
 from moorage.master.settings import MasterSettings
@@ -21,6 +22,7 @@ class MasterState:
     settings: MasterSettings
     hub: AgentHub
     deployer: Deployer
+    backups: BackupJobs
 
 
 async def master_state(request: Request) -> MasterState:

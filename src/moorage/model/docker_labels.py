@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "BACKUP_JOB",
     "CONFIG_HASH",
     "GRID",
     "HELPER",
@@ -40,3 +41,5 @@ VOLUME_INSTANCE: Final = "io.moorage.volume-instance-id"
 HELPER: Final = "io.moorage.helper"
 # On a Docker volume a move made on its target node: the move's id (only that move removes it).
 MOVE: Final = "io.moorage.move-id"
+# On helper containers of backup jobs (agent/backups.py): the job's id. Never a grid's container.
+BACKUP_JOB: Final = "io.moorage.backup-job"

@@ -26,3 +26,4 @@ class Grid:
     name: str
     created_at: datetime
     node_count: int = 0
+    backup_repo: str | None = None  # where the grid's backups go (its password is never shown)

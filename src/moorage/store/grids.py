@@ -27,7 +27,13 @@ __all__ = [
 
 
 def _grid(row: GridRow, node_count: int) -> Grid:
-    return Grid(id=row.id, name=row.name, created_at=row.created_at, node_count=node_count)
+    return Grid(
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        node_count=node_count,
+        backup_repo=row.backup_repo,
+    )
 
 
 def _node_counts(session: Session) -> dict[int, int]:

@@ -24,6 +24,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "AdminTokenRow",
+    "BackupJobRow",
+    "BackupRow",
     "Base",
     "DeploymentRow",
     "EventRow",
@@ -82,6 +84,10 @@ class GridRow(Base):
     join_token_hash: Mapped[str] = mapped_column(String(128), unique=True)  # SHA-256 of the join token
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # where the grid's backups go (a restic repository URL) and its password, for the agents:
+    # never returned by the API (0012)
+    backup_repo: Mapped[str | None] = mapped_column(Text, default=None)
+    backup_password: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class NodeRow(Base):
@@ -214,6 +220,11 @@ class VolumeRow(Base):
     updated_at: Mapped[datetime]
     # node | zone | region | grid (model.volume.VolumeTopology), always stored (0008 filled it in)
     topology: Mapped[str] = mapped_column(String(16), server_default="node")
+    # scheduled backups (0012): a cron expression, the retention applied after each, and the
+    # slot of the last scheduled run (a master that was down runs a missed slot once)
+    backup_schedule: Mapped[str | None] = mapped_column(String(100), default=None)
+    backup_keep: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    backup_last_slot: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class VolumeInstanceRow(Base):
@@ -277,3 +288,51 @@ class EventRow(Base):
     node_id: Mapped[str | None] = mapped_column(String(64))
     node: Mapped[str | None] = mapped_column(String(128))
     deployment: Mapped[str | None] = mapped_column(String(32))
+
+
+class BackupJobRow(Base):
+    """Work an agent does on volume data for backups: ``backup`` (one pause window, one snapshot
+    per Docker volume), ``restore``, ``verify``. ``state``: running | done | failed."""
+
+    __tablename__ = "backup_jobs"
+    __table_args__ = (Index("ix_backup_jobs_grid_created", "grid_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    volume: Mapped[str] = mapped_column(String(128))
+    node_id: Mapped[str | None] = mapped_column(ForeignKey("nodes.id", ondelete="SET NULL"), index=True)
+    node: Mapped[str] = mapped_column(String(128))  # the node's name when the job started
+    docker_volumes: Mapped[list[Any]]
+    backup_id: Mapped[str | None] = mapped_column(String(64))  # restore, verify: of which backup
+    details: Mapped[dict[str, Any]]  # quiesce, pause limit, target of a restore
+    progress: Mapped[dict[str, Any]]  # bytes_done, bytes_total, files_done, files_total, seconds
+    message: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class BackupRow(Base):
+    """One restic snapshot of one Docker volume, as Moorage took it (``id``: restic's full id)."""
+
+    __tablename__ = "backups"
+    __table_args__ = (Index("ix_backups_grid_volume", "grid_id", "volume", "time"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"))
+    volume: Mapped[str] = mapped_column(String(128))
+    docker_volume: Mapped[str] = mapped_column(String(255))
+    volume_instance_id: Mapped[str | None] = mapped_column(String(32))
+    node: Mapped[str] = mapped_column(String(128))
+    group_id: Mapped[str] = mapped_column(String(32))  # the job: one pause window
+    time: Mapped[datetime]
+    size: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(BigInteger)
+    added: Mapped[int] = mapped_column(BigInteger)
+    duration: Mapped[float]
+    quiesce: Mapped[str] = mapped_column(String(16))
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    verified_at: Mapped[datetime | None]
+    verify_error: Mapped[str | None] = mapped_column(Text)

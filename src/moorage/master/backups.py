@@ -1,0 +1,387 @@
+"""Backup jobs, from the API to the agents and back.
+
+    POST backup  ─▶ targets (volume instances, their nodes, the containers mounting each)
+                 ─▶ one job per node and service instance (one pause window) ─▶ backup_run
+    POST restore ─▶ plan (new | over | move) ─▶ restore_run ─▶ [move: the instances leave the old
+                    node, the volume instance lives on the new one, their services deploy again]
+    POST verify  ─▶ restore_run into a scratch volume on another node ─▶ verified-at | its error
+    job_progress ─▶ the job's row;  job_done ─▶ snapshots recorded (full ids from the repository)
+
+restic runs here too, for what concerns the repository and not a volume's data: init and open
+(``grid backup-repo set``), the snapshots' full ids, ``forget``. The password is read from the
+store for each call and goes to restic in its environment, to agents in their messages, and
+nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from anyio import to_thread
+from pydantic import SecretStr
+from sqlalchemy.orm import Session
+
+from moorage.errors import Conflict, InvalidInput
+from moorage.master.hub import AgentHub
+from moorage.model.backup import Quiesce, RetentionPolicy, repository_error, restic_host, snapshot_tags
+from moorage.protocol import (
+    BackupRun,
+    BackupVolume,
+    JobDone,
+    JobProgress,
+    RepositoryWire,
+    RestoreRun,
+    VolumeSpec,
+)
+from moorage.restic.command import Repository
+from moorage.store import backups as store
+from moorage.store.database import Database
+from moorage.store.grids import get_grid_row
+
+__all__ = ["BackupJobs", "ForgetResult"]
+
+log = logging.getLogger("moorage.master.backups")
+
+DEFAULT_PAUSE_LIMIT = 600.0
+DETACH_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    keep: list[dict[str, Any]]
+    remove: list[dict[str, Any]]
+    dry_run: bool
+
+
+def _wire(repo: store.RepoSettings) -> RepositoryWire:
+    return RepositoryWire(url=repo.url, password=SecretStr(repo.password))
+
+
+class BackupJobs:
+    def __init__(self, db: Database, hub: AgentHub) -> None:
+        self.db = db
+        self.hub = hub
+        self.deployer: Any = None  # set by app.py: restores that move a volume instance deploy again
+        self._followups: dict[str, store.RestorePlan] = {}  # restore job id -> its plan
+        self._verifies: dict[str, str] = {}  # verify job id -> backup id
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Jobs a previous master left running are over: their agents' answers went to it."""
+        error = "the master restarted during the job; run it again"
+        await self.db.run(lambda session: store.fail_running_jobs(session, None, error))
+
+    # -- the repository ----------------------------------------------------------------------------
+
+    async def set_repository(self, grid: str, url: str, password: str) -> bool:
+        """Open (or initialise) the repository at ``url``, then keep it for the grid; True: made now."""
+        if (problem := repository_error(url)) is not None:
+            raise InvalidInput.one("url", problem)
+        if not password:
+            raise InvalidInput.one("password", "give the repository's password (--password-file F)")
+        await self.db.read(lambda session: get_grid_row(session, grid))  # 404 first
+        made = await to_thread.run_sync(Repository(url, password).ensure)
+        await self.db.run(lambda session: store.set_backup_repo(session, grid, url, password))
+        log.info("grid %s backs up to %s (%s)", grid, url, "initialised" if made else "opened")
+        return made
+
+    async def _repository(self, grid: str) -> Repository:
+        repo = await self.db.read(lambda session: store.repo_settings(session, grid))
+        return Repository(repo.url, repo.password)
+
+    # -- backup ------------------------------------------------------------------------------------
+
+    async def start_backup(
+        self,
+        grid: str,
+        volume: str,
+        docker_volumes: Sequence[str] = (),
+        quiesce: Quiesce = Quiesce.PAUSE,
+        pause_limit: float = DEFAULT_PAUSE_LIMIT,
+    ) -> list[store.JobView]:
+        def plan(session: Session) -> tuple[list[tuple[store.JobView, BackupRun]], list[str]]:
+            repo = store.repo_settings(session, grid)
+            grid_row, _volume_row, targets = store.backup_targets(session, grid, volume, docker_volumes)
+            offline = sorted({t.node for t in targets if not t.node_online})
+            if offline:
+                raise Conflict(
+                    f"Node(s) {', '.join(offline)} holding Docker volumes of {volume} are offline: "
+                    "back up when they are online, or name the other Docker volumes"
+                )
+            groups: dict[tuple[str, tuple[str, ...]], list[store.BackupTarget]] = {}
+            for target in targets:
+                key = (target.node_id, target.containers or (target.docker_volume,))
+                groups.setdefault(key, []).append(target)
+            now = datetime.now(UTC)
+            made = []
+            for (node_id, _), members in groups.items():
+                job_id = store.new_job_id()
+                run = BackupRun(
+                    job=job_id,
+                    repository=_wire(repo),
+                    volumes=[
+                        BackupVolume(
+                            docker_volume=t.docker_volume,
+                            host=restic_host(grid, t.docker_volume),
+                            tags=snapshot_tags(
+                                grid=grid,
+                                volume=volume,
+                                docker_volume=t.docker_volume,
+                                node=t.node,
+                                time=now,
+                                group=job_id,
+                            ),
+                        )
+                        for t in members
+                    ],
+                    quiesce=quiesce.value,
+                    containers=sorted({c for t in members for c in t.containers}),
+                    pause_limit=pause_limit,
+                )
+                job = store.create_job(
+                    session,
+                    grid_row,
+                    job_id=job_id,
+                    kind="backup",
+                    volume=volume,
+                    node_id=node_id,
+                    node=members[0].node,
+                    docker_volumes=[t.docker_volume for t in members],
+                    details={
+                        "quiesce": quiesce.value,
+                        "pause_limit": pause_limit,
+                        "containers": run.containers,
+                        "volume_instances": {t.docker_volume: t.volume_instance_id for t in members},
+                    },
+                )
+                made.append((job, run))
+            return made, []
+
+        made, _ = await self.db.run(plan)
+        for job, run in made:
+            await self._send(job, run)
+        return [job for job, _ in made]
+
+    async def _send(self, job: store.JobView, message: BackupRun | RestoreRun) -> None:
+        node_id = await self.db.read(lambda session: store.job_node(session, job.id))
+        conn = self.hub.connections.get(node_id or "")
+        if conn is None:
+            await self._finish(job.id, f"node {job.node} is not connected to this master")
+            return
+        try:
+            await conn.send(message.model_dump_json())
+        except Exception as err:  # the connection is going away
+            await self._finish(job.id, f"could not reach node {job.node}: {type(err).__name__}")
+
+    async def _finish(self, job_id: str, error: str | None, message: str | None = None) -> None:
+        await self.db.run(lambda session: store.finish_job(session, job_id, error, message))
+
+    # -- restore and verify ------------------------------------------------------------------------
+
+    async def start_restore(
+        self, grid: str, backup_id: str, *, to: str | None, as_volume: str | None, stop: bool
+    ) -> store.JobView:
+        def plan(session: Session) -> tuple[store.JobView, store.RestorePlan]:
+            restore = store.restore_plan(session, grid, backup_id, to=to, as_volume=as_volume, stop=stop)
+            job = store.create_job(
+                session,
+                get_grid_row(session, grid),
+                kind="restore",
+                volume=restore.backup.volume,
+                node_id=restore.node_id,
+                node=restore.node,
+                docker_volumes=[restore.docker_volume],
+                backup_id=restore.backup.id,
+                details={"mode": restore.mode, "stop": list(restore.stop), "size": restore.backup.size},
+            )
+            return job, restore
+
+        job, restore = await self.db.run(plan)
+        if restore.mode == "move":
+            self._followups[job.id] = restore
+        await self._send(
+            job,
+            RestoreRun(
+                job=job.id,
+                repository=_wire(restore.repo),
+                snapshot=restore.backup.id,
+                docker_volume=restore.docker_volume,
+                create=VolumeSpec.model_validate(restore.create) if restore.create is not None else None,
+                replace=restore.mode == "over",
+                stop=list(restore.stop),
+            ),
+        )
+        return job
+
+    async def start_verify(self, grid: str, backup_id: str) -> store.JobView:
+        def plan(session: Session) -> tuple[store.JobView, RestoreRun]:
+            backup = store.find_backup(session, grid, backup_id)
+            repo = store.repo_settings(session, grid)
+            grid_row = get_grid_row(session, grid)
+            node = store.scratch_node(session, backup, grid_row)
+            job_id = store.new_job_id()
+            scratch = f"moorage-verify-{job_id}"
+            driver = "local"
+            if backup.volume_instance_id:
+                driver = store.volume_instance_driver(session, backup.volume_instance_id) or "local"
+            job = store.create_job(
+                session,
+                grid_row,
+                job_id=job_id,
+                kind="verify",
+                volume=backup.volume,
+                node_id=node.id,
+                node=node.name,
+                docker_volumes=[scratch],
+                backup_id=backup.id,
+                details={"size": backup.size},
+            )
+            run = RestoreRun(
+                job=job_id,
+                repository=_wire(repo),
+                snapshot=backup.id,
+                docker_volume=scratch,
+                create=VolumeSpec(name=scratch, volume_instance_id="", driver=driver, labels={}),
+                scratch=True,
+            )
+            return job, run
+
+        job, run = await self.db.run(plan)
+        self._verifies[job.id] = job.backup_id or ""
+        await self._send(job, run)
+        return job
+
+    # -- forget ------------------------------------------------------------------------------------
+
+    async def forget(self, grid: str, volume: str, policy: RetentionPolicy, *, dry_run: bool) -> ForgetResult:
+        if policy.empty:
+            raise InvalidInput.one(
+                "keep", "give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly"
+            )
+        repository = await self._repository(grid)
+        tags = [f"grid={grid}", f"volume={volume}"]
+        groups = await to_thread.run_sync(lambda: repository.forget(tags, policy, dry_run=dry_run))
+        keep = [s for g in groups for s in g.get("keep") or []]
+        remove = [s for g in groups for s in g.get("remove") or []]
+        if not dry_run:
+            grid_id = await self.db.read(lambda session: get_grid_row(session, grid).id)
+            gone = [str(s.get("id")) for s in remove]
+            await self.db.run(lambda session: store.forget_backups(session, grid_id, gone))
+        return ForgetResult(keep=keep, remove=remove, dry_run=dry_run)
+
+    # -- what agents say ---------------------------------------------------------------------------
+
+    async def from_agent(self, node_id: str, msg: JobProgress | JobDone) -> None:
+        if isinstance(msg, JobProgress):
+            progress = msg.model_dump(exclude={"type", "job"})
+            await self.db.run(lambda session: store.job_progress(session, msg.job, progress))
+            return
+        task = asyncio.create_task(self._done(node_id, msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _done(self, node_id: str, msg: JobDone) -> None:
+        try:
+            job = await self.db.read(lambda session: store.running_job_view(session, msg.job, node_id))
+            if job is None:
+                return  # not this node's, or over already (failed when the node went away)
+            if msg.error is not None:
+                self._followups.pop(msg.job, None)
+                if job.kind == "verify":
+                    backup_id = job.backup_id or ""
+                    await self.db.run(lambda session: store.set_verified(session, backup_id, msg.error))
+                await self._finish(msg.job, msg.error)
+                return
+            summary = {"seconds": msg.seconds, "bytes": msg.bytes, "files": msg.files}
+            if job.kind == "backup":
+                await self._record_snapshots(job, msg)
+            elif job.kind == "verify":
+                backup_id = job.backup_id or ""
+                await self.db.run(lambda session: store.set_verified(session, backup_id, None))
+            elif msg.job in self._followups:
+                await self._move_instances(self._followups.pop(msg.job))
+            await self.db.run(lambda session: store.job_summary(session, msg.job, summary))
+            await self._finish(msg.job, None)
+        except Exception as err:  # a job must end, whatever failed here
+            log.warning("job %s could not be completed: %s: %s", msg.job, type(err).__name__, err)
+            await self._finish(msg.job, f"the master could not complete the job: {err}")
+
+    async def _record_snapshots(self, job: store.JobView, msg: JobDone) -> None:
+        repository = await self._repository(job.grid)
+        listed = await to_thread.run_sync(lambda: repository.snapshots([f"group={job.id}"]))
+        full = {str(s.get("short_id")): s for s in listed}
+        grid_id = await self.db.read(lambda session: get_grid_row(session, job.grid).id)
+        instances = job.details.get("volume_instances") or {}
+
+        def record(session: Session) -> None:
+            for taken in msg.snapshots:
+                snapshot = full.get(taken.snapshot[:8]) or {}
+                snapshot_id = str(snapshot.get("id") or taken.snapshot)
+                when = _time(snapshot.get("time")) or datetime.now(UTC)
+                store.record_backup(
+                    session,
+                    grid_id,
+                    id=snapshot_id,
+                    volume=job.volume,
+                    docker_volume=taken.docker_volume,
+                    volume_instance_id=instances.get(taken.docker_volume),
+                    node=job.node,
+                    group_id=job.id,
+                    time=when,
+                    size=taken.size,
+                    files=taken.files,
+                    added=taken.added,
+                    duration=taken.duration,
+                    quiesce=str(job.details.get("quiesce", "pause")),
+                    manifest=taken.manifest,
+                )
+
+        await self.db.run(record)
+
+    async def _move_instances(self, plan: store.RestorePlan) -> None:
+        """The data is on the new node: the instances leave the old one (their containers gone
+        there first: never two of one instance), then the volume instance lives on the new node
+        and their services deploy again, which starts them there on the restored data."""
+        vi_id = plan.volume_instance_id or ""
+        reason = f"restoring its volume from backup {plan.backup.id[:8]} on {plan.node}"
+        services, old_node = await self.db.run(lambda session: store.detach_instances(session, vi_id, reason))
+        if old_node is not None and self.hub.is_connected(old_node):
+            await self.hub.push_desired([old_node])
+            deadline = time.monotonic() + DETACH_TIMEOUT
+            while not self.hub.reported_since_push(old_node) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        await self.db.run(lambda session: store.rehome_volume_instance(session, vi_id, plan.node_id))
+        if services and self.deployer is not None:
+            grid = plan.backup.grid
+            await self.deployer.deploy(grid, services, f"{grid}/restore {plan.backup.id[:8]}")
+
+    async def connection_lost(self, node_id: str, name: str) -> None:
+        error = f"the agent of node {name} went away during the job (a paused container is unpaused by its watchdog)"
+        failed = await self.db.run(lambda session: store.fail_running_jobs(session, node_id, error))
+        for job_id in failed:
+            self._followups.pop(job_id, None)
+            self._verifies.pop(job_id, None)
+
+
+def _time(value: object) -> datetime | None:
+    """restic's RFC 3339 time (nanoseconds, ``Z`` or an offset) as an aware datetime."""
+    if not isinstance(value, str):
+        return None
+    found = re.match(r"^([0-9-]+T[0-9:]+)(?:\.([0-9]+))?(Z|[+-][0-9:]+)$", value)
+    if found is None:
+        return None
+    whole, fraction, zone = found.groups()
+    text = (
+        whole + (f".{fraction[:6].ljust(6, '0')}" if fraction else "") + ("+00:00" if zone == "Z" else zone)
+    )
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:
+        return None
