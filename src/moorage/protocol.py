@@ -388,6 +388,7 @@ class RestoreRun(_Msg):
     replace: bool = False  # restore over the volume's data (staged first: a failure leaves it as it was)
     stop: list[str] = Field(default_factory=list)  # containers stopped for the restore, started after
     scratch: bool = False  # verify: manifest of what was restored, then the volume is removed
+    expect: list[Any] | None = None  # verify: the manifest recorded at backup time, to compare with
 
 
 class JobProgress(_Msg):
@@ -407,7 +408,7 @@ class SnapshotTaken(_Msg):
     files: int
     added: int
     duration: float
-    manifest: dict[str, Any] | None = None
+    manifest: list[Any] | None = None  # agent/volume_manifest.to_json's rows, read in the same window
 
 
 class JobDone(_Msg):
@@ -415,7 +416,6 @@ class JobDone(_Msg):
     job: str
     error: str | None = None
     snapshots: list[SnapshotTaken] = Field(default_factory=list)
-    manifest: dict[str, Any] | None = None  # restore: of the data restored (a verify compares it)
     seconds: float = 0.0
     bytes: int = 0
     files: int = 0

@@ -171,9 +171,16 @@ def test_the_cli_creates_and_shows_the_topology(master: MasterProcess, grid: str
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[:5] == ["db:", f"  id: {grid}/db", lines[2], "  scope: instance", "  driver: zdir"]
-    assert lines[5:] == ["  driver_opts:", "  instances:", "  services:", "  topology: zone"], (
-        "after Kontena's fields, which keep their order"
-    )
+    assert lines[5:] == [
+        "  driver_opts:",
+        "  instances:",
+        "  services:",
+        "  topology: zone",
+        "  backups:",
+        "    schedule: -",
+        "    last_backup: -",
+        "    last_verify: -",
+    ], "after Kontena's fields, which keep their order"
     as_json = json.loads(_moorage(master, grid, tmp_path, "volume", "show", "db", "--json").stdout)
     assert as_json["topology"] == "zone"
 

@@ -90,7 +90,7 @@ def test_the_seed_keeps_its_data_across_upgrade_rm_and_install(bed: Bed, tmp_pat
     assert "  scope: instance\n  driver: local\n  driver_opts:\n  instances:\n" in shown
     assert f"    - name: redis.redis.redis-data-1\n      node: {node}\n" in shown
     # Kontena's fields end with the services; Moorage's own (the topology) come after them
-    assert shown.rstrip().endswith("  services:\n    - testbed/redis/redis\n  topology: node")
+    assert "  services:\n    - testbed/redis/redis\n  topology: node\n  backups:\n    schedule: -\n" in shown
     bed.ok("stack", "rm", "--force", "redis")
     bed.ok("volume", "rm", "--force", "redis-data")
     wait_until(

@@ -21,6 +21,7 @@ limit is reached all the same.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -31,9 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moorage.agent import pause_watchdog
-from moorage.agent.engine import DockerJobs, EngineError, exec_output
+from moorage.agent import pause_watchdog, volume_manifest
+from moorage.agent.engine import DockerHelpers, DockerJobs, Engine, EngineError, exec_output
 from moorage.agent.restic_image import helper_image
+from moorage.agent.volume_data import VolumeData
 from moorage.errors import MoorageError
 from moorage.model.backup import SNAPSHOT_PATH, is_local_repository, local_path
 from moorage.model.docker_labels import BACKUP_JOB
@@ -76,7 +78,7 @@ class Held:
 class AgentBackups:
     def __init__(
         self,
-        jobs: DockerJobs,
+        engine: Engine,
         send: Callable[[str], None],
         data_dir: Path,
         *,
@@ -85,13 +87,37 @@ class AgentBackups:
         restic: str | None = None,
         held: Held | None = None,
     ) -> None:
-        self.jobs = jobs
+        self.jobs = DockerJobs(engine)
+        self.helpers = DockerHelpers(engine)
         self.send = send
         self.data_dir = data_dir
         self.grid = grid
         self.docker_host = docker_host
         self.restic = restic
         self.held = held or Held()
+
+    def _volume_data(self) -> VolumeData:
+        """Manifests are read with ``volume_data.py``'s helpers, in this node's restic image."""
+        return VolumeData(self.helpers, helper_image(self.jobs, self.restic))
+
+    def _compare(self, msg: RestoreRun) -> None:
+        """A verify: the restored data's manifest against the one recorded at backup time."""
+        if msg.expect is None:
+            raise JobFailed("manifest missing: the backup recorded none to compare with")
+        recorded = volume_manifest.from_json(json.dumps(msg.expect).encode())
+        restored = self._volume_data().manifest(msg.docker_volume)
+        where = volume_manifest.first_difference(recorded, restored)
+        if where is not None:
+            was, now = recorded.get(where), restored.get(where)
+            raise JobFailed(
+                f"manifest differs at {where}: backed up {was.describe() if was else 'nothing'}, "
+                f"restored {now.describe() if now else 'nothing'}"
+            )
+
+    def _manifest(self, docker_volume: str) -> list[Any]:
+        found = self._volume_data().manifest(docker_volume)
+        rows: list[Any] = json.loads(volume_manifest.to_json(found))
+        return rows
 
     def handle(self, msg: BackupRun | RestoreRun) -> None:
         """Start the job in a thread of its own; it reports through ``send``."""
@@ -225,6 +251,7 @@ class AgentBackups:
         with self._quiesced(msg):
             for volume in msg.volumes:
                 summary = self._restic_backup(msg, folder, volume.docker_volume, volume.host, volume.tags)
+                manifest = self._manifest(volume.docker_volume)  # in the same window: the same data
                 taken.append(
                     SnapshotTaken(
                         docker_volume=volume.docker_volume,
@@ -233,6 +260,7 @@ class AgentBackups:
                         files=summary.files,
                         added=summary.added,
                         duration=summary.duration,
+                        manifest=manifest,
                     )
                 )
         return JobDone(
@@ -301,6 +329,8 @@ class AgentBackups:
                 for name in stopped:
                     self.jobs.stop(name)
                 restored = self._restic_restore(msg, folder)
+                if msg.scratch:
+                    self._compare(msg)
             except BaseException:
                 if msg.create is not None:  # ours, made for this restore: nothing else has it
                     with contextlib.suppress(EngineError):
@@ -308,6 +338,9 @@ class AgentBackups:
                 raise
             finally:
                 self._start_all(stopped)
+        if msg.scratch and msg.create is not None:  # made for this verify: gone with it
+            with contextlib.suppress(EngineError):
+                self.jobs.remove_volume(msg.docker_volume)
         return restored
 
     def _restic_restore(self, msg: RestoreRun, folder: Path) -> JobDone:

@@ -1,8 +1,8 @@
 """The helper image backup jobs run restic in, made on the node from the node's own restic.
 
 No registry is needed: the image is the node's restic binary, the libraries ``ldd`` lists for it
-(Debian's restic is linked against glibc) and a static busybox (for the few shell steps of a
-restore: staging, swapping), imported into the engine as ``moorage-restic:<digest>``. The digest
+(Debian's restic is linked against glibc) and a static busybox (for the shell steps of a restore,
+and the ``tar`` that ``volume_data.py`` reads manifests with: this image is its helper image here), imported into the engine as ``moorage-restic:<digest>``. The digest
 covers every file, so a node whose restic was upgraded makes a new image.
 """
 
@@ -22,7 +22,7 @@ from moorage.errors import MoorageError
 __all__ = ["REPOSITORY", "helper_image"]
 
 REPOSITORY = "moorage-restic"
-BUSYBOX_APPLETS = ("sh", "tar", "find", "mv", "rm", "mkdir", "cat", "du", "ls", "chmod", "chown", "touch")
+BUSYBOX_APPLETS = ("sh", "tar", "find", "mv", "rm", "mkdir", "cat", "du", "ls", "sleep", "touch")
 _LIB = re.compile(r"(/\S+)")
 
 

@@ -33,7 +33,7 @@ from moorage import __version__
 from moorage.agent.backups import AgentBackups, Held
 from moorage.agent.converge import Converger
 from moorage.agent.drivers import volume_drivers
-from moorage.agent.engine import Containers, DockerIO, DockerJobs, Engine, EngineError
+from moorage.agent.engine import Containers, DockerIO, Engine, EngineError
 from moorage.agent.identity import CREDENTIAL_FILE, load_credential, node_id, save_credential
 from moorage.agent.streams import AgentStreams
 from moorage.protocol import (
@@ -231,7 +231,7 @@ class Agent:
             log.info("connected to %s as node %s in grid %s", self.config.master, reply.name, reply.grid)
             self.streams = AgentStreams(DockerIO(self.engine), _sender(ws, asyncio.get_running_loop()))
             self.backups = AgentBackups(
-                DockerJobs(self.engine),
+                self.engine,
                 _sender(ws, asyncio.get_running_loop()),
                 self.config.data_dir,
                 grid=reply.grid,

@@ -52,6 +52,14 @@ def create(
             ),
         ),
     ] = None,
+    backup_schedule: Annotated[
+        str | None,
+        typer.Option("--backup-schedule", help="Back it up on this cron schedule (UTC), e.g. '0 3 * * *'"),
+    ] = None,
+    backup_keep: Annotated[
+        str | None,
+        typer.Option("--backup-keep", help="Keep after each scheduled backup, e.g. daily=7,weekly=4"),
+    ] = None,
     json: Json = False,
 ) -> None:
     """Define a volume. Nothing is created on any node until a service that uses it is deployed."""
@@ -69,12 +77,82 @@ def create(
     if topology is not None:
         body["topology"] = topology
     cli: CliContext = ctx.obj
+    _check_schedule(backup_schedule, backup_keep)
     with cli.client() as client:
         volume = client.post(f"/v1/volumes/{cli.grid}", body)
+        if backup_schedule is not None:
+            schedule = {"backup_schedule": backup_schedule, "backup_keep": backup_keep}
+            client.request("PUT", f"/v1/volume-backups/{cli.grid}/{name}", schedule)
     if json:
         print_json(volume)
     else:
         print(volume["name"])
+
+
+def _check_schedule(schedule: str | None, keep: str | None) -> None:
+    if keep is not None and schedule is None:
+        raise InvalidInput.one(
+            "--backup-keep", "is applied after scheduled backups: give --backup-schedule too"
+        )
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Volume name")],
+    backup_schedule: Annotated[
+        str | None,
+        typer.Option("--backup-schedule", help="Cron schedule (UTC), e.g. '0 3 * * *'; 'none' ends it"),
+    ] = None,
+    backup_keep: Annotated[
+        str | None,
+        typer.Option("--backup-keep", help="Keep after each scheduled backup, e.g. daily=7,weekly=4"),
+    ] = None,
+    json: Json = False,
+) -> None:
+    """Change a volume's backup schedule and retention."""
+    if backup_schedule is None:
+        raise MoorageError("Nothing to change: give --backup-schedule CRON (or 'none') [--backup-keep K]")
+    _check_schedule(backup_schedule, backup_keep)
+    schedule = None if backup_schedule == "none" else backup_schedule
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        status = client.request(
+            "PUT",
+            f"/v1/volume-backups/{cli.grid}/{name}",
+            {"backup_schedule": schedule, "backup_keep": backup_keep if schedule else None},
+        )
+    if json:
+        print_json(status)
+    else:
+        print(backup_text(status))
+
+
+def backup_text(status: dict[str, Any]) -> str:
+    """The backup lines of ``volume show``: schedule, last backup and its age, last verify."""
+    from moorage.cli.output import ago
+
+    lines = ["  backups:"]
+    schedule = status.get("schedule")
+    lines.append(
+        f"    schedule: {schedule or '-'}" + (f" (keep {status['keep']})" if status.get("keep") else "")
+    )
+    last = status.get("last_backup")
+    lines.append(
+        f"    last_backup: {last['id'][:8]} {last['time']} ({ago(last['time'])})"
+        if last
+        else "    last_backup: -"
+    )
+    verify = status.get("last_verify")
+    if verify is None:
+        lines.append("    last_verify: -")
+    elif verify.get("error"):
+        lines.append(f"    last_verify: {verify['id'][:8]} FAILED {verify['verified_at']}: {verify['error']}")
+    else:
+        lines.append(
+            f"    last_verify: {verify['id'][:8]} ok {verify['verified_at']} ({ago(verify['verified_at'])})"
+        )
+    return "\n".join(lines)
 
 
 @app.command("ls")
@@ -150,10 +228,12 @@ def show(ctx: typer.Context, name: str, json: Json = False) -> None:
     cli: CliContext = ctx.obj
     with cli.client() as client:
         volume = client.get(f"/v1/volumes/{cli.grid}/{name}")
+        backups = client.get(f"/v1/volume-backups/{cli.grid}/{name}")
     if json:
-        print_json(volume)
+        print_json({**volume, "backups": backups})
     else:
         print(volume_text(volume))
+        print(backup_text(backups))
 
 
 @app.command("rm")

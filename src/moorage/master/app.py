@@ -71,6 +71,7 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
         finally:
             await deployer.stop()  # first (at the latest; server.py stops it before any socket closes)
             await app.state.event_followers.stop()
+            await jobs.stop()
             await hub.stop()
 
     app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)

@@ -182,3 +182,32 @@ def snapshot_ref(doc: dict[str, Any]) -> SnapshotRef:
         time=doc.get("time"),
         tags=[str(t) for t in doc.get("tags") or []],
     )
+
+
+class ScheduleIn(_In):
+    backup_schedule: Annotated[str, Text, Field(max_length=100)] | None = Field(
+        default=None, description="A cron expression (UTC), e.g. '0 3 * * *'; null: no schedule"
+    )
+    backup_keep: Annotated[str, Text, Field(max_length=200)] | None = Field(
+        default=None, description="Retention after each scheduled backup, e.g. daily=7,weekly=4"
+    )
+
+
+class LastBackup(BaseModel):
+    id: str
+    time: datetime
+
+
+class LastVerify(BaseModel):
+    id: str
+    verified_at: datetime | None
+    error: str | None
+
+
+class VolumeBackupsOut(BaseModel):
+    volume: str
+    schedule: str | None
+    keep: str | None
+    last_slot: datetime | None
+    last_backup: LastBackup | None
+    last_verify: LastVerify | None

@@ -16,12 +16,14 @@ nowhere else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from anyio import to_thread
@@ -51,6 +53,7 @@ log = logging.getLogger("moorage.master.backups")
 
 DEFAULT_PAUSE_LIMIT = 600.0
 DETACH_TIMEOUT = 60.0
+SCHEDULE_INTERVAL = 20.0  # seconds between looks at the schedules
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,70 @@ class BackupJobs:
         self._followups: dict[str, store.RestorePlan] = {}  # restore job id -> its plan
         self._verifies: dict[str, str] = {}  # verify job id -> backup id
         self._tasks: set[asyncio.Task[None]] = set()
+        self._scheduled: dict[str, tuple[str, str, RetentionPolicy | None, set[str]]] = {}
+        self._schedule_loop: asyncio.Task[None] | None = None
+        self.schedule_interval = SCHEDULE_INTERVAL
 
     async def start(self) -> None:
-        """Jobs a previous master left running are over: their agents' answers went to it."""
+        """Jobs a previous master left running are over: their agents' answers went to it. Then
+        the schedules are looked at (a slot missed while no master ran runs once, now)."""
         error = "the master restarted during the job; run it again"
         await self.db.run(lambda session: store.fail_running_jobs(session, None, error))
+        self._schedule_loop = asyncio.create_task(self._run_schedules(), name="backup-schedules")
+
+    async def stop(self) -> None:
+        if self._schedule_loop is not None:
+            self._schedule_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._schedule_loop
+
+    async def _run_schedules(self) -> None:
+        while True:
+            try:
+                await self.run_due(datetime.now(UTC))
+            except Exception as err:  # one bad volume or a store hiccup: try again next time
+                log.warning("scheduled backups: %s: %s", type(err).__name__, err)
+            await asyncio.sleep(self.schedule_interval)
+
+    async def run_due(self, now: datetime) -> list[str]:
+        """Start the backups whose slot came; the retention is applied once each run is done."""
+        started = []
+        for due in await self.db.read(lambda session: store.due_backups(session, now)):
+            await self.db.run(partial(_mark_slot, due))
+            try:
+                jobs = await self.start_backup(due.grid, due.volume)
+            except Exception as err:
+                log.warning("scheduled backup of %s/%s not started: %s", due.grid, due.volume, err)
+                continue
+            run = {job.id for job in jobs}
+            for job in jobs:
+                self._scheduled[job.id] = (due.grid, due.volume, due.keep, run)
+            started += sorted(run)
+            log.info(
+                "scheduled backup of %s/%s (slot %s): jobs %s", due.grid, due.volume, due.slot, sorted(run)
+            )
+        return started
+
+    async def _after_scheduled(self, job_id: str) -> None:
+        found = self._scheduled.pop(job_id, None)
+        if found is None:
+            return
+        grid, volume, keep, run = found
+        run.discard(job_id)
+        if run or keep is None:
+            return
+        try:
+            result = await self.forget(grid, volume, keep, dry_run=False)
+            log.info(
+                "retention of %s/%s (%s): %d kept, %d removed",
+                grid,
+                volume,
+                keep.text(),
+                len(result.keep),
+                len(result.remove),
+            )
+        except Exception as err:
+            log.warning("retention of %s/%s failed: %s", grid, volume, err)
 
     # -- the repository ----------------------------------------------------------------------------
 
@@ -250,6 +312,7 @@ class BackupJobs:
                 docker_volume=scratch,
                 create=VolumeSpec(name=scratch, volume_instance_id="", driver=driver, labels={}),
                 scratch=True,
+                expect=(backup.manifest or {}).get("rows"),
             )
             return job, run
 
@@ -294,9 +357,14 @@ class BackupJobs:
                 return  # not this node's, or over already (failed when the node went away)
             if msg.error is not None:
                 self._followups.pop(msg.job, None)
+                self._scheduled.pop(msg.job, None)  # no retention after a run that failed
                 if job.kind == "verify":
                     backup_id = job.backup_id or ""
-                    await self.db.run(lambda session: store.set_verified(session, backup_id, msg.error))
+                    named = msg.error.startswith(("manifest differs", "manifest missing"))
+                    error = msg.error if named else f"restore failed: {msg.error}"
+                    await self.db.run(lambda session: store.set_verified(session, backup_id, error))
+                    await self._finish(msg.job, error)
+                    return
                 await self._finish(msg.job, msg.error)
                 return
             summary = {"seconds": msg.seconds, "bytes": msg.bytes, "files": msg.files}
@@ -309,6 +377,7 @@ class BackupJobs:
                 await self._move_instances(self._followups.pop(msg.job))
             await self.db.run(lambda session: store.job_summary(session, msg.job, summary))
             await self._finish(msg.job, None)
+            await self._after_scheduled(msg.job)
         except Exception as err:  # a job must end, whatever failed here
             log.warning("job %s could not be completed: %s: %s", msg.job, type(err).__name__, err)
             await self._finish(msg.job, f"the master could not complete the job: {err}")
@@ -340,7 +409,7 @@ class BackupJobs:
                     added=taken.added,
                     duration=taken.duration,
                     quiesce=str(job.details.get("quiesce", "pause")),
-                    manifest=taken.manifest,
+                    manifest={"rows": taken.manifest} if taken.manifest is not None else None,
                 )
 
         await self.db.run(record)
@@ -368,6 +437,11 @@ class BackupJobs:
         for job_id in failed:
             self._followups.pop(job_id, None)
             self._verifies.pop(job_id, None)
+            self._scheduled.pop(job_id, None)
+
+
+def _mark_slot(due: store.DueBackup, session: Session) -> None:
+    store.mark_slot(session, due.volume_id, due.slot)
 
 
 def _time(value: object) -> datetime | None:

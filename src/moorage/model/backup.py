@@ -17,8 +17,10 @@ __all__ = [
     "Quiesce",
     "RetentionPolicy",
     "is_local_repository",
+    "last_slot",
     "repository_error",
     "restic_host",
+    "schedule_error",
     "snapshot_tags",
 ]
 
@@ -159,3 +161,23 @@ def docker_volume_name_error(name: str) -> str | None:
     return (
         "a Docker volume name is 2 to 255 letters, digits, '_', '.' or '-', starting with a letter or digit"
     )
+
+
+def schedule_error(expression: str) -> str | None:
+    """Why ``expression`` is no cron expression (five fields, read by croniter); None if it is one."""
+    from croniter import croniter
+
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        return (
+            f"'{expression}' is not a cron expression: give five fields (minute hour day month weekday), "
+            "e.g. '0 3 * * *' for every day at 03:00 UTC"
+        )
+    return None
+
+
+def last_slot(expression: str, now: datetime) -> datetime:
+    """The latest time at or before ``now`` the schedule names (UTC)."""
+    from croniter import croniter
+
+    slot: datetime = croniter(expression, now).get_prev(datetime)
+    return slot

@@ -614,3 +614,84 @@ def job_summary(session: Session, job_id: str, summary: dict[str, Any]) -> None:
 
 def volume_instance_driver(session: Session, volume_instance_id: str) -> str | None:
     return session.scalar(select(VolumeInstanceRow.driver).where(VolumeInstanceRow.id == volume_instance_id))
+
+
+# -- schedules --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DueBackup:
+    grid: str
+    volume: str
+    volume_id: int
+    slot: datetime
+    keep: RetentionPolicy | None
+
+
+def _volume_row(session: Session, grid: str, volume: str) -> VolumeRow:
+    grid_row = get_grid_row(session, grid)
+    row = session.scalar(select(VolumeRow).where(VolumeRow.grid_id == grid_row.id, VolumeRow.name == volume))
+    if row is None:
+        raise NotFound(f"Volume {volume} not found in grid {grid}")
+    return row
+
+
+def set_schedule(
+    session: Session,
+    grid: str,
+    volume: str,
+    schedule: str | None,
+    keep: RetentionPolicy | None,
+    now: datetime,
+) -> None:
+    """Back the volume up on ``schedule`` (None: no more), keeping ``keep`` after each. The slot
+    before now counts as done: a new schedule waits for its next time."""
+    from moorage.model.backup import last_slot, schedule_error
+
+    if schedule is not None and (problem := schedule_error(schedule)) is not None:
+        raise InvalidInput.one("backup_schedule", problem)
+    row = _volume_row(session, grid, volume)
+    row.backup_schedule = schedule
+    row.backup_keep = keep.as_dict() if keep is not None else None
+    row.backup_last_slot = last_slot(schedule, now) if schedule is not None else None
+    row.updated_at = now
+
+
+def due_backups(session: Session, now: datetime) -> list[DueBackup]:
+    """Scheduled volumes whose latest slot has not run: one run each, however many slots passed."""
+    from moorage.model.backup import last_slot
+
+    rows = session.execute(
+        select(VolumeRow, GridRow.name)
+        .join(GridRow, GridRow.id == VolumeRow.grid_id)
+        .where(VolumeRow.backup_schedule.is_not(None))
+    ).all()
+    due = []
+    for row, grid in rows:
+        slot = last_slot(str(row.backup_schedule), now)
+        if row.backup_last_slot is None or row.backup_last_slot < slot:
+            due.append(DueBackup(grid, row.name, row.id, slot, RetentionPolicy.of(row.backup_keep)))
+    return due
+
+
+def mark_slot(session: Session, volume_id: int, slot: datetime) -> None:
+    session.execute(update(VolumeRow).where(VolumeRow.id == volume_id).values(backup_last_slot=slot))
+
+
+def volume_backup_status(session: Session, grid: str, volume: str) -> dict[str, Any]:
+    row = _volume_row(session, grid, volume)
+    last, checked = last_backups(session, row.grid_id, volume)
+    return {
+        "volume": volume,
+        "schedule": row.backup_schedule,
+        "keep": (RetentionPolicy.of(row.backup_keep) or RetentionPolicy()).text()
+        if row.backup_keep
+        else None,
+        "last_slot": row.backup_last_slot,
+        "last_backup": {"id": last.id, "time": last.time} if last is not None else None,
+        "last_verify": (
+            {"id": checked.id, "verified_at": checked.verified_at, "error": checked.verify_error}
+            if checked is not None
+            else None
+        ),
+    }

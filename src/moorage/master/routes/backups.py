@@ -4,6 +4,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from moorage.errors import InvalidInput
 from moorage.master.backup_schemas import (
     BackupCreate,
     BackupIdPath,
@@ -17,12 +22,14 @@ from moorage.master.backup_schemas import (
     RepoIn,
     RepoOut,
     RestoreIn,
+    ScheduleIn,
+    VolumeBackupsOut,
     backup_out,
     job_out,
     snapshot_ref,
 )
 from moorage.master.routing import api_router
-from moorage.master.schemas import GridPath
+from moorage.master.schemas import GridPath, VolumePath
 from moorage.master.state import State
 from moorage.model.backup import Quiesce, RetentionPolicy
 from moorage.store import backups as store
@@ -101,3 +108,29 @@ async def jobs(grid: GridPath, state: State) -> JobList:
 @router.get("/backup-jobs/{grid}/{job_id}")
 async def job(grid: GridPath, job_id: JobIdPath, state: State) -> JobOut:
     return job_out(await state.db.read(lambda session: store.get_job(session, grid, job_id)))
+
+
+@router.put("/volume-backups/{grid}/{name}")
+async def set_schedule(grid: GridPath, name: VolumePath, body: ScheduleIn, state: State) -> VolumeBackupsOut:
+    """The volume's backup schedule (cron, UTC) and the retention applied after each run."""
+    keep = None
+    if body.backup_keep is not None:
+        try:
+            keep = RetentionPolicy.parse(body.backup_keep)
+        except ValueError as err:
+            raise InvalidInput.one("backup_keep", str(err)) from err
+    now = datetime.now(UTC)
+
+    def work(session: Session) -> VolumeBackupsOut:
+        store.set_schedule(session, grid, name, body.backup_schedule, keep, now)
+        return VolumeBackupsOut.model_validate(store.volume_backup_status(session, grid, name))
+
+    return await state.db.run(work)
+
+
+@router.get("/volume-backups/{grid}/{name}")
+async def volume_status(grid: GridPath, name: VolumePath, state: State) -> VolumeBackupsOut:
+    """The volume's schedule, its last backup and its last verify."""
+    return await state.db.read(
+        lambda session: VolumeBackupsOut.model_validate(store.volume_backup_status(session, grid, name))
+    )
