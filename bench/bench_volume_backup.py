@@ -110,7 +110,6 @@ def run(bed: Bed, work: Path, files: int, changed: list[int]) -> int:
             "deploy": True,
         },
     )
-    docker_volume = f"null.bench.{volume}-1"
     container = wait_until(
         lambda: next(
             iter(bed.api.containers(filters={"label": "io.moorage.service=bench", "status": "running"})), None
@@ -121,12 +120,11 @@ def run(bed: Bed, work: Path, files: int, changed: list[int]) -> int:
     log(f"writing {files} MiB of random data")
     for start in range(0, files, 64):
         write_files(bed, container, list(range(start, min(files, start + 64))))
-    folder = Path(bed.api.inspect_volume(docker_volume)["Mountpoint"])
-    node_root = bed.state.nodes[0].root
-    if not folder.is_absolute() or not (folder.exists() or (node_root / "docker" / "volumes").exists()):
-        raise BenchError(f"the volume's folder {folder} is not on this host")
-    data = folder if folder.exists() else node_root / "docker" / "volumes" / docker_volume / "_data"
-    log(f"the volume's data on the host: {data}")
+    (mount,) = bed.api.inspect_container(container)["Mounts"]
+    data = Path(mount["Source"])  # the local driver's folder: on this host, under the engine's data root
+    if not data.is_dir():
+        raise BenchError(f"the volume's folder {data} is not on this host")
+    log(f"the volume's data on the host: {data} (Docker volume {mount['Name']})")
 
     figures: dict[str, tuple[float, float]] = {}
     backup = {"volume": volume, "quiesce": "pause"}

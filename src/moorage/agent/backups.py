@@ -119,6 +119,16 @@ class AgentBackups:
         rows: list[Any] = json.loads(volume_manifest.to_json(found))
         return rows
 
+    @staticmethod
+    def sweep(engine: Engine) -> int:
+        """Remove the helper containers of jobs a previous run of this agent left behind (it died
+        mid-job: those jobs failed with it); how many. Called once, when the agent starts."""
+        jobs = DockerJobs(engine)
+        found = jobs.containers(BACKUP_JOB)
+        for container in found:
+            jobs.remove(container.id)
+        return len(found)
+
     def handle(self, msg: BackupRun | RestoreRun) -> None:
         """Start the job in a thread of its own; it reports through ``send``."""
         target = self._backup if isinstance(msg, BackupRun) else self._restore
@@ -250,8 +260,19 @@ class AgentBackups:
         taken: list[SnapshotTaken] = []
         with self._quiesced(msg):
             for volume in msg.volumes:
+                began = time.monotonic()
                 summary = self._restic_backup(msg, folder, volume.docker_volume, volume.host, volume.tags)
+                read = time.monotonic()
                 manifest = self._manifest(volume.docker_volume)  # in the same window: the same data
+                log.info(
+                    "job %s: %s backed up in %.2fs (%d files, %d bytes added), manifest in %.2fs",
+                    msg.job,
+                    volume.docker_volume,
+                    read - began,
+                    summary.files,
+                    summary.added,
+                    time.monotonic() - read,
+                )
                 taken.append(
                     SnapshotTaken(
                         docker_volume=volume.docker_volume,

@@ -124,7 +124,16 @@ class Agent:
             drivers=volume_drivers(facts, self.config.plugin_dir),
         )
 
+    async def _sweep(self) -> None:
+        try:
+            swept = await to_thread.run_sync(AgentBackups.sweep, self.engine)
+            if swept:
+                log.info("removed %d helper container(s) of backup jobs a previous run left", swept)
+        except EngineError as err:
+            log.warning("could not look for leftover backup helpers: %s", err.message)
+
     async def run(self) -> None:
+        await self._sweep()
         backoff = BACKOFF_START
         url = websocket_url(self.config.master)
         while not self.stopping.is_set():
