@@ -53,6 +53,7 @@ __all__ = [
     "BackupVolume",
     "ContainerSpec",
     "Desired",
+    "DockerVolumeWire",
     "DriverWire",
     "ErrorMsg",
     "ExecOpen",
@@ -193,6 +194,21 @@ class InfoMsg(_Msg):
     info: NodeInfoWire
 
 
+# -- drift (issue 15): the Docker volumes of Moorage's on a node, as the engine has them ---------
+#
+# In every status report: each Docker volume labelled as a volume instance, and each one the
+# desired state names (an adopted one may lack the labels), with the driver, options and labels
+# the engine lists for it. The master compares driver and options with the volume's definition
+# (``model.volume.volume_drift``). None: an agent that does not report them.
+
+
+class DockerVolumeWire(_Msg):
+    name: str
+    driver: str
+    options: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class StatusMsg(_Msg):
     type: Literal["status"] = "status"
     instances: list[InstanceStatus] = Field(default_factory=list)
@@ -200,6 +216,7 @@ class StatusMsg(_Msg):
     # the ``seq`` of the desired state this report answers (converged after it arrived); an
     # agent sends one report after each desired state, changed or not. None: counts as the latest
     desired_seq: int | None = None
+    docker_volumes: list[DockerVolumeWire] | None = None  # see "drift" above
 
 
 class Heartbeat(_Msg):

@@ -110,6 +110,8 @@ def test_deployments_and_agent_reports_show_in_volume_instances(master: MasterPr
                     "region": None,
                     "state": "pending",
                     "error": None,
+                    "unused_since": None,
+                    "drift": None,
                 }
             ]
 
@@ -131,6 +133,19 @@ def test_deployments_and_agent_reports_show_in_volume_instances(master: MasterPr
             wait_until(lambda: shown() == ("error", "disk full"), 10, "the agent's error in the list")
             report("present")
             wait_until(lambda: shown() == ("present", None), 10, "the agent's recovery in the list")
+
+            def engine_has(options: dict[str, str]) -> None:
+                docker_volume = {"name": spec["name"], "driver": "local", "options": options, "labels": {}}
+                ws.send(json.dumps({"type": "status", "docker_volumes": [docker_volume]}))
+
+            def drift() -> object:
+                return _volumes(client, grid)["kept"]["instances"][0]["drift"]
+
+            engine_has({"type": "tmpfs"})  # re-created by hand with other options
+            expected = {"driver_opts": {"definition": {}, "engine": {"type": "tmpfs"}}}
+            wait_until(lambda: drift() == expected, 10, "the drift in the list")
+            engine_has({})
+            wait_until(lambda: drift() == {}, 10, "no drift once the engine agrees")
         finally:
             ws.close()
         # the same node comes back under another name: its volume instances show the new name

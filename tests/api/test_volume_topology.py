@@ -185,7 +185,18 @@ def test_the_cli_creates_and_shows_the_topology(master: MasterProcess, grid: str
     assert as_json["topology"] == "zone"
 
     long = _moorage(master, grid, tmp_path, "volume", "ls", "--long").stdout.splitlines()
-    assert long[0].split() == ["NAME", "SCOPE", "DRIVER", "TOPOLOGY", "CREATED", "INSTANCES", "SERVICES"]
+    assert long[0].split() == [
+        "NAME",
+        "SCOPE",
+        "DRIVER",
+        "TOPOLOGY",
+        "STACK",
+        "CREATED",
+        "INSTANCES",
+        "UNUSED",
+        "DRIFTED",
+        "SERVICES",
+    ]
     rows = {line.split()[0]: line.split()[1:4] for line in long[1:]}
     assert rows == {"conf": ["grid", "local", "node"], "db": ["instance", "zdir", "zone"]}
     assert _moorage(master, grid, tmp_path, "volume", "ls").stdout.splitlines()[0].split() == [

@@ -39,6 +39,7 @@ def test_create_list_show_delete(master: MasterProcess, grid: str) -> None:
             "labels",
             "created_at",
             "updated_at",
+            "stack",
             "instances",
             "services",
         }

@@ -186,8 +186,14 @@ class FakeEngine:
         self.by_id[container.id] = container
         return container
 
-    def add_volume(self, name: str, driver: str = "local", labels: dict[str, str] | None = None) -> None:
-        self.volume_rows[name] = VolumeState(name, driver, dict(labels or {}))
+    def add_volume(
+        self,
+        name: str,
+        driver: str = "local",
+        labels: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        self.volume_rows[name] = VolumeState(name, driver, dict(labels or {}), dict(options or {}))
 
     def named(self, name: str) -> FakeContainer | None:
         return next((c for c in self.by_id.values() if c.name == name), None)
@@ -296,7 +302,7 @@ class FakeEngine:
             if found.driver != driver:
                 raise EngineError(f"create {name}: volume name must be unique")
             return
-        self.volume_rows[name] = VolumeState(name, driver, dict(labels))
+        self.volume_rows[name] = VolumeState(name, driver, dict(labels), dict(driver_opts))
 
     def remove_volume(self, name: str) -> None:
         if name not in self.volume_rows:

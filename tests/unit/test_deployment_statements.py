@@ -230,7 +230,9 @@ def test_statements_per_deployment_stay_as_they_were(
     assert _kinds(plans) == ["failed"]
     assert counts == {"plan": PLAN_KEPT_SNAPSHOT - 1, "unplaced": 2, "batch": 0}
 
-    # Scaled down: the removed instances' nodes are read, then they are deleted.
+    # Scaled down: the removed instances' nodes are read, then they are deleted; then what the
+    # service mounts is marked unused (store/volume_use.py): its row, its volumes, the services
+    # mounting them, their instances, the volume instances, and one UPDATE of those now unused.
     with db.session() as session:
         row = session.get(ServiceRow, grid["files"])
         assert row is not None
@@ -239,4 +241,4 @@ def test_statements_per_deployment_stay_as_they_were(
         row.spec = document
     counts, plans = _deploy(db, counter, "g", [grid["files"]], everywhere, snapshots)
     assert _kinds(plans) == ["unchanged"] and plans[0].remove_numbers == [2]
-    assert counts == {"plan": PLAN_KEPT_SNAPSHOT, "unplaced": 2, "batch": 0}
+    assert counts == {"plan": PLAN_KEPT_SNAPSHOT, "unplaced": 2 + 5, "batch": 0}

@@ -32,9 +32,10 @@ GRID = "testgrid"
 SERVICE_KEYS = (
     "affinity, command, cpus, depends_on, deploy, environment, image, instances, mem_limit, ports, volumes"
 )
-ONLY_EXTERNAL = (
-    'only external volumes are supported: create the volume with "moorage volume create --scope instance '
-    '--driver local {0}" and declare it here with "external: true"'
+UNKNOWN_SCOPE = "Unknown scope 'everywhere', must be one of grid, stack, instance"
+DRIVER_ON_EXTERNAL = (
+    "an external volume is defined where it was created; to state the driver this stack expects of it, "
+    "write external: {{name: {0}, driver: ...}}, or remove external: to make it a volume of this stack"
 )
 NAME_RULE = "use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
 AFFINITY_FORMS = "node==NAME, node!=NAME, label==KEY=VALUE, label!=KEY=VALUE, label==KEY or label!=KEY"
@@ -366,16 +367,13 @@ INVALID_CASES = [
     ),
     pytest.param(
         "internal-volume.yml",
-        [("volumes.redis-data.external", ONLY_EXTERNAL.format("redis-data"))],
-        id="internal-volume",
+        [("volumes.redis-data.scope", UNKNOWN_SCOPE)],
+        id="stack-volume-unknown-scope",
     ),
     pytest.param(
         "volume-with-driver.yml",
-        [
-            ("volumes.redis-data.external", ONLY_EXTERNAL.format("redis-data")),
-            ("volumes.redis-data.driver", "unknown key 'driver'; the keys allowed here are: external"),
-        ],
-        id="volume-with-driver-not-external",
+        [("volumes.redis-data.driver", DRIVER_ON_EXTERNAL.format("redis-data"))],
+        id="driver-on-an-external-volume",
     ),
     pytest.param(
         "not-yaml.yml",
@@ -450,7 +448,7 @@ INVALID_CASES = [
                 "services.db.deploy.strategy",
                 "unknown deploy strategy 'spread'; use one of ha, daemon, random",
             ),
-            ("volumes.data.external", ONLY_EXTERNAL.format("data")),
+            ("volumes.data.scope", UNKNOWN_SCOPE),
         ],
         id="many-problems-all-reported-in-file-order",
     ),

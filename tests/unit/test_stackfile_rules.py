@@ -38,10 +38,6 @@ def service(body: str) -> str:
     )
 
 
-ONLY_EXTERNAL = (
-    'only external volumes are supported: create the volume with "moorage volume create --scope instance '
-    '--driver local {0}" and declare it here with "external: true"'
-)
 NAME_RULE = "use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
 AFFINITY_FORMS = "node==NAME, node!=NAME, label==KEY=VALUE, label!=KEY=VALUE, label==KEY or label!=KEY"
 
@@ -299,13 +295,13 @@ STACK_CASES = [
     pytest.param(
         "stack: redis\nservices: {app: {image: busybox}}\nvolumes: [data]",
         "volumes",
-        "must be a mapping of volume names to external: declarations, not a list",
+        "must be a mapping of volume names to declarations, e.g. data: {scope: instance}, not a list",
         id="volumes-list",
     ),
     pytest.param(
         "stack: redis\nservices: {app: {image: busybox}}\nvolumes: {data: {external: yes-please}}",
         "volumes.data.external",
-        "must be true or a mapping with name:, not 'yes-please'",
+        "must be true, false or a mapping with name:, not 'yes-please'",
         id="external-text",
     ),
     pytest.param(
@@ -331,8 +327,9 @@ STACK_CASES = [
     pytest.param(
         "stack: redis\nservices: {app: {image: busybox}}\nvolumes: {data: {external: true, driver: rexray}}",
         "volumes.data.driver",
-        "unknown key 'driver'; the keys allowed here are: external",
-        id="volume-extra-key",
+        "an external volume is defined where it was created; to state the driver this stack expects of "
+        "it, write external: {name: data, driver: ...}, or remove external: to make it a volume of this stack",
+        id="driver-beside-external",
     ),
     pytest.param(
         "stack: redis\nservices: {app: {image: busybox}}\nx-defaults: {}",
@@ -341,9 +338,9 @@ STACK_CASES = [
         id="top-level-unknown-key",
     ),
     pytest.param(
-        "stack: redis\nservices: {app: {image: busybox, volumes: [data:/data]}}\nvolumes: {data: {external: false}}",
+        "stack: redis\nservices: {app: {image: busybox, volumes: [data:/data]}}\nvolumes: {data: {external: 'no!'}}",
         "volumes.data.external",
-        ONLY_EXTERNAL.format("data"),
+        "must be true, false or a mapping with name:, not 'no!'",
         id="invalid-declaration-is-not-also-reported-undeclared",
     ),
 ]

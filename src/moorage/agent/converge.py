@@ -10,6 +10,8 @@ Level-triggered and idempotent: compare what the master wants (``Desired``) with
                 start stopped ones; never touch a container without Moorage's labels
     removals:   remove the volumes the master says were removed (after the containers that
                 mounted them are gone), but only those carrying this volume instance's label
+    report:     the containers and volumes wanted, and every Docker volume of Moorage's on the
+                engine with its driver, options and labels (the master shows drift from them)
 
 What the engine has is read with one list call for volumes and one for containers. A container's
 full state (for the report) is inspected after the agent acted on it, and otherwise only when
@@ -28,7 +30,15 @@ from moorage.agent.engine import ContainerEngine, ContainerState, ContainerSumma
 from moorage.model.docker_labels import CONFIG_HASH as HASH_LABEL
 from moorage.model.docker_labels import GRID as GRID_LABEL
 from moorage.model.docker_labels import VOLUME_INSTANCE as VOLUME_INSTANCE_LABEL
-from moorage.protocol import ContainerSpec, Desired, InstanceStatus, StatusMsg, VolumeSpec, VolumeStatus
+from moorage.protocol import (
+    ContainerSpec,
+    Desired,
+    DockerVolumeWire,
+    InstanceStatus,
+    StatusMsg,
+    VolumeSpec,
+    VolumeStatus,
+)
 
 __all__ = ["PARALLEL", "Converger"]
 
@@ -86,6 +96,20 @@ class _Images:
         future.result()  # raises the EngineError of the check, for every container of the image
 
 
+def _docker_volumes(
+    volumes: dict[str, VolumeState], desired: Desired, removals: list[VolumeStatus]
+) -> list[DockerVolumeWire]:
+    """Moorage's Docker volumes on the engine as it listed them (for drift, ``protocol``): those
+    labelled as a volume instance, and those the desired state names; not those just removed."""
+    named = {spec.name for spec in desired.volumes}
+    gone = {status.name for status in removals if status.state == "removed" and status.error is None}
+    return [
+        DockerVolumeWire(name=found.name, driver=found.driver, options=found.options, labels=found.labels)
+        for name, found in sorted(volumes.items())
+        if (VOLUME_INSTANCE_LABEL in found.labels or name in named) and name not in gone
+    ]
+
+
 class Converger:
     def __init__(
         self,
@@ -124,7 +148,11 @@ class Converger:
         removals = list(
             self.pool.map(lambda v: self._remove_volume(v, volumes.get(v.name)), desired.remove_volumes)
         )
-        return StatusMsg(instances=instances, volumes=volume_statuses + removals)
+        return StatusMsg(
+            instances=instances,
+            volumes=volume_statuses + removals,
+            docker_volumes=_docker_volumes(volumes, desired, removals),
+        )
 
     # -- volumes ------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import docker
@@ -139,6 +139,7 @@ class VolumeState:
     name: str
     driver: str
     labels: dict[str, str]
+    options: dict[str, str] = field(default_factory=dict)  # the driver options it was created with
 
 
 def _container_state(attrs: dict[str, Any]) -> ContainerState:
@@ -307,7 +308,10 @@ class Containers:
         listed = self._call("list volumes", self.api.volumes)
         return {
             str(v["Name"]): VolumeState(
-                name=str(v["Name"]), driver=str(v.get("Driver", "")), labels=dict(v.get("Labels") or {})
+                name=str(v["Name"]),
+                driver=str(v.get("Driver", "")),
+                labels=dict(v.get("Labels") or {}),
+                options={str(k): str(o) for k, o in (v.get("Options") or {}).items()},
             )
             for v in (listed or {}).get("Volumes") or []
         }

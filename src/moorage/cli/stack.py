@@ -171,10 +171,26 @@ def rm(
     ctx: typer.Context,
     name: str,
     force: Force = False,
+    volumes: Annotated[
+        bool,
+        typer.Option(
+            "--volumes", help="Also remove the volumes the stack owns and their data (never external ones)"
+        ),
+    ] = False,
 ) -> None:
-    """Remove a stack and its containers. Its volumes and their data stay."""
+    """Remove a stack and its containers. Its volumes and their data stay, unless --volumes."""
     cli: CliContext = ctx.obj
-    require_force(force, f"Remove stack {name}?")
     with cli.client() as client:
-        client.delete(f"/v1/stacks/{cli.grid}/{name}")
-    print(f"Removed stack {name} (volumes kept)")
+        if not volumes:
+            require_force(force, f"Remove stack {name}?")
+            client.delete(f"/v1/stacks/{cli.grid}/{name}")
+            print(f"Removed stack {name} (volumes kept)")
+            return
+        owner = f"{cli.grid}/{name}"
+        own = [v["name"] for v in client.get(f"/v1/volumes/{cli.grid}")["volumes"] if v.get("stack") == owner]
+        listed = ", ".join(own) if own else "none"
+        require_force(
+            force, f"Remove stack {name} and its volumes ({listed}) with the data in their Docker volumes?"
+        )
+        client.delete(f"/v1/stacks/{cli.grid}/{name}", params={"volumes": "true"})
+    print(f"Removed stack {name} and its volumes: {listed}")

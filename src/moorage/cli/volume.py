@@ -173,15 +173,29 @@ def ls(
             print(volume["name"])
     elif long:
         table(
-            ["NAME", "SCOPE", "DRIVER", "TOPOLOGY", "CREATED", "INSTANCES", "SERVICES"],
+            [
+                "NAME",
+                "SCOPE",
+                "DRIVER",
+                "TOPOLOGY",
+                "STACK",
+                "CREATED",
+                "INSTANCES",
+                "UNUSED",
+                "DRIFTED",
+                "SERVICES",
+            ],
             [
                 (
                     v["name"],
                     v["scope"],
                     v["driver"],
                     v.get("topology", "-"),
+                    v.get("stack") or "-",
                     v["created_at"],
                     ",".join(f"{i['name']}@{i['node']}" for i in v["instances"]) or "-",
+                    str(sum(i.get("state") == "unused" for i in v["instances"])),
+                    str(sum(bool(i.get("drift")) for i in v["instances"])),
                     ",".join(s["id"] for s in v["services"]) or "-",
                 )
                 for v in volumes
@@ -212,14 +226,30 @@ def volume_text(volume: dict[str, Any]) -> str:
         lines.append(f"      zone: {instance['zone'] or '-'}")
         if instance.get("region"):
             lines.append(f"      region: {instance['region']}")
-        if instance["state"] != "present":
+        if instance["state"] == "unused":
+            lines.append(f"      state: unused (since {instance.get('unused_since') or '?'})")
+        elif instance["state"] != "present":
             lines.append(
                 f"      state: {instance['state']}" + (f" ({instance['error']})" if instance["error"] else "")
+            )
+        for field, values in (instance.get("drift") or {}).items():
+            lines.append(
+                f"      drifted: {field} on the node is {_shown(values['engine'])}, "
+                f"the definition says {_shown(values['definition'])}"
             )
     lines += ["  services:", *[f"    - {s['id']}" for s in volume["services"]]]
     # after Kontena's fields, which keep their order and adjacency
     lines.append(f"  topology: {volume.get('topology', '-')}")
+    if volume.get("stack"):
+        lines.append(f"  stack: {volume['stack']}")
     return "\n".join(lines)
+
+
+def _shown(value: object) -> str:
+    """A driver name as it is; options as ``k=v,k=v`` by key (``{}`` for none)."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items())) or "{}"
+    return str(value)
 
 
 @app.command("show")
@@ -256,3 +286,47 @@ def rm(
                 failed = True
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("prune")
+def prune(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this volume's unused instances")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be removed; remove nothing")
+    ] = False,
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Only those unused for longer, e.g. 7d, 12h")
+    ] = None,
+    force: Force = False,
+    json: Json = False,
+) -> None:
+    """Remove unused volume instances (no instance would use them: after a scale-down or a
+    service's removal) and the data in their Docker volumes, which their agents delete."""
+    from moorage.model.log_time import parse_duration
+
+    body: dict[str, Any] = {"dry_run": True}
+    if name is not None:
+        body["volume"] = name
+    if older_than is not None:
+        try:
+            body["older_than"] = parse_duration(older_than)
+        except ValueError as err:
+            raise InvalidInput.one("--older-than", str(err)) from None
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        found = client.post(f"/v1/volumes/{cli.grid}/unused/prune", body)["pruned"]
+        if not dry_run and found:
+            listed = ", ".join(f"{p['name']} on {p['node']}" for p in found)
+            require_force(force, f"Remove {listed} and the data in them?")
+            found = client.post(f"/v1/volumes/{cli.grid}/unused/prune", {**body, "dry_run": False})["pruned"]
+    if json:
+        print_json(found)
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    if not found:
+        print("No unused volume instances" + (" to remove" if not dry_run else ""))
+    for pruned in found:
+        print(
+            f"{verb} {pruned['name']} on {pruned['node']} (volume {pruned['volume']}, unused since {pruned['unused_since']})"
+        )

@@ -34,6 +34,8 @@ def desired_for_node(session: Session, node_id: str, grid: str) -> Desired:
     volumes: list[VolumeSpec] = []
     removals: list[VolumeSpec] = []
     for instance in node_volume_instances(session, node_id):
+        if instance.state == VolumeInstanceState.UNUSED:
+            continue  # its Docker volume stays as it is until it is used again or pruned
         (removals if instance.state == VolumeInstanceState.REMOVING else volumes).append(
             volume_spec(instance, grid)
         )

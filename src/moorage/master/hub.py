@@ -44,7 +44,7 @@ from moorage.protocol import (
 )
 from moorage.store.database import Database
 from moorage.store.grids import grid_by_id
-from moorage.store.instances import apply_instance_status, apply_volume_status
+from moorage.store.instances import apply_docker_volumes, apply_instance_status, apply_volume_status
 from moorage.store.nodes import register_node, set_info, set_status
 
 __all__ = ["AgentConnection", "AgentHub", "PeerError"]
@@ -402,8 +402,10 @@ class AgentHub:
 
     def _set_status_report(self, node_id: str, msg: StatusMsg) -> int:
         with self.db.session() as session:
-            return apply_instance_status(session, node_id, msg.instances) + apply_volume_status(
-                session, node_id, msg.volumes
+            return (
+                apply_instance_status(session, node_id, msg.instances)
+                + apply_volume_status(session, node_id, msg.volumes)
+                + apply_docker_volumes(session, node_id, msg.docker_volumes)
             )
 
     def _set_status(self, node_id: str, status: NodeStatus, last_seen_at: datetime) -> None:

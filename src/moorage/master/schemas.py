@@ -27,7 +27,7 @@ from moorage.model import names
 from moorage.model.grid import Grid
 from moorage.model.names import NameRule
 from moorage.model.node import Node
-from moorage.model.volume import DRIVER_MAX, DRIVER_RE, VolumeScope, VolumeTopology
+from moorage.model.volume import DRIVER_MAX, DRIVER_RE, VolumeScope, VolumeTopology, volume_drift
 from moorage.store.services import ServiceView
 from moorage.store.volumes import VolumeView
 
@@ -48,6 +48,7 @@ __all__ = [
     "NodeList",
     "NodeOut",
     "NodePath",
+    "PrunedOut",
     "ScaleIn",
     "ServiceCreate",
     "ServiceList",
@@ -69,6 +70,8 @@ __all__ = [
     "VolumeName",
     "VolumeOut",
     "VolumePath",
+    "VolumePruneIn",
+    "VolumePruneOut",
     "grid_out",
     "node_out",
     "service_out",
@@ -312,6 +315,16 @@ class VolumeInstanceOut(BaseModel):
     region: str | None
     state: str
     error: str | None
+    unused_since: datetime | None = Field(
+        default=None, description="With state unused: since when no instance would use it"
+    )
+    drift: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description=(
+            "How the Docker volume on its node differs from the definition: {driver|driver_opts: "
+            "{definition, engine}}; {} when it does not, null until its agent reported it"
+        ),
+    )
 
 
 class ServiceRef(BaseModel):
@@ -328,12 +341,42 @@ class VolumeOut(BaseModel):
     labels: dict[str, str]
     created_at: datetime
     updated_at: datetime
+    stack: str | None = Field(
+        description="The stack that declared and owns it (grid/stack); null: volume create"
+    )
     instances: list[VolumeInstanceOut]
     services: list[ServiceRef]
 
 
 class VolumeList(BaseModel):
     volumes: list[VolumeOut]
+
+
+PRUNE_OLDER_THAN_MAX = 100 * 365 * 86400
+"""The longest ``older_than`` (seconds) a prune takes: a hundred years."""
+
+
+class VolumePruneIn(_In):
+    volume: VolumeName | None = Field(default=None, description="Only this volume's unused instances")
+    older_than: float | None = Field(
+        default=None,
+        ge=0,
+        le=PRUNE_OLDER_THAN_MAX,
+        description="Only those unused for longer than this many seconds",
+    )
+    dry_run: bool = Field(default=False, description="Say what would be removed; remove nothing")
+
+
+class PrunedOut(BaseModel):
+    volume: str
+    name: str = Field(description="The Docker volume")
+    node: str
+    unused_since: datetime
+
+
+class VolumePruneOut(BaseModel):
+    dry_run: bool
+    pruned: list[PrunedOut]
 
 
 def volume_out(view: VolumeView) -> VolumeOut:
@@ -347,9 +390,17 @@ def volume_out(view: VolumeView) -> VolumeOut:
         labels=view.labels,
         created_at=view.created_at,
         updated_at=view.updated_at,
+        stack=f"{view.grid}/{view.stack}" if view.stack is not None else None,
         instances=[
             VolumeInstanceOut(
-                name=i.name, node=i.node, zone=i.zone, region=i.region, state=i.state, error=i.error
+                name=i.name,
+                node=i.node,
+                zone=i.zone,
+                region=i.region,
+                state=i.state,
+                error=i.error,
+                unused_since=i.unused_since,
+                drift=volume_drift(view.driver, view.driver_opts, i.reported_driver, i.reported_driver_opts),
             )
             for i in view.instances
         ],

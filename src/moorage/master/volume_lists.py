@@ -28,6 +28,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
+from moorage.model.volume import volume_drift
 from moorage.store.database import Database
 from moorage.store.versions import data_version, data_version_probe
 from moorage.store.volumes import (
@@ -53,12 +54,14 @@ def volume_fields(view: VolumeView) -> dict[str, Any]:
         "labels": view.labels,
         "created_at": view.created_at,
         "updated_at": view.updated_at,
-        "instances": _instances_fields(view.instances),
+        "stack": f"{view.grid}/{view.stack}" if view.stack is not None else None,
+        "instances": _instances_fields(view, view.instances),
         "services": _services_fields(view.services),
     }
 
 
-def _instances_fields(instances: Iterable[VolumeInstanceView]) -> list[dict[str, Any]]:
+def _instances_fields(volume: VolumeView, instances: Iterable[VolumeInstanceView]) -> list[dict[str, Any]]:
+    """The instances of ``volume`` (whose definition their drift is measured against)."""
     return [
         {
             "name": i.name,
@@ -67,6 +70,10 @@ def _instances_fields(instances: Iterable[VolumeInstanceView]) -> list[dict[str,
             "region": i.region,
             "state": i.state,
             "error": i.error,
+            "unused_since": i.unused_since,
+            "drift": volume_drift(
+                volume.driver, volume.driver_opts, i.reported_driver, i.reported_driver_opts
+            ),
         }
         for i in instances
     ]
@@ -93,8 +100,8 @@ def _head_json(view: VolumeView) -> bytes:
     return to_json(fields)[:-1]
 
 
-def _instances_json(instances: tuple[VolumeInstanceView, ...]) -> bytes:
-    return to_json(_instances_fields(instances)) if instances else b"[]"
+def _instances_json(volume: VolumeView, instances: tuple[VolumeInstanceView, ...]) -> bytes:
+    return to_json(_instances_fields(volume, instances)) if instances else b"[]"
 
 
 def _services_json(services: list[str] | None) -> bytes:
@@ -111,7 +118,7 @@ class VolumeLists:
         self._version: Hashable | None = None
         self._probe: Callable[[], Hashable | None] | None = None  # takes the token without a session
         self._bodies: dict[str, bytes] = {}
-        self._heads: dict[Hashable, bytes] = {}
+        self._heads: dict[Hashable, tuple[bytes, VolumeView]] = {}  # and the fields drift is read against
         self.built = 0  # lists built from the store (the rest were kept ones): for tests and benches
 
     async def body(self, db: Database, grid: str) -> bytes:
@@ -148,7 +155,7 @@ class VolumeLists:
         listing = volume_listing(session, grid)
         # Taken into a dict of this call's own: without a store token, lists are built on worker
         # threads, and another may clear the kept ones meanwhile.
-        heads: dict[Hashable, bytes] = {}
+        heads: dict[Hashable, tuple[bytes, VolumeView]] = {}
         missing: list[Hashable] = []
         for key, _, _ in listing.volumes:
             head = self._heads.get(key)
@@ -163,13 +170,13 @@ class VolumeLists:
             if len(self._heads) + len(found) > self.max_heads:
                 self._heads.clear()
             for key, view in found.items():
-                heads[key] = self._heads[key] = _head_json(view)
+                heads[key] = self._heads[key] = (_head_json(view), view)
         parts = [
             b"".join(
                 (
-                    heads[key],
+                    heads[key][0],
                     b',"instances":',
-                    _instances_json(listing.instances.get(volume_id, ())),
+                    _instances_json(heads[key][1], listing.instances.get(volume_id, ())),
                     b',"services":',
                     _services_json(listing.users.get(name)),
                     b"}",

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from moorage.model.names import shown
 
-__all__ = ["SINCE_HELP", "SINCE_PATTERN", "parse_since"]
+__all__ = ["SINCE_HELP", "SINCE_PATTERN", "parse_duration", "parse_since"]
 
 SINCE_HELP = "a duration like 10m or 1h30m, a date-time like 2024-05-01T12:00:00Z, or unix seconds"
 
@@ -25,6 +25,15 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 _SECONDS = re.compile(r"\d{1,12}(?:\.\d{1,9})?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``7d``, ``12h`` or ``1h30m`` (``volume prune --older-than``);
+    ``ValueError`` saying what would be understood."""
+    value = text.strip()
+    if _DURATION.fullmatch(value):
+        return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
+    raise ValueError(f"'{shown(value)}' is not a duration: give one like 7d, 12h, 30m or 1h30m")
 
 
 def parse_since(text: str, now: float) -> float:

@@ -18,8 +18,10 @@ __all__ = [
     "PortMapping",
     "ServiceSpec",
     "StackSpec",
+    "StackVolume",
     "VolumeDecl",
     "full_service_id",
+    "stack_volume_name",
 ]
 
 NULL_STACK = "null"
@@ -79,12 +81,50 @@ class AffinityRule:
         return f"{self.subject}{'==' if self.equal else '!='}{self.value}"
 
 
+def stack_volume_name(stack: str, alias: str) -> str:
+    """The grid volume a stack declares as its own under ``volumes: {alias: ...}``: ``a_data``.
+
+    A stack name has no ``_``, so the name says which stack it belongs to, and two installs of
+    one file under two names (``--name a``, ``--name b``) get two volumes.
+    """
+    return f"{stack}_{alias}"
+
+
+@dataclass(frozen=True, slots=True)
+class StackVolume:
+    """The definition of a volume the stack owns (a ``volumes:`` entry without ``external``).
+
+    Checked like ``moorage volume create``'s fields (``model.volume.volume_definition_errors``);
+    ``topology`` None: the driver's default, decided when the volume is created.
+    """
+
+    scope: str
+    driver: str
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    topology: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class VolumeDecl:
-    """A stack file's top-level ``volumes:`` entry: the alias used in mounts and the grid volume."""
+    """A stack file's top-level ``volumes:`` entry: the alias used in mounts and the grid volume.
+
+    External (``external_name`` set): a grid volume made by ``moorage volume create``; the stack
+    may state the scope and driver it expects of it. Owned (``owned`` set): the stack declares
+    it, and installing the stack creates it as ``stack_volume_name(stack, alias)``.
+    """
 
     alias: str
-    external_name: str
+    external_name: str | None = None
+    owned: StackVolume | None = None
+    expected_scope: str | None = None  # external only: what the stack expects of the volume
+    expected_driver: str | None = None
+
+    def grid_volume(self, stack: str) -> str:
+        """The grid volume this entry stands for in stack ``stack``."""
+        if self.external_name is not None:
+            return self.external_name
+        return stack_volume_name(stack, self.alias)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,11 @@ never stored: views show it for what an agent saw while that agent's node is off
 Volume instance (``volume_instances.state``):
 
     pending ──▶ present | missing | error   (what its node's agent saw)
-    removing: its volume was removed; the agent deletes the Docker volume, then the row goes
+    unused: no instance would use it (a scale-down, its service or stack removed), since
+            ``unused_since``; its Docker volume stays on its node, and a placement that needs it
+            again makes it ``pending`` (``store/volume_use.py`` decides both ways)
+    removing: its volume was removed (or ``volume prune`` took it); the agent deletes the Docker
+            volume, then the row goes
 """
 
 from __future__ import annotations
@@ -42,4 +46,5 @@ class VolumeInstanceState(StrEnum):
     PRESENT = "present"
     MISSING = "missing"
     ERROR = "error"
+    UNUSED = "unused"
     REMOVING = "removing"

@@ -50,10 +50,12 @@ __all__ = [
     "VolumeTopology",
     "default_topology",
     "docker_volume_name",
+    "driver_error",
     "follows_instance",
     "nodes_in_domain",
     "topology_error",
     "volume_definition_errors",
+    "volume_drift",
     "volume_name_error",
 ]
 
@@ -109,7 +111,7 @@ def volume_definition_errors(
         errors["name"] = problem
     if scope not in {s.value for s in VolumeScope}:
         errors["scope"] = f"Unknown scope '{scope}', must be one of grid, stack, instance"
-    if (problem := _driver_error(driver)) is not None:
+    if (problem := driver_error(driver)) is not None:
         errors["driver"] = problem
     if (problem := topology_error(topology, capability or DriverCapability(driver))) is not None:
         errors["topology"] = problem
@@ -120,7 +122,7 @@ def volume_definition_errors(
     return errors
 
 
-def _driver_error(driver: str) -> str | None:
+def driver_error(driver: str) -> str | None:
     if not driver:
         return "Driver is required: name the volume driver, e.g. local"
     if len(driver) > DRIVER_MAX:
@@ -326,3 +328,28 @@ def docker_volume_name(scope: VolumeScope, volume: str, stack: str, service: str
     if stack == NULL_STACK:
         return f"{service}.{volume}-{instance}"
     return f"{stack}.{service}.{volume}-{instance}"
+
+
+# --- drift: what a node's engine has for a Docker volume, against the volume's definition ---------
+
+
+def volume_drift(
+    driver: str,
+    driver_opts: Mapping[str, str],
+    reported_driver: str | None,
+    reported_opts: Mapping[str, str] | None,
+) -> dict[str, dict[str, object]] | None:
+    """How a Docker volume differs from its volume's definition, by field (``driver``,
+    ``driver_opts``), each as ``{"definition": ..., "engine": ...}``; empty when it does not,
+    None when its agent has not reported it. The engine cannot change a volume's options in
+    place, so a definition changed later (a stack upgrade) or a volume re-created by hand shows
+    here until the Docker volume is made again."""
+    if reported_driver is None:
+        return None
+    drift: dict[str, dict[str, object]] = {}
+    if reported_driver != driver:
+        drift["driver"] = {"definition": driver, "engine": reported_driver}
+    engine_opts = dict(reported_opts or {})
+    if engine_opts != dict(driver_opts):
+        drift["driver_opts"] = {"definition": dict(driver_opts), "engine": engine_opts}
+    return drift

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["At", "ServiceDoc", "StackDoc", "VolumeDoc"]
+__all__ = ["At", "ExternalDoc", "OwnedDoc", "ServiceDoc", "StackDoc", "VolumeDoc"]
 
 T = TypeVar("T")
 
@@ -24,11 +24,33 @@ class At(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalDoc:
+    """``external: true`` or ``external: {name:, scope:, driver:}``: a grid volume made elsewhere."""
+
+    name: At[str]  # at .external or .external.name
+    scope: At[str] | None = None  # what the stack expects of it
+    driver: At[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedDoc:
+    """An entry without ``external`` (or ``external: false``): a volume the stack owns."""
+
+    path: str  # volumes.<alias>
+    scope: At[str] | None = None  # None: not given (the default applies)
+    driver: At[str] | None = None
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    topology: At[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class VolumeDoc:
-    """A top-level ``volumes:`` entry; all of them are external."""
+    """A top-level ``volumes:`` entry: external or owned; neither when it was unusable (reported)."""
 
     alias: At[str]  # at volumes.<alias>
-    external_name: At[str] | None  # at .external or .external.name; None when invalid (reported)
+    external: ExternalDoc | None = None
+    owned: OwnedDoc | None = None
 
 
 @dataclass(frozen=True, slots=True)

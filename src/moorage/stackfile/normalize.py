@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from moorage.model import names
 from moorage.model.mount import MountSpecError, parse_mount
 from moorage.model.names import control_character_error, service_name_error, stack_name_error
 from moorage.model.stack import (
@@ -28,15 +29,24 @@ from moorage.model.stack import (
     PortMapping,
     ServiceSpec,
     StackSpec,
+    StackVolume,
     VolumeDecl,
 )
-from moorage.model.volume import VOLUME_NAME_RE
-from moorage.stackfile.document import At, ServiceDoc, StackDoc, VolumeDoc
+from moorage.model.volume import (
+    VOLUME_NAME_RE,
+    VolumeScope,
+    VolumeTopology,
+    driver_error,
+    volume_definition_errors,
+)
+from moorage.stackfile.document import At, ExternalDoc, OwnedDoc, ServiceDoc, StackDoc, VolumeDoc
 from moorage.stackfile.formats import FormatError, parse_affinity, parse_memory, parse_port, parse_strategy
 from moorage.stackfile.issues import Issues
 from moorage.stackfile.paths import key_path
 
 __all__ = [
+    "STACK_VOLUME_DRIVER",
+    "STACK_VOLUME_SCOPE",
     "ServiceDraft",
     "StackDraft",
     "declared_stack_name",
@@ -49,6 +59,11 @@ _IMAGE_RE = re.compile(r"\S+")
 
 T = TypeVar("T")
 V = TypeVar("V")
+
+STACK_VOLUME_SCOPE = VolumeScope.INSTANCE
+"""The scope of a stack's own volume that names none: one Docker volume per instance."""
+STACK_VOLUME_DRIVER = "local"
+"""The driver of a stack's own volume that names none: Docker's (and Compose's) default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +90,9 @@ def normalize(doc: StackDoc, issues: Issues, *, name: str | None, null_stack: bo
     """
     stack_name = _stack_name(doc, name, issues, null_stack=null_stack)
     services = tuple(_service(service, issues) for service in doc.services)
-    volumes = tuple(decl for decl in (_volume(volume, issues) for volume in doc.volumes) if decl is not None)
+    volumes = tuple(
+        decl for decl in (_volume(volume, stack_name, issues) for volume in doc.volumes) if decl is not None
+    )
     spec = StackSpec(
         name=stack_name,
         services=tuple(draft.spec for draft in services),
@@ -148,23 +165,71 @@ def _service(doc: ServiceDoc, issues: Issues) -> ServiceDraft:
     return ServiceDraft(spec=spec, path=doc.name.path, mounts=mounts, ports=ports, depends_on=doc.depends_on)
 
 
-def _volume(doc: VolumeDoc, issues: Issues) -> VolumeDecl | None:
+def _volume(doc: VolumeDoc, stack: str, issues: Issues) -> VolumeDecl | None:
     if VOLUME_NAME_RE.fullmatch(doc.alias.value) is None:
         issues.add(
             doc.alias.path,
             f"'{doc.alias.value}' cannot name a volume in mounts: use at least two characters, "
             "letters, digits, '_' or '-', starting with a letter or digit",
         )
-    external = doc.external_name
-    if external is None:
-        return None
-    if external.value != doc.alias.value and VOLUME_NAME_RE.fullmatch(external.value) is None:
+    if doc.external is not None:
+        return _external(doc.alias.value, doc.external, issues)
+    if doc.owned is not None:
+        return _owned(doc.alias.value, doc.owned, stack, issues)
+    return None
+
+
+def _external(alias: str, doc: ExternalDoc, issues: Issues) -> VolumeDecl:
+    name = doc.name
+    if name.value != alias and VOLUME_NAME_RE.fullmatch(name.value) is None:
         issues.add(
-            external.path,
-            f"'{external.value}' is not a valid volume name: use at least two characters, "
+            name.path,
+            f"'{name.value}' is not a valid volume name: use at least two characters, "
             "letters, digits, '_' or '-', starting with a letter or digit",
         )
-    return VolumeDecl(alias=doc.alias.value, external_name=external.value)
+    if doc.scope is not None and doc.scope.value not in {s.value for s in VolumeScope}:
+        issues.add(doc.scope.path, f"Unknown scope '{doc.scope.value}', must be one of grid, stack, instance")
+    if doc.driver is not None and (problem := driver_error(doc.driver.value)) is not None:
+        issues.add(doc.driver.path, problem)
+    return VolumeDecl(
+        alias=alias,
+        external_name=name.value,
+        expected_scope=doc.scope.value if doc.scope is not None else None,
+        expected_driver=doc.driver.value if doc.driver is not None else None,
+    )
+
+
+def _owned(alias: str, doc: OwnedDoc, stack: str, issues: Issues) -> VolumeDecl:
+    """A volume of the stack: checked as ``moorage volume create`` checks one, under the name it
+    gets in the grid (``<stack>_<alias>``)."""
+    volume = StackVolume(
+        scope=doc.scope.value if doc.scope is not None else STACK_VOLUME_SCOPE.value,
+        driver=doc.driver.value if doc.driver is not None else STACK_VOLUME_DRIVER,
+        driver_opts=doc.driver_opts,
+        labels=doc.labels,
+        topology=doc.topology.value if doc.topology is not None else None,
+    )
+    decl = VolumeDecl(alias=alias, owned=volume)
+    grid_name = decl.grid_volume(stack)
+    errors = volume_definition_errors(
+        grid_name,
+        volume.scope,
+        volume.driver,
+        dict(volume.driver_opts),
+        dict(volume.labels),
+        volume.topology or VolumeTopology.NODE,
+    )
+    errors.pop("name", None)  # the alias's own rule is reported above; the length below
+    if stack and VOLUME_NAME_RE.fullmatch(alias) and (problem := names.VOLUME.error(grid_name)):
+        issues.add(doc.path, f"{problem}: the stack's volume is named <stack>_<alias>; use a shorter alias")
+    errors |= names.label_map_errors(dict(volume.driver_opts), "driver_opts")
+    errors |= names.label_map_errors(dict(volume.labels), "labels")
+    at = {"scope": doc.scope, "driver": doc.driver, "topology": doc.topology}
+    for field_name, message in errors.items():
+        top, _, _ = field_name.partition(".")
+        found = at.get(top)
+        issues.add(found.path if found is not None else f"{doc.path}.{field_name}", message)
+    return decl
 
 
 def _mount(spec: str) -> Mount:

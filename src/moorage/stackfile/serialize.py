@@ -51,6 +51,21 @@ def _service_to_dict(service: ServiceSpec) -> dict[str, object]:
 
 
 def _volume_to_dict(decl: VolumeDecl) -> dict[str, object]:
-    if decl.external_name == decl.alias:
+    owned = decl.owned
+    if owned is not None:
+        data: dict[str, object] = {"scope": owned.scope, "driver": owned.driver}
+        if owned.driver_opts:
+            data["driver_opts"] = dict(owned.driver_opts)
+        if owned.labels:
+            data["labels"] = dict(owned.labels)
+        if owned.topology is not None:
+            data["topology"] = owned.topology
+        return data
+    stated = {
+        key: value
+        for key, value in (("scope", decl.expected_scope), ("driver", decl.expected_driver))
+        if value is not None
+    }
+    if decl.external_name == decl.alias and not stated:
         return {"external": True}
-    return {"external": {"name": decl.external_name}}
+    return {"external": {"name": decl.external_name, **stated}}

@@ -62,7 +62,7 @@ def load_service(document: dict[str, Any], key: Hashable | None = None) -> Store
     stored = StoredService(
         stack=stack.name,
         spec=stack.services[0],
-        volumes={decl.alias: decl.external_name for decl in stack.volumes},
+        volumes={decl.alias: decl.grid_volume(stack.name) for decl in stack.volumes},
     )
     if key is not None:
         if len(_loaded) >= _LOADED_KEPT:

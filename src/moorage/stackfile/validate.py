@@ -9,7 +9,7 @@ is the string ``"2"`` after interpolation) and are read as what they say.
 from __future__ import annotations
 
 from moorage.model.names import control_character_error
-from moorage.stackfile.document import At, ServiceDoc, StackDoc, VolumeDoc
+from moorage.stackfile.document import At, ExternalDoc, OwnedDoc, ServiceDoc, StackDoc, VolumeDoc
 from moorage.stackfile.fields import Fields, boolean, describe_value, string_keyed
 from moorage.stackfile.issues import Issues
 from moorage.stackfile.paths import ROOT, item_path, key_path
@@ -19,6 +19,7 @@ __all__ = [
     "EXTERNAL_KEYS",
     "MAX_INSTANCES",
     "MAX_SERVICES",
+    "OWNED_KEYS",
     "SERVICE_KEYS",
     "TOP_LEVEL_KEYS",
     "VOLUME_KEYS",
@@ -40,8 +41,9 @@ SERVICE_KEYS = (
     "cpus",
 )
 DEPLOY_KEYS = ("strategy",)
-VOLUME_KEYS = ("external",)
-EXTERNAL_KEYS = ("name",)
+OWNED_KEYS = ("scope", "driver", "driver_opts", "labels", "topology")
+VOLUME_KEYS = ("external", *OWNED_KEYS)
+EXTERNAL_KEYS = ("name", "scope", "driver")
 
 MAX_INSTANCES = 1000
 """The most instances one service may ask for."""
@@ -60,11 +62,16 @@ IMAGE_MISSING = "missing; every service needs an image to run, e.g. image: redis
 EXTERNAL_NAME_MISSING = "missing; give the name of the grid volume, e.g. external: {name: redis-data}"
 
 
-def only_external(alias: str) -> str:
+def owned_key_on_external(key: str, alias: str) -> str:
+    if key in ("scope", "driver"):
+        return (
+            f"an external volume is defined where it was created; to state the {key} this stack "
+            f"expects of it, write external: {{name: {alias}, {key}: ...}}, or remove external: "
+            "to make it a volume of this stack"
+        )
     return (
-        "only external volumes are supported: create the volume with "
-        f'"moorage volume create --scope instance --driver local {alias}" '
-        'and declare it here with "external: true"'
+        f"{key}: defines a volume of this stack, but this one is external (made with "
+        "'moorage volume create'); remove external: to make it the stack's own, or remove this key"
     )
 
 
@@ -213,34 +220,81 @@ def _environment_mapping(
 
 
 def _volumes(top: Fields, issues: Issues) -> tuple[VolumeDoc, ...]:
-    volumes = top.mapping_value("volumes", expected="a mapping of volume names to external: declarations")
+    volumes = top.mapping_value(
+        "volumes", expected="a mapping of volume names to declarations, e.g. data: {scope: instance}"
+    )
     if volumes is None:
         return ()
     docs = []
     for alias, entry in string_keyed(volumes, top.path("volumes"), issues).items():
         path = key_path(top.path("volumes"), alias)
-        docs.append(VolumeDoc(At(path, alias), _external_name(alias, entry, path, issues)))
+        docs.append(_volume(At(path, alias), entry, issues))
     return tuple(docs)
 
 
-def _external_name(alias: str, entry: object, path: str, issues: Issues) -> At[str] | None:
-    """The grid volume a top-level ``volumes:`` entry stands for."""
+def _volume(alias: At[str], entry: object, issues: Issues) -> VolumeDoc:
+    """A top-level ``volumes:`` entry: external (a grid volume made elsewhere) or the stack's own."""
+    path = alias.path
     if entry is None:
         entry = {}
     if not isinstance(entry, dict):
-        issues.add(path, f"must be a mapping such as external: true, not {describe_value(entry)}")
-        return None
+        issues.add(
+            path,
+            f"must be a mapping such as external: true or scope: instance, not {describe_value(entry)}",
+        )
+        return VolumeDoc(alias)
     fields = Fields(entry, path, VOLUME_KEYS, issues)
     external = fields.value("external")
     flag = boolean(external)
-    if flag is True:
-        return At(fields.path("external"), alias)
     if external is None or flag is False:
-        issues.add(fields.path("external"), only_external(alias))
-        return None
+        return VolumeDoc(alias, owned=_owned(fields, path, issues))
+    for key in OWNED_KEYS:
+        if fields.value(key) is not None:
+            issues.add(fields.path(key), owned_key_on_external(key, alias.value))
+    if flag is True:
+        return VolumeDoc(alias, external=ExternalDoc(At(fields.path("external"), alias.value)))
     if not isinstance(external, dict):
-        expected = "true or a mapping with name:"
+        expected = "true, false or a mapping with name:"
         issues.add(fields.path("external"), f"must be {expected}, not {describe_value(external)}")
-        return None
-    name_fields = Fields(external, fields.path("external"), EXTERNAL_KEYS, issues)
-    return name_fields.string_at("name", missing=EXTERNAL_NAME_MISSING)
+        return VolumeDoc(alias)
+    stated = Fields(external, fields.path("external"), EXTERNAL_KEYS, issues)
+    name = stated.string_at("name", missing=EXTERNAL_NAME_MISSING)
+    if name is None:
+        return VolumeDoc(alias)
+    return VolumeDoc(
+        alias, external=ExternalDoc(name, scope=stated.string_at("scope"), driver=stated.string_at("driver"))
+    )
+
+
+def _owned(fields: Fields, path: str, issues: Issues) -> OwnedDoc:
+    return OwnedDoc(
+        path=path,
+        scope=fields.string_at("scope"),
+        driver=fields.string_at("driver"),
+        driver_opts=_string_map(fields.value("driver_opts"), fields.path("driver_opts"), issues),
+        labels=_string_map(fields.value("labels"), fields.path("labels"), issues),
+        topology=fields.string_at("topology"),
+    )
+
+
+def _string_map(value: object, path: str, issues: Issues) -> tuple[tuple[str, str], ...]:
+    """A mapping of names to strings (``driver_opts:``, ``labels:``); numbers and booleans as text."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        issues.add(
+            path, f"must be a mapping of names to strings, e.g. type: nfs, not {describe_value(value)}"
+        )
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for key, item in string_keyed(value, path, issues).items():
+        key_at = key_path(path, key)
+        if isinstance(item, bool):
+            pairs.append((key, "true" if item else "false"))
+        elif isinstance(item, str | int | float):
+            pairs.append((key, str(item)))
+        elif item is None:
+            issues.add(key_at, f'has no value; write {key}: "" for an empty value')
+        else:
+            issues.add(key_at, f"must be a string, number or boolean, not {describe_value(item)}")
+    return tuple(pairs)

@@ -19,8 +19,9 @@ from moorage.model.deployment import SUPERSEDED
 from moorage.model.stack import full_service_id
 from moorage.model.states import InstanceState
 from moorage.store.instances import new_id
-from moorage.store.services import ServiceView, service_views
+from moorage.store.services import ServiceView, service_views, stored_service
 from moorage.store.tables import DeploymentRow, GridRow, InstanceRow, NodeRow, ServiceRow
+from moorage.store.volume_use import refresh_use
 
 __all__ = [
     "DeploymentSummary",
@@ -183,10 +184,14 @@ def superseded_by(session: Session, row: DeploymentRow) -> str | None:
 
 
 def remove_instances(session: Session, service_row_id: int, numbers: Collection[int]) -> set[str]:
-    """Remove these instances of a service (a scale-down); returns the nodes that ran them."""
+    """Remove these instances of a service (a scale-down); returns the nodes that ran them.
+    The volume instances they used stay, ``unused`` (``store/volume_use.py``)."""
     where = (InstanceRow.service_id == service_row_id, InstanceRow.number.in_(numbers))
     nodes = {n for n in session.scalars(select(InstanceRow.node_id).where(*where)) if n}
     session.execute(delete(InstanceRow).where(*where))
+    service = session.get(ServiceRow, service_row_id)
+    if service is not None:
+        refresh_use(session, service.grid_id, stored_service(service).grid_volumes)
     return nodes
 
 

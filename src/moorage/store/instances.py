@@ -8,17 +8,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from moorage.model.stack import full_service_id
 from moorage.model.states import InstanceState, VolumeInstanceState
-from moorage.protocol import InstanceStatus, VolumeStatus
+from moorage.protocol import DockerVolumeWire, InstanceStatus, VolumeStatus
 from moorage.store.placements import chunks
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = [
     "NodeVolumeInstance",
+    "apply_docker_volumes",
     "apply_instance_status",
     "apply_volume_status",
     "new_id",
@@ -161,6 +162,8 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
                 row.updated_at = now
                 changed += 1
             continue
+        if row.state == VolumeInstanceState.UNUSED:
+            continue  # a report made before it was released (unused ones are not in the desired state)
         state = _VOLUME_STATES[status.state]
         if (row.state, row.error) != (state, status.error):
             row.state = state
@@ -170,3 +173,30 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
     for part in chunks(gone):
         session.execute(delete(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(part)))
     return changed
+
+
+def apply_docker_volumes(session: Session, node_id: str, reported: Iterable[DockerVolumeWire] | None) -> int:
+    """Record the driver and options the node's engine has for each of its volume instances'
+    Docker volumes (by name on the node; one it does not list has none recorded); None: the
+    agent does not report them, and nothing changes. Only rows that differ are written."""
+    if reported is None:
+        return 0
+    engine = {volume.name: volume for volume in reported}
+    rows = session.execute(
+        select(
+            VolumeInstanceRow.id,
+            VolumeInstanceRow.name,
+            VolumeInstanceRow.reported_driver,
+            VolumeInstanceRow.reported_driver_opts,
+        ).where(VolumeInstanceRow.node_id == node_id)
+    ).tuples()
+    changes: list[dict[str, Any]] = []
+    for row_id, name, driver, opts in rows:
+        found = engine.get(name)
+        now_driver = found.driver if found is not None else None
+        now_opts = dict(found.options) if found is not None else None
+        if (driver, opts) != (now_driver, now_opts):
+            changes.append({"id": row_id, "reported_driver": now_driver, "reported_driver_opts": now_opts})
+    if changes:
+        session.execute(update(VolumeInstanceRow), changes)
+    return len(changes)

@@ -229,8 +229,15 @@ def _change_known(
     exist: ``{}`` when the node has it as it should, None when a new one must be inserted."""
     here = next((r for r in known if r.node_id == node_id), None)
     if here is not None:
-        if here.state in (VolumeInstanceState.MISSING, VolumeInstanceState.ERROR):
-            return {"id": here.id, "state": VolumeInstanceState.PENDING, "error": None, "updated_at": now}
+        if here.state in (VolumeInstanceState.MISSING, VolumeInstanceState.ERROR, VolumeInstanceState.UNUSED):
+            # (an unused one is used again: store/volume_use.py)
+            return {
+                "id": here.id,
+                "state": VolumeInstanceState.PENDING,
+                "error": None,
+                "unused_since": None,
+                "updated_at": now,
+            }
         return {}
     if volume.scope is not VolumeScope.INSTANCE:
         return None
@@ -252,6 +259,7 @@ def _change_known(
         "region": place.region,
         "state": VolumeInstanceState.PENDING,
         "error": None,
+        "unused_since": None,
         "updated_at": now,
     }
 

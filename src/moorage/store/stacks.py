@@ -15,9 +15,10 @@ from moorage.stackfile import stack_from_dict, stack_to_dict
 from moorage.stackfile.stored_service import service_document
 from moorage.store.grids import get_grid_row
 from moorage.store.removal import delete_found
-from moorage.store.services import ServiceView, list_services, save_service
+from moorage.store.services import ServiceView, list_services, save_service, stored_service
+from moorage.store.stack_volumes import check_external, ensure_own, remove_own
 from moorage.store.tables import GridRow, InstanceRow, ServiceRow, StackRevisionRow, StackRow
-from moorage.store.volumes import missing_volumes
+from moorage.store.volume_use import refresh_use
 
 __all__ = [
     "StackChange",
@@ -98,19 +99,22 @@ def _checked(session: Session, grid_row: GridRow, data: dict[str, Any], name: st
         raise InvalidInput.one(
             "name", "The stack name 'null' is reserved for stand-alone services; pick another"
         )
-    wanted = [decl.external_name for decl in spec.volumes]
-    missing = set(missing_volumes(session, grid_row, wanted))
-    errors = {
-        f"volumes.{decl.alias}.external": (
-            f"External volume {decl.external_name} not found; create it first with "
-            f"'moorage volume create --scope SCOPE --driver DRIVER {decl.external_name}'"
-        )
-        for decl in spec.volumes
-        if decl.external_name in missing
-    }
-    if errors:
-        raise InvalidInput(errors)
+    check_external(session, grid_row, spec)
     return spec
+
+
+def _volume_names(spec: StackSpec, rows: list[ServiceRow]) -> set[str]:
+    """The grid volumes a stack declares and those its stored services mount."""
+    names = {decl.grid_volume(spec.name) for decl in spec.volumes}
+    for row in rows:
+        names.update(stored_service(row).grid_volumes)
+    return names
+
+
+def _stack_services(session: Session, grid_row: GridRow, name: str) -> list[ServiceRow]:
+    return list(
+        session.scalars(select(ServiceRow).where(ServiceRow.grid_id == grid_row.id, ServiceRow.stack == name))
+    )
 
 
 def _save_services(session: Session, grid_row: GridRow, spec: StackSpec) -> list[int]:
@@ -158,6 +162,7 @@ def install_stack(
             "name",
             f"Stack {spec.name} already exists in grid {grid}; use 'moorage stack upgrade {spec.name} FILE'",
         )
+    ensure_own(session, grid_row, spec)
     now = datetime.now(UTC)
     row = StackRow(
         grid_id=grid_row.id,
@@ -170,28 +175,28 @@ def install_stack(
     session.add(row)
     session.flush()
     _revision(session, row, spec, source, now)
-    return StackChange(spec.name, 1, _save_services(session, grid_row, spec), set())
+    service_ids = _save_services(session, grid_row, spec)
+    refresh_use(session, grid_row.id, _volume_names(spec, []))  # a stack installed again uses its volumes
+    return StackChange(spec.name, 1, service_ids, set())
 
 
 def upgrade_stack(session: Session, grid: str, name: str, data: dict[str, Any], source: str) -> StackChange:
     grid_row = get_grid_row(session, grid)
     row = get_stack_row(session, grid_row, name)
     spec = _checked(session, grid_row, data, name)
+    ensure_own(session, grid_row, spec)
+    before = _stack_services(session, grid_row, name)
+    volumes = _volume_names(spec, before)  # what the services mounted before the upgrade too
     now = datetime.now(UTC)
     row.revision += 1
     row.spec = stack_to_dict(spec)
     row.updated_at = now
     _revision(session, row, spec, source, now)
     keep = {s.name for s in spec.services}
-    dropped = [
-        s
-        for s in session.scalars(
-            select(ServiceRow).where(ServiceRow.grid_id == grid_row.id, ServiceRow.stack == name)
-        )
-        if s.name not in keep
-    ]
-    touched = _drop_services(session, dropped)
-    return StackChange(name, row.revision, _save_services(session, grid_row, spec), touched)
+    touched = _drop_services(session, [s for s in before if s.name not in keep])
+    service_ids = _save_services(session, grid_row, spec)
+    refresh_use(session, grid_row.id, volumes)
+    return StackChange(name, row.revision, service_ids, touched)
 
 
 def stack_service_ids(session: Session, grid: str, name: str) -> list[int]:
@@ -207,8 +212,10 @@ def stack_service_ids(session: Session, grid: str, name: str) -> list[int]:
     return [rows[s.name] for s in deploy_order(spec.services) if s.name in rows]
 
 
-def remove_stack(session: Session, grid: str, name: str) -> set[str]:
-    """Remove the stack and its services (their containers go; volumes stay). Returns nodes to tell."""
+def remove_stack(session: Session, grid: str, name: str, *, volumes: bool = False) -> set[str]:
+    """Remove the stack and its services (their containers go; volumes stay, their volume
+    instances ``unused``); with ``volumes``, also the volumes the stack owns (never external
+    ones), whose Docker volumes their agents then delete. Returns the nodes to tell."""
     grid_row = get_grid_row(session, grid)
     row = get_stack_row(session, grid_row, name)
     # The stack's row first: a remove at the same time then finds nothing to delete (a 404, see
@@ -221,10 +228,13 @@ def remove_stack(session: Session, grid: str, name: str) -> set[str]:
         StackRow.grid_id == grid_row.id,
         StackRow.name == name,
     )
-    services = list(
-        session.scalars(select(ServiceRow).where(ServiceRow.grid_id == grid_row.id, ServiceRow.stack == name))
-    )
-    return _drop_services(session, services)
+    services = _stack_services(session, grid_row, name)
+    used = _volume_names(stack_from_dict(row.spec), services)
+    nodes = _drop_services(session, services)
+    refresh_use(session, grid_row.id, used)
+    if volumes:
+        nodes |= remove_own(session, grid_row, name)
+    return nodes
 
 
 def _stack_view(session: Session, row: StackRow, grid_row: GridRow) -> StackView:

@@ -225,13 +225,16 @@ class VolumeRow(Base):
     backup_schedule: Mapped[str | None] = mapped_column(String(100), default=None)
     backup_keep: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     backup_last_slot: Mapped[datetime | None] = mapped_column(default=None)
+    # the stack that declared it in its stack file and owns it (its name); None: ``volume create``
+    stack: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class VolumeInstanceRow(Base):
     """One real Docker volume on one node, made from a volume.
 
     ``state``: ``pending`` (recorded, the agent has not confirmed it), ``present``, ``missing``
-    (the engine no longer has it), ``error`` (see ``error``), ``removing`` (the volume was removed;
+    (the engine no longer has it), ``error`` (see ``error``), ``unused`` (no instance would use it,
+    since ``unused_since``), ``removing`` (the volume was removed, or the volume instance pruned;
     the agent deletes the Docker volume and then the row goes). ``volume_id`` is cleared when the
     volume is removed, so removal survives the definition.
     """
@@ -258,6 +261,13 @@ class VolumeInstanceRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # since when no instance would use it (state ``unused``, store/volume_use.py); None otherwise
+    unused_since: Mapped[datetime | None] = mapped_column(default=None)
+    # the driver and options its node's engine has for the Docker volume (None: not reported)
+    reported_driver: Mapped[str | None] = mapped_column(String(255), default=None)
+    reported_driver_opts: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True, default=None
+    )
 
 
 class EventRow(Base):

@@ -43,6 +43,7 @@ __all__ = [
     "get_volume_row",
     "list_volumes",
     "missing_volumes",
+    "named_pattern",
     "remove_volume",
     "services_using",
     "show_volume",
@@ -91,11 +92,24 @@ _VOLUME_FIELDS = select(
     _volumes.created_at,
     _volumes.updated_at,
     _volumes.topology,
+    _volumes.stack,
 )
 _VOLUMES = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
 _VOLUME = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id"), _volumes.name == bindparam("name"))
 _INSTANCES = (
-    select(_vis.volume_id, _vis.id, _vis.name, _nodes.name, _vis.zone, _vis.region, _vis.state, _vis.error)
+    select(
+        _vis.volume_id,
+        _vis.id,
+        _vis.name,
+        _nodes.name,
+        _vis.zone,
+        _vis.region,
+        _vis.state,
+        _vis.error,
+        _vis.unused_since,
+        _vis.reported_driver,
+        _vis.reported_driver_opts,
+    )
     .select_from(VolumeInstanceRow.__table__.join(NodeRow.__table__, _nodes.id == _vis.node_id))
     .order_by(_vis.name, _nodes.name)
 )
@@ -115,6 +129,7 @@ _VOLUME_KEY_FIELDS = (
     type_coerce(_volumes.created_at, String),
     type_coerce(_volumes.updated_at, String),
     _volumes.topology,
+    _volumes.stack,
 )
 _VOLUME_KEYS = (
     select(*_VOLUME_KEY_FIELDS).where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
@@ -150,6 +165,10 @@ class VolumeInstanceView:
     region: str | None
     state: str
     error: str | None
+    unused_since: datetime | None = None
+    # what its node's engine has (None: not reported yet); compared with the definition for drift
+    reported_driver: str | None = None
+    reported_driver_opts: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +184,7 @@ class VolumeView:
     instances: tuple[VolumeInstanceView, ...]
     services: tuple[str, ...]
     topology: str
+    stack: str | None = None  # the owning stack's name; None for a volume made by ``volume create``
 
 
 def create_volume(
@@ -177,10 +197,12 @@ def create_volume(
     driver_opts: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
     topology: str | None = None,
+    stack: str | None = None,
 ) -> VolumeView:
     """Record a volume definition. Without ``topology`` it gets its driver's default (``grid``
     when a node of the grid has the driver global, else ``node``), stored as the volume's own; a
-    topology wider than the nodes say the driver can honour is refused."""
+    topology wider than the nodes say the driver can honour is refused. ``stack``: the stack
+    that declares it and owns it (``store/stack_volumes.py``)."""
     conn = session.connection()
     grid_id, grid_name, existing = _grid_and_volume_id(conn, grid, name)
     driver_opts = dict(driver_opts or {})
@@ -205,6 +227,7 @@ def create_volume(
             "created_at": now,
             "updated_at": now,
             "topology": topology,
+            "stack": stack,
         },
     )
     # What reading the new row back would give: the values just written (timestamps keep their
@@ -222,6 +245,7 @@ def create_volume(
         instances=(),
         services=tuple(_users_of(conn, grid_id, grid_name, name)),
         topology=topology,
+        stack=stack,
     )
 
 
@@ -267,6 +291,13 @@ def _users(conn: Connection, grid_id: int, grid_name: str) -> dict[str, list[str
     return users
 
 
+def named_pattern(volume: str) -> str:
+    """A LIKE pattern every stored document that mounts ``volume`` matches: one holds the name
+    as written, except for a stack's own volume (``<stack>_<alias>``, ``model.stack``), which a
+    document holds as its alias and its stack's name; both contain what follows the first ``_``."""
+    return _like_pattern(volume.partition("_")[2] or volume)
+
+
 def _like_pattern(text: str) -> str:
     """A LIKE pattern (escape character ``/``) matching any string that contains ``text``."""
     return "%" + text.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
@@ -277,7 +308,7 @@ def _users_of(conn: Connection, grid_id: int, grid_name: str, volume: str) -> li
     its name: a document that mounts it holds the name as written (a mount's source, or an
     ``external: {name: ...}``; JSON writes letters, digits, '_' and '-' as they are), and LIKE
     only ever finds more (SQLite's ignores case), which ``_mounted_volumes`` then sorts out."""
-    params = {"grid_id": grid_id, "pattern": _like_pattern(volume)}
+    params = {"grid_id": grid_id, "pattern": named_pattern(volume)}
     return [
         full_service_id(grid_name, stack, name)
         for stack, name, text in conn.execute(_SERVICE_MOUNTS_NAMING, params).all()
@@ -317,11 +348,21 @@ def _instances(
 ) -> dict[int, tuple[VolumeInstanceView, ...]]:
     """Volume id -> its volume instances, by Docker volume name then node name."""
     found: dict[int, list[VolumeInstanceView]] = {}
-    for volume_id, vi_id, vi_name, node, zone, region, state, error in conn.execute(query, params).all():
+    for row in conn.execute(query, params).all():
+        volume_id, vi_id, vi_name, node, zone, region, state, error, since, driver, opts = row
         if volume_id is not None:
             found.setdefault(volume_id, []).append(
                 VolumeInstanceView(
-                    id=vi_id, name=vi_name, node=node, zone=zone, region=region, state=state, error=error
+                    id=vi_id,
+                    name=vi_name,
+                    node=node,
+                    zone=zone,
+                    region=region,
+                    state=state,
+                    error=error,
+                    unused_since=since,
+                    reported_driver=driver,
+                    reported_driver_opts=None if opts is None else {str(k): str(v) for k, v in opts.items()},
                 )
             )
     return {volume_id: tuple(views) for volume_id, views in found.items()}
@@ -333,7 +374,7 @@ def _view(
     instances: Mapping[int, tuple[VolumeInstanceView, ...]],
     users: Mapping[str, list[str]],
 ) -> VolumeView:
-    volume_id, name, scope, driver, driver_opts, labels, created_at, updated_at, topology = row
+    volume_id, name, scope, driver, driver_opts, labels, created_at, updated_at, topology, stack = row
     return VolumeView(
         grid=grid_name,
         name=name,
@@ -346,6 +387,7 @@ def _view(
         instances=instances.get(volume_id, ()),
         services=tuple(users.get(name, [])),
         topology=topology,
+        stack=stack,
     )
 
 

@@ -32,7 +32,9 @@ from moorage.store.services import (
     remove_service,
     scale_service,
     service_view,
+    stored_service,
 )
+from moorage.store.volume_use import refresh_use
 
 __all__ = ["router"]
 
@@ -123,10 +125,14 @@ async def scale(
 async def remove(
     grid: GridPath, stack: StackPath, name: ServicePath, state: State, actor: Actor
 ) -> dict[str, str]:
-    """Remove a stand-alone service and its containers; its volumes and their data stay."""
+    """Remove a stand-alone service and its containers; its volumes and their data stay (their
+    volume instances ``unused``)."""
 
     def work(session: Session) -> set[str]:
-        nodes = remove_service(session, get_service_row(session, get_grid_row(session, grid), stack, name))
+        row = get_service_row(session, get_grid_row(session, grid), stack, name)
+        volumes = stored_service(row).grid_volumes
+        nodes = remove_service(session, row)
+        refresh_use(session, row.grid_id, volumes)
         record_action(
             session,
             grid,

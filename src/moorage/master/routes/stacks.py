@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Query
 from sqlalchemy.orm import Session
 
 from moorage.master.auth import Actor
@@ -118,16 +121,25 @@ async def show(grid: GridPath, name: StackPath, state: State) -> StackOut:
 
 
 @router.delete("/{grid}/{name}")
-async def remove(grid: GridPath, name: StackPath, state: State, actor: Actor) -> dict[str, str]:
-    """Remove the stack and its containers; its volumes and their data stay."""
+async def remove(
+    grid: GridPath,
+    name: StackPath,
+    state: State,
+    actor: Actor,
+    volumes: Annotated[
+        bool,
+        Query(description="Also remove the volumes the stack owns, and their data (never external ones)"),
+    ] = False,
+) -> dict[str, str]:
+    """Remove the stack and its containers; its volumes and their data stay, unless ``volumes``."""
 
     def work(session: Session) -> set[str]:
-        nodes = remove_stack(session, grid, name)
+        nodes = remove_stack(session, grid, name, volumes=volumes)
         record_action(
             session,
             grid,
             EventKind.STACK_REMOVED,
-            f"stack {name} removed (its volumes stay)",
+            f"stack {name} removed" + (" with its own volumes" if volumes else " (its volumes stay)"),
             actor,
             stack=name,
         )

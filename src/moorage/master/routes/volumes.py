@@ -12,17 +12,29 @@ the grid's kept body while the store has not changed since it was built.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import Request, Response
 from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
 from moorage.master.auth import Actor
 from moorage.master.routing import api_router
-from moorage.master.schemas import GridPath, VolumeCreate, VolumeList, VolumeOut, VolumePath
+from moorage.master.schemas import (
+    GridPath,
+    PrunedOut,
+    VolumeCreate,
+    VolumeList,
+    VolumeOut,
+    VolumePath,
+    VolumePruneIn,
+    VolumePruneOut,
+)
 from moorage.master.state import State
 from moorage.master.user_actions import record_action
 from moorage.master.volume_lists import VolumeLists, volume_json
 from moorage.model.events import EventKind
+from moorage.store.volume_use import prune_unused
 from moorage.store.volumes import VolumeView, create_volume, remove_volume, show_volume
 
 __all__ = ["router"]
@@ -64,6 +76,25 @@ async def create(grid: GridPath, body: VolumeCreate, state: State, actor: Actor)
 
     view = await state.db.run(work)
     return Response(volume_json(view), status_code=201, media_type=JSON)
+
+
+@router.post("/{grid}/unused/prune", response_model=VolumePruneOut)
+async def prune(grid: GridPath, body: VolumePruneIn, state: State) -> VolumePruneOut:
+    """Remove the volume instances no instance would use (state ``unused``), or with ``dry_run``
+    say which; their agents delete the Docker volumes (only those labelled as them)."""
+    older = timedelta(seconds=body.older_than) if body.older_than is not None else None
+    pruned, nodes = await state.db.run(
+        lambda session: prune_unused(
+            session, grid, volume=body.volume, older_than=older, dry_run=body.dry_run
+        )
+    )
+    await state.hub.push_desired(nodes)
+    return VolumePruneOut(
+        dry_run=body.dry_run,
+        pruned=[
+            PrunedOut(volume=p.volume, name=p.name, node=p.node, unused_since=p.unused_since) for p in pruned
+        ],
+    )
 
 
 @router.get("/{grid}/{name}", response_model=VolumeOut)
