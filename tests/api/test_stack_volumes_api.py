@@ -183,6 +183,12 @@ def test_stack_rm_keeps_the_stacks_volumes_and_with_volumes_removes_only_its_own
         assert response.status_code == 200, response.text
         assert sorted(volumes(client, grid)) == ["b_data", "cache"]
         assert stacks(client, grid) == ["b"]
+        # a stack removed before: its volumes, kept then, can still go with it
+        assert client.delete(f"/v1/stacks/{grid}/b").status_code == 200
+        assert client.delete(f"/v1/stacks/{grid}/b", params={"volumes": "true"}).status_code == 200
+        assert sorted(volumes(client, grid)) == ["cache"]
+        gone = client.delete(f"/v1/stacks/{grid}/b", params={"volumes": "true"})
+        assert gone.status_code == 404 and "Stack b not found" in gone.text
 
 
 def test_prune_checks_what_it_is_given(master: MasterProcess, grid: str) -> None:
@@ -198,6 +204,8 @@ def test_prune_checks_what_it_is_given(master: MasterProcess, grid: str) -> None
             {"older_than": 1e300},
             {"volume": "a/b"},
             {"dry_run": "maybe"},
+            {"dry_run": 0},
+            {"older_than": "7"},
             {"x": 1},
         ):
             response = client.post(f"/v1/volumes/{grid}/unused/prune", json=body)

@@ -362,9 +362,10 @@ class VolumePruneIn(_In):
         default=None,
         ge=0,
         le=PRUNE_OLDER_THAN_MAX,
+        strict=True,
         description="Only those unused for longer than this many seconds",
     )
-    dry_run: bool = Field(default=False, description="Say what would be removed; remove nothing")
+    dry_run: bool = Field(default=False, strict=True, description="Say what would be removed; remove nothing")
 
 
 class PrunedOut(BaseModel):

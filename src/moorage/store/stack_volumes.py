@@ -142,9 +142,10 @@ def _update(decl: VolumeDecl, row: VolumeRow, now: datetime) -> None:
         row.updated_at = now
 
 
-def remove_own(session: Session, grid_row: GridRow, stack: str) -> set[str]:
+def remove_own(session: Session, grid_row: GridRow, stack: str) -> tuple[list[str], set[str]]:
     """Remove every volume stack ``stack`` owns (``volume rm``'s rules: refused while a service
-    uses one); their Docker volumes are deleted by their agents. Returns the nodes to tell."""
+    uses one); their Docker volumes are deleted by their agents. Returns the volumes removed
+    and the nodes to tell."""
     names = session.scalars(
         select(VolumeRow.name)
         .where(VolumeRow.grid_id == grid_row.id, VolumeRow.stack == stack)
@@ -153,4 +154,4 @@ def remove_own(session: Session, grid_row: GridRow, stack: str) -> set[str]:
     nodes: set[str] = set()
     for name in names:
         nodes |= remove_volume(session, grid_row.name, name)
-    return nodes
+    return list(names), nodes

@@ -215,8 +215,18 @@ def stack_service_ids(session: Session, grid: str, name: str) -> list[int]:
 def remove_stack(session: Session, grid: str, name: str, *, volumes: bool = False) -> set[str]:
     """Remove the stack and its services (their containers go; volumes stay, their volume
     instances ``unused``); with ``volumes``, also the volumes the stack owns (never external
-    ones), whose Docker volumes their agents then delete. Returns the nodes to tell."""
+    ones), whose Docker volumes their agents then delete: those of a stack removed before too.
+    Returns the nodes to tell."""
     grid_row = get_grid_row(session, grid)
+    if (
+        volumes
+        and session.scalar(select(StackRow.id).where(StackRow.grid_id == grid_row.id, StackRow.name == name))
+        is None
+    ):
+        removed, nodes = remove_own(session, grid_row, name)  # removed before, its volumes kept
+        if not removed:
+            raise NotFound(_no_stack(grid_row, name))
+        return nodes
     row = get_stack_row(session, grid_row, name)
     # The stack's row first: a remove at the same time then finds nothing to delete (a 404, see
     # store/removal.py), and the services read after it are all the stack's, as it was last changed.
@@ -233,7 +243,7 @@ def remove_stack(session: Session, grid: str, name: str, *, volumes: bool = Fals
     nodes = _drop_services(session, services)
     refresh_use(session, grid_row.id, used)
     if volumes:
-        nodes |= remove_own(session, grid_row, name)
+        nodes |= remove_own(session, grid_row, name)[1]
     return nodes
 
 
