@@ -383,6 +383,10 @@ class BackupVolume(_Msg):
     docker_volume: str
     host: str  # restic --host: one per volume instance (model/backup.restic_host)
     tags: list[str] = Field(default_factory=list)
+    # the last backup of this Docker volume: restic's parent, and its manifest, whose entries the
+    # agent keeps for the files restic found unchanged (only the others are read again)
+    parent: str | None = None
+    parent_manifest: list[Any] | None = None
 
 
 class BackupRun(_Msg):

@@ -12,7 +12,7 @@ import pytest
 
 from moorage.errors import InvalidInput
 from moorage.model.backup import RetentionPolicy, repository_error, schedule_error
-from moorage.restic.output import Failure, Progress, Summary, parse_line
+from moorage.restic.output import Failure, Progress, Summary, Unchanged, parse_line
 from moorage.store.backups import due_backups, mark_slot, set_schedule
 from moorage.store.database import Database
 from moorage.store.grids import create_grid, get_grid_row
@@ -80,6 +80,11 @@ def test_restic_backup_json_lines() -> None:
     assert parse_line('{"message_type":"error","error":{"message":"denied"},"item":"/volume/x"}') == Failure(
         "/volume/x: denied"
     )
+    assert parse_line(
+        '{"message_type":"verbose_status","action":"unchanged","item":"/volume/a/b"}'
+    ) == Unchanged("a/b")
+    assert parse_line('{"message_type":"verbose_status","action":"new","item":"/volume/c"}') is None
+    assert parse_line('{"message_type":"verbose_status","action":"unchanged","item":"/volume/d/"}') is None
     assert parse_line("not json") is None
 
 

@@ -28,19 +28,19 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from moorage.agent import pause_watchdog, volume_manifest
 from moorage.agent.engine import DockerHelpers, DockerJobs, Engine, EngineError, exec_output
 from moorage.agent.restic_image import helper_image
-from moorage.agent.volume_data import VolumeData
+from moorage.agent.volume_data import MOUNT, VolumeData
 from moorage.errors import MoorageError
 from moorage.model.backup import SNAPSHOT_PATH, is_local_repository, local_path
 from moorage.model.docker_labels import BACKUP_JOB
 from moorage.protocol import BackupRun, JobDone, JobProgress, RepositoryWire, RestoreRun, SnapshotTaken
-from moorage.restic.output import Failure, Progress, Summary, parse_line
+from moorage.restic.output import Failure, Progress, Summary, Unchanged, parse_line
 
 __all__ = ["AgentBackups", "Held"]
 
@@ -114,10 +114,48 @@ class AgentBackups:
                 f"restored {now.describe() if now else 'nothing'}"
             )
 
-    def _manifest(self, docker_volume: str) -> list[Any]:
-        found = self._volume_data().manifest(docker_volume)
+    def _manifest(
+        self, docker_volume: str, parent: list[Any] | None = None, unchanged: frozenset[str] = frozenset()
+    ) -> list[Any]:
+        """The manifest of the volume's data. After an incremental backup, the entries of the files
+        restic found unchanged since its parent (same size, mtime, ctime, inode) are the parent's;
+        only the other paths are read (their data and metadata, through a tar stream)."""
+        data = self._volume_data()
+        if parent is None or not unchanged:
+            found = data.manifest(docker_volume)
+        else:
+            before = volume_manifest.from_json(json.dumps(parent).encode())
+            paths = self._paths(data, docker_volume)
+            kept = {
+                p: before[p] for p in paths if p in unchanged and p in before and before[p].kind == "file"
+            }
+            found = {**kept, **data.manifest(docker_volume, [p for p in paths if p not in kept])}
         rows: list[Any] = json.loads(volume_manifest.to_json(found))
         return rows
+
+    def _paths(self, data: VolumeData, docker_volume: str) -> list[str]:
+        """Every path in the volume (``.`` for its root), from ``find`` in a helper."""
+        with data.helper(docker_volume, read_only=True) as container:
+            session = self.helpers.open_exec(
+                container, ["find", MOUNT, "-xdev", "-print0"], tty=False, stdin=False
+            )
+            out = bytearray()
+            try:
+                while (item := session.read()) is not None:
+                    if item[0] == 1:
+                        out += item[1]
+            finally:
+                session.close()
+            if session.exit_code() not in (0, None):
+                raise JobFailed(f"listing the files of {docker_volume} failed")
+        paths = []
+        for raw in bytes(out).split(b"\0"):
+            name = raw.decode("utf-8", errors="surrogateescape")
+            if name == MOUNT:
+                paths.append(".")
+            elif name.startswith(MOUNT + "/"):
+                paths.append(name[len(MOUNT) + 1 :])
+        return paths
 
     @staticmethod
     def sweep(engine: Engine) -> int:
@@ -209,16 +247,19 @@ class AgentBackups:
         )
 
     def _restic_backup(
-        self, msg: BackupRun, folder: Path, docker_volume: str, host: str, tags: list[str]
+        self, msg: BackupRun, folder: Path, docker_volume: str, host: str, tags: list[str], parent: str | None
     ) -> Summary:
         mounts, env, network = self._restic_setup(msg.repository, folder)
         mounts.append({"type": "volume", "source": docker_volume, "target": SNAPSHOT_PATH, "read_only": True})
-        command = ["/usr/bin/restic", "backup", "--json", "--host", host]
+        command = ["/usr/bin/restic", "backup", "--json", "--verbose", "--host", host]
+        if parent is not None:
+            command += ["--parent", parent]
         for tag in tags:
             command += ["--tag", tag]
         command.append(SNAPSHOT_PATH)
         container = self._helper(msg.job, command, mounts, env, network)
         summary: Summary | None = None
+        unchanged: set[str] = set()
         failures: list[str] = []
         other: list[str] = []
         last = 0.0
@@ -229,6 +270,8 @@ class AgentBackups:
                 if isinstance(parsed, Progress) and time.monotonic() - last >= PROGRESS_EVERY:
                     last = time.monotonic()
                     self._progress(msg.job, parsed)
+                elif isinstance(parsed, Unchanged):
+                    unchanged.add(parsed.path)
                 elif isinstance(parsed, Summary):
                     summary = parsed
                 elif isinstance(parsed, Failure):
@@ -241,7 +284,7 @@ class AgentBackups:
         if code != 0 or summary is None:
             said = "; ".join((failures + other)[-3:]) or f"exit status {code}"
             raise JobFailed(f"restic backup of {docker_volume} failed: {said}")
-        return summary
+        return replace(summary, unchanged=frozenset(unchanged))
 
     def _progress(self, job: str, progress: Progress) -> None:
         self.send(
@@ -261,9 +304,11 @@ class AgentBackups:
         with self._quiesced(msg):
             for volume in msg.volumes:
                 began = time.monotonic()
-                summary = self._restic_backup(msg, folder, volume.docker_volume, volume.host, volume.tags)
+                summary = self._restic_backup(
+                    msg, folder, volume.docker_volume, volume.host, volume.tags, volume.parent
+                )
                 read = time.monotonic()
-                manifest = self._manifest(volume.docker_volume)  # in the same window: the same data
+                manifest = self._manifest(volume.docker_volume, volume.parent_manifest, summary.unchanged)
                 log.info(
                     "job %s: %s backed up in %.2fs (%d files, %d bytes added), manifest in %.2fs",
                     msg.job,

@@ -183,6 +183,9 @@ class BackupJobs:
                 groups.setdefault(key, []).append(target)
             now = datetime.now(UTC)
             made = []
+            parents = {
+                t.docker_volume: store.parent_backup(session, grid_row.id, t.docker_volume) for t in targets
+            }
             for (node_id, _), members in groups.items():
                 job_id = store.new_job_id()
                 run = BackupRun(
@@ -200,6 +203,8 @@ class BackupJobs:
                                 time=now,
                                 group=job_id,
                             ),
+                            parent=(parents[t.docker_volume] or (None, None))[0],
+                            parent_manifest=(parents[t.docker_volume] or (None, None))[1],
                         )
                         for t in members
                     ],

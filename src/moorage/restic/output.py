@@ -7,7 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Progress", "Summary", "parse_line"]
+from moorage.model.backup import SNAPSHOT_PATH
+
+__all__ = ["Failure", "Progress", "Summary", "Unchanged", "parse_line"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,14 @@ class Summary:
     files_new: int
     files_changed: int
     duration: float
+    unchanged: frozenset[str] = frozenset()  # files (paths in the volume) found as in the parent
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """``--verbose``: a file restic found as it was in the parent snapshot (path in the volume)."""
+
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +49,7 @@ def _int(doc: dict[str, Any], key: str) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def parse_line(line: str) -> Progress | Summary | Failure | None:
+def parse_line(line: str) -> Progress | Summary | Unchanged | Failure | None:
     """One line of ``restic backup --json``; None for what is neither progress, summary nor error."""
     try:
         doc = json.loads(line)
@@ -55,6 +65,15 @@ def parse_line(line: str) -> Progress | Summary | Failure | None:
             files_done=_int(doc, "files_done"),
             files_total=_int(doc, "total_files"),
         )
+    if kind == "verbose_status":
+        item = str(doc.get("item") or "")
+        if (
+            doc.get("action") == "unchanged"
+            and item.startswith(SNAPSHOT_PATH + "/")
+            and not item.endswith("/")
+        ):
+            return Unchanged(item[len(SNAPSHOT_PATH) + 1 :])
+        return None
     if kind == "summary":
         return Summary(
             snapshot=str(doc.get("snapshot_id") or ""),

@@ -271,6 +271,23 @@ def list_backups(session: Session, grid: str, volume: str | None = None) -> list
     return [_backup_view(row, grid) for row in rows]
 
 
+def parent_backup(session: Session, grid_id: int, docker_volume: str) -> tuple[str, list[Any]] | None:
+    """The newest backup of a Docker volume that has a manifest: (its id, the manifest's rows)."""
+    row = session.scalar(
+        select(BackupRow)
+        .where(
+            BackupRow.grid_id == grid_id,
+            BackupRow.docker_volume == docker_volume,
+            BackupRow.manifest.is_not(None),
+        )
+        .order_by(BackupRow.time.desc())
+        .limit(1)
+    )
+    if row is None or not isinstance(row.manifest, dict) or not isinstance(row.manifest.get("rows"), list):
+        return None
+    return row.id, list(row.manifest["rows"])
+
+
 def last_backups(session: Session, grid_id: int, volume: str) -> tuple[BackupRow | None, BackupRow | None]:
     """The volume's newest backup and its newest verified (or failed to verify) one."""
     base = select(BackupRow).where(BackupRow.grid_id == grid_id, BackupRow.volume == volume)
