@@ -73,12 +73,12 @@ class RestoreIn(_In):
 
 class ForgetIn(_In):
     volume: VolumeName
-    keep_last: int = Field(default=0, ge=0, le=100000)
-    keep_hourly: int = Field(default=0, ge=0, le=100000)
-    keep_daily: int = Field(default=0, ge=0, le=100000)
-    keep_weekly: int = Field(default=0, ge=0, le=100000)
-    keep_monthly: int = Field(default=0, ge=0, le=100000)
-    keep_yearly: int = Field(default=0, ge=0, le=100000)
+    keep_last: int = Field(default=0, ge=0, le=100000, strict=True)
+    keep_hourly: int = Field(default=0, ge=0, le=100000, strict=True)
+    keep_daily: int = Field(default=0, ge=0, le=100000, strict=True)
+    keep_weekly: int = Field(default=0, ge=0, le=100000, strict=True)
+    keep_monthly: int = Field(default=0, ge=0, le=100000, strict=True)
+    keep_yearly: int = Field(default=0, ge=0, le=100000, strict=True)
     dry_run: bool = False
 
 

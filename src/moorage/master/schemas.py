@@ -443,7 +443,7 @@ class ServiceCreate(_In):
 
 
 class ScaleIn(_In):
-    instances: int = Field(ge=0)
+    instances: int = Field(ge=0, strict=True)  # a JSON boolean is no count
 
 
 class InstanceOut(BaseModel):
