@@ -108,6 +108,8 @@ def test_a_node_going_offline_turns_its_row_red(
         assert _reddish(_rgb(page, 'tr.node[data-node="node-a"]'))
         assert not _reddish(_rgb(page, 'tr.node[data-node="node-b"]'))  # the other stays as it was
         expect(page.locator('tr.node[data-node="node-b"] td.state')).to_contain_text("online")
+        offline = page.locator('#events tr.event[data-kind="node.offline"]')
+        expect(offline).to_contain_text("node node-a offline: its connection closed", timeout=SOON)
         _shot(page, artifacts, "2-node-a-offline")
 
 
@@ -160,6 +162,24 @@ def test_a_volume_instance_appears_under_its_node_after_a_deploy(
         expect(page.locator('#stacks [data-service$="/shop/db"] tr.instance')).to_contain_text("running")
         copy.scroll_into_view_if_needed()
         _shot(page, artifacts, "2-volume-map-after-deploy")
+
+        # the events feed, live too: newest first, what the deploy did and who asked for it
+        events = page.locator("#events")
+        made = events.locator('tr.event[data-kind="volume_instance.created"]')
+        expect(made).to_contain_text(
+            f"volume instance {placed['name']} of volume shop-data created", timeout=SOON
+        )
+        expect(made).to_contain_text(f"on node {placed['node']}")
+        expect(events.locator('tr.event[data-kind="deployment.succeeded"]')).to_contain_text(
+            "of stack shop succeeded", timeout=SOON
+        )
+        installed = events.locator('tr.event[data-kind="stack.installed"]')
+        expect(installed).to_contain_text("stack shop installed")
+        expect(installed.locator("td").last).to_have_text("admin")
+        kinds = events.locator("tr.event").evaluate_all("rows => rows.map(r => r.dataset.kind)")
+        assert kinds.index("deployment.succeeded") < kinds.index("stack.installed")  # newest first
+        events.scroll_into_view_if_needed()
+        _shot(page, artifacts, "3-events-after-deploy")
 
 
 EVIL = "<b>bold</b><script>document.title='pwned'</script>"

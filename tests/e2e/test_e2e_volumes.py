@@ -128,6 +128,7 @@ def test_three_instances_get_three_volumes_that_stay_with_them(bed: Bed, tmp_pat
         assert [m["Name"] for m in container["container"].attrs["Mounts"]] == [volume]
         container["container"].exec_run(["sh", "-c", f"echo {n} > /data/who"])
     assert sorted(homes.values()) == list(NODES)
+    _events_show_the_volume_instances_made(bed, name, homes)
     bed.ok("stack", "deploy", name)
     bed.ok("service", "scale", f"{name}/app", "3")
     again = containers(bed, f"testbed/{name}/app")
@@ -142,6 +143,38 @@ def test_three_instances_get_three_volumes_that_stay_with_them(bed: Bed, tmp_pat
     ]
     bed.ok("stack", "rm", "--force", name)
     bed.ok("volume", "rm", "--force", f"{name}-data")
+
+
+def _events(bed: Bed, *args: str) -> list[dict]:
+    return [json.loads(line) for line in bed.ok("events", "--json", *args).splitlines()]
+
+
+def _events_show_the_volume_instances_made(bed: Bed, name: str, homes: dict[int, str]) -> None:
+    """``moorage events --volume V``: the volume's creation by the admin token, then each volume
+    instance recorded on its node and made there by its engine (the agent's report)."""
+    volume = f"{name}-data"
+    made = {f"{name}.app.{volume}-{n}": node for n, node in homes.items()}
+
+    def present() -> list[dict]:
+        found = _events(bed, "--volume", volume)
+        reported = {e["volume_instance"] for e in found if e["kind"] == "volume_instance.state"}
+        return found if len(reported) == 3 else []
+
+    found = wait_until(present, 30, "the agents' reports of the Docker volumes in the events", interval=0.5)
+    assert (found[0]["kind"], found[0]["actor"], found[0]["volume"]) == ("volume.created", "admin", volume)
+    created = [e for e in found if e["kind"] == "volume_instance.created"]
+    assert sorted((e["message"].split()[2], e["node"]) for e in created) == sorted(made.items())
+    states = [e for e in found if e["kind"] == "volume_instance.state"]
+    assert all(e["message"].endswith("pending -> present") for e in states), states
+    assert {e["volume_instance"] for e in states} == {e["volume_instance"] for e in created}
+    assert all(e["time"] and e["cursor"] for e in found)
+    lines = bed.ok("events", "--volume", volume).splitlines()  # for people: a line each
+    assert any("volume_instance.created" in line and f"{name}.app.{volume}-1" in line for line in lines)
+    # the instances' transitions, by stack and by node
+    running = [e for e in _events(bed, "--stack", name, "--kind", "instance") if "-> running" in e["message"]]
+    assert sorted(e["instance"] for e in running) == [1, 2, 3]
+    on_node = _events(bed, "--node", homes[1], "--kind", "volume_instance")
+    assert {e["node"] for e in on_node} == {homes[1]}
 
 
 def test_services_land_only_where_their_volume_driver_is(bed: Bed, name: str) -> None:

@@ -183,9 +183,10 @@ def _kinds(plans: list[ServicePlan]) -> list[str]:
 # may use (none when they mount no volume).
 PLAN_FRESH_SNAPSHOT = 6
 PLAN_KEPT_SNAPSHOT = 5
-# write_placements of placed instances: volume instances by name, their INSERT, the instances
-# that exist, the instance INSERT (or UPDATE).
-BATCH_NEW_VOLUMES = 4
+# write_placements of placed instances: volume instances by name, their INSERT, one INSERT of
+# their events (volume_instance.created, store/events.py: all of a batch's at once), the
+# instances that exist, the instance INSERT (or UPDATE).
+BATCH_NEW_VOLUMES = 5
 
 
 def test_statements_per_deployment_stay_as_they_were(

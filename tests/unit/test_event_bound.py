@@ -1,6 +1,6 @@
 """The events' bound (store/events.py) on a real SQLite file: a grid keeps its newest ``kept``
 events (plus at most a tenth of the bound between prunes), pruning one grid leaves the others,
-a restarted master keeps the bound from its first write, and a rolled-back change leaves no
+a master prunes every grid at start, and a rolled-back change leaves no
 event and wakes no follower."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from moorage.model.events import EventKind
 from moorage.store.database import Database
-from moorage.store.events import EventFilter, NewEvent, event_page, record_events
+from moorage.store.events import EventFilter, NewEvent, event_page, prune_all_events, record_events
 from moorage.store.grids import create_grid, get_grid_row
 from moorage.store.tables import EventRow
 
@@ -71,16 +71,21 @@ def test_the_masters_own_events_are_bounded_too(db: Database) -> None:
     assert KEPT <= _count(db, None) < KEPT + db.events.prune_every + 10
 
 
-def test_a_restarted_master_prunes_at_its_first_write(db: Database) -> None:
-    a = _grid_id(db, "a")
+def test_a_master_prunes_every_grid_at_start(db: Database) -> None:
+    a, b = _grid_id(db, "a"), _grid_id(db, "b")
     roomy = Database(db.url, events_kept=1000)  # a master that kept more, before a restart
     try:
+        _write(roomy, None, 0, KEPT + 1)
+        _write(roomy, b, 0, 3)
         _write(roomy, a, 0, KEPT + 3)
     finally:
         roomy.dispose()
-    assert _count(db, a) == KEPT + 3
-    _write(db, a, KEPT + 3, 1)  # this master's first write to grid a prunes it
-    assert _count(db, a) == KEPT
+    with db.session() as session:  # as moorage master does at start
+        prune_all_events(session, db.events.kept)
+    assert (_count(db, a), _count(db, None), _count(db, b)) == (KEPT, KEPT, 3)
+    with db.session() as session:
+        newest = event_page(session, a, "a", EventFilter(), limit=1)
+    assert [e.message for e in newest.events] == [f"e{KEPT + 2}"]
 
 
 def test_a_rolled_back_change_leaves_no_event_and_wakes_no_one(db: Database) -> None:

@@ -233,7 +233,11 @@ class AgentHub:
             if conn is not None and self.connections.get(conn.node_id) is conn:
                 del self.connections[conn.node_id]
                 await to_thread.run_sync(
-                    self._set_status, conn.node_id, NodeStatus.OFFLINE, conn.last_seen_at
+                    self._set_status,
+                    conn.node_id,
+                    NodeStatus.OFFLINE,
+                    conn.last_seen_at,
+                    "its connection closed",
                 )
                 log.info("node %s (%s) offline: connection closed", conn.name, conn.node_id)
                 await self._lost_jobs(conn)
@@ -362,7 +366,11 @@ class AgentHub:
                 del self.connections[conn.node_id]
                 self.relay.connection_lost(conn, f"node {conn.name} went offline (missed heartbeats)")
                 await to_thread.run_sync(
-                    self._set_status, conn.node_id, NodeStatus.OFFLINE, conn.last_seen_at
+                    self._set_status,
+                    conn.node_id,
+                    NodeStatus.OFFLINE,
+                    conn.last_seen_at,
+                    f"no heartbeat for {self.settings.node_timeout:g}s",
                 )
                 with contextlib.suppress(Exception):
                     await conn.websocket.close(code=1001, reason="missed heartbeats")
@@ -408,6 +416,6 @@ class AgentHub:
                 + apply_docker_volumes(session, node_id, msg.docker_volumes)
             )
 
-    def _set_status(self, node_id: str, status: NodeStatus, last_seen_at: datetime) -> None:
+    def _set_status(self, node_id: str, status: NodeStatus, last_seen_at: datetime, why: str) -> None:
         with self.db.session() as session:
-            set_status(session, node_id, status, last_seen_at)
+            set_status(session, node_id, status, last_seen_at, why)

@@ -106,7 +106,9 @@ class _GridViews:
             node = self.views.get(node_id)
             if node is None:
                 return None
-            found = self.places[node_id] = NodePlace(node.zone, node.drivers, node.labels.get(REGION_LABEL))
+            found = self.places[node_id] = NodePlace(
+                node.zone, node.drivers, node.labels.get(REGION_LABEL), name=node.name
+            )
         return found
 
     def index(self, away: frozenset[str], usage: _Usage) -> NodeIndex:

@@ -20,7 +20,7 @@ from moorage.master.settings import MasterSettings
 from moorage.master.startup_heap import freeze_startup_heap
 from moorage.protocol import MAX_MESSAGE_BYTES
 from moorage.store.database import Database
-from moorage.store.events import EVENTS_KEPT
+from moorage.store.events import EVENTS_KEPT, prune_all_events
 from moorage.store.nodes import mark_all_offline
 from moorage.store.tokens import create_admin_token, has_admin_token
 
@@ -95,6 +95,7 @@ def prepare(config: MasterConfig) -> tuple[Database, str | None]:
     token: str | None = None
     with db.session() as session:
         mark_all_offline(session)
+        prune_all_events(session, config.events_kept)
         if not has_admin_token(session):
             token = create_admin_token(session).secret
     if token is not None:

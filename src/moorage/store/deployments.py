@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import NotFound
 from moorage.model.deployment import SUPERSEDED
-from moorage.model.stack import full_service_id
+from moorage.model.events import EventKind
+from moorage.model.stack import NULL_STACK, full_service_id
 from moorage.model.states import InstanceState
+from moorage.store.events import NewEvent, record_events
 from moorage.store.instances import new_id
 from moorage.store.services import ServiceView, service_views, stored_service
 from moorage.store.tables import DeploymentRow, GridRow, InstanceRow, NodeRow, ServiceRow
@@ -100,14 +102,60 @@ def create_deployment(
         finished_at=None,
     )
     session.add(row)
+    record_events(
+        session,
+        NewEvent(
+            grid_id,
+            EventKind.DEPLOYMENT_STARTED,
+            f"deployment {row.id} of {_shown_target(target)} started",
+            stack=_target_stack(target),
+            deployment=row.id,
+            time=created_at,
+        ),
+    )
     return row.id
 
 
+def _target_stack(target: str) -> str | None:
+    parts = target.split("/")
+    return parts[1] if len(parts) > 1 else None
+
+
+def _shown_target(target: str) -> str:
+    """``grid/stack`` as ``stack stack``, ``grid/stack/service`` as ``service stack/service``."""
+    parts = target.split("/")
+    if len(parts) == 2:
+        return f"stack {parts[1]}"
+    if len(parts) == 3:
+        return f"service {parts[2]}" if parts[1] == NULL_STACK else f"service {parts[1]}/{parts[2]}"
+    return target
+
+
 def finish_deployment(session: Session, deployment_id: str, state: str, lines: Sequence[str]) -> None:
-    session.execute(
+    """Record how the deployment ended, and an event saying so (the first lines of what did not
+    make it, for a failure)."""
+    now = datetime.now(UTC)
+    found = session.execute(
         update(DeploymentRow)
         .where(DeploymentRow.id == deployment_id)
-        .values(state=state, message="\n".join(lines) or None, finished_at=datetime.now(UTC))
+        .values(state=state, message="\n".join(lines) or None, finished_at=now)
+        .returning(DeploymentRow.grid_id, DeploymentRow.target, DeploymentRow.created_at)
+    ).first()
+    if found is None:
+        return
+    grid_id, target, created_at = found
+    took = f" in {(now - created_at).total_seconds():.1f}s"
+    what = f"deployment {deployment_id} of {_shown_target(target)}"
+    if state == "success":
+        kind, message = EventKind.DEPLOYMENT_SUCCEEDED, f"{what} succeeded{took}"
+    elif lines and lines[-1] == SUPERSEDED:
+        kind, message = EventKind.DEPLOYMENT_SUPERSEDED, f"{what} {SUPERSEDED}"
+    else:
+        shown = "; ".join(lines[:3]) + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")
+        kind, message = EventKind.DEPLOYMENT_FAILED, f"{what} failed{took}: {shown}"
+    record_events(
+        session,
+        NewEvent(grid_id, kind, message, stack=_target_stack(target), deployment=deployment_id, time=now),
     )
 
 

@@ -4,8 +4,9 @@ Record with ``record_events(session, NewEvent(...), ...)`` inside the unit of wo
 the change (a rolled-back change leaves no event). It costs one INSERT for all the events given
 (one executemany, or one COPY on PostgreSQL), so record a batch's events in one call. Every
 ``prune_every`` events written for a grid by this process, the same call deletes that grid's
-oldest events beyond ``kept`` (one DELETE): a grid holds at most ``kept + prune_every - 1``
-events once pruned. The bound is the ``Database``'s ``EventLog`` (``moorage master
+oldest events beyond ``kept`` (one DELETE), and the master prunes every grid once at start
+(``prune_all_events``): a grid holds at most ``kept + prune_every - 1`` events (plus the last
+call's own). The bound is the ``Database``'s ``EventLog`` (``moorage master
 --events-kept``), which also tells followers (``GET .../events?follow=true``) that new events
 were committed.
 
@@ -39,6 +40,7 @@ __all__ = [
     "event_page",
     "events_after",
     "newest_event_id",
+    "prune_all_events",
     "prune_events",
     "record_events",
 ]
@@ -65,11 +67,9 @@ class EventLog:
         self._listeners: list[Callable[[], None]] = []
 
     def written(self, grid_id: int | None, count: int) -> bool:
-        """Count ``count`` events written for a grid; whether it is time to prune it. A grid
-        not written by this process yet is pruned at its first write (a master that restarted
-        keeps the bound)."""
+        """Count ``count`` events written for a grid; whether it is time to prune it."""
         with self._lock:
-            since = self._since_prune.get(grid_id, self.prune_every) + count
+            since = self._since_prune.get(grid_id, 0) + count
             if since >= self.prune_every:
                 self._since_prune[grid_id] = 0
                 return True
@@ -169,6 +169,14 @@ def prune_events(session: Session, grid_id: int | None, kept: int) -> None:
     own = EventRow.grid_id.is_(None) if grid_id is None else EventRow.grid_id == grid_id
     cutoff = select(EventRow.id).where(own).order_by(EventRow.id.desc()).offset(kept).limit(1)
     session.execute(delete(EventRow).where(own, EventRow.id <= cutoff.scalar_subquery()))
+
+
+def prune_all_events(session: Session, kept: int) -> None:
+    """Every grid (and the master's own events) within the bound: at master start, so that what
+    a master wrote since its last prune does not add up over restarts."""
+    grids = set(session.scalars(select(EventRow.grid_id).distinct()))
+    for grid_id in grids:
+        prune_events(session, grid_id, kept)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from moorage.model.stack import full_service_id
+from moorage.model.events import EventKind
+from moorage.model.stack import NULL_STACK, full_service_id
 from moorage.model.states import InstanceState, VolumeInstanceState
 from moorage.protocol import DockerVolumeWire, InstanceStatus, VolumeStatus
+from moorage.store.events import NewEvent, record_events
 from moorage.store.placements import chunks
 from moorage.store.tables import GridRow, InstanceRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
@@ -107,13 +109,17 @@ def apply_instance_status(session: Session, node_id: str, statuses: Iterable[Ins
         .join(ServiceRow, ServiceRow.id == InstanceRow.service_id)
         .where(InstanceRow.node_id == node_id)
     ).tuples()
-    by_key = {(full_service_id(grid.name, stack, name), row.number): row for row, stack, name in rows}
+    by_key = {
+        (full_service_id(grid.name, stack, name), row.number): (row, stack, name) for row, stack, name in rows
+    }
     now = datetime.now(UTC)
     changed = 0
+    events: list[NewEvent] = []
     for status in statuses:
-        row = by_key.get((status.service_id, status.instance))
-        if row is None:
+        found = by_key.get((status.service_id, status.instance))
+        if found is None:
             continue
+        row, stack, service = found
         state = InstanceState.ERROR if status.state == "missing" else InstanceState(status.state)
         started = _parse_started(status.started_at)
         reason = status.error
@@ -124,6 +130,10 @@ def apply_instance_status(session: Session, node_id: str, statuses: Iterable[Ins
             reason,
             started,
         ):
+            if row.state != state:
+                events.append(
+                    _instance_event(grid.id, node, stack, service, row.number, row.state, state, status)
+                )
             row.state = state
             row.observed_hash = status.config_hash
             row.exit_code = status.exit_code
@@ -131,7 +141,34 @@ def apply_instance_status(session: Session, node_id: str, statuses: Iterable[Ins
             row.started_at = started
             row.updated_at = now
             changed += 1
+    record_events(
+        session, *events
+    )  # transitions only, one INSERT; a report that changes nothing writes nothing
     return changed
+
+
+def _instance_event(
+    grid_id: int,
+    node: NodeRow,
+    stack: str,
+    service: str,
+    number: int,
+    before: str,
+    after: InstanceState,
+    status: InstanceStatus,
+) -> NewEvent:
+    label = f"{service}-{number}" if stack == NULL_STACK else f"{stack}/{service}-{number}"
+    why = status.error or (f"exit code {status.exit_code}" if after == InstanceState.EXITED else None)
+    return NewEvent(
+        grid_id,
+        EventKind.INSTANCE_STATE,
+        f"{label} on {node.name}: {before} -> {after}" + (f" ({why})" if why else ""),
+        stack=stack,
+        service=service,
+        instance=number,
+        node_id=node.id,
+        node=node.name,
+    )
 
 
 def apply_volume_status(session: Session, node_id: str, statuses: Iterable[VolumeStatus]) -> int:
@@ -141,13 +178,11 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
     if not statuses:
         return 0
     ids = sorted({status.volume_instance_id for status in statuses})
-    rows: dict[str, VolumeInstanceRow] = {}
-    for part in chunks(ids):  # one query for the whole report (up to CHUNK ids)
-        query = select(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(part))
-        rows.update((found.id, found) for found in session.scalars(query))
+    rows, volumes, nodes = _reported_rows(session, ids)
     changed = 0
     now = datetime.now(UTC)
     gone: list[str] = []
+    events: list[tuple[VolumeInstanceRow, str, str | None]] = []  # (row, what happened, volume)
     for status in statuses:
         row = rows.get(status.volume_instance_id)
         if row is None or row.node_id != node_id:
@@ -156,6 +191,7 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
             if status.state in ("removed", "missing"):
                 gone.append(row.id)
                 del rows[row.id]  # a later report of it in the same message finds it gone
+                events.append((row, "removed", None))
                 changed += 1
             elif status.error != row.error:
                 row.error = status.error
@@ -166,12 +202,16 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
             continue  # a report made before it was released (unused ones are not in the desired state)
         state = _VOLUME_STATES[status.state]
         if (row.state, row.error) != (state, status.error):
+            if row.state != state:
+                events.append((row, f"{row.state} -> {state}", volumes.get(row.id)))
             row.state = state
             row.error = status.error
             row.updated_at = now
             changed += 1
     for part in chunks(gone):
         session.execute(delete(VolumeInstanceRow).where(VolumeInstanceRow.id.in_(part)))
+    if events:
+        _volume_events(session, node_id, nodes.get(node_id, node_id), events)
     return changed
 
 
@@ -200,3 +240,50 @@ def apply_docker_volumes(session: Session, node_id: str, reported: Iterable[Dock
     if changes:
         session.execute(update(VolumeInstanceRow), changes)
     return len(changes)
+
+
+def _reported_rows(
+    session: Session, ids: list[str]
+) -> tuple[dict[str, VolumeInstanceRow], dict[str, str | None], dict[str, str]]:
+    """The volume instances a report names, the name of each one's volume (None once removed),
+    and the names of their nodes, for the events."""
+    rows: dict[str, VolumeInstanceRow] = {}
+    volumes: dict[str, str | None] = {}
+    nodes: dict[str, str] = {}
+    for part in chunks(ids):  # one query for the whole report (up to CHUNK ids)
+        query = (
+            select(VolumeInstanceRow, VolumeRow.name, NodeRow.name)
+            .outerjoin(VolumeRow, VolumeRow.id == VolumeInstanceRow.volume_id)
+            .join(NodeRow, NodeRow.id == VolumeInstanceRow.node_id)
+            .where(VolumeInstanceRow.id.in_(part))
+        )
+        for found, volume, node in session.execute(query).tuples():
+            rows[found.id] = found
+            volumes[found.id] = volume
+            nodes[found.node_id] = node
+    return rows, volumes, nodes
+
+
+def _volume_events(
+    session: Session, node_id: str, name: str, changes: list[tuple[VolumeInstanceRow, str, str | None]]
+) -> None:
+    found = []
+    for row, what, volume in changes:
+        of = f" of volume {volume}" if volume else ""
+        error = f" ({row.error})" if row.error and what != "removed" else ""
+        if what == "removed":
+            kind, message = (
+                EventKind.VOLUME_INSTANCE_REMOVED,
+                f"Docker volume {row.name} deleted on node {name}",
+            )
+        else:
+            kind, message = (
+                EventKind.VOLUME_INSTANCE_STATE,
+                f"volume instance {row.name}{of} on {name}: {what}{error}",
+            )
+        found.append(
+            NewEvent(
+                row.grid_id, kind, message, volume=volume, volume_instance=row.id, node_id=node_id, node=name
+            )
+        )
+    record_events(session, *found)

@@ -17,8 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, Forbidden, InvalidInput, NotFound
+from moorage.model.events import EventKind
 from moorage.model.node import DriverInfo, Node, NodeInfo, NodeStatus, label_error, parse_label
 from moorage.model.states import VolumeInstanceState
+from moorage.store.events import NewEvent, record_events
 from moorage.store.grids import get_grid_row
 from moorage.store.removal import delete_found
 from moorage.store.tables import GridRow, NodeRow, VolumeInstanceRow
@@ -156,6 +158,13 @@ def register_node(
             updated_at=now,
         )
         session.add(row)
+        record_events(
+            session,
+            NewEvent(
+                grid_row.id, EventKind.NODE_JOINED, f"node {name} joined grid {grid_row.name}",
+                node_id=node_id, node=name,
+            ),
+        )  # fmt: skip
     else:
         if credential is not None:
             row.credential_hash = hash_token(credential)
@@ -163,6 +172,13 @@ def register_node(
         if row.status != NodeStatus.ONLINE.value:
             row.status = NodeStatus.ONLINE.value
             row.status_since = now
+            record_events(
+                session,
+                NewEvent(
+                    grid_row.id, EventKind.NODE_ONLINE, f"node {name} online: its agent connected",
+                    node_id=node_id, node=name,
+                ),
+            )  # fmt: skip
         row.last_seen_at = now
         row.info = info
         row.updated_at = now
@@ -181,8 +197,11 @@ def set_info(session: Session, node_id: str, info: dict[str, Any]) -> None:
     session.execute(update(NodeRow).where(NodeRow.id == node_id).values(info=info, updated_at=now))
 
 
-def set_status(session: Session, node_id: str, status: NodeStatus, last_seen_at: datetime) -> bool:
-    """Move a node to ``status``; returns False if it already was there (or is gone)."""
+def set_status(
+    session: Session, node_id: str, status: NodeStatus, last_seen_at: datetime, why: str | None = None
+) -> bool:
+    """Move a node to ``status`` (an event says so, and ``why``); returns False if it already
+    was there (or is gone)."""
     row = session.get(NodeRow, node_id)
     if row is None:
         return False
@@ -192,6 +211,9 @@ def set_status(session: Session, node_id: str, status: NodeStatus, last_seen_at:
     row.status = status.value
     row.status_since = datetime.now(UTC)
     row.updated_at = row.status_since
+    kind = EventKind.NODE_ONLINE if status is NodeStatus.ONLINE else EventKind.NODE_OFFLINE
+    message = f"node {row.name} {status.value}" + (f": {why}" if why else "")
+    record_events(session, NewEvent(row.grid_id, kind, message, node_id=node_id, node=row.name))
     return True
 
 

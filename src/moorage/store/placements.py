@@ -15,10 +15,12 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from moorage.model.container import PlannedContainer
+from moorage.model.events import EventKind
 from moorage.model.states import InstanceState, VolumeInstanceState
 from moorage.model.volume import VolumeDomain, VolumeScope, VolumeTopology, follows_instance
 from moorage.store.any_of import any_of
 from moorage.store.bulk_insert import insert_rows
+from moorage.store.events import NewEvent, record_events
 from moorage.store.row_ids import ordered_ids
 from moorage.store.tables import InstanceRow, VolumeInstanceRow
 
@@ -64,6 +66,7 @@ class NodePlace:
     zone: str | None
     drivers: Mapping[str, str | None]
     region: str | None = None
+    name: str | None = None  # the node's, for the events of what is made on it
 
     @property
     def labels(self) -> Mapping[str, str]:
@@ -207,19 +210,58 @@ def _write_volume_instances(
         by_name.setdefault(found.name, []).append(found)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    events: list[NewEvent] = []
+    made: list[tuple[VolumeWrite, NodePlace]] = []
     for (node_id, name), (volume, place) in wanted.items():
         known = by_name.get(name)  # a first deployment knows none: it only inserts
         change = _change_known(known, node_id, volume, place, now) if known else None
         if change is None:
             inserts.append(_new_volume_instance(grid_id, node_id, volume, place, now))
+            made.append((volume, place))
         elif change:
             updates.append(change)
+            if "node_id" in change:
+                events.append(_moved(grid_id, change, volume, place, now))
     if updates:
         session.execute(update(VolumeInstanceRow), updates)
     if inserts:
         for row, row_id in zip(inserts, ordered_ids(len(inserts)), strict=True):
             row["id"] = row_id
         insert_rows(session.connection(), VolumeInstanceRow, inserts)
+        events += [_created(row, volume, place) for row, (volume, place) in zip(inserts, made, strict=True)]
+    record_events(session, *events)  # one INSERT for the batch's events
+
+
+def _created(row: dict[str, Any], volume: VolumeWrite, place: NodePlace) -> NewEvent:
+    node = place.name or row["node_id"]
+    return NewEvent(
+        row["grid_id"],
+        EventKind.VOLUME_INSTANCE_CREATED,
+        f"volume instance {row['name']} of volume {volume.volume} created on node {node} "
+        f"(driver {volume.driver}); its agent makes the Docker volume",
+        volume=volume.volume,
+        volume_instance=row["id"],
+        node_id=row["node_id"],
+        node=place.name,
+        time=row["created_at"],
+    )
+
+
+def _moved(
+    grid_id: int, change: dict[str, Any], volume: VolumeWrite, place: NodePlace, now: datetime
+) -> NewEvent:
+    node = place.name or change["node_id"]
+    return NewEvent(
+        grid_id,
+        EventKind.VOLUME_INSTANCE_MOVED,
+        f"volume instance {volume.name} of volume {volume.volume} re-attached to node {node}, "
+        f"in its {volume.topology.value} domain (driver {volume.driver})",
+        volume=volume.volume,
+        volume_instance=change["id"],
+        node_id=change["node_id"],
+        node=place.name,
+        time=now,
+    )
 
 
 def _change_known(

@@ -17,6 +17,7 @@ from moorage.model.node import Node, NodeStatus
 from moorage.model.stack import NULL_STACK
 from moorage.model.states import VolumeInstanceState
 from moorage.store.deployments import DeploymentSummary, recent_deployments
+from moorage.store.events import EventFilter, EventView, event_page
 from moorage.store.grids import get_grid_row, list_grids, show_grid
 from moorage.store.nodes import list_nodes
 from moorage.store.services import ServiceView, list_services
@@ -25,6 +26,7 @@ from moorage.store.volumes import VolumeView, list_volumes
 
 __all__ = [
     "DEPLOYMENTS_SHOWN",
+    "EVENTS_SHOWN",
     "CopyOnNode",
     "GridPage",
     "NodeData",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 DEPLOYMENTS_SHOWN = 10  # in progress first, then the latest finished
+EVENTS_SHOWN = 25  # the newest events of the grid
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class GridPage:
     volumes: list[VolumeView]
     data_map: list[NodeData]
     deployments: list[DeploymentSummary]
+    events: list[EventView] = field(default_factory=list)  # newest first
 
     @property
     def in_progress(self) -> list[DeploymentSummary]:
@@ -157,6 +161,7 @@ def grid_page(session: Session, grid: str) -> GridPage:
         volumes=volumes,
         data_map=_data_map(nodes, held_volumes(session, grid_row), users),
         deployments=recent_deployments(session, grid_row, DEPLOYMENTS_SHOWN),
+        events=event_page(session, grid_row.id, grid, EventFilter(), limit=EVENTS_SHOWN).events[::-1],
     )
 
 

@@ -25,7 +25,7 @@ __all__ = ["POLL_SECONDS", "SECTIONS", "router"]
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 POLL_SECONDS = 1.5  # how often an open page asks for fresh sections
-SECTIONS = ("nodes", "deployments", "stacks", "volumes")  # ids in grid.html, each a _NAME.html
+SECTIONS = ("nodes", "deployments", "stacks", "volumes", "events")  # ids in grid.html, each a _NAME.html
 
 
 def _html(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
