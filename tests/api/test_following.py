@@ -122,3 +122,48 @@ def test_following_goes_on_through_a_master_restart(fresh_master: MasterProcess,
         outcome = client.get(f"/v1/deployments/{followed.group(1)}").json()
     assert outcome["state"] != "running"
     assert code == (0 if outcome["state"] == "success" else 1), text
+
+
+def test_a_waiting_look_at_a_deployment_answers_when_it_ends(master: MasterProcess, grid: str) -> None:
+    """``GET /v1/deployments/{id}?wait=S`` answers a running deployment when it ends or an agent
+    reported something, not after S: a client that looks again at each answer, as the CLI does,
+    sees the end at once, with a few looks, not one per poll interval."""
+    import threading
+    import time
+
+    with master.client() as client:
+        _service(client, grid)
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
+        with FakeNode(master.url, token, "node-1", reporting=False) as node:
+            wait_until(lambda: node.welcomes, 10, "the fake node to join")
+            deployment = client.post(f"/v1/services/{grid}/null/web/deploy").json()["deployment"]
+            wait_until(lambda: node.containers, 15, "the deployment to reach the node")
+            looks: list[dict] = []
+            reported: list[float] = []
+            ended: list[float] = []
+
+            def follow() -> None:
+                with master.client() as other:
+                    while True:
+                        got = other.get(
+                            f"/v1/deployments/{deployment}", params={"wait": 30}, timeout=60
+                        ).json()
+                        looks.append(got)
+                        if got["state"] != "running":
+                            ended.append(time.monotonic())
+                            return
+
+            follower = threading.Thread(target=follow)
+            follower.start()
+            wait_until(lambda: looks or follower.is_alive(), 5, "the follower to look")
+            reported.append(time.monotonic())
+            node.reporting.set()
+            follower.join(timeout=40)
+        assert looks and looks[-1]["state"] == "success", looks
+        assert ended[0] - reported[0] < 10, "the end is answered when it comes, not at the wait's end"
+        assert len(looks) <= 10, f"{len(looks)} looks: held between changes, not polled"
+        began = time.monotonic()
+        assert client.get(f"/v1/deployments/{deployment}", params={"wait": 30}).json()["state"] == "success"
+        assert time.monotonic() - began < 5, "an ended deployment is answered at once"
+        refused = client.get(f"/v1/deployments/{deployment}", params={"wait": 31})
+        assert refused.status_code == 422, refused.text

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["follow_deployment", "follow_started", "uptime"]
 
 POLL = 0.3
+WAIT = 10.0  # seconds the master may hold a look at a running deployment until it ends or changes
 TIMEOUT = 900.0
 RECONNECT = 120.0  # how long the master may be unreachable (a restart) before following gives up
 
@@ -62,13 +63,16 @@ class _Follower:
         self.lost_since: float | None = None  # the master stopped answering
         self.handover_since: float | None = None  # superseded, and the newer deployment not named yet
 
-    def get(self) -> dict[str, Any]:
-        """The current deployment, once the master answers; switches to a superseding one."""
+    def get(self, wait: float = 0.0) -> dict[str, Any]:
+        """The current deployment, once the master answers; switches to a superseding one.
+        ``wait``: a running one is answered when it ends or changes (or after that long)."""
         from moorage.client.api import ApiError
 
         while True:
             try:
-                deployment: dict[str, Any] = self.client.get(f"/v1/deployments/{self.deployment_id}")
+                deployment: dict[str, Any] = self.client.get(
+                    f"/v1/deployments/{self.deployment_id}", {"wait": wait} if wait else None
+                )
             except ApiError as err:
                 if err.status_code < 500:
                     raise
@@ -126,8 +130,7 @@ def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> No
 
         with Live(_table(deployment), console=console(), refresh_per_second=8) as live:
             while deployment["state"] == "running" and time.monotonic() - started < TIMEOUT:
-                time.sleep(POLL)
-                deployment = follower.get()
+                deployment = follower.get(WAIT)
                 live.update(_table(deployment))
     else:
         seen: set[tuple[str, str, str, str]] = set()
@@ -138,8 +141,7 @@ def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> No
                     print("  " + "  ".join(part for part in row if part), flush=True)
             if deployment["state"] != "running" or time.monotonic() - started > TIMEOUT:
                 break
-            time.sleep(POLL)
-            deployment = follower.get()
+            deployment = follower.get(WAIT)
     took = time.monotonic() - started
     if deployment["state"] == "running":
         raise MoorageError(

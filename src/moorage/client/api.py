@@ -1,17 +1,28 @@
-"""The one HTTP client of the master's API, used by the CLI, the testbed and the tests."""
+"""The one HTTP client of the master's API, used by the CLI, the testbed and the tests.
+
+Plain requests (``get``, ``post``, ``delete``, ``request``) go through the standard library's
+``http.client`` on one kept-alive connection: a CLI command that makes one or two of them does
+not pay for importing httpx and building its client, which took longer than the request to a
+local master. Streams (``stream_lines``), and every request when a ``transport`` is given (an
+``httpx.MockTransport`` in the CLI's tests), go through httpx. Both ways check TLS alike: against
+``ca`` when given, else the system's CAs, with the host name; a plain http:// master loads no CA
+bundle at all.
+"""
 
 from __future__ import annotations
 
 import json
+import select
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
-
-import httpx
+from urllib.parse import urlencode, urlsplit
 
 if TYPE_CHECKING:
+    from http.client import HTTPConnection as PlainConnection
+
+    import httpx
     from websockets.sync.client import ClientConnection
 
 from moorage.errors import MoorageError
@@ -30,7 +41,7 @@ def _verify(ca: Path | None) -> ssl.SSLContext | bool:
         ) from err
 
 
-def _untrusted(err: httpx.ConnectError) -> bool:
+def _untrusted(err: BaseException) -> bool:
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -52,16 +63,52 @@ class ApiError(MoorageError):
         super().__init__(message)
 
 
-def _answer(response: httpx.Response) -> Any:
-    """The body of a response; ``ApiError`` for an error status."""
+def _decoded(status: int, body: bytes, reason: str) -> Any:
+    """The body of an answer; ``ApiError`` for an error status."""
     try:
-        body = response.json()
+        decoded = json.loads(body)
     except ValueError:
-        body = {"error": response.text or response.reason_phrase}
-    if response.is_error:
-        payload = body.get("error", body) if isinstance(body, dict) else body
-        raise ApiError(response.status_code, payload)
-    return body
+        decoded = {"error": body.decode(errors="replace") or reason}
+    if status >= 400:
+        payload = decoded.get("error", decoded) if isinstance(decoded, dict) else decoded
+        raise ApiError(status, payload)
+    return decoded
+
+
+def _answer(response: httpx.Response) -> Any:
+    return _decoded(response.status_code, response.content, response.reason_phrase)
+
+
+def _query_value(value: Any) -> str:
+    """A query parameter as httpx writes it: booleans lowercase, None empty."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return "" if value is None else str(value)
+
+
+def _query(params: dict[str, Any] | None) -> str:
+    if not params:
+        return ""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            pairs.append((key, _query_value(item)))
+    return "?" + urlencode(pairs)
+
+
+def _closed_by_peer(connection: PlainConnection) -> bool:
+    """Whether a kept-alive connection's socket was closed by the master while idle (readable
+    with nothing to read: its end of the stream): then it must not be used again."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class MasterClient:
@@ -80,17 +127,31 @@ class MasterClient:
     ) -> None:
         self.url = url.rstrip("/")
         self.ca = ca
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.timeout = timeout
+        self.transport = transport
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         # A plain http:// master shows no certificate: without --ca, no CA bundle is loaded for it
         # (loading the default one takes longer than a whole request to a local master).
-        plain = ca is None and not self.url.lower().startswith("https://")
-        self.http = httpx.Client(
-            base_url=self.url,
-            headers=headers,
-            timeout=timeout,
-            verify=False if plain else _verify(ca),
-            transport=transport,
-        )
+        self._plain = ca is None and not self.url.lower().startswith("https://")
+        if ca is not None:
+            _verify(ca)  # a bad --ca is said at once, whatever the command does next
+        self._http: httpx.Client | None = None
+        self._connection: PlainConnection | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        """The httpx client (streams; every request with a ``transport``), made when first used."""
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.Client(
+                base_url=self.url,
+                headers=self.headers,
+                timeout=self.timeout,
+                verify=False if self._plain else _verify(self.ca),
+                transport=self.transport,
+            )
+        return self._http
 
     def __enter__(self) -> MasterClient:
         return self
@@ -99,10 +160,13 @@ class MasterClient:
         self.close()
 
     def close(self) -> None:
-        self.http.close()
+        if self._http is not None:
+            self._http.close()
+        if self._connection is not None:
+            self._connection.close()
 
     def _unreachable(self, err: Exception) -> MoorageError:
-        if isinstance(err, httpx.ConnectError) and _untrusted(err):
+        if _untrusted(err):
             return MoorageError(
                 f"The master at {self.url} has a TLS certificate this client does not trust ({err}); "
                 "pass --ca FILE (or MOORAGE_CA, or 'moorage login --ca FILE') with the CA that signed it"
@@ -112,7 +176,52 @@ class MasterClient:
             "Check --url / MOORAGE_URL or 'moorage login'"
         )
 
+    def _plain_connection(self) -> PlainConnection:
+        from http.client import HTTPConnection, HTTPSConnection
+
+        if self._connection is not None and _closed_by_peer(self._connection):
+            self._connection.close()  # the next request opens it again
+        if self._connection is None:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise MoorageError(f"Master URL {self.url} is not http://HOST:PORT or https://HOST:PORT")
+            if parts.scheme == "https":
+                verify = _verify(self.ca)
+                context = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
+                self._connection = HTTPSConnection(
+                    parts.hostname, parts.port, timeout=self.timeout, context=context
+                )
+            else:
+                self._connection = HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+        return self._connection
+
     def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        if self.transport is not None:
+            return self._httpx_request(method, path, json, params)
+        from http.client import HTTPException
+
+        prefix = urlsplit(self.url).path
+        target = f"{prefix}{path}{_query(params)}"
+        headers = {**self.headers, "Accept": "application/json"}
+        body: bytes | None = None
+        if json is not None:
+            body = _json_bytes(json)
+            headers["Content-Type"] = "application/json"
+        connection = self._plain_connection()
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        except (OSError, HTTPException) as err:
+            connection.close()
+            raise self._unreachable(err) from err
+        if response.will_close:
+            connection.close()
+        return _decoded(response.status, data, response.reason)
+
+    def _httpx_request(self, method: str, path: str, json: Any, params: dict[str, Any] | None) -> Any:
+        import httpx
+
         try:
             response = self.http.request(method, path, json=json, params=params)
         except httpx.TransportError as err:
@@ -124,7 +233,9 @@ class MasterClient:
     ) -> Iterator[Any]:
         """``GET`` an NDJSON stream: each line's value as it arrives (``read_timeout`` None: wait
         as long as the master keeps the stream open, as a followed log does)."""
-        timeout = httpx.Timeout(self.http.timeout.connect, read=read_timeout)
+        import httpx
+
+        timeout = httpx.Timeout(self.timeout, read=read_timeout)
         try:
             with self.http.stream("GET", path, params=params, timeout=timeout) as response:
                 if response.is_error:
@@ -154,7 +265,7 @@ class MasterClient:
             if base.startswith("wss://")
             else None
         )
-        headers = {k: v for k, v in self.http.headers.items() if k.lower() == "authorization"}
+        headers = dict(self.headers)  # the token, nothing else
         url = f"{base}{path}?{urlencode(params)}"
         try:
             return connect(url, additional_headers=headers, ssl=tls, open_timeout=60, max_size=2**24)
@@ -184,3 +295,8 @@ class MasterClient:
 
     def delete(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("DELETE", path, params=params)
+
+
+def _json_bytes(value: Any) -> bytes:
+    """A request body as httpx sends ``json=``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()

@@ -320,6 +320,19 @@ class Deployer:
         if task is not None:
             await asyncio.wait({task})
 
+    async def wait_change(self, deployment_id: str, seen: int, timeout: float) -> None:
+        """Return once this deployment's rollout has ended, or an agent reported something after
+        ``seen`` reports (``wakeups.status_count``), or after ``timeout``: how a client follows a
+        deployment without polling it."""
+        waiter = asyncio.ensure_future(self.wakeups.wait_status(seen, timeout))
+        task = self._tasks.get(deployment_id)
+        try:
+            await asyncio.wait(
+                {waiter} if task is None else {waiter, task}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+
     async def services_removed(self, node_ids: Iterable[str]) -> None:
         await self.agents.push_desired(node_ids)
 
