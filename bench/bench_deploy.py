@@ -15,6 +15,9 @@ swarm    ``docker swarm init`` on that engine, then ``docker service create --re
 moorage  an instance-scope volume and a service of N instances mounting it, deployed through
          the master and the agent: from ``POST …/deploy`` until the deployment is ``success``
          (its ``finished_at``); with the CPU seconds the master and the agent used meanwhile
+cli      the same as a person runs it: ``moorage stack install FILE`` (a stack of one service of
+         N instances with its instance-scope volume), timed from the shell, fork to exit (the
+         CLI follows the deployment until it ends). Target (issue 16, item 7): <= 1.1 x raw
 
 Needs root and docker.io (the testbed).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -61,6 +65,7 @@ class Figures:
     moorage: list[float] = field(default_factory=list)
     master_cpu: list[float] = field(default_factory=list)
     agent_cpu: list[float] = field(default_factory=list)
+    cli: list[float] = field(default_factory=list)
 
 
 # ----- raw docker run ----------------------------------------------------------------------------
@@ -259,13 +264,60 @@ def run_moorage(bed: Bed, n: int, tag: str) -> tuple[float, float, float]:
     return took, master_after - master_before, agent_after - agent_before
 
 
+def run_cli(bed: Bed, n: int, tag: str, folder: Path) -> float:
+    """Seconds of ``moorage stack install FILE`` from the shell, until it exits."""
+    volume, stack = f"cv{tag}", f"cs{tag}"
+    service_label = f"io.moorage.service-id={bed.grid}/{stack}/app"
+    volume_label = f"io.moorage.volume-id={bed.grid}/{volume}"
+    path = folder / f"{stack}.yml"
+    path.write_text(
+        f"stack: {stack}\nservices:\n  app:\n    image: {IMAGE}\n    command: sleep 3600\n"
+        f"    instances: {n}\n    volumes:\n      - {volume}:/data\n"
+        f"volumes:\n  {volume}:\n    external: true\n"
+    )
+    bed.master.post(f"/v1/volumes/{bed.grid}", {"name": volume, "scope": "instance", "driver": "local"})
+    assert bed.state.master is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+    env |= {
+        "MOORAGE_URL": bed.state.master.url,
+        "MOORAGE_TOKEN": bed.state.master.admin_token,
+        "MOORAGE_GRID": bed.grid,
+        "MOORAGE_CONFIG": str(folder / "no-config.json"),
+    }
+    script = Path(sys.executable).with_name("moorage")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "moorage"]
+    try:
+        began = time.perf_counter()
+        done = subprocess.run(
+            [*command, "stack", "install", str(path)], env=env, capture_output=True, text=True,
+            timeout=DEPLOY_TIMEOUT, check=False,
+        )  # fmt: skip
+        took = time.perf_counter() - began
+        if done.returncode != 0:
+            raise BenchError(f"moorage stack install exited {done.returncode}: {done.stderr[-500:]}")
+        running = _engine_count(bed, service_label, running=True)
+        if running != n:
+            raise BenchError(f"stack install returned but the engine runs {running} of {n} containers")
+    finally:
+        path.unlink()
+        bed.master.delete(f"/v1/stacks/{bed.grid}/{stack}")
+        wait_until(lambda: _engine_count(bed, service_label) == 0, 120, "the stack's containers to go", 0.2)
+        bed.master.delete(f"/v1/volumes/{bed.grid}/{volume}")
+        wait_until(lambda: _engine_volumes(bed, volume_label) == 0, 120, "the stack's volumes to go", 0.2)
+    return took
+
+
 # ----- the run -----------------------------------------------------------------------------------
 
 
-def measure(bed: Bed, n: int, runs: int, raw_workers: int | None) -> Figures:
+def measure(bed: Bed, n: int, runs: int, raw_workers: int | None, folder: Path) -> Figures:
     figures = Figures()
-    for run, order in enumerate(rotations(["raw", "swarm", "moorage"], runs)):
+    for run, order in enumerate(rotations(["raw", "swarm", "moorage", "cli"], runs)):
         for what in order:
+            if what == "cli":
+                figures.cli.append(run_cli(bed, n, f"{n}r{run}", folder))
+                log(f"  N={n} run {run + 1}: moorage stack install from the shell {figures.cli[-1]:.2f}s")
+                continue
             if what == "raw":
                 figures.raw.append(run_raw(bed, n, raw_workers or n))
                 log(f"  N={n} run {run + 1}: raw {figures.raw[-1]:.2f}s")
@@ -301,6 +353,12 @@ def report(n: int, f: Figures) -> None:
         f"moorage {' '.join(f'{x:.2f}' for x in f.moorage)}",
         flush=True,
     )
+    cli = median(f.cli)
+    print(
+        f"deploy N={n} from the shell: moorage stack install {cli:.2f}s, cli/raw {cli / raw:.2f} "
+        f"(runs {' '.join(f'{x:.2f}' for x in f.cli)})",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             engine = bed.api.version().get("Version", "?")
             load_start = load_average()
             run_raw(bed, 3, 3)  # warm up the engine (first mounts, first container start)
-            results = {n: measure(bed, n, runs, args.raw_workers) for n in sizes}
+            results = {n: measure(bed, n, runs, args.raw_workers, args.dir) for n in sizes}
     except BenchError as err:
         print(f"bench_deploy: {err}", file=sys.stderr)
         return 1
@@ -336,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio_swarm = median(figures.moorage) / median(figures.swarm)
         met = "met" if ratio_raw <= 1.3 and ratio_swarm <= 0.5 else "NOT met"
         print(f"target N={n} (moorage <= 1.3 x raw and <= 0.5 x swarm): {met}")
+        cli_met = "met" if median(figures.cli) / median(figures.raw) <= 1.1 else "NOT met"
+        print(f"target N={n} (moorage stack install from the shell <= 1.1 x raw): {cli_met}")
     return 0
 
 

@@ -12,7 +12,7 @@ def test_scripts_read_the_live_sections_with_a_bearer_token(master: MasterProces
     with master.client() as client:
         live = client.get(f"/ui/grids/{grid}/live")
         assert live.status_code == 200
-        assert set(live.json()["sections"]) == {"nodes", "deployments", "stacks", "volumes"}
+        assert set(live.json()["sections"]) == {"nodes", "deployments", "stacks", "volumes", "events"}
         page = client.get(f"/ui/grids/{grid}")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "script-src 'self'" in page.headers["content-security-policy"]

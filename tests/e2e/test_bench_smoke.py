@@ -77,6 +77,11 @@ def test_bench_deploy_smoke(folder: Path) -> None:
     assert line, out
     assert all(float(value) > 0 for value in line.groups()[:5]), line.group(0)
     assert re.search(r"^target N=3 .*: (met|NOT met)$", out, re.M), out
+    shell = re.search(r"^deploy N=3 from the shell: moorage stack install (\S+)s, cli/raw (\S+) ", out, re.M)
+    assert shell and float(shell.group(1)) > 0, out
+    assert re.search(
+        r"^target N=3 \(moorage stack install from the shell <= 1\.1 x raw\): (met|NOT met)$", out, re.M
+    )
 
 
 def test_bench_volume_ops_smoke(folder: Path) -> None:
