@@ -48,6 +48,8 @@ __all__ = [
     "MAX_STREAMS_PER_NODE",
     "STREAM_CHUNK_BYTES",
     "STREAM_WINDOW_BYTES",
+    "VOLUME_CHUNK_BYTES",
+    "VOLUME_WINDOW_BYTES",
     "AgentMessage",
     "BackupRun",
     "BackupVolume",
@@ -79,6 +81,7 @@ __all__ = [
     "StreamOutput",
     "StreamResize",
     "StreamStarted",
+    "VolumeOpen",
     "VolumeSpec",
     "VolumeStatus",
     "Welcome",
@@ -262,6 +265,9 @@ class ErrorMsg(_Msg):
 
 STREAM_CHUNK_BYTES = 32 * 1024
 STREAM_WINDOW_BYTES = 8 * STREAM_CHUNK_BYTES
+# volume data streams (``VolumeOpen``) carry a volume's bytes: bigger pieces, a bigger window
+VOLUME_CHUNK_BYTES = 1024 * 1024
+VOLUME_WINDOW_BYTES = 8 * VOLUME_CHUNK_BYTES
 MAX_STREAMS_PER_NODE = 16  # logs and exec streams open at once on one node's connection
 
 StreamId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$")]
@@ -280,9 +286,10 @@ Chunk = Annotated[
     bytes,
     BeforeValidator(_base64),
     PlainSerializer(lambda data: base64.b64encode(data).decode("ascii"), return_type=str),
-    Field(max_length=STREAM_CHUNK_BYTES),
+    Field(max_length=VOLUME_CHUNK_BYTES),
 ]
-"""Raw bytes, base64 on the wire (frames are JSON text), at most ``STREAM_CHUNK_BYTES``."""
+"""Raw bytes, base64 on the wire (frames are JSON text): at most ``STREAM_CHUNK_BYTES`` on logs and
+exec streams, ``VOLUME_CHUNK_BYTES`` on volume streams (the receiver holds each to its window)."""
 
 
 class LogsOpen(_Msg):
@@ -334,7 +341,7 @@ class StreamCredit(_Msg):
 
     type: Literal["credit"] = "credit"
     stream: StreamId
-    bytes: int = Field(gt=0, le=STREAM_WINDOW_BYTES)
+    bytes: int = Field(gt=0, le=VOLUME_WINDOW_BYTES)
 
 
 class StreamStarted(_Msg):
@@ -445,6 +452,31 @@ class JobDone(_Msg):
 BACKUP_AGENT_MESSAGES = (JobProgress, JobDone)
 
 
+# -- volume data streams: a Docker volume's data through a helper container (agent/volume_data.py) --
+#
+#   master ── volume(op) ──▶ agent       read:   the volume's data (or ``paths``) as a tar stream
+#                                        write:  stdin is a tar stream to extract (the Docker
+#                                                volume is made first with driver/opts/labels)
+#                                        manifest: volume_manifest.to_json of all (or ``paths``)
+#                                        remove_paths | drop (the volume, if it has ``labels``)
+#                                        usage: {"bytes", "files"} | users: [container names]
+#   then as any stream: started | output | stdin | credit | end (error: what failed)
+# A volume stream's window is VOLUME_WINDOW_BYTES, its pieces at most VOLUME_CHUNK_BYTES.
+
+VolumeOp = Literal["read", "write", "manifest", "remove_paths", "drop", "usage", "users"]
+
+
+class VolumeOpen(_Msg):
+    type: Literal["volume"] = "volume"
+    stream: StreamId
+    op: VolumeOp
+    volume: str = Field(min_length=1, max_length=255)  # the Docker volume name
+    paths: list[Annotated[str, Field(max_length=4096)]] | None = Field(default=None, max_length=100_000)
+    driver: str | None = None  # write: make the Docker volume with these if it is not there
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)  # write: it must carry these; drop: the same
+
+
 AnyAgentMessage = (
     Hello
     | InfoMsg
@@ -463,6 +495,7 @@ AnyMasterMessage = (
     | Desired
     | LogsOpen
     | ExecOpen
+    | VolumeOpen
     | StreamInput
     | StreamResize
     | StreamCancel

@@ -13,6 +13,7 @@ import ssl
 import threading
 import time
 import uuid
+from typing import Any
 
 from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -23,7 +24,7 @@ from moorage.agent.streams import AgentStreams
 from moorage.protocol import master_message
 from tests.support.fake_engine import FakeEngine
 
-STREAM_TYPES = {"logs", "exec", "stdin", "resize", "cancel", "credit"}
+STREAM_TYPES = {"logs", "exec", "volume", "stdin", "resize", "cancel", "credit"}
 
 
 def hello(name: str, node_id: str | None = None, labels: list[str] | None = None, drivers=None) -> dict:
@@ -66,8 +67,14 @@ class FakeNode(threading.Thread):
         reporting: bool = True,
         report_volumes: bool = False,
         engine: FakeEngine | None = None,
+        labels: list[str] | None = None,
+        drivers: list[dict] | None = None,
+        volume_data: Any = None,
     ) -> None:
         super().__init__(name=f"fake-{name}", daemon=True)
+        self.labels = labels
+        self.drivers = drivers
+        self.volume_data = volume_data  # serves volume streams (agent/volume_data.VolumeData's calls)
         self.master_url = master_url
         self.token = token
         self.node_name = name
@@ -98,7 +105,9 @@ class FakeNode(threading.Thread):
         while not self.stopping.is_set():
             try:  # the node's own credential once it has one, as the real agent does
                 bearer = self.credential or self.token
-                ws, welcome = join(self.master_url, bearer, hello(self.node_name, self.node_id))
+                ws, welcome = join(
+                    self.master_url, bearer, hello(self.node_name, self.node_id, self.labels, self.drivers)
+                )
             except (OSError, WebSocketException, TimeoutError):
                 self.stopping.wait(0.2)
                 continue
@@ -109,8 +118,16 @@ class FakeNode(threading.Thread):
             ws.close()
 
     def _session(self, ws: ClientConnection) -> None:
-        if self.engine is not None:
-            self.streams = AgentStreams(self.engine, ws.send)
+        lock = threading.Lock()  # the stream threads and this one send: one frame at a time
+        real_send = ws.send
+
+        def send(text: str | bytes) -> None:
+            with lock:
+                real_send(text)
+
+        ws.send = send  # type: ignore[method-assign]
+        if self.engine is not None or self.volume_data is not None:
+            self.streams = AgentStreams(self.engine or FakeEngine(), send, volumes=self.volume_data)
         try:
             self._converse(ws)
         finally:

@@ -33,9 +33,10 @@ from moorage import __version__
 from moorage.agent.backups import AgentBackups, Held
 from moorage.agent.converge import Converger
 from moorage.agent.drivers import volume_drivers
-from moorage.agent.engine import Containers, DockerIO, Engine, EngineError
+from moorage.agent.engine import Containers, DockerHelpers, DockerIO, Engine, EngineError
 from moorage.agent.identity import CREDENTIAL_FILE, load_credential, node_id, save_credential
 from moorage.agent.streams import AgentStreams
+from moorage.agent.volume_data import DEFAULT_HELPER_IMAGE, VolumeData
 from moorage.protocol import (
     AGENT_PATH,
     MAX_MESSAGE_BYTES,
@@ -54,6 +55,7 @@ from moorage.protocol import (
     StreamCredit,
     StreamInput,
     StreamResize,
+    VolumeOpen,
     Welcome,
     master_message,
 )
@@ -79,6 +81,7 @@ class AgentConfig:
     plugin_dir: Path | None = Path("/run/docker/plugins")
     ca: Path | None = None  # verify a TLS master against this CA bundle (PEM) only
     restic: str | None = None  # the restic binary backup jobs run (default: the one on PATH)
+    helper_image: str = DEFAULT_HELPER_IMAGE  # helper containers that read and write volume data
 
 
 def tls_context(ca: Path | None) -> ssl.SSLContext:
@@ -111,6 +114,7 @@ class Agent:
         self.desired: Desired | None = None
         self.converge_now = asyncio.Event()
         self.converger: Converger | None = None
+        self.volume_data: VolumeData | None = None
         self.streams: AgentStreams | None = None  # the logs and exec streams of the current connection
         self.held = Held()  # containers a backup job stopped: convergence leaves them stopped
         self.backups: AgentBackups | None = None  # backup and restore jobs of the current connection
@@ -238,7 +242,15 @@ class Agent:
             if self.converger is None or self.converger.grid != reply.grid:
                 self.converger = Converger(Containers(self.engine), reply.grid, held=self.held)
             log.info("connected to %s as node %s in grid %s", self.config.master, reply.name, reply.grid)
-            self.streams = AgentStreams(DockerIO(self.engine), _sender(ws, asyncio.get_running_loop()))
+            if self.volume_data is None:
+                self.volume_data = VolumeData(DockerHelpers(self.engine), self.config.helper_image)
+                with contextlib.suppress(EngineError):  # helpers a previous run left (it died mid-move)
+                    left = await to_thread.run_sync(self.volume_data.remove_leftovers)
+                    if left:
+                        log.info("removed %d helper containers left by a previous run", left)
+            self.streams = AgentStreams(
+                DockerIO(self.engine), _sender(ws, asyncio.get_running_loop()), volumes=self.volume_data
+            )
             self.backups = AgentBackups(
                 self.engine,
                 _sender(ws, asyncio.get_running_loop()),
@@ -330,7 +342,7 @@ class Agent:
                 last, answered = status, desired.seq
 
 
-_STREAM_MESSAGES = (LogsOpen, ExecOpen, StreamInput, StreamResize, StreamCancel, StreamCredit)
+_STREAM_MESSAGES = (LogsOpen, ExecOpen, VolumeOpen, StreamInput, StreamResize, StreamCancel, StreamCredit)
 
 
 def _sender(ws: ClientConnection, loop: asyncio.AbstractEventLoop) -> Callable[[str], None]:

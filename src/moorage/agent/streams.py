@@ -1,4 +1,4 @@
-"""The agent's end of logs and exec streams (see ``moorage.protocol``, "streams").
+"""The agent's end of logs, exec and volume data streams (see ``moorage.protocol``, "streams").
 
     master ─ logs/exec ─▶ handle() ─ starts ─▶ reader thread: engine ─ output ─▶ send()
                           handle() ─ queues ─▶ stdin thread (exec): stdin, eof, resize ─▶ engine
@@ -9,22 +9,31 @@ messages it returns); the threads send with ``send``, which blocks until the fra
 (so a slow connection slows the engine read) and raises once the connection is gone. A reader
 sends at most the window of bytes the master has not credited back. ``close_all`` ends every
 stream when the connection ends: no thread or engine stream outlives it.
+
+A volume stream (``VolumeOpen``) is one thread too: it runs the operation through
+``volume_data.VolumeData`` (a helper container that mounts the Docker volume), sending a read's
+tar stream as output or feeding a write's ``tar x`` from the master's input itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from moorage.agent import volume_manifest
 from moorage.agent.engine import ContainerIO, EngineError, ExecSession, OutputSource
+from moorage.agent.volume_data import TarReader, VolumeData
 from moorage.protocol import (
     MAX_STREAMS_PER_NODE,
     STREAM_CHUNK_BYTES,
     STREAM_WINDOW_BYTES,
+    VOLUME_CHUNK_BYTES,
+    VOLUME_WINDOW_BYTES,
     ExecOpen,
     LogsOpen,
     StreamCancel,
@@ -34,13 +43,15 @@ from moorage.protocol import (
     StreamOutput,
     StreamResize,
     StreamStarted,
+    VolumeOpen,
 )
 
 __all__ = ["AgentStreams", "StreamMessage"]
 
 log = logging.getLogger("moorage.agent.streams")
 
-StreamMessage = LogsOpen | ExecOpen | StreamInput | StreamResize | StreamCancel | StreamCredit
+StreamMessage = LogsOpen | ExecOpen | VolumeOpen | StreamInput | StreamResize | StreamCancel | StreamCredit
+Opening = LogsOpen | ExecOpen | VolumeOpen
 Send = Callable[[str], None]
 
 _Item = tuple[str, bytes, int, int]  # ("data", bytes, 0, 0) | ("eof", ...) | ("resize", b"", width, height)
@@ -54,6 +65,7 @@ class _Cancelled(Exception):
 @dataclass(eq=False)
 class _Stream:
     id: str
+    window: int = STREAM_WINDOW_BYTES
     credit: int = STREAM_WINDOW_BYTES  # output bytes the master will still take
     cancelled: bool = False
     source: OutputSource | None = None
@@ -81,7 +93,7 @@ class _Stream:
 
     def give_credit(self, size: int) -> None:
         with self.cond:
-            self.credit = min(STREAM_WINDOW_BYTES, self.credit + size)
+            self.credit = min(self.window, self.credit + size)
             self.cond.notify_all()
 
     def cancel(self) -> None:
@@ -97,8 +109,16 @@ class _Stream:
 class AgentStreams:
     """Every stream of one connection to the master (see the module)."""
 
-    def __init__(self, engine: ContainerIO, send: Send, *, limit: int = MAX_STREAMS_PER_NODE) -> None:
+    def __init__(
+        self,
+        engine: ContainerIO,
+        send: Send,
+        *,
+        limit: int = MAX_STREAMS_PER_NODE,
+        volumes: VolumeData | None = None,
+    ) -> None:
         self.engine = engine
+        self.volumes = volumes
         self._send = send
         self._limit = limit
         self._streams: dict[str, _Stream] = {}
@@ -110,7 +130,7 @@ class AgentStreams:
 
     def handle(self, msg: StreamMessage) -> list[str]:
         """Act on one message from the master; what to send back at once (a refusal), if anything."""
-        if isinstance(msg, LogsOpen | ExecOpen):
+        if isinstance(msg, LogsOpen | ExecOpen | VolumeOpen):
             return self._open(msg)
         with self._lock:
             stream = self._streams.get(msg.stream)
@@ -148,7 +168,7 @@ class AgentStreams:
             thread.join(timeout)
         return not any(t.is_alive() for t in threads)
 
-    def _open(self, msg: LogsOpen | ExecOpen) -> list[str]:
+    def _open(self, msg: Opening) -> list[str]:
         with self._lock:
             if self._closed or msg.stream in self._streams:
                 return []
@@ -160,9 +180,14 @@ class AgentStreams:
                         "end some and try again",
                     ).model_dump_json()
                 ]
-            stream = _Stream(msg.stream, takes_stdin=isinstance(msg, ExecOpen) and msg.stdin)
+            if isinstance(msg, VolumeOpen):
+                stream = _Stream(
+                    msg.stream, VOLUME_WINDOW_BYTES, VOLUME_WINDOW_BYTES, takes_stdin=msg.op == "write"
+                )
+            else:
+                stream = _Stream(msg.stream, takes_stdin=isinstance(msg, ExecOpen) and msg.stdin)
             self._streams[msg.stream] = stream
-            kind = "logs" if isinstance(msg, LogsOpen) else "exec"
+            kind = msg.type
             thread = threading.Thread(
                 target=self._run, args=(stream, msg), name=f"moorage-{kind}-{msg.stream}", daemon=True
             )
@@ -175,7 +200,7 @@ class AgentStreams:
             return []
         with stream.cond:
             stream.inbox_bytes += len(msg.data)
-            over = stream.inbox_bytes > STREAM_WINDOW_BYTES
+            over = stream.inbox_bytes > stream.window
         if over:
             self._forget(stream)
             stream.cancel()
@@ -197,12 +222,14 @@ class AgentStreams:
 
     # -- the stream's threads ------------------------------------------------------------------
 
-    def _run(self, stream: _Stream, msg: LogsOpen | ExecOpen) -> None:
+    def _run(self, stream: _Stream, msg: Opening) -> None:
         try:
             if isinstance(msg, LogsOpen):
                 self._logs(stream, msg)
-            else:
+            elif isinstance(msg, ExecOpen):
                 self._exec(stream, msg)
+            else:
+                self._volume(stream, msg)
         except _Cancelled:
             pass
         except Exception as err:  # the connection is gone (send raised), or a bug: end quietly
@@ -271,6 +298,76 @@ class AgentStreams:
                     StreamOutput(stream=stream.id, fd=2 if fd == 2 else 1, data=piece).model_dump_json()
                 )
         if stream.cancelled:
+            raise _Cancelled
+
+    # -- volume streams ---------------------------------------------------------------------------
+
+    def _volume(self, stream: _Stream, msg: VolumeOpen) -> None:
+        if self.volumes is None:
+            self._end(stream, error="this agent does not serve volume data")
+            return
+        try:
+            if msg.op == "read":
+                with self.volumes.reading(msg.volume, msg.paths) as reader:
+                    self._send(StreamStarted(stream=stream.id).model_dump_json())
+                    self._pump_tar(stream, reader)
+            elif msg.op == "write":
+                self._write(stream, msg, self.volumes)
+            else:
+                result = self._volume_result(msg, self.volumes)
+                self._send(StreamStarted(stream=stream.id).model_dump_json())
+                self._send_all(stream, result)
+        except (EngineError, ValueError) as err:
+            self._end(stream, error=getattr(err, "message", None) or str(err))
+            return
+        self._end(stream)
+
+    @staticmethod
+    def _volume_result(msg: VolumeOpen, data: VolumeData) -> bytes:
+        if msg.op == "manifest":
+            return volume_manifest.to_json(data.manifest(msg.volume, msg.paths))
+        if msg.op == "remove_paths":
+            data.remove_paths(msg.volume, msg.paths or [])
+            return b"{}"
+        if msg.op == "drop":
+            return json.dumps({"removed": data.drop_volume(msg.volume, dict(msg.labels))}).encode()
+        if msg.op == "usage":
+            return json.dumps(data.usage(msg.volume)).encode()
+        return json.dumps(data.users(msg.volume)).encode()
+
+    def _pump_tar(self, stream: _Stream, reader: TarReader) -> None:
+        while (data := reader.next_chunk()) is not None:
+            self._send_all(stream, data)
+
+    def _send_all(self, stream: _Stream, data: bytes) -> None:
+        for start in range(0, len(data), VOLUME_CHUNK_BYTES):
+            if stream.cancelled:
+                raise _Cancelled
+            piece = data[start : start + VOLUME_CHUNK_BYTES]
+            stream.take_credit(len(piece))
+            self._send(StreamOutput(stream=stream.id, data=piece).model_dump_json())
+
+    def _write(self, stream: _Stream, msg: VolumeOpen, data: VolumeData) -> None:
+        """The master's input into ``tar x``; credit back what was written."""
+        if msg.driver is not None:
+            data.ensure_volume(msg.volume, msg.driver, dict(msg.driver_opts), dict(msg.labels))
+        with data.writing(msg.volume) as writer:
+            self._send(StreamStarted(stream=stream.id).model_dump_json())
+            written = 0
+            while (item := stream.inbox.get()) != _STOP:
+                kind, chunk, _, _ = item
+                if kind == "data":
+                    writer.write(chunk)
+                    with stream.cond:
+                        stream.inbox_bytes -= len(chunk)
+                        drained = stream.inbox_bytes == 0
+                    written += len(chunk)
+                    if written >= stream.window // 8 or drained:
+                        self._send(StreamCredit(stream=stream.id, bytes=written).model_dump_json())
+                        written = 0
+                elif kind == "eof":
+                    writer.finish()
+                    return
             raise _Cancelled
 
     def _feed(self, stream: _Stream, session: ExecSession) -> None:

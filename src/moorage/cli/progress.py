@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from moorage.client.api import MasterClient
 
-__all__ = ["follow_deployment", "follow_started", "uptime"]
+__all__ = ["follow_deployment", "follow_move", "follow_started", "uptime"]
 
 POLL = 0.3
 WAIT = 10.0  # seconds the master may hold a look at a running deployment until it ends or changes
@@ -172,3 +172,78 @@ def uptime(container: dict[str, Any]) -> str:
     if container["state"] != "running" or not container["started_at"]:
         return "-"
     return ago(container["started_at"]).removesuffix(" ago")
+
+
+def _mib(count: float) -> str:
+    return f"{count / 2**20:.1f} MiB"
+
+
+def move_line(move: dict[str, Any], rate: float | None) -> str:
+    """``phase  done/total MiB  rate  ETA``: what a move shows while it runs."""
+    done, total = move["bytes_done"], max(move["bytes_total"], move["bytes_done"])
+    parts = [f"{move['phase']:<7}", f"{_mib(done)} / {_mib(total)}"]
+    if rate:
+        parts.append(f"{_mib(rate)}/s")
+        if move["phase"] == "copy" and total > done:
+            parts.append(f"ETA {int((total - done) / rate)}s")
+    return "  ".join(parts)
+
+
+def follow_move(
+    client: MasterClient, grid: str, volume: str, move: dict[str, Any], *, quiet: bool = False
+) -> dict[str, Any]:
+    """Wait for a move, showing its phase, bytes done of total, rate and ETA; its last state."""
+    url = f"/v1/volumes/{grid}/{volume}/moves/{move['id']}"
+    started = time.monotonic()
+    samples: list[tuple[float, int]] = []
+    live = None
+    if sys.stdout.isatty() and not quiet:
+        from rich.live import Live
+        from rich.text import Text
+
+        live = Live(Text(move_line(move, None)), console=console(), refresh_per_second=8)
+        live.start()
+    last = ""
+    try:
+        while move["state"] == "running":
+            time.sleep(POLL)
+            try:
+                move = client.get(url)
+            except MoorageError as err:
+                if time.monotonic() - started > TIMEOUT * 8:
+                    raise
+                err_console().print(f"Lost the master ({err.message}); reconnecting ...")
+                time.sleep(1)
+                continue
+            now = time.monotonic()
+            samples = [(t, b) for t, b in samples if now - t < 5] + [(now, move["bytes_done"])]
+            rate = (
+                (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
+                if len(samples) > 1
+                else None
+            )
+            line = move_line(move, rate)
+            if live is not None:
+                from rich.text import Text
+
+                live.update(Text(line))
+            elif not quiet and move["phase"] != last:
+                print(f"  {line}", flush=True)
+                last = move["phase"]
+    finally:
+        if live is not None:
+            live.stop()
+    took = time.monotonic() - started
+    if not quiet:
+        if move["state"] == "succeeded":
+            downtime = ""
+            if move.get("stopped_at") and move.get("switched_at"):
+                from datetime import datetime
+
+                stopped = datetime.fromisoformat(move["stopped_at"])
+                switched = datetime.fromisoformat(move["switched_at"])
+                downtime = f", stopped for {(switched - stopped).total_seconds():.1f}s"
+            console().print(f"Moved {move['docker_volume']} to {move['target']} ({took:.1f}s{downtime})")
+        else:
+            err_console().print(f"Move of {move['docker_volume']} failed: {move['message']}")
+    return move

@@ -57,8 +57,17 @@ def master(
             "--metrics-without-token", help="Serve GET /metrics to anyone (default: an admin token)"
         ),
     ] = False,
+    retired_retention: Annotated[
+        float,
+        typer.Option(
+            "--retired-retention",
+            help="Days a moved volume's source copy is kept (retired) before it is purged",
+        ),
+    ] = 7.0,
 ) -> None:
     """Run the master: REST API, web console (/ui), metrics (/metrics), agent hub, and the store."""
+    from datetime import timedelta
+
     from moorage.master.server import MasterConfig, MasterTls, parse_listen, run_master
     from moorage.master.settings import MasterSettings
 
@@ -66,6 +75,8 @@ def master(
         raise InvalidInput.one("--heartbeat-interval", "must be more than 0 seconds")
     if events_kept < 1:
         raise InvalidInput.one("--events-kept", "must be at least 1")
+    if not 0 < retired_retention <= 36500:
+        raise InvalidInput.one("--retired-retention", "must be more than 0 days (and at most 36500)")
     host, port = parse_listen(listen)
     run_master(
         MasterConfig(
@@ -74,7 +85,9 @@ def master(
             data_dir=data_dir or default_data_dir("master"),
             db_url=db,
             settings=MasterSettings(
-                heartbeat_interval=heartbeat_interval, metrics_need_token=not metrics_without_token
+                heartbeat_interval=heartbeat_interval,
+                metrics_need_token=not metrics_without_token,
+                retired_retention=timedelta(days=retired_retention),
             ),
             tls=MasterTls.checked(tls_cert, tls_key),
             events_kept=events_kept,
@@ -133,6 +146,13 @@ def agent(
         str | None,
         typer.Option("--restic", help="The restic binary backups run (default: restic on PATH)"),
     ] = None,
+    helper_image: Annotated[
+        str,
+        typer.Option(
+            "--helper-image",
+            help="Image of the helper containers that read and write volume data (moves): needs busybox's tar",
+        ),
+    ] = "busybox:1.36",
 ) -> None:
     """Run an agent: join the grid and converge this node's Docker Engine."""
     import socket
@@ -172,6 +192,7 @@ def agent(
             data_dir=agent_dir,
             plugin_dir=plugin_dir,
             restic=restic,
+            helper_image=helper_image,
         )
     )
 
@@ -232,7 +253,16 @@ def up(
                 join = client.post("/v1/grids", {"name": UP_GRID})["join_token"]
             else:  # shown only when made: a new one (the agent reconnects with its own credential)
                 join = client.post(f"/v1/grids/{UP_GRID}/token")["token"]
-        agent_cmd = [*exe, "agent", "--master", url, "--data-dir", str(base / "agent")]
+        agent_cmd = [
+            *exe,
+            "agent",
+            "--master",
+            url,
+            "--data-dir",
+            str(base / "agent"),
+            "--helper-image",
+            "busybox:local",
+        ]
         procs.append(subprocess.Popen(agent_cmd, env={**os.environ, "MOORAGE_JOIN_TOKEN": join}))
         save_config(url=url, token=token, grid=UP_GRID)
         print(

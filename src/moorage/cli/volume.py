@@ -1,4 +1,4 @@
-"""moorage volume create|ls|show|rm (Kontena's commands and output)."""
+"""moorage volume create|ls|show|rm (Kontena's commands and output), move and purge."""
 
 from __future__ import annotations
 
@@ -242,6 +242,16 @@ def volume_text(volume: dict[str, Any]) -> str:
     lines.append(f"  topology: {volume.get('topology', '-')}")
     if volume.get("stack"):
         lines.append(f"  stack: {volume['stack']}")
+    if volume.get("retired"):
+        lines.append("  retired:")
+        for copy in volume["retired"]:
+            lines += [
+                f"    - name: {copy['name']}",
+                f"      node: {copy['node']}",
+                f"      since: {copy['since']}",
+            ]
+            if copy.get("state") == "purging":
+                lines.append("      state: purging")
     return "\n".join(lines)
 
 
@@ -330,3 +340,88 @@ def prune(
         print(
             f"{verb} {pruned['name']} on {pruned['node']} (volume {pruned['volume']}, unused since {pruned['unused_since']})"
         )
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
+
+
+def plan_text(plan: dict[str, Any]) -> str:
+    source = f"{plan['source']}" + (f" (zone {plan['source_zone']})" if plan["source_zone"] else "")
+    target = f"{plan['target']}" + (f" (zone {plan['target_zone']})" if plan["target_zone"] else "")
+    how = (
+        "copy (first while it runs, then what changed once it stopped), verified by manifest"
+        if plan["method"] == "copy"
+        else "re-attach: its driver's storage is shared inside its domain, no copy"
+    )
+    lines = [
+        f"Move {plan['docker_volume']} of volume {plan['volume']}: {source} -> {target}",
+        f"  method: {how}",
+    ]
+    if plan["method"] == "copy":
+        lines.append(f"  data: {_size(plan['bytes'])} in {plan['files']} files")
+    lines.append(f"  stops: {', '.join(plan['instances']) or 'no instance'}")
+    lines.append(f"  target: {plan['target']}")
+    return "\n".join(lines)
+
+
+@app.command("move")
+def move(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Volume name")],
+    docker_volume: Annotated[
+        str, typer.Argument(help="Its instance's Docker volume ('volume show' lists them)")
+    ],
+    to: Annotated[str | None, typer.Option("--to", help="The node to move it to")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan")] = False,
+    json: Json = False,
+) -> None:
+    """Move a volume instance's data to another node, and its instance with it. The source copy is
+    kept (retired) until 'moorage volume purge'."""
+    from moorage.cli.progress import follow_move
+
+    if to is None:
+        raise InvalidInput.one("--to", "give the node to move it to: --to NODE")
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        started = client.post(
+            f"/v1/volumes/{cli.grid}/{name}/moves",
+            {"docker_volume": docker_volume, "to": to, "dry_run": dry_run},
+        )
+        if json and (dry_run or started["move"] is None):
+            print_json(started)
+            return
+        if not json:
+            print(plan_text(started["plan"]), flush=True)
+        if started["move"] is None:
+            return
+        final = follow_move(client, cli.grid, name, started["move"], quiet=json)
+    if json:
+        print_json(final)
+    if final["state"] != "succeeded":
+        raise MoorageError(f"move of {docker_volume} failed: {final['message']}")
+
+
+@app.command("purge")
+def purge(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Volume name")],
+    docker_volumes: Annotated[
+        list[str] | None, typer.Argument(help="Retired copies to remove (default: all of the volume's)")
+    ] = None,
+    force: Force = False,
+) -> None:
+    """Remove retired copies moves left (their data is deleted on their nodes)."""
+    cli: CliContext = ctx.obj
+    which = ", ".join(docker_volumes) if docker_volumes else f"every retired copy of volume {name}"
+    require_force(force, f"Remove {which} and the data in it?")
+    with cli.client() as client:
+        out = client.post(f"/v1/volumes/{cli.grid}/{name}/purge", {"docker_volumes": docker_volumes or []})
+    for copy in out["purging"]:
+        print(f"Purging retired copy {copy}")
+    if not out["purging"]:
+        print(f"Volume {name} has no retired copies")

@@ -33,6 +33,7 @@ from moorage.master.routes import (
 from moorage.master.settings import MasterSettings
 from moorage.master.state import MasterState
 from moorage.master.volume_lists import VolumeLists
+from moorage.master.volume_moves import VolumeMoves
 from moorage.master.wakeups import Wakeups
 from moorage.store.database import Database
 
@@ -46,6 +47,7 @@ async def stop_rollouts(app: FastAPI) -> None:
     looks offline to a rollout."""
     state: MasterState = app.state.moorage
     await state.deployer.stop()
+    await state.moves.stop()  # running moves put their instances back on the source, then stop
     await state.hub.relay.stop()
     await app.state.event_followers.stop()
 
@@ -59,19 +61,22 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
     jobs = BackupJobs(db, hub)
     jobs.deployer = deployer
     hub.job_messages, hub.jobs_lost = jobs.from_agent, jobs.connection_lost
-    state = MasterState(db=db, settings=settings, hub=hub, deployer=deployer, backups=jobs)
+    moves = VolumeMoves(db, hub, retention=settings.retired_retention)
+    state = MasterState(db=db, settings=settings, hub=hub, deployer=deployer, backups=jobs, moves=moves)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await jobs.start()
         await deployer.start()
         await hub.start()
+        await moves.start()
         try:
             yield
         finally:
             await deployer.stop()  # first (at the latest; server.py stops it before any socket closes)
             await app.state.event_followers.stop()
             await jobs.stop()
+            await moves.stop()
             await hub.stop()
 
     app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)

@@ -8,6 +8,7 @@ from moorage.model import docker_labels
 from moorage.model.states import VolumeInstanceState
 from moorage.protocol import ContainerSpec, Desired, VolumeSpec
 from moorage.store.instances import NodeVolumeInstance, node_containers, node_volume_instances
+from moorage.store.volume_moves import retired_removals
 
 __all__ = ["desired_for_node", "volume_spec"]
 
@@ -38,5 +39,14 @@ def desired_for_node(session: Session, node_id: str, grid: str) -> Desired:
             continue  # its Docker volume stays as it is until it is used again or pruned
         (removals if instance.state == VolumeInstanceState.REMOVING else volumes).append(
             volume_spec(instance, grid)
+        )
+    for retired in retired_removals(session, node_id):  # purged copies a move left (volume purge)
+        removals.append(
+            VolumeSpec(
+                name=retired.name,
+                volume_instance_id=retired.volume_instance_id,
+                driver=retired.driver,
+                create=False,
+            )
         )
     return Desired(containers=containers, volumes=volumes, remove_volumes=removals)

@@ -46,6 +46,7 @@ from moorage.store.database import Database
 from moorage.store.grids import grid_by_id
 from moorage.store.instances import apply_docker_volumes, apply_instance_status, apply_volume_status
 from moorage.store.nodes import register_node, set_info, set_status
+from moorage.store.volume_moves import retired_removed
 
 __all__ = ["AgentConnection", "AgentHub", "PeerError"]
 
@@ -414,6 +415,7 @@ class AgentHub:
                 apply_instance_status(session, node_id, msg.instances)
                 + apply_volume_status(session, node_id, msg.volumes)
                 + apply_docker_volumes(session, node_id, msg.docker_volumes)
+                + retired_removed(session, node_id, msg.volumes)
             )
 
     def _set_status(self, node_id: str, status: NodeStatus, last_seen_at: datetime, why: str) -> None:

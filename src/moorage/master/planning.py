@@ -324,9 +324,30 @@ def _plan_one(
             container=containers.document(number, names),
             volumes=bindings,
         )
-        plan.instances.append(decide(slot, request, placement, nodes.place))
+        plan.instances.append(_held(slot, service.homes) or decide(slot, request, placement, nodes.place))
     plan.remove_numbers = removed_numbers(current, numbers)
     return plan, requests, placements
+
+
+def _held(slot: Slot, homes: VolumeHomes) -> InstancePlan | None:
+    """An instance whose volume instance a move holds stays stopped on that volume's node,
+    whatever else was asked: never two containers of it, never one mounting data being copied
+    (the move puts it back, on the source or the target, when it ends)."""
+    for binding in slot.volumes:
+        home = homes.held.get((binding.volume_id, binding.name))
+        if home is not None and home.move_id is not None:
+            return InstancePlan(
+                service_row_id=slot.service_row_id,
+                service_id=slot.service_id,
+                number=slot.number,
+                kind="pending",
+                node_id=home.node_id,
+                container=None,
+                reason=f"its volume instance {binding.name} is being moved (move {home.move_id[:12]}); "
+                "it starts again when the move ends",
+                had_container=slot.had_container,
+            )
+    return None
 
 
 def _aliases(stored: StoredService) -> list[str]:

@@ -45,10 +45,18 @@ __all__ = [
     "InstanceOut",
     "LabelKeyQuery",
     "LabelsIn",
+    "MoveCreate",
+    "MoveList",
+    "MoveOut",
+    "MovePlanOut",
+    "MoveStarted",
     "NodeList",
     "NodeOut",
     "NodePath",
     "PrunedOut",
+    "PurgeOut",
+    "PurgeRequest",
+    "RetiredOut",
     "ScaleIn",
     "ServiceCreate",
     "ServiceList",
@@ -72,6 +80,7 @@ __all__ = [
     "VolumePath",
     "VolumePruneIn",
     "VolumePruneOut",
+    "VolumeShown",
     "grid_out",
     "node_out",
     "service_out",
@@ -378,6 +387,93 @@ class PrunedOut(BaseModel):
 class VolumePruneOut(BaseModel):
     dry_run: bool
     pruned: list[PrunedOut]
+
+
+# -- volume moves ------------------------------------------------------------------------------
+
+DockerVolumeName = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]+$",
+        description="A Docker volume name, as 'moorage volume show' lists a volume's instances",
+    ),
+]
+NodeName = Annotated[str, _rule(names.NODE), Documented.name(names.NODE), Field(description="Node name")]
+
+
+class MoveCreate(_In):
+    docker_volume: DockerVolumeName
+    to: NodeName
+    dry_run: bool = Field(default=False, description="Only plan: say what the move would do")
+
+
+class MovePlanOut(BaseModel):
+    volume: str
+    docker_volume: str
+    source: str
+    source_zone: str | None
+    target: str
+    target_zone: str | None
+    method: str = Field(description="copy (data through the master) or reattach (same storage, no copy)")
+    bytes: int
+    files: int
+    instances: list[str] = Field(description="The instances that stop while it moves")
+
+
+class MoveOut(BaseModel):
+    id: str
+    volume: str
+    docker_volume: str
+    source: str
+    target: str
+    method: str
+    state: str = Field(description="running, succeeded or failed")
+    phase: str = Field(description="plan, copy, check, stop, sync, verify, switch or done")
+    bytes_total: int
+    bytes_done: int
+    files: int
+    instances: list[str]
+    message: str | None = Field(description="What failed")
+    cleanup: str = Field(description="none, pending (the partial copy goes once its node is back) or done")
+    created_at: datetime
+    updated_at: datetime
+    stopped_at: datetime | None
+    switched_at: datetime | None
+    finished_at: datetime | None
+
+
+class MoveStarted(BaseModel):
+    plan: MovePlanOut
+    move: MoveOut | None = Field(description="The job; null for a dry run")
+
+
+class MoveList(BaseModel):
+    moves: list[MoveOut]
+
+
+class RetiredOut(BaseModel):
+    name: str
+    node: str
+    since: datetime
+    state: str = Field(description="kept, or purging (its node deletes it)")
+
+
+class VolumeShown(VolumeOut):
+    retired: list[RetiredOut] = Field(
+        default_factory=list, description="Source copies moves left, kept until purged"
+    )
+
+
+class PurgeRequest(_In):
+    docker_volumes: list[DockerVolumeName] = Field(
+        default_factory=list, max_length=1000, description="The retired copies to remove; none: all"
+    )
+
+
+class PurgeOut(BaseModel):
+    purging: list[str]
 
 
 def volume_out(view: VolumeView) -> VolumeOut:

@@ -1,8 +1,9 @@
-"""A master's settings: how often agents beat, when a silent node is offline, who may read /metrics."""
+"""A master's settings: how often agents beat, when a silent node is offline, who may read /metrics, how long a moved volume's source copy is kept."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 __all__ = ["MasterSettings"]
 
@@ -12,6 +13,7 @@ class MasterSettings:
     heartbeat_interval: float = 5.0
     missed_heartbeats: int = 3  # a node is offline after this many intervals without a word
     metrics_need_token: bool = True  # GET /metrics takes an admin token (--metrics-without-token: not)
+    retired_retention: timedelta = timedelta(days=7)  # a move's source copy is purged after this
 
     @property
     def node_timeout(self) -> float:

@@ -11,6 +11,7 @@ from moorage.master.backups import BackupJobs
 from moorage.master.deployer import Deployer
 from moorage.master.hub import AgentHub
 from moorage.master.settings import MasterSettings
+from moorage.master.volume_moves import VolumeMoves
 from moorage.store.database import Database
 
 __all__ = ["MasterSettings", "MasterState", "State", "master_state"]  # MasterSettings: master/settings.py
@@ -23,6 +24,7 @@ class MasterState:
     hub: AgentHub
     deployer: Deployer
     backups: BackupJobs
+    moves: VolumeMoves
 
 
 async def master_state(request: Request) -> MasterState:

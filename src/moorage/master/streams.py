@@ -6,7 +6,8 @@
     route ── write_stdin / resize ────▶ relay ── frame ──▶ agent (within the agent's credit)
     route ── close() ─────────────────▶ relay ── cancel ─▶ agent closes the engine's stream
 
-A stream holds at most ``STREAM_WINDOW_BYTES`` the route has not passed on: the agent sends no
+A stream holds at most its window (``STREAM_WINDOW_BYTES``; ``VOLUME_WINDOW_BYTES`` for the
+volume data streams of moves, ``VolumeOpen``) the route has not passed on: the agent sends no
 more until the route credits, and an agent that does is cut off (its stream ends with an error),
 so a fast log costs the master a window per stream, never more. ``from_agent`` never waits: the
 hub's receive loop (heartbeats, reports) goes on whatever a stream's reader does. A stream ends
@@ -28,6 +29,8 @@ from moorage.protocol import (
     MAX_STREAMS_PER_NODE,
     STREAM_CHUNK_BYTES,
     STREAM_WINDOW_BYTES,
+    VOLUME_CHUNK_BYTES,
+    VOLUME_WINDOW_BYTES,
     ExecOpen,
     LogsOpen,
     StreamCancel,
@@ -37,6 +40,7 @@ from moorage.protocol import (
     StreamOutput,
     StreamResize,
     StreamStarted,
+    VolumeOpen,
 )
 
 __all__ = ["AGENT_STREAM_MESSAGES", "RelayStream", "StreamPeer", "StreamRelay"]
@@ -60,23 +64,25 @@ class StreamPeer(Protocol):
 
 
 class RelayStream:
-    """One logs or exec stream, as the route that opened it sees it."""
+    """One logs, exec or volume stream, as the route (or move) that opened it sees it."""
 
-    def __init__(self, relay: StreamRelay, peer: StreamPeer, stream_id: str) -> None:
+    def __init__(self, relay: StreamRelay, peer: StreamPeer, stream_id: str, *, volume: bool = False) -> None:
         self.id = stream_id
         self.peer = peer
         self._relay = relay
+        self.window = VOLUME_WINDOW_BYTES if volume else STREAM_WINDOW_BYTES
+        self.chunk = VOLUME_CHUNK_BYTES if volume else STREAM_CHUNK_BYTES
         self._items: asyncio.Queue[StreamStarted | StreamOutput | StreamEnd] = asyncio.Queue()
         self._outstanding = 0  # output bytes received and not credited back
         self._uncredited = 0  # of those, bytes the route passed on (credited in batches)
-        self._stdin_credit = STREAM_WINDOW_BYTES
+        self._stdin_credit = self.window
         self._stdin_ready = asyncio.Event()
         self.ended = False  # the agent ended it, or the relay did
         self.closed = False  # the route let go of it
 
     @property
     def buffered(self) -> int:
-        """Output bytes held for the route (at most ``STREAM_WINDOW_BYTES``)."""
+        """Output bytes held for the route (at most its window)."""
         return self._outstanding - self._uncredited
 
     async def started(self, timeout: float) -> StreamEnd | None:
@@ -107,7 +113,7 @@ class RelayStream:
         """The route passed ``size`` bytes of output on: credit the agent (in chunks, or once the
         queue is empty, so the agent is never left without credit while the route waits)."""
         self._uncredited += size
-        if self._uncredited >= STREAM_CHUNK_BYTES or (self._items.empty() and self._uncredited):
+        if self._uncredited >= self.window // 8 or (self._items.empty() and self._uncredited):
             credit, self._uncredited = self._uncredited, 0
             self._outstanding -= credit
             if not self.ended:
@@ -115,8 +121,8 @@ class RelayStream:
 
     async def write_stdin(self, data: bytes) -> bool:
         """Send input within the agent's credit (waits for it); False once the stream is over."""
-        for start in range(0, len(data), STREAM_CHUNK_BYTES):
-            piece = data[start : start + STREAM_CHUNK_BYTES]
+        for start in range(0, len(data), self.chunk):
+            piece = data[start : start + self.chunk]
             while self._stdin_credit < len(piece) and not self.ended:
                 self._stdin_ready.clear()
                 await self._stdin_ready.wait()
@@ -160,11 +166,11 @@ class RelayStream:
     def _take(self, msg: StreamStarted | StreamOutput | StreamEnd | StreamCredit) -> str | None:
         """One message from the agent; an error if it broke the window."""
         if isinstance(msg, StreamCredit):
-            self._stdin_credit = min(STREAM_WINDOW_BYTES, self._stdin_credit + msg.bytes)
+            self._stdin_credit = min(self.window, self._stdin_credit + msg.bytes)
             self._stdin_ready.set()
             return None
         if isinstance(msg, StreamOutput):
-            if self._outstanding + len(msg.data) > STREAM_WINDOW_BYTES:
+            if self._outstanding + len(msg.data) > self.window:
                 return f"node {self.peer.name} sent more output than the stream's window; the stream was cut"
             self._outstanding += len(msg.data)
         elif isinstance(msg, StreamEnd):
@@ -195,7 +201,7 @@ class StreamRelay:
     def open_count(self, peer: StreamPeer | None = None) -> int:
         return sum(1 for s in self._streams.values() if peer is None or s.peer is peer)
 
-    async def open(self, peer: StreamPeer, request: LogsOpen | ExecOpen) -> RelayStream:
+    async def open(self, peer: StreamPeer, request: LogsOpen | ExecOpen | VolumeOpen) -> RelayStream:
         """Register a stream and ask the agent for it; ``request.stream`` is replaced by a new id."""
         if self._stopping is not None:
             raise Conflict(f"{self._stopping}; try again once it is back")
@@ -204,7 +210,7 @@ class StreamRelay:
                 f"node {peer.name} has {self._per_node} logs and exec streams open, the most it serves; "
                 "end some (each 'moorage service logs -f' holds one) and try again"
             )
-        stream = RelayStream(self, peer, secrets.token_hex(8))
+        stream = RelayStream(self, peer, secrets.token_hex(8), volume=isinstance(request, VolumeOpen))
         self._streams[stream.id] = stream
         self._held.add(stream)
         self._all_let_go.clear()

@@ -267,6 +267,7 @@ class VolumeHome:
     node_id: str
     zone: str | None = None
     region: str | None = None
+    move_id: str | None = None  # a volume move holds it: its instance stays stopped meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,5 +289,7 @@ def volume_homes(session: Session, grid_id: int, names: Iterable[str]) -> Volume
         if found.state == VolumeInstanceState.REMOVING:
             removing[found.name].add(found.node_id)
         elif found.volume_id is not None:
-            holders[(found.volume_id, found.name)] = VolumeHome(found.node_id, found.zone, found.region)
+            holders[(found.volume_id, found.name)] = VolumeHome(
+                found.node_id, found.zone, found.region, found.move_id
+            )
     return VolumeHomes(holders, {name: frozenset(nodes) for name, nodes in removing.items()})

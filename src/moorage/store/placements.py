@@ -171,6 +171,7 @@ class KnownVolumeInstance(NamedTuple):
     name: str  # the Docker volume name
     zone: str | None
     region: str | None
+    move_id: str | None = None  # the move holding it (its instance is planned nowhere meanwhile)
 
 
 def volume_instances_named(
@@ -188,6 +189,7 @@ def volume_instances_named(
                 VolumeInstanceRow.name,
                 VolumeInstanceRow.zone,
                 VolumeInstanceRow.region,
+                VolumeInstanceRow.move_id,
             ).where(VolumeInstanceRow.grid_id == grid_id, any_of(session, VolumeInstanceRow.name, part))
         ).tuples()
         yield from map(KnownVolumeInstance._make, rows)

@@ -32,11 +32,13 @@ __all__ = [
     "GridRow",
     "InstanceRow",
     "NodeRow",
+    "RetiredVolumeRow",
     "ServiceRow",
     "StackRevisionRow",
     "StackRow",
     "UTCDateTime",
     "VolumeInstanceRow",
+    "VolumeMoveRow",
     "VolumeRow",
 ]
 
@@ -261,6 +263,63 @@ class VolumeInstanceRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # the move holding it (0010): its instance stays stopped and is planned nowhere else meanwhile
+    move_id: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class VolumeMoveRow(Base):
+    """A move of one volume instance's data to another node (``moorage volume move``), a job.
+
+    ``state``: running | succeeded | failed; ``phase`` where it is (plan, copy, check, stop, sync,
+    verify, switch, done). ``instances``: what was stopped ({service_row_id, number, label,
+    container}), so a failed move puts them back as they were. ``cleanup``: none | pending (the
+    partial copy on the target is still to be removed, once its node is back) | done.
+    """
+
+    __tablename__ = "volume_moves"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    volume: Mapped[str] = mapped_column(String(128))
+    volume_instance_id: Mapped[str] = mapped_column(String(32), index=True)
+    docker_name: Mapped[str] = mapped_column(String(255))
+    source_node_id: Mapped[str] = mapped_column(String(64))
+    target_node_id: Mapped[str] = mapped_column(String(64))
+    source_node: Mapped[str] = mapped_column(String(128))  # names, kept for the job's history
+    target_node: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(16))  # copy | reattach
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    phase: Mapped[str] = mapped_column(String(16))
+    bytes_total: Mapped[int] = mapped_column(BigInteger)
+    bytes_done: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[int] = mapped_column(BigInteger)
+    instances: Mapped[list[Any]]
+    message: Mapped[str | None] = mapped_column(Text)
+    cleanup: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+    switched_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class RetiredVolumeRow(Base):
+    """The source Docker volume a move left on its node: kept (never deleted by an agent on its
+    own) until ``moorage volume purge`` or the retention period; ``state`` kept | purging."""
+
+    __tablename__ = "retired_volumes"
+    __table_args__ = (UniqueConstraint("node_id", "name", name="uq_retired_volumes_node_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id", ondelete="CASCADE"), index=True)
+    volume_id: Mapped[int | None] = mapped_column(ForeignKey("volumes.id", ondelete="SET NULL"), index=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))  # the Docker volume name
+    volume_instance_id: Mapped[str] = mapped_column(String(32))  # its label: what the agent checks
+    driver: Mapped[str] = mapped_column(String(255))
+    move_id: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime]
     # since when no instance would use it (state ``unused``, store/volume_use.py); None otherwise
     unused_since: Mapped[datetime | None] = mapped_column(default=None)
     # the driver and options its node's engine has for the Docker volume (None: not reported)

@@ -42,7 +42,7 @@ import httpx
 from moorage.testbed import netns, relay
 from moorage.testbed.engine import check_host, engine_processes, remove_engine, start_engine, stop_engine
 from moorage.testbed.errors import TestbedError
-from moorage.testbed.images import ImageTarball, build_images, import_images
+from moorage.testbed.images import BUSYBOX, ImageTarball, build_images, import_images
 from moorage.testbed.mounts import mounted_under, unmount_under
 from moorage.testbed.process import ProcessRef, kill_all, log_tail, spawn, stop_process, stop_processes
 from moorage.testbed.state import (
@@ -688,6 +688,7 @@ class Testbed:
             "--docker-host", node.paths.docker_host,
             "--plugin-dir", str(node.paths.plugins),
             "--data-dir", str(node.agent_dir),
+            "--helper-image", BUSYBOX,
         ]  # fmt: skip
         if node.zone is not None:
             argv += ["--label", f"zone={node.zone}"]

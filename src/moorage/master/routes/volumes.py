@@ -13,8 +13,9 @@ the grid's kept body while the store has not changed since it was built.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Path, Request, Response
 from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
@@ -22,18 +23,27 @@ from moorage.master.auth import Actor
 from moorage.master.routing import api_router
 from moorage.master.schemas import (
     GridPath,
+    MoveCreate,
+    MoveList,
+    MoveOut,
+    MoveStarted,
     PrunedOut,
+    PurgeOut,
+    PurgeRequest,
     VolumeCreate,
     VolumeList,
     VolumeOut,
     VolumePath,
     VolumePruneIn,
     VolumePruneOut,
+    VolumeShown,
 )
 from moorage.master.state import State
 from moorage.master.user_actions import record_action
-from moorage.master.volume_lists import VolumeLists, volume_json
+from moorage.master.volume_lists import VolumeLists, volume_fields, volume_json
+from moorage.master.volume_moves import MovePlan
 from moorage.model.events import EventKind
+from moorage.store.volume_moves import MoveView, move_view, moves_of, purge_retired, retired_of
 from moorage.store.volume_use import prune_unused
 from moorage.store.volumes import VolumeView, create_volume, remove_volume, show_volume
 
@@ -98,10 +108,89 @@ async def prune(grid: GridPath, body: VolumePruneIn, state: State) -> VolumePrun
 
 
 @router.get("/{grid}/{name}", response_model=VolumeOut)
+@router.get("/{grid}/{name}", response_model=VolumeShown)
 async def show(grid: GridPath, name: VolumePath, state: State) -> Response:
-    return Response(
-        volume_json(await state.db.read(lambda session: show_volume(session, grid, name))), media_type=JSON
+    """A volume, with the source copies moves retired (``retired``)."""
+    view, retired = await state.db.read(
+        lambda session: (show_volume(session, grid, name), retired_of(session, grid, name))
     )
+    fields = volume_fields(view)
+    fields["retired"] = [
+        {"name": r.name, "node": r.node, "since": r.since, "state": r.state} for r in retired
+    ]
+    return Response(to_json(fields), media_type=JSON)
+
+
+MovePath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Move id")]
+
+
+def _move_fields(view: MoveView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "volume": view.volume,
+        "docker_volume": view.docker_name,
+        "source": view.source_node,
+        "target": view.target_node,
+        "method": view.method,
+        "state": view.state,
+        "phase": view.phase,
+        "bytes_total": view.bytes_total,
+        "bytes_done": view.bytes_done,
+        "files": view.files,
+        "instances": list(view.instances),
+        "message": view.message,
+        "cleanup": view.cleanup,
+        "created_at": view.created_at,
+        "updated_at": view.updated_at,
+        "stopped_at": view.stopped_at,
+        "switched_at": view.switched_at,
+        "finished_at": view.finished_at,
+    }
+
+
+def _plan_fields(plan: MovePlan) -> dict[str, Any]:
+    return {
+        "volume": plan.volume,
+        "docker_volume": plan.docker_name,
+        "source": plan.source,
+        "source_zone": plan.source_zone,
+        "target": plan.target,
+        "target_zone": plan.target_zone,
+        "method": plan.method,
+        "bytes": plan.bytes,
+        "files": plan.files,
+        "instances": list(plan.instances),
+    }
+
+
+@router.post("/{grid}/{name}/moves", status_code=201, response_model=MoveStarted)
+async def start_move(grid: GridPath, name: VolumePath, body: MoveCreate, state: State) -> Response:
+    """Move one volume instance's data (and its instance) to another node: plan, copy while it
+    runs, stop, copy the difference, verify, switch; the source is kept (retired). A refusal (409)
+    names both nodes, their zones and the nodes it may move to. ``dry_run``: the plan only (200)."""
+    plan, move = await state.moves.start_move(grid, name, body.docker_volume, body.to, dry_run=body.dry_run)
+    out = {"plan": _plan_fields(plan), "move": _move_fields(move) if move is not None else None}
+    return Response(to_json(out), status_code=200 if move is None else 201, media_type=JSON)
+
+
+@router.get("/{grid}/{name}/moves", response_model=MoveList)
+async def list_moves(grid: GridPath, name: VolumePath, state: State) -> Response:
+    views = await state.db.read(lambda session: moves_of(session, grid, name))
+    return Response(to_json({"moves": [_move_fields(v) for v in views]}), media_type=JSON)
+
+
+@router.get("/{grid}/{name}/moves/{move_id}", response_model=MoveOut)
+async def show_move(grid: GridPath, name: VolumePath, move_id: MovePath, state: State) -> Response:
+    view = await state.db.read(lambda session: move_view(session, grid, name, move_id))
+    return Response(to_json(_move_fields(view)), media_type=JSON)
+
+
+@router.post("/{grid}/{name}/purge", response_model=PurgeOut)
+async def purge(grid: GridPath, name: VolumePath, body: PurgeRequest, state: State) -> Response:
+    """Remove retired copies (all of the volume's, or those named): their nodes delete them."""
+    names, nodes = await state.db.run(lambda session: purge_retired(session, grid, name, body.docker_volumes))
+    await state.hub.push_desired(nodes)
+    return Response(to_json({"purging": names}), media_type=JSON)
 
 
 @router.delete("/{grid}/{name}", response_model=dict[str, str])

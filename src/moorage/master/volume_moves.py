@@ -1,0 +1,498 @@
+"""Volume moves: one volume instance's data to another node, its instance with it (a job).
+
+    plan     volume instance, source, target, method (copy | reattach), bytes, files, the
+             instances that stop; refused (409) with the nodes that would be allowed
+    copy     source agent ── read (tar c) ──▶ master relay ──▶ target agent ── write (tar x)
+             while the instance runs on the source (first pass)
+    check    the target's manifest (read back from the target)
+    stop     the instance's container out of the source's desired state; its agent says no
+             container mounts the volume any more
+    sync     the source's manifest; ``volume_manifest.changes`` against the target's: delete
+             and send only those paths (second pass: downtime follows what changed)
+    verify   the target's manifest again, equal to the source's or ``manifest mismatch: <path>``
+    switch   one transaction (``store/volume_moves.switch``): the volume instance on the target,
+             its instance planned there, the source retired (kept, never deleted by an agent)
+
+A ``zone``/``region``/``grid`` volume moving inside its domain re-attaches: stop, switch, no copy.
+Data flows over the agents' own connections through the master (``master/streams.py``, volume
+streams: 1 MiB pieces, 8 MiB window), read and written by helper containers
+(``agent/volume_data.py``). Any failure (an agent or engine gone, a stream cut, tar failing, a
+mismatch, the master stopping) puts the instance back on the source as it was, removes the
+partial target (now, or when its node is back), and fails the job with what went wrong; the
+source is only ever read. A master that starts fails the moves a previous one left running.
+
+``start_move`` is the service the API (and ``node drain``) calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from moorage.agent import volume_manifest
+from moorage.agent.volume_data import arg_batches
+from moorage.errors import Conflict, MoorageError
+from moorage.master.hub import AgentHub
+from moorage.master.streams import RelayStream
+from moorage.model import docker_labels
+from moorage.model.volume import VolumeDomain, VolumeScope, VolumeTopology, nodes_in_domain
+from moorage.protocol import StreamEnd, VolumeOpen
+from moorage.store.database import Database
+from moorage.store.volume_moves import (
+    MoveNode,
+    MoveSubject,
+    MoveView,
+    begin_move,
+    cleanup_done,
+    fail_move,
+    move_by_id,
+    move_subject,
+    pending_cleanups,
+    purge_expired,
+    set_progress,
+    stop_instances,
+    switch,
+    unfinished_moves,
+)
+
+__all__ = ["DEFAULT_RETENTION", "MoveFailed", "MovePlan", "VolumeMoves"]
+
+log = logging.getLogger("moorage.master.volume_moves")
+
+DEFAULT_RETENTION = timedelta(days=7)
+STARTED_TIMEOUT = 60.0  # seconds an agent may take to start a helper (it may pull the image)
+STOP_TIMEOUT = 60.0
+PROGRESS_EVERY = 0.5
+JANITOR_EVERY = 5.0
+
+
+class MoveFailed(Exception):
+    """What went wrong, in the job's words."""
+
+
+@dataclass(frozen=True, slots=True)
+class MovePlan:
+    volume: str
+    docker_name: str
+    source: str
+    target: str
+    method: str  # copy | reattach
+    bytes: int
+    files: int
+    instances: tuple[str, ...]
+    source_zone: str | None
+    target_zone: str | None
+
+
+def _zone(node: MoveNode | None) -> str:
+    return f"zone {node.zone}" if node is not None and node.zone else "no zone"
+
+
+def refusal(subject: MoveSubject, target: MoveNode, why: str, allowed: Iterable[MoveNode]) -> Conflict:
+    source = subject.node(subject.node_id)
+    names = [n.name for n in allowed]
+    return Conflict(
+        f"Cannot move volume instance {subject.docker_name} of volume {subject.volume} from node "
+        f"{source.name if source else subject.node_id} ({_zone(source)}) to node {target.name} "
+        f"({_zone(target)}): {why}. Nodes it may move to: {', '.join(names) if names else 'none'}"
+    )
+
+
+def _plan_method(subject: MoveSubject, target: MoveNode) -> str:
+    """copy | reattach, or a ``Conflict`` saying why not and where it could go."""
+    if subject.scope != VolumeScope.INSTANCE:
+        raise Conflict(
+            f"Volume {subject.volume} has scope {subject.scope}: every node has its own volume instance; "
+            "only instance-scope volume instances move"
+        )
+    domain = VolumeDomain(
+        VolumeTopology(subject.topology), subject.driver, subject.node_id, subject.zone, subject.region
+    )
+    usable = [
+        n
+        for n in subject.nodes
+        if n.id != subject.node_id and n.online and not n.drained and subject.driver in n.drivers
+    ]
+    if subject.topology == VolumeTopology.NODE:
+        allowed = [n for n in usable if n.id not in subject.holding]
+        method = "copy"
+    else:
+        allowed = [n for n in nodes_in_domain(domain, usable)]
+        method = "reattach"
+    if target.id == subject.node_id:
+        raise refusal(subject, target, "it is there already", allowed)
+    if target.drained:
+        raise refusal(subject, target, f"node {target.name} is drained", allowed)
+    if not target.online:
+        raise refusal(subject, target, f"node {target.name} is offline", allowed)
+    if subject.driver not in target.drivers:
+        raise refusal(subject, target, f"node {target.name} has no volume driver {subject.driver}", allowed)
+    if subject.topology != VolumeTopology.NODE and target not in allowed:
+        raise refusal(
+            subject,
+            target,
+            f"its volume has topology {subject.topology}: its data can be used only inside its domain",
+            allowed,
+        )
+    if method == "copy" and target.id in subject.holding:
+        raise refusal(
+            subject,
+            target,
+            f"node {target.name} holds a Docker volume {subject.docker_name} already (a retired copy? "
+            f"'moorage volume purge {subject.volume} {subject.docker_name}' removes it)",
+            allowed,
+        )
+    if subject.move_id is not None:
+        raise Conflict(
+            f"Volume instance {subject.docker_name} is being moved already (move {subject.move_id})"
+        )
+    return method
+
+
+class VolumeMoves:
+    """The master's volume moves (see the module)."""
+
+    def __init__(self, db: Database, hub: AgentHub, retention: timedelta = DEFAULT_RETENTION) -> None:
+        self.db = db
+        self.hub = hub
+        self.retention = retention
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._janitor: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for move_id in await self.db.run(unfinished_moves):
+            nodes = await self.db.run(
+                lambda s, m=move_id: fail_move(  # type: ignore[misc]
+                    s, m, "the master restarted during the move; run it again", cleanup=True
+                )
+            )
+            log.info("move %s failed: the master restarted during it", move_id)
+            await self.hub.push_desired(nodes)
+        self._janitor = asyncio.create_task(self._janitor_loop(), name="volume-move-janitor")
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks.values(), *([self._janitor] if self._janitor else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def wait(self, move_id: str) -> None:
+        task = self._tasks.get(move_id)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(task)
+
+    # -- the service -------------------------------------------------------------------------
+
+    async def start_move(
+        self, grid: str, volume: str, docker_name: str, to: str, *, dry_run: bool = False
+    ) -> tuple[MovePlan, MoveView | None]:
+        """Plan the move (``Conflict`` with the allowed nodes if it may not go there); unless
+        ``dry_run``, start it: the job's view, running."""
+        subject = await self.db.read(lambda s: move_subject(s, grid, volume, docker_name))
+        target = subject.named(to)
+        if target is None:
+            from moorage.errors import NotFound
+
+            raise NotFound(f"Node {to} not found in grid {grid}")
+        online = self.hub.connected_ids()
+        subject = _with_online(subject, online)
+        target = subject.named(to)
+        assert target is not None
+        method = _plan_method(subject, target)
+        source = subject.node(subject.node_id)
+        bytes_total = files = 0
+        if method == "copy":
+            if source is None or not source.online:
+                raise refusal(subject, target, "its node is offline, so its data cannot be read", [])
+            usage = json.loads(
+                await self._result(subject.node_id, VolumeOpen(stream="x", op="usage", volume=docker_name))
+            )
+            bytes_total, files = int(usage["bytes"]), int(usage["files"])
+        plan = MovePlan(
+            volume=volume,
+            docker_name=docker_name,
+            source=source.name if source else subject.node_id,
+            target=target.name,
+            method=method,
+            bytes=bytes_total,
+            files=files,
+            instances=tuple(i.label for i in subject.instances),
+            source_zone=source.zone if source else None,
+            target_zone=target.zone,
+        )
+        if dry_run:
+            return plan, None
+        move_id = await self.db.run(lambda s: begin_move(s, subject, target, method, bytes_total, files))
+        task = asyncio.create_task(self._run(move_id, subject, target), name=f"move-{move_id}")
+        self._tasks[move_id] = task
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(move_id, None)
+
+        task.add_done_callback(forget)
+        view = await self.db.read(lambda s: move_by_id(s, move_id))
+        return plan, view
+
+    # -- the job -----------------------------------------------------------------------------
+
+    async def _run(self, move_id: str, subject: MoveSubject, target: MoveNode) -> None:
+        job = _Job(self, move_id, subject, target)
+        try:
+            await job.run()
+        except asyncio.CancelledError:
+            await asyncio.shield(job.fail("the master stopped during the move; run it again"))
+            raise
+        except MoveFailed as err:
+            await job.fail(str(err))
+        except MoorageError as err:
+            await job.fail(err.message)
+        except Exception as err:  # a bug must still leave the instance running on the source
+            log.exception("move %s failed", move_id)
+            await job.fail(f"{type(err).__name__}: {err}")
+
+    async def open(self, node_id: str, request: VolumeOpen) -> RelayStream:
+        conn = self.hub.connections.get(node_id)
+        if conn is None:
+            raise MoveFailed(f"node {self._name(node_id)} is offline")
+        stream = await self.hub.relay.open(conn, request)
+        refused = await stream.started(STARTED_TIMEOUT)
+        if refused is not None:
+            raise MoveFailed(f"node {conn.name}: {refused.error or 'the agent refused'}")
+        return stream
+
+    def _name(self, node_id: str) -> str:
+        conn = self.hub.connections.get(node_id)
+        return conn.name if conn is not None else node_id
+
+    async def _result(self, node_id: str, request: VolumeOpen) -> bytes:
+        """Run a volume op that answers with one result (manifest, usage, users, ...)."""
+        stream = await self.open(node_id, request)
+        out = bytearray()
+        try:
+            while True:
+                item = await stream.next()
+                if isinstance(item, StreamEnd):
+                    if item.error:
+                        raise MoveFailed(f"node {stream.peer.name}: {item.error}")
+                    return bytes(out)
+                out += item.data
+                stream.consumed(len(item.data))
+        finally:
+            stream.close()
+
+    async def _janitor_loop(self) -> None:
+        """Remove the partial copies failed moves left on nodes that were away; purge retired
+        copies past the retention period."""
+        while True:
+            await asyncio.sleep(JANITOR_EVERY)
+            try:
+                await self._janitor_once()
+            except Exception as err:  # the next round tries again
+                log.warning("volume move janitor: %s: %s", type(err).__name__, err)
+
+    async def _janitor_once(self) -> None:
+        online = self.hub.connected_ids()
+        for cleanup in await self.db.read(pending_cleanups):
+            if cleanup.node_id not in online:
+                continue
+            request = VolumeOpen(
+                stream="x",
+                op="drop",
+                volume=cleanup.docker_name,
+                labels={docker_labels.MOVE: cleanup.move_id},
+            )
+            try:
+                await self._result(cleanup.node_id, request)
+            except MoveFailed as err:
+                log.info("partial copy of move %s not removed yet: %s", cleanup.move_id, err)
+                continue
+            await self.db.run(lambda s, m=cleanup.move_id: cleanup_done(s, m))  # type: ignore[misc]
+            log.info("removed the partial copy %s of move %s", cleanup.docker_name, cleanup.move_id)
+        before = datetime.now(UTC) - self.retention
+        nodes = await self.db.run(lambda s: purge_expired(s, before))
+        if nodes:
+            await self.hub.push_desired(nodes)
+
+
+def _with_online(subject: MoveSubject, online: set[str]) -> MoveSubject:
+    """Nodes are online when their agent is connected to this master (the data flows over it)."""
+    from dataclasses import replace
+
+    return replace(subject, nodes=tuple(replace(n, online=n.id in online) for n in subject.nodes))
+
+
+class _Job:
+    """One running move (see the module); ``fail`` undoes what it did."""
+
+    def __init__(self, moves: VolumeMoves, move_id: str, subject: MoveSubject, target: MoveNode) -> None:
+        self.moves = moves
+        self.db = moves.db
+        self.id = move_id
+        self.subject = subject
+        self.source_id = subject.node_id
+        self.target = target
+        self.name = subject.docker_name
+        self.done = 0
+        self.phase = "plan"
+        self.made_target = False
+        self._saved = 0.0
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            docker_labels.GRID: self.subject.grid,
+            docker_labels.VOLUME: f"{self.subject.grid}/{self.subject.volume}",
+            docker_labels.VOLUME_INSTANCE: self.subject.volume_instance_id,
+            docker_labels.MOVE: self.id,
+        }
+
+    async def progress(self, phase: str, *, force: bool = True, total: int | None = None) -> None:
+        self.phase = phase
+        now = time.monotonic()
+        if not force and now - self._saved < PROGRESS_EVERY:
+            return
+        self._saved = now
+        done = self.done
+        await self.db.run(lambda s: set_progress(s, self.id, phase, done, total))
+
+    async def run(self) -> None:
+        if self.subject.topology != VolumeTopology.NODE:  # re-attach inside its domain
+            await self.stop()
+            await self.switch()
+            return
+        await self.progress("copy")
+        self.made_target = True
+        await self.copy(None)
+        await self.progress("check")
+        copy = await self.manifest(self.target.id)
+        await self.stop()
+        await self.progress("sync")
+        source = await self.manifest(self.source_id)
+        todo = volume_manifest.changes(source, copy)
+        total, _ = volume_manifest.summary(source)
+        if todo.remove:
+            for batch in arg_batches(todo.remove):
+                await self.moves._result(
+                    self.target.id,
+                    VolumeOpen(
+                        stream="x",
+                        op="remove_paths",
+                        volume=self.name,
+                        paths=[a.removeprefix("./") for a in batch],
+                    ),
+                )
+        for batch in arg_batches(todo.send):
+            await self.copy([a.removeprefix("./") for a in batch])
+        await self.progress("verify", total=max(total, self.done))
+        final = await self.manifest(self.target.id)
+        wrong = volume_manifest.first_difference(source, final)
+        if wrong is not None:
+            raise MoveFailed(f"manifest mismatch: {wrong}")
+        await self.switch()
+
+    async def manifest(self, node_id: str) -> volume_manifest.Manifest:
+        data = await self.moves._result(node_id, VolumeOpen(stream="x", op="manifest", volume=self.name))
+        try:
+            return volume_manifest.from_json(data)
+        except ValueError as err:
+            raise MoveFailed(f"node {self.moves._name(node_id)} sent a bad manifest: {err}") from err
+
+    async def copy(self, paths: list[str] | None) -> None:
+        """Source's data (all, or ``paths``) into the target's Docker volume, through the master."""
+        reader = await self.moves.open(
+            self.source_id, VolumeOpen(stream="x", op="read", volume=self.name, paths=paths)
+        )
+        try:
+            writer = await self.moves.open(
+                self.target.id,
+                VolumeOpen(
+                    stream="x",
+                    op="write",
+                    volume=self.name,
+                    driver=self.subject.driver,
+                    driver_opts={str(k): str(v) for k, v in self.subject.driver_opts.items()},
+                    labels=self.labels,
+                ),
+            )
+        except BaseException:
+            reader.close()
+            raise
+        try:
+            await self._pipe(reader, writer)
+        finally:
+            reader.close()
+            writer.close()
+
+    async def _pipe(self, reader: RelayStream, writer: RelayStream) -> None:
+        source, target = reader.peer.name, writer.peer.name
+        while True:
+            item = await reader.next()
+            if isinstance(item, StreamEnd):
+                if item.error:
+                    raise MoveFailed(f"reading on node {source}: {item.error}")
+                break
+            if not await writer.write_stdin(item.data):
+                end = await _end_of(writer)
+                raise MoveFailed(f"writing on node {target}: {end or 'the stream ended'}")
+            reader.consumed(len(item.data))
+            self.done += len(item.data)
+            await self.progress(self.phase, force=False)
+        await writer.end_stdin()
+        end = await _end_of(writer)
+        if end is not None:
+            raise MoveFailed(f"writing on node {target}: {end}")
+
+    async def stop(self) -> None:
+        """The instance's container out of the source's desired state, and gone from its engine."""
+        nodes = await self.db.run(lambda s: stop_instances(s, self.id))
+        self.phase = "stop"
+        await self.moves.hub.push_desired(nodes)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while True:
+            users = json.loads(
+                await self.moves._result(self.source_id, VolumeOpen(stream="x", op="users", volume=self.name))
+            )
+            if not users:
+                return
+            if time.monotonic() > deadline:
+                raise MoveFailed(f"container {users[0]} still mounts {self.name} after {STOP_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.2)
+
+    async def switch(self) -> None:
+        await self.progress("switch")
+        target = self.subject.node(self.target.id) or self.target
+        nodes = await self.db.run(
+            lambda s: switch(s, self.id, target.labels.get("zone"), target.labels.get("region"))
+        )
+        self.made_target = False
+        await self.moves.hub.push_desired(nodes)
+        log.info("move %s: %s is on node %s", self.id, self.name, self.target.name)
+
+    async def fail(self, message: str) -> None:
+        log.info("move %s failed: %s", self.id, message)
+        cleanup = self.made_target
+        nodes = await self.db.run(lambda s: fail_move(s, self.id, message, cleanup=cleanup))
+        await self.moves.hub.push_desired(nodes)
+        if cleanup:
+            with contextlib.suppress(Exception):  # else the janitor removes it once the node is back
+                await self.moves._janitor_once()
+
+
+async def _end_of(stream: RelayStream) -> str | None:
+    """Read a write stream to its end: its error, if any."""
+    while True:
+        item = await stream.next()
+        if isinstance(item, StreamEnd):
+            return item.error
+        stream.consumed(len(item.data))
