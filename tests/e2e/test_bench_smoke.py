@@ -93,3 +93,12 @@ def test_bench_volume_ops_smoke(folder: Path) -> None:
     assert re.search(
         r"^target \(<= 1\.5 x raw\): definitions (met|NOT met), agents (met|NOT met)$", out, re.M
     )
+
+
+def test_bench_volume_move_smoke(folder: Path) -> None:
+    out = _run("bench_volume_move.py", folder)
+    assert re.search(r"^machine: \d+ CPUs", out, re.M), out
+    move = re.search(r"^move/raw = (\d+\.\d\d) \(target <= 1\.5\)$", out, re.M)
+    downtime = re.search(r"^downtime/move = (\d+\.\d{3}) \(target <= 0\.2\)$", out, re.M)
+    assert move and downtime, out
+    assert float(move.group(1)) > 0 and float(downtime.group(1)) > 0, out

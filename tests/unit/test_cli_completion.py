@@ -41,7 +41,7 @@ def test_show_completion_prints_a_bash_script_for_moorage(command: list[str], tm
     ("line", "expected"),
     [
         ("moorage vol", ["volume"]),
-        ("moorage volume ", ["backup", "create", "ls", "prune", "rm", "show", "update"]),
+        ("moorage volume ", ["backup", "create", "ls", "move", "prune", "purge", "rm", "show", "update"]),
         ("moorage stack ins", ["install"]),
         ("moorage volume ls --j", ["--json"]),
     ],

@@ -150,7 +150,8 @@ def test_changes_make_a_stale_copy_equal(old: list[Item], new: list[Item]) -> No
         build(source, new)
         build(Path(tmp, "old"), old)
         busybox_copy(Path(tmp, "old"), copy)
-        todo = vm.changes(vm.of_tree(source), vm.of_tree(copy))
+        stale = vm.of_tree(copy)
+        todo = vm.changes(vm.of_tree(source), stale)
         for path in todo.remove:
             target = copy / path
             if target.is_dir() and not target.is_symlink():
@@ -161,6 +162,17 @@ def test_changes_make_a_stale_copy_equal(old: list[Item], new: list[Item]) -> No
             busybox_copy(source, copy, todo.send)
         assert vm.first_difference(vm.of_tree(source), vm.of_tree(copy)) is None
         assert vm.changes(vm.of_tree(source), vm.of_tree(copy)).empty
+        # what the move verifies: the stale read-back, with only the sent paths read again
+        sent = (
+            vm.of_tar(
+                io.BytesIO(
+                    busybox("tar", "c", "--no-recursion", "-C", str(copy), *(f"./{p}" for p in todo.send))
+                )
+            )
+            if todo.send
+            else {}
+        )
+        assert vm.after_changes(stale, todo, sent) == vm.of_tree(copy)
 
 
 def test_every_visible_change_is_a_difference(tmp_path: Path) -> None:

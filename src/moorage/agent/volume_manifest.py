@@ -40,6 +40,7 @@ __all__ = [
     "Entry",
     "Kind",
     "Manifest",
+    "after_changes",
     "changes",
     "first_difference",
     "from_json",
@@ -256,6 +257,16 @@ def changes(source: Mapping[str, Entry], copy: Mapping[str, Entry]) -> Changes:
     send.update(path for path in source if _inside(path, remove))
     kept_remove = sorted(p for p in remove if not _inside(p, remove))
     return Changes(kept_remove, sorted(send, key=lambda p: (p.count("/"), p) if p != "." else (-1, p)))
+
+
+def after_changes(copy: Mapping[str, Entry], todo: Changes, sent: Mapping[str, Entry]) -> Manifest:
+    """The copy's manifest once ``todo`` was applied to it: ``copy`` without what was removed (and
+    what was under it), with ``sent`` (the manifest read back of the paths sent) on top. Holds when
+    nothing else writes the copy (a move's target: no instance mounts it while it is copied)."""
+    removed = set(todo.remove)
+    out = {p: e for p, e in copy.items() if p not in removed and not _inside(p, removed)}
+    out.update(sent)
+    return out
 
 
 def summary(manifest: Mapping[str, Entry]) -> tuple[int, int]:

@@ -330,8 +330,10 @@ class AgentHub:
                 await to_thread.run_sync(self._set_info, conn.node_id, msg)
                 self._nodes_changed()  # drivers or resources may have changed
             elif isinstance(msg, StatusMsg):
-                changed = await to_thread.run_sync(self._set_status_report, conn.node_id, msg)
+                changed, purged = await to_thread.run_sync(self._set_status_report, conn.node_id, msg)
                 answers = self._answer(conn.node_id, msg.desired_seq)
+                if purged:  # retired copies it deleted: its next convergences must not look for them
+                    await self.push_desired([conn.node_id])
                 if changed or answers:
                     await self._wake()
                 if any(v.state == "removed" for v in msg.volumes):
@@ -409,14 +411,16 @@ class AgentHub:
         with self.db.session() as session:
             return desired_for_node(session, node_id, grid)
 
-    def _set_status_report(self, node_id: str, msg: StatusMsg) -> int:
+    def _set_status_report(self, node_id: str, msg: StatusMsg) -> tuple[int, int]:
+        """(rows the report changed, retired copies it says are gone)."""
         with self.db.session() as session:
-            return (
+            changed = (
                 apply_instance_status(session, node_id, msg.instances)
                 + apply_volume_status(session, node_id, msg.volumes)
                 + apply_docker_volumes(session, node_id, msg.docker_volumes)
-                + retired_removed(session, node_id, msg.volumes)
             )
+            purged = retired_removed(session, node_id, msg.volumes)
+            return changed + purged, purged
 
     def _set_status(self, node_id: str, status: NodeStatus, last_seen_at: datetime, why: str) -> None:
         with self.db.session() as session:

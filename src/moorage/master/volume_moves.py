@@ -9,7 +9,8 @@
              container mounts the volume any more
     sync     the source's manifest; ``volume_manifest.changes`` against the target's: delete
              and send only those paths (second pass: downtime follows what changed)
-    verify   the target's manifest again, equal to the source's or ``manifest mismatch: <path>``
+    verify   the target's manifest again (what the second pass wrote read back, on top of the
+             first read-back), equal to the source's or ``manifest mismatch: <path>``
     switch   one transaction (``store/volume_moves.switch``): the volume instance on the target,
              its instance planned there, the source retired (kept, never deleted by an agent)
 
@@ -395,14 +396,20 @@ class _Job:
         for batch in arg_batches(todo.send):
             await self.copy([a.removeprefix("./") for a in batch])
         await self.progress("verify", total=max(total, self.done))
-        final = await self.manifest(self.target.id)
+        # the target was read back whole after the first pass; only what changed is read again
+        sent: volume_manifest.Manifest = {}
+        for batch in arg_batches(todo.send):
+            sent.update(await self.manifest(self.target.id, [a.removeprefix("./") for a in batch]))
+        final = volume_manifest.after_changes(copy, todo, sent)
         wrong = volume_manifest.first_difference(source, final)
         if wrong is not None:
             raise MoveFailed(f"manifest mismatch: {wrong}")
         await self.switch()
 
-    async def manifest(self, node_id: str) -> volume_manifest.Manifest:
-        data = await self.moves._result(node_id, VolumeOpen(stream="x", op="manifest", volume=self.name))
+    async def manifest(self, node_id: str, paths: list[str] | None = None) -> volume_manifest.Manifest:
+        data = await self.moves._result(
+            node_id, VolumeOpen(stream="x", op="manifest", volume=self.name, paths=paths)
+        )
         try:
             return volume_manifest.from_json(data)
         except ValueError as err:
