@@ -12,8 +12,8 @@ runs one command at a time through ``open_exec``, and is removed when its operat
 however it ends; ``remove_leftovers`` removes any an agent left when it died. Readers mount the
 volume read-only, so reading never changes the data.
 
-The helper image must have a POSIX ``tar`` (with ``--no-recursion`` and ``--numeric-owner``),
-``rm`` and ``sleep``: busybox's do (the testbed's ``busybox:local``; ``busybox:1.36`` by default).
+The helper image must have a ``tar`` with ``--no-recursion`` and ``--numeric-owner``, a ``sh``
+with ``set -o pipefail``, ``dd``, ``rm``, ``find``, ``stat`` and ``sleep``: busybox's do (the testbed's ``busybox:local``; ``busybox:1.36`` by default).
 """
 
 from __future__ import annotations
@@ -203,12 +203,18 @@ class VolumeData:
         """The volume's data as a tar stream: all of it, or only ``paths`` (each alone, not what
         is under it; at most ``ARGS_BYTES`` of them: see ``arg_batches``)."""
         if paths is None:
-            cmd = ["tar", "c", "-C", MOUNT, "."]
+            args = ["."]
+            options = ""
         else:
             batches = list(arg_batches(paths))
             if len(batches) > 1:
                 raise ValueError("too many paths for one command; read them in batches")
-            cmd = ["tar", "c", "--no-recursion", "-C", MOUNT, *(batches[0] if batches else [])]
+            args = batches[0] if batches else []
+            options = "--no-recursion "
+        # tar writes in pieces of a few KiB; dd hands the engine 1 MiB at a time, so the stream
+        # reaches the agent in fewer, larger frames (tar's own status is kept by pipefail)
+        script = f'set -o pipefail; tar c {options}-C {MOUNT} "$@" | dd ibs=65536 obs=1048576 2>/dev/null'
+        cmd = ["sh", "-c", script, "sh", *args]
         with self._command(volume, cmd, f"reading volume {volume}", read_only=True) as run:
             yield TarReader(run)
 
