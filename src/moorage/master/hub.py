@@ -330,14 +330,17 @@ class AgentHub:
                 await to_thread.run_sync(self._set_info, conn.node_id, msg)
                 self._nodes_changed()  # drivers or resources may have changed
             elif isinstance(msg, StatusMsg):
-                changed, purged = await to_thread.run_sync(self._set_status_report, conn.node_id, msg)
-                answers = self._answer(conn.node_id, msg.desired_seq)
-                if purged:  # retired copies it deleted: its next convergences must not look for them
-                    await self.push_desired([conn.node_id])
-                if changed or answers:
-                    await self._wake()
-                if any(v.state == "removed" for v in msg.volumes):
-                    self._nodes_changed()  # the Docker volume name is free on this node again
+                await self._status_report(conn, msg)
+
+    async def _status_report(self, conn: AgentConnection, msg: StatusMsg) -> None:
+        changed, purged = await to_thread.run_sync(self._set_status_report, conn.node_id, msg)
+        answers = self._answer(conn.node_id, msg.desired_seq)
+        if purged:  # retired copies it deleted: its next convergences must not look for them
+            await self.push_desired([conn.node_id])
+        if changed or answers:
+            await self._wake()
+        if any(v.state == "removed" for v in msg.volumes):
+            self._nodes_changed()  # the Docker volume name is free on this node again
 
     async def _job_message(self, conn: AgentConnection, msg: JobProgress | JobDone) -> None:
         if self.job_messages is not None:
