@@ -22,7 +22,21 @@ from moorage.errors import MoorageError
 __all__ = ["REPOSITORY", "helper_image"]
 
 REPOSITORY = "moorage-restic"
-BUSYBOX_APPLETS = ("sh", "tar", "find", "mv", "rm", "mkdir", "cat", "du", "ls", "sleep", "touch", "dd", "stat")
+BUSYBOX_APPLETS = (
+    "sh",
+    "tar",
+    "find",
+    "mv",
+    "rm",
+    "mkdir",
+    "cat",
+    "du",
+    "ls",
+    "sleep",
+    "touch",
+    "dd",
+    "stat",
+)
 _LIB = re.compile(r"(/\S+)")
 
 

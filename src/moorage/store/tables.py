@@ -263,6 +263,13 @@ class VolumeInstanceRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # since when no instance would use it (state ``unused``, store/volume_use.py); None otherwise
+    unused_since: Mapped[datetime | None] = mapped_column(default=None)
+    # the driver and options its node's engine has for the Docker volume (None: not reported)
+    reported_driver: Mapped[str | None] = mapped_column(String(255), default=None)
+    reported_driver_opts: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True, default=None
+    )
     # the move holding it (0010): its instance stays stopped and is planned nowhere else meanwhile
     move_id: Mapped[str | None] = mapped_column(String(32), default=None)
 
@@ -320,13 +327,6 @@ class RetiredVolumeRow(Base):
     move_id: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16))
     since: Mapped[datetime]
-    # since when no instance would use it (state ``unused``, store/volume_use.py); None otherwise
-    unused_since: Mapped[datetime | None] = mapped_column(default=None)
-    # the driver and options its node's engine has for the Docker volume (None: not reported)
-    reported_driver: Mapped[str | None] = mapped_column(String(255), default=None)
-    reported_driver_opts: Mapped[dict[str, Any] | None] = mapped_column(
-        JSON(none_as_null=True), nullable=True, default=None
-    )
 
 
 class EventRow(Base):
