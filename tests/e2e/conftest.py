@@ -140,6 +140,7 @@ def name() -> str:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """A report, not a test: what the engine steps cost on this machine, and what the rollouts
     through faults showed, when they ran."""
+    from tests.e2e.test_e2e_masters import FIGURES as MASTERS
     from tests.e2e.test_rollout_faults import FIGURES
     from tests.e2e.test_testbed_engines import TIMINGS
 
@@ -151,3 +152,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("rolling upgrades of 10 instances through faults")
         for test, figures in FIGURES.items():
             terminalreporter.write_line(f"  {test}: {figures}")
+    if MASTERS:
+        terminalreporter.section("two masters behind HAProxy")
+        for what, figures in MASTERS.items():
+            terminalreporter.write_line(f"  {what}: {figures}")

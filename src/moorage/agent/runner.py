@@ -3,6 +3,7 @@
 connect ──hello──▶ master ──welcome──▶ heartbeat every interval
    ▲                                   info whenever the node's facts change
    └──── backoff (0.5 s doubling to 5 s) ◀── connection lost / refused
+         to the next of the masters given (several masters of one store), round and round
 
 The connection is opened with the node's own credential (``node_credential`` in the data dir)
 once the master has issued one (in the first ``welcome``), else with the grid's join token. If
@@ -72,7 +73,7 @@ BACKOFF_MAX = 5.0
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
-    master: str
+    masters: tuple[str, ...]  # one URL, or several masters of one store (or one balancer's)
     token: str | None  # the grid's join token; not needed once the node has its credential
     data_dir: Path
     name: str = field(default_factory=socket.gethostname)
@@ -139,10 +140,13 @@ class Agent:
     async def run(self) -> None:
         await self._sweep()
         backoff = BACKOFF_START
-        url = websocket_url(self.config.master)
+        turn = 0
         while not self.stopping.is_set():
+            master = self.config.masters[turn % len(self.config.masters)]
+            turn += 1  # next time the next master: this one may be gone
+            url = websocket_url(master)
             try:
-                welcomed = await self._session(url)
+                welcomed = await self._session(url, master)
                 if welcomed:
                     backoff = BACKOFF_START
             except InvalidStatus as err:
@@ -152,7 +156,7 @@ class Agent:
                 else:
                     log.warning("master answered HTTP %s to the agent connection", status)
             except InvalidURI as err:
-                log.error("--master %s is not a usable URL: %s", self.config.master, err)
+                log.error("--master %s is not a usable URL: %s", master, err)
                 return
             except ssl.SSLCertVerificationError as err:
                 log.error(
@@ -166,7 +170,7 @@ class Agent:
                     "or set MOORAGE_JOIN_TOKEN ('moorage grid token --rotate' makes one)"
                 )
             except (OSError, WebSocketException, TimeoutError) as err:
-                log.warning("cannot reach master at %s: %s", self.config.master, err)
+                log.warning("cannot reach master at %s: %s", master, err)
             except EngineError as err:
                 log.warning("%s", err.message)
             if self.stopping.is_set():
@@ -210,7 +214,7 @@ class Agent:
         )
         self.use_credential = self.credential is not None
 
-    async def _session(self, url: str) -> bool:
+    async def _session(self, url: str, master: str) -> bool:
         info = await to_thread.run_sync(self.node_info)
         headers = {"Authorization": f"Bearer {self._bearer()}"}
         tls = tls_context(self.config.ca) if url.startswith("wss://") else None
@@ -241,7 +245,7 @@ class Agent:
                 )
             if self.converger is None or self.converger.grid != reply.grid:
                 self.converger = Converger(Containers(self.engine), reply.grid, held=self.held)
-            log.info("connected to %s as node %s in grid %s", self.config.master, reply.name, reply.grid)
+            log.info("connected to %s as node %s in grid %s", master, reply.name, reply.grid)
             if self.volume_data is None:
                 self.volume_data = VolumeData(DockerHelpers(self.engine), self.config.helper_image)
                 with contextlib.suppress(EngineError):  # helpers a previous run left (it died mid-move)

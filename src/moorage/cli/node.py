@@ -32,7 +32,7 @@ def ls(ctx: typer.Context, json: Json = False) -> None:
         print_json(nodes)
         return
     table(
-        ["NAME", "STATUS", "SINCE", "ZONE", "LABELS", "DRIVERS"],
+        ["NAME", "STATUS", "SINCE", "ZONE", "LABELS", "DRIVERS", "MASTER"],
         [
             (
                 n["name"],
@@ -41,6 +41,7 @@ def ls(ctx: typer.Context, json: Json = False) -> None:
                 n["zone"] or "-",
                 ",".join(n["labels"]) or "-",
                 _drivers(n),
+                n.get("master") or "-",
             )
             for n in nodes
         ],
@@ -63,6 +64,7 @@ def show(ctx: typer.Context, name: str, json: Json = False) -> None:
         f"  status: {node['status']} since {node['status_since']} ({ago(node['status_since'])})",
         f"  last seen: {node['last_seen_at']}",
         f"  zone: {node['zone'] or '-'}",
+        f"  master: {node.get('master') or '-'}",
         f"  engine: {node['engine_version'] or '-'}",
         f"  cpus: {node['cpus']}",
         f"  memory: {node['memory'] / 2**30:.1f} GiB",

@@ -1,4 +1,5 @@
-"""The long-running commands: ``moorage master``, ``moorage agent``, ``moorage up``."""
+"""The long-running commands: ``moorage master`` (and ``moorage master status``: the masters of
+the store and which leads), ``moorage agent``, ``moorage up``."""
 
 from __future__ import annotations
 
@@ -29,7 +30,15 @@ def default_data_dir(part: str) -> Path:
     return Path.home() / ".local/share/moorage" / part
 
 
+master_app = typer.Typer(
+    help="Run the master (options below), or see the masters serving its store: 'moorage master status'.",
+    invoke_without_command=True,
+)
+
+
+@master_app.callback(invoke_without_command=True)
 def master(
+    ctx: typer.Context,
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on")] = "127.0.0.1:8470",
     db: Annotated[
         str | None, typer.Option("--db", help="Database URL; default a SQLite file in --data-dir")
@@ -64,8 +73,18 @@ def master(
             help="Days a moved volume's source copy is kept (retired) before it is purged",
         ),
     ] = 7.0,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="How other masters of the store show this one (default: the --listen address)"
+        ),
+    ] = None,
 ) -> None:
-    """Run the master: REST API, web console (/ui), metrics (/metrics), agent hub, and the store."""
+    """Run the master: REST API, web console (/ui), metrics (/metrics), agent hub, and the store.
+    Several masters on one PostgreSQL (--db postgresql://...) serve the same API: put them behind
+    a load balancer, or give agents every master's URL."""
+    if ctx.invoked_subcommand is not None:
+        return
     from datetime import timedelta
 
     from moorage.master.server import MasterConfig, MasterTls, parse_listen, run_master
@@ -91,6 +110,7 @@ def master(
             ),
             tls=MasterTls.checked(tls_cert, tls_key),
             events_kept=events_kept,
+            name=name,
         )
     )
 
@@ -111,7 +131,14 @@ def _join_token(token: str | None, token_file: Path | None) -> str | None:
 
 
 def agent(
-    master_url: Annotated[str, typer.Option("--master", help="Master URL, e.g. http://10.0.0.1:8470")],
+    master_url: Annotated[
+        list[str],
+        typer.Option(
+            "--master",
+            help="Master URL, e.g. http://10.0.0.1:8470; several masters of one store: repeat it or "
+            "separate them by commas (the agent moves to the next when its master goes away)",
+        ),
+    ],
     token: Annotated[
         str | None,
         typer.Option(
@@ -171,6 +198,9 @@ def agent(
         problems["--ca"] = (
             f"{ca}: no such file; give the PEM file of the CA that signed the master's certificate"
         )
+    masters = tuple(url.strip() for given in master_url for url in given.split(",") if url.strip())
+    if not masters:
+        problems["--master"] = "give the master's URL, e.g. http://10.0.0.1:8470"
     if problems:
         raise InvalidInput(problems)
     join_token = _join_token(token, token_file)
@@ -183,7 +213,7 @@ def agent(
         )
     run_agent(
         AgentConfig(
-            master=master_url,
+            masters=masters,
             token=join_token,
             ca=ca,
             name=node_name,
@@ -291,7 +321,42 @@ def up(
                 proc.wait()
 
 
+@master_app.command("status")
+def status(
+    ctx: typer.Context,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The masters serving this store (seen in the last seconds), which one leads (rolls deployments
+    out), which one answered, and how many agents each holds."""
+    from moorage.cli.context import CliContext
+    from moorage.cli.output import ago, print_json, table
+
+    cli: CliContext = ctx.find_root().obj
+    with cli.client() as client:
+        answer = client.get("/v1/masters")
+    if json:
+        print_json(answer)
+        return
+    table(
+        ["NAME", "URL", "LEADER", "AGENTS", "STARTED", "SEEN", "ANSWERED"],
+        [
+            (
+                m["name"],
+                m["url"] or "-",
+                "yes" if m["leader"] else "-",
+                m["nodes"],
+                ago(m["started_at"]),
+                ago(m["seen_at"]),
+                "yes" if m["this"] else "-",
+            )
+            for m in answer["masters"]
+        ],
+    )
+    if answer["leader"] is None:
+        print("No master leads right now: one takes over within seconds.")
+
+
 def register(app: typer.Typer) -> None:
-    app.command("master")(master)
+    app.add_typer(master_app, name="master")
     app.command("agent")(agent)
     app.command("up")(up)

@@ -57,9 +57,22 @@ def up(
             help="The master's heartbeat interval in seconds (3 missed = offline)",
         ),
     ] = None,
+    masters: Annotated[
+        int,
+        typer.Option(
+            "--masters",
+            min=1,
+            max=5,
+            help="How many masters, behind HAProxy on 127.0.0.1 (more than one needs --db postgresql://...)",
+        ),
+    ] = 1,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="The masters' database URL (default: the master's SQLite file)"),
+    ] = None,
     directory: Dir = DEFAULT_DIR,
 ) -> None:
-    """Start a master and NODES engines with agents; print the env to use them."""
+    """Start a master (or several behind HAProxy) and NODES engines with agents; print the env to use them."""
     from moorage.testbed import bed
 
     zone_list = [z.strip() for z in zones.split(",") if z.strip()]
@@ -73,6 +86,8 @@ def up(
             shared_driver=shared_driver,
             zone_driver=zone_driver,
             heartbeat_interval=heartbeat_interval,
+            masters=masters,
+            db_url=db,
         ),
         end="",
     )
@@ -124,6 +139,28 @@ def agent_start(name: str, directory: Dir = DEFAULT_DIR) -> None:
     from moorage.testbed import bed
 
     bed.agent_start(directory, name)
+
+
+@master_app.command("stop")
+def master_stop(
+    name: str,
+    directory: Dir = DEFAULT_DIR,
+    kill: Annotated[bool, typer.Option("--kill", help="SIGKILL instead of SIGTERM: a crash")] = False,
+) -> None:
+    """Stop one of several masters (master-1, master-2, ...); HAProxy sends its agents to the others."""
+    from moorage.testbed import bed
+
+    bed.master_stop(directory, name, kill=kill)
+    print(f"{name} {'killed' if kill else 'stopped'}.")
+
+
+@master_app.command("start")
+def master_start(name: str, directory: Dir = DEFAULT_DIR) -> None:
+    """Start one of several masters again (same address and data); wait until it answers."""
+    from moorage.testbed import bed
+
+    bed.master_start(directory, name)
+    print(f"{name} started.")
 
 
 @master_app.command("restart")

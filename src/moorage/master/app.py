@@ -10,11 +10,14 @@ from fastapi import FastAPI
 from moorage import __version__
 from moorage.master.backups import BackupJobs
 from moorage.master.console import install_console
+from moorage.master.deploy_gate import DeployGate
 from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
 from moorage.master.event_feed import Followers
 from moorage.master.hub import AgentHub
+from moorage.master.leadership import Leadership, MasterIdentity
 from moorage.master.metrics import MasterMetrics, RequestTiming
+from moorage.master.peers import Peers
 from moorage.master.request_limits import RequestLimits
 from moorage.master.routes import (
     agent,
@@ -22,6 +25,7 @@ from moorage.master.routes import (
     deployments,
     events,
     grids,
+    masters,
     metrics,
     nodes,
     service_io,
@@ -46,38 +50,78 @@ async def stop_rollouts(app: FastAPI) -> None:
     wait on a followed log). Before the agents' sockets close on shutdown: otherwise every node
     looks offline to a rollout."""
     state: MasterState = app.state.moorage
-    await state.deployer.stop()
+    await state.leadership.stop()  # the deployer stops, and the lease goes to another master at once
     await state.moves.stop()  # running moves put their instances back on the source, then stop
     await state.hub.relay.stop()
     await app.state.event_followers.stop()
 
 
-def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
-    """Build the app around an opened, migrated store."""
+def create_app(
+    db: Database, settings: MasterSettings | None = None, identity: MasterIdentity | None = None
+) -> FastAPI:
+    """Build the app around an opened, migrated store. ``identity``: this master among others on
+    the same PostgreSQL (its name and URL as ``moorage master status`` shows them)."""
     settings = settings or MasterSettings()
-    wakeups = Wakeups()  # the hub's reports, which the deployer waits on
-    hub = AgentHub(db, settings, on_status=wakeups.status_changed, on_nodes_changed=wakeups.nodes_changed)
-    deployer = Deployer(db, hub, wakeups)
+    identity = identity or MasterIdentity(name="master", url="")
+    wakeups = Wakeups()  # the hub's reports (and the other masters'), which the deployer waits on
+    gate: DeployGate | None = None
+
+    async def gained() -> None:
+        assert gate is not None
+        await gate.on_gain()
+
+    async def lost() -> None:
+        assert gate is not None
+        await gate.on_loss()
+
+    leadership = Leadership(
+        db, identity, on_gain=gained, on_loss=lost, ttl=settings.lease_ttl, tick=settings.lease_tick
+    )
+    peers = Peers(db, leadership, wakeups)  # what the other masters hear of this one, and say
+    leadership.on_look(peers.looked)
+    hub = AgentHub(
+        db,
+        settings,
+        on_status=peers.status_changed,
+        on_nodes_changed=peers.nodes_changed,
+        master_id=identity.id,
+        push_elsewhere=peers.push_elsewhere,
+    )
+    peers.attach(hub)
+    # the deployer's writes end with the lease check: a master that lost the lease writes nothing
+    deployer = Deployer(db.fenced(leadership.fence), peers, wakeups)
+    gate = DeployGate(db, deployer, leadership, peers)
     jobs = BackupJobs(db, hub)
-    jobs.deployer = deployer
+    jobs.deployer = gate  # restores that move a volume instance deploy again (through the leader)
     hub.job_messages, hub.jobs_lost = jobs.from_agent, jobs.connection_lost
     moves = VolumeMoves(db, hub, retention=settings.retired_retention)
-    state = MasterState(db=db, settings=settings, hub=hub, deployer=deployer, backups=jobs, moves=moves)
+    state = MasterState(
+        db=db,
+        settings=settings,
+        hub=hub,
+        deployer=gate,
+        backups=jobs,
+        moves=moves,
+        leadership=leadership,
+        peers=peers,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await jobs.start()
-        await deployer.start()
+        await peers.start()
         await hub.start()
         await moves.start()
+        await leadership.start()  # leads at once if no other master does: the deployer starts
         try:
             yield
         finally:
-            await deployer.stop()  # first (at the latest; server.py stops it before any socket closes)
+            await leadership.stop()  # first (at the latest; server.py stops it before any socket closes)
             await app.state.event_followers.stop()
             await jobs.stop()
             await moves.stop()
             await hub.stop()
+            await peers.stop()
 
     app = FastAPI(title="Moorage master", version=__version__, lifespan=lifespan)
     app.state.moorage = state
@@ -103,6 +147,7 @@ def create_app(db: Database, settings: MasterSettings | None = None) -> FastAPI:
         service_io,
         deployments,
         tokens,
+        masters,
         metrics,
         agent,
     ):

@@ -23,6 +23,10 @@ deploy(services) ──plan (one transaction)──▶ deployment row, pending/f
 A master that stops leaves its rollouts ``running`` (its deployer stops before the agents'
 sockets close, so no node looks offline to it); the next master resumes each where it was,
 once the agents are back (or after ``resume_grace``), batch by batch.
+
+With several masters the deployer runs on the leader alone (``master/leadership.py`` starts and
+stops it); ``adopt`` takes up the deployments another master recorded, and a unit of work that
+finds the lease lost (``LeaseLost``, from the fenced store) leaves the deployment to the next leader.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from moorage.store.deployments import (
 )
 from moorage.store.grid_snapshot import GridSnapshots
 from moorage.store.grids import get_grid_row
+from moorage.store.masters import LeaseLost
 from moorage.store.placements import mark_pending, write_placements
 
 __all__ = ["Agents", "Deployer", "batches", "kept_while_away", "record_batch", "record_unplaced"]
@@ -205,6 +210,9 @@ class Deployer:
         self._behind: dict[int, tuple[str, str, frozenset[str]]] = {}
         self._rescheduler: asyncio.Task[None] | None = None
         self._stopping = False
+        self._deploying = 0  # deploy() calls between their plan and their launch
+        self._adopt_again = False  # adopt() came while one was: it runs again after
+        self._adopter: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -212,19 +220,45 @@ class Deployer:
         """Resume the rollouts a stopped master left running (a newer one of the same services
         supersedes an older one), then place waiting instances whenever nodes change, and deploy
         again the services with instances pending on a node once it is back."""
+        self._stopping = False
+        self._behind.clear()
         for waiting, node_id in await self.db.run(services_pending_on_nodes):
             _, _, nodes = self._behind.get(waiting.service_row_id, ("", "", frozenset()))
             self._behind[waiting.service_row_id] = (waiting.grid, waiting.service_id, nodes | {node_id})
+        await self.adopt()
+        self._rescheduler = asyncio.create_task(self._reschedule_on_nudge(), name="rescheduler")
+
+    async def _adopt_quietly(self) -> None:
+        try:
+            await self.adopt()
+        except Exception as err:  # the leader's next look adopts again
+            log.warning("could not take up the deployments recorded elsewhere: %s", err)
+
+    async def adopt(self) -> None:
+        """Roll out the ``running`` deployments nobody here rolls out (left by a stopped master, or
+        recorded by a master that does not lead); the newest of a service's supersedes the others."""
+        if self._deploying:
+            self._adopt_again = True  # its row may be committed and not launched yet
+            return
         unfinished = await self.db.run(unfinished_deployments)
         taken: set[int] = set()
         for deployment in reversed(unfinished):  # newest first
             if taken & set(deployment.service_ids):
-                await self._finish(deployment.id, "error", [SUPERSEDED])
+                task = self._tasks.get(deployment.id)
+                if task is not None:
+                    task.cancel()  # it finishes as superseded
+                else:
+                    await self._finish(deployment.id, "error", [SUPERSEDED])
                 continue
             taken |= set(deployment.service_ids)
-            log.info("resuming deployment %s where the previous master left it", deployment.id)
+            if deployment.id in self._tasks:
+                continue
+            log.info("rolling out deployment %s (left or recorded by another master)", deployment.id)
+            for service_id in deployment.service_ids:
+                previous = self._owner.get(service_id)
+                if previous in self._tasks:
+                    self._tasks[previous].cancel()  # older: it finishes as superseded
             self._launch(deployment.id, deployment.grid, deployment.service_ids, self._resume(deployment))
-        self._rescheduler = asyncio.create_task(self._reschedule_on_nudge(), name="rescheduler")
 
     async def stop(self) -> None:
         """Stop every rollout where it is, leaving its deployment ``running`` for the next master."""
@@ -292,12 +326,19 @@ class Deployer:
                 self._tasks[previous].cancel()
             self._behind.pop(service_id, None)  # planned again now
         connected = self.agents.connected_ids()
-        deployment_id, plans, nodes = await self.db.run(
-            lambda session: self._plan(session, grid, list(service_ids), target, connected, begun)
-        )
-        self._note_behind(grid, plans, connected)
-        await self.agents.push_desired(nodes)
-        self._launch(deployment_id, grid, service_ids, self._roll_out(deployment_id, plans))
+        self._deploying += 1
+        try:
+            deployment_id, plans, nodes = await self.db.run(
+                lambda session: self._plan(session, grid, list(service_ids), target, connected, begun)
+            )
+            self._note_behind(grid, plans, connected)
+            await self.agents.push_desired(nodes)
+            self._launch(deployment_id, grid, service_ids, self._roll_out(deployment_id, plans))
+        finally:
+            self._deploying -= 1
+            if not self._deploying and self._adopt_again and not self._stopping:
+                self._adopt_again = False
+                self._adopter = asyncio.create_task(self._adopt_quietly(), name="adopt")
         return deployment_id
 
     def _launch(
@@ -390,6 +431,11 @@ class Deployer:
             for plan in plans:
                 lines += await self._roll_service(grid_id, plan)
             await self._finish(deployment_id, "error" if lines else "success", lines)
+        except LeaseLost:
+            log.info(
+                "deployment %s left running: this master lost the lease; the leader resumes it", deployment_id
+            )
+            raise
         except asyncio.CancelledError:
             if self._stopping:
                 log.info("deployment %s left running; the next master resumes it", deployment_id)

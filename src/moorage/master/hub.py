@@ -124,7 +124,10 @@ class AgentConnection:
 class AgentHub:
     """``on_status``: agents reported a change (or a node went away), rollouts look again.
     ``on_nodes_changed``: a node came online or changed, or a Docker volume was removed, so
-    instances waiting for a node may place. ``app.py`` passes the deployer's ``Wakeups``."""
+    instances waiting for a node may place. ``app.py`` passes the deployer's ``Wakeups`` (through
+    ``master/peers.py``, which tells the other masters too). ``master_id``: this master, recorded
+    as each node's; ``push_elsewhere``: the node ids a push named that are not connected here
+    (another master may hold their agents)."""
 
     def __init__(
         self,
@@ -132,8 +135,12 @@ class AgentHub:
         settings: MasterSettings,
         on_status: Callable[[], Awaitable[None]],
         on_nodes_changed: Callable[[], None],
+        master_id: str | None = None,
+        push_elsewhere: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.db = db
+        self.master_id = master_id
+        self._push_elsewhere = push_elsewhere
         self.settings = settings
         self.connections: dict[str, AgentConnection] = {}
         self._monitor: asyncio.Task[None] | None = None
@@ -158,6 +165,14 @@ class AgentHub:
     def connected_ids(self) -> set[str]:
         return set(self.connections)
 
+    def last_pushed(self, node_id: str) -> int:
+        """The seq of the last desired state sent to the node (0: none)."""
+        return self._pushed.get(node_id, 0)
+
+    def answered(self, node_id: str, seq: int) -> bool:
+        """Whether the node reported on the desired state ``seq`` (or a later one)."""
+        return self._answered.get(node_id, 0) >= seq
+
     async def _wake(self) -> None:
         await self._on_status()
 
@@ -165,8 +180,13 @@ class AgentHub:
         self._on_nodes_changed()
 
     async def push_desired(self, node_ids: Iterable[str]) -> None:
-        """Send each connected node among ``node_ids`` its whole desired state."""
-        for node_id in sorted(set(node_ids)):
+        """Send each connected node among ``node_ids`` its whole desired state (the others go to
+        ``push_elsewhere``)."""
+        wanted = sorted(set(node_ids))
+        away = [node_id for node_id in wanted if node_id not in self.connections]
+        if away and self._push_elsewhere is not None:
+            self._push_elsewhere(away)
+        for node_id in wanted:
             conn = self.connections.get(node_id)
             if conn is None:
                 continue
@@ -403,6 +423,7 @@ class AgentHub:
                 hello.labels,
                 hello.info.model_dump(mode="json"),
                 credential_of=admission.node_id,
+                master_id=self.master_id,
             )
             return credential
 
@@ -427,4 +448,4 @@ class AgentHub:
 
     def _set_status(self, node_id: str, status: NodeStatus, last_seen_at: datetime, why: str) -> None:
         with self.db.session() as session:
-            set_status(session, node_id, status, last_seen_at, why)
+            set_status(session, node_id, status, last_seen_at, why, self.master_id)

@@ -45,6 +45,8 @@ __all__ = [
     "InstanceOut",
     "LabelKeyQuery",
     "LabelsIn",
+    "MasterList",
+    "MasterOut",
     "MoveCreate",
     "MoveList",
     "MoveOut",
@@ -258,6 +260,9 @@ class NodeOut(BaseModel):
     memory: int
     drivers: list[DriverOut]
     created_at: datetime | None
+    master: str | None = Field(
+        default=None, description="The master its agent is connected to (several masters); none while offline"
+    )
 
 
 class NodeList(BaseModel):
@@ -295,6 +300,7 @@ def node_out(node: Node) -> NodeOut:
         memory=node.info.memory,
         drivers=[DriverOut(name=d.name, version=d.version, scope=d.scope) for d in node.info.drivers],
         created_at=node.created_at,
+        master=node.master,
     )
 
 
@@ -639,3 +645,21 @@ def service_out(view: ServiceView) -> ServiceOut:
             for i in view.instances
         ],
     )
+
+
+class MasterOut(BaseModel):
+    id: str
+    name: str
+    url: str
+    version: str
+    started_at: datetime
+    seen_at: datetime
+    leader: bool = Field(description="Whether this master does the once-only work (rollouts)")
+    this: bool = Field(description="Whether this master answered the request")
+    nodes: int = Field(description="Agents connected to this master")
+
+
+class MasterList(BaseModel):
+    this: str
+    leader: str | None = Field(description="The id of the master that leads; none while one takes over")
+    masters: list[MasterOut]

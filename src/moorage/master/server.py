@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
@@ -12,10 +13,13 @@ from functools import partial
 from pathlib import Path
 
 import uvicorn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
-from moorage.errors import InvalidInput
+from moorage.errors import InvalidInput, MoorageError
 from moorage.master.app import create_app, stop_rollouts
 from moorage.master.http_protocol import MAX_HEADER_BYTES, LimitedHttpProtocol
+from moorage.master.leadership import MasterIdentity
 from moorage.master.settings import MasterSettings
 from moorage.master.startup_heap import freeze_startup_heap
 from moorage.protocol import MAX_MESSAGE_BYTES
@@ -38,6 +42,7 @@ class MasterConfig:
     settings: MasterSettings = field(default_factory=MasterSettings)
     tls: MasterTls | None = None
     events_kept: int = EVENTS_KEPT  # per grid (store/events.py)
+    name: str | None = None  # how other masters and `moorage master status` show this one
 
     @property
     def database_url(self) -> str:
@@ -47,6 +52,11 @@ class MasterConfig:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
+    def identity(self) -> MasterIdentity:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return MasterIdentity(name=self.name or f"{host}:{self.port}", url=self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +94,51 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+_sqlite_locks: list[int] = []  # the lock files' descriptors, held while the process lives
+
+
+def hold_sqlite_store(database: Path) -> None:
+    """One SQLite file serves one master: hold ``<file>.master-lock`` (flock, dropped by the
+    kernel when the process ends), or refuse to start while another master holds it."""
+    lock = database.with_name(database.name + ".master-lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise MoorageError(
+            f"Another master (pid {holder}) already serves the SQLite store {database}: one SQLite "
+            "file serves one master. Stop that master first, or run several masters on one "
+            "PostgreSQL database (--db postgresql://USER@HOST/DB)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _sqlite_locks.append(fd)
+
+
 def prepare(config: MasterConfig) -> tuple[Database, str | None]:
     """Create the data dir, migrate the store, and make the admin token on first start.
 
-    Returns the store and the new admin token (None if one existed already).
+    Returns the store and the new admin token (None if one existed already, or another master
+    starting on the same PostgreSQL made it: that master's data dir has it).
     """
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(config.database_url, events_kept=config.events_kept)
+    database = make_url(db.url).database
+    if db.is_sqlite and database and database != ":memory:":
+        hold_sqlite_store(Path(database))
     db.migrate()
     token: str | None = None
-    with db.session() as session:
-        mark_all_offline(session)
-        prune_all_events(session, config.events_kept)
-        if not has_admin_token(session):
-            token = create_admin_token(session).secret
+    try:
+        with db.session() as session:
+            if db.is_sqlite:  # on PostgreSQL other masters may hold agents: the leader sweeps the dead's
+                mark_all_offline(session)
+            prune_all_events(session, config.events_kept)
+            if not has_admin_token(session):
+                token = create_admin_token(session).secret
+    except IntegrityError:  # another master starting at the same moment made it
+        token = None
     if token is not None:
         token_file = config.data_dir / "admin.token"
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -119,7 +160,7 @@ def run_master(config: MasterConfig) -> None:
         f"admin token file: {config.data_dir / 'admin.token'})",
         flush=True,
     )
-    app = create_app(db, config.settings)
+    app = create_app(db, config.settings, config.identity)
     freeze_startup_heap()  # what start-up built lives as long as the process: collections skip it
     server = _Server(
         uvicorn.Config(

@@ -1,4 +1,5 @@
-"""A master's settings: how often agents beat, when a silent node is offline, who may read /metrics, how long a moved volume's source copy is kept."""
+"""A master's settings: how often agents beat, when a silent node is offline, who may read /metrics, how long a moved volume's source copy is kept,
+how long the leader's lease lasts (several masters on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ class MasterSettings:
     missed_heartbeats: int = 3  # a node is offline after this many intervals without a word
     metrics_need_token: bool = True  # GET /metrics takes an admin token (--metrics-without-token: not)
     retired_retention: timedelta = timedelta(days=7)  # a move's source copy is purged after this
+    lease_ttl: float = 5.0  # a leader that stopped renewing (paused) is replaced after this long
+    lease_tick: float = 1.0  # how often each master says it lives and looks at the lease
 
     @property
     def node_timeout(self) -> float:

@@ -1,4 +1,5 @@
-"""What one running master holds: its store, its settings, the hub of connected agents."""
+"""What one running master holds: its store, its settings, the hub of connected agents, the
+deployer (behind its gate), its leadership and its peers."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from moorage.master.backups import BackupJobs
-from moorage.master.deployer import Deployer
+from moorage.master.deploy_gate import DeployGate
 from moorage.master.hub import AgentHub
+from moorage.master.leadership import Leadership
+from moorage.master.peers import Peers
 from moorage.master.settings import MasterSettings
 from moorage.master.volume_moves import VolumeMoves
 from moorage.store.database import Database
@@ -22,9 +25,11 @@ class MasterState:
     db: Database
     settings: MasterSettings
     hub: AgentHub
-    deployer: Deployer
+    deployer: DeployGate  # the deployer when this master leads, else the leader by the store
     backups: BackupJobs
     moves: VolumeMoves
+    leadership: Leadership
+    peers: Peers
 
 
 async def master_state(request: Request) -> MasterState:

@@ -60,6 +60,7 @@ class Node:
     labels: dict[str, str] = field(default_factory=dict)
     info: NodeInfo = field(default_factory=NodeInfo)
     created_at: datetime | None = None
+    master: str | None = None  # the name of the master its agent is connected to (while online)
 
     @property
     def zone(self) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from moorage.store.planner_statistics import analyze_grown_tables
 __all__ = ["Database", "keep_private", "normalize_url"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x4D4F4F5201  # advisory lock key held while migrating (PostgreSQL)
 
 T = TypeVar("T")
 
@@ -113,12 +115,23 @@ class Database:
         event.listen(
             self.sessions, "after_soft_rollback", lambda session, _tx: self.events.rolled_back(session)
         )
+        self._before_commit: Callable[[Session], None] | None = None
+
+    def fenced(self, check: Callable[[Session], None]) -> Database:
+        """This store, with ``check(session)`` run as the last statement of every unit of work
+        before its commit (it raises to roll the unit back): the deployer's writes carry the
+        leader's lease check (``store/masters.check_lease``). Shares the engine."""
+        fenced = copy.copy(self)
+        fenced._before_commit = check
+        return fenced
 
     def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (run at master start)."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            if not self.is_sqlite:  # masters starting at once on one PostgreSQL migrate one by one
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
@@ -127,6 +140,8 @@ class Database:
         """A unit of work: committed when the block ends, rolled back if it raises."""
         with self.sessions() as session, session.begin():
             yield session
+            if self._before_commit is not None:
+                self._before_commit(session)
         analyze_grown_tables(self.engine)  # after a bulk load, PostgreSQL's planner needs to know
 
     async def run(self, work: Callable[[Session], T]) -> T:

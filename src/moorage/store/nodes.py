@@ -23,7 +23,7 @@ from moorage.model.states import VolumeInstanceState
 from moorage.store.events import NewEvent, record_events
 from moorage.store.grids import get_grid_row
 from moorage.store.removal import delete_found
-from moorage.store.tables import GridRow, NodeRow, VolumeInstanceRow
+from moorage.store.tables import GridRow, MasterRow, NodeRow, VolumeInstanceRow
 from moorage.store.tokens import hash_token, new_token
 
 __all__ = [
@@ -54,7 +54,7 @@ def _info(raw: dict[str, Any]) -> NodeInfo:
     )
 
 
-def to_node(row: NodeRow, grid: str) -> Node:
+def to_node(row: NodeRow, grid: str, master: str | None = None) -> Node:
     return Node(
         id=row.id,
         grid=grid,
@@ -65,13 +65,19 @@ def to_node(row: NodeRow, grid: str) -> Node:
         labels=dict(row.labels),
         info=_info(row.info),
         created_at=row.created_at,
+        master=master if row.status == NodeStatus.ONLINE.value else None,
     )
 
 
 def list_nodes(session: Session, grid: str) -> list[Node]:
     grid_row = get_grid_row(session, grid)
-    rows = session.scalars(select(NodeRow).where(NodeRow.grid_id == grid_row.id).order_by(NodeRow.name))
-    return [to_node(row, grid) for row in rows]
+    rows = session.execute(
+        select(NodeRow, MasterRow.name)
+        .outerjoin(MasterRow, MasterRow.id == NodeRow.master_id)
+        .where(NodeRow.grid_id == grid_row.id)
+        .order_by(NodeRow.name)
+    ).tuples()
+    return [to_node(row, grid, master) for row, master in rows]
 
 
 def _node_row(session: Session, grid_row: GridRow, name: str) -> NodeRow:
@@ -87,7 +93,9 @@ def _no_node(grid_row: GridRow, name: str) -> str:
 
 def get_node(session: Session, grid: str, name: str) -> Node:
     grid_row = get_grid_row(session, grid)
-    return to_node(_node_row(session, grid_row, name), grid)
+    row = _node_row(session, grid_row, name)
+    master = session.scalar(select(MasterRow.name).where(MasterRow.id == row.master_id))
+    return to_node(row, grid, master)
 
 
 def node_by_credential(session: Session, credential: str) -> NodeRow | None:
@@ -103,11 +111,13 @@ def register_node(
     info: dict[str, Any],
     *,
     credential_of: str | None = None,
+    master_id: str | None = None,
 ) -> tuple[Node, str | None]:
     """An agent said hello: create the node, or bring a known one online with fresh info.
 
     ``credential_of`` is the node id whose credential admitted the connection (None: the grid's
     join token did). Returns the node and, when one was issued now, its new credential.
+    ``master_id``: the master the agent is connected to now.
 
     Labels given by the agent seed a new node; afterwards the master's labels (set with
     ``moorage node label``) are the truth and an agent restart does not undo them.
@@ -156,6 +166,7 @@ def register_node(
             credential_hash=hash_token(credential) if credential else None,
             created_at=now,
             updated_at=now,
+            master_id=master_id,
         )
         session.add(row)
         record_events(
@@ -182,6 +193,7 @@ def register_node(
         row.last_seen_at = now
         row.info = info
         row.updated_at = now
+        row.master_id = master_id
     try:
         session.flush()
     except IntegrityError as err:  # another hello for this node id or name won the race
@@ -198,12 +210,18 @@ def set_info(session: Session, node_id: str, info: dict[str, Any]) -> None:
 
 
 def set_status(
-    session: Session, node_id: str, status: NodeStatus, last_seen_at: datetime, why: str | None = None
+    session: Session,
+    node_id: str,
+    status: NodeStatus,
+    last_seen_at: datetime,
+    why: str | None = None,
+    master_id: str | None = None,
 ) -> bool:
     """Move a node to ``status`` (an event says so, and ``why``); returns False if it already
-    was there (or is gone)."""
+    was there (or is gone). With a ``master_id``, only while the node's agent is that master's
+    (it may have moved to another master since, which made it online there)."""
     row = session.get(NodeRow, node_id)
-    if row is None:
+    if row is None or (master_id is not None and row.master_id != master_id):
         return False
     row.last_seen_at = max(row.last_seen_at, last_seen_at)
     if row.status == status.value:

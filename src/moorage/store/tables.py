@@ -31,6 +31,8 @@ __all__ = [
     "EventRow",
     "GridRow",
     "InstanceRow",
+    "LeaseRow",
+    "MasterRow",
     "NodeRow",
     "RetiredVolumeRow",
     "ServiceRow",
@@ -111,6 +113,8 @@ class NodeRow(Base):
     credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # the master (``masters.id``) its agent is connected to, or was last; no foreign key (0014)
+    master_id: Mapped[str | None] = mapped_column(String(32), index=True, default=None)
 
 
 class StackRow(Base):
@@ -405,3 +409,31 @@ class BackupRow(Base):
     manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     verified_at: Mapped[datetime | None]
     verify_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MasterRow(Base):
+    """A running (or lately running) master process; ``seen_at`` is the store's clock at its last
+    heartbeat. A new row per process start: the id is random."""
+
+    __tablename__ = "masters"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(String(512))
+    version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+
+
+class LeaseRow(Base):
+    """Once-only work (``leader``: rollouts, placing waiting instances, sweeping the nodes of dead
+    masters) is done by the ``holder`` until ``expires_at`` (the store's clock). Each new holder
+    takes the next ``epoch``; a write of once-only work checks holder and epoch in its own
+    transaction (``store/masters.check_lease``), so a holder that lost the lease writes nothing."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]

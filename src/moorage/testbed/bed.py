@@ -4,7 +4,9 @@ Layout of the testbed folder (``/var/lib/moorage-testbed`` unless told otherwise
 
     state.json                  what runs, with pids (see ``state.py``)
     cache/                      image tarballs, kept by ``down``
-    master/                     the master's --data-dir (admin.token) and master.log
+    master/                     the master's --data-dir (admin.token) and master.log; with
+                                --masters N: master/master-<i>/ each (master.log in each) and
+                                master/haproxy.cfg, haproxy.log (the balancer in front of them)
     nodes/node-<i>/             docker.sock, dockerd.log, docker/ (data root), run/ (exec root),
                                 plugins/ (seen as /run/docker/plugins by this engine only),
                                 agent/ (the agent's --data-dir), agent.log, driver-<name>.log,
@@ -40,12 +42,14 @@ from typing import Any, TypeVar
 import httpx
 
 from moorage.testbed import netns, relay
+from moorage.testbed.balancer import haproxy_config, haproxy_path
 from moorage.testbed.engine import check_host, engine_processes, remove_engine, start_engine, stop_engine
 from moorage.testbed.errors import TestbedError
 from moorage.testbed.images import BUSYBOX, ImageTarball, build_images, import_images
 from moorage.testbed.mounts import mounted_under, unmount_under
 from moorage.testbed.process import ProcessRef, kill_all, log_tail, spawn, stop_process, stop_processes
 from moorage.testbed.state import (
+    BalancerRecord,
     BedState,
     DriverRecord,
     MasterRecord,
@@ -66,6 +70,8 @@ __all__ = [
     "down",
     "env",
     "master_restart",
+    "master_start",
+    "master_stop",
     "node_cut",
     "node_heal",
     "node_start",
@@ -148,11 +154,15 @@ class Testbed:
         moorage: Sequence[str] = (sys.executable, "-m", "moorage"),
         timeouts: Timeouts = Timeouts(),
         heartbeat_interval: float | None = None,
+        masters: int = 1,
+        db_url: str | None = None,
     ) -> None:
         self.dir = Path(dir).absolute()
         self.moorage = tuple(moorage)  # how to run the moorage command (master, agent, driver)
         self.timeouts = timeouts
         self.heartbeat_interval = heartbeat_interval  # the master's --heartbeat-interval, if given
+        self.masters = masters  # several: behind HAProxy, on one PostgreSQL (db_url)
+        self.db_url = db_url  # the masters' --db (default: the master's SQLite file)
 
     # ----- public operations -------------------------------------------------------------
 
@@ -178,6 +188,15 @@ class Testbed:
         check_host()
         if nodes < 1:
             raise TestbedError(f"--nodes must be at least 1, not {nodes}.")
+        if self.masters < 1:
+            raise TestbedError(f"--masters must be at least 1, not {self.masters}.")
+        if self.masters > 1 and not (self.db_url or "").startswith(("postgresql", "postgres")):
+            raise TestbedError(
+                f"--masters {self.masters} needs one PostgreSQL database they share: give "
+                "--db postgresql://USER:PASSWORD@HOST/DB (one SQLite file serves one master)."
+            )
+        if self.masters > 1:
+            haproxy_path()  # fail before anything starts
         for zone in zones:
             if not _NAME.match(zone):
                 raise TestbedError(f"Zone {zone!r} is not a valid label value (letters, digits, _ . -).")
@@ -245,6 +264,9 @@ class Testbed:
                 f"export MOORAGE_TOKEN={shlex.quote(state.master.admin_token)}",
                 f"export MOORAGE_GRID={shlex.quote(state.master.grid)}",
             ]
+        if state.masters:
+            urls = ",".join(m.url for m in state.masters)
+            lines.append(f"export MOORAGE_MASTER_URLS={shlex.quote(urls)}")  # each master, not the balancer
         lines += [f"export DOCKER_HOST_{n.index}={shlex.quote(n.paths.docker_host)}" for n in state.nodes]
         return "\n".join(lines) + "\n"
 
@@ -314,6 +336,12 @@ class Testbed:
             master = state.master
             if master is None:
                 raise TestbedError("This testbed has no master; run 'moorage testbed up' first.")
+            if state.masters:
+                raise TestbedError(
+                    "This testbed has several masters: stop or start one by name "
+                    f"({', '.join(str(m.name) for m in state.masters)}) with "
+                    "`moorage testbed master stop NAME [--kill]` and `moorage testbed master start NAME`."
+                )
             if master.process is not None and kill:
                 kill_all([master.process], what="master")
             elif master.process is not None:
@@ -335,6 +363,31 @@ class Testbed:
             lines += [f"{n.name}: not waited for, it is cut off." for n in live if n.cut]
             lines += [f"{n.name}: stopped." for n in state.nodes if not n.running]
             return "\n".join(lines)
+
+    def master_stop(self, name: str, *, kill: bool = False) -> None:
+        """Stop one of several masters (SIGTERM, or SIGKILL with ``kill``: a crash); the balancer
+        sends its agents and requests to the others."""
+        self.state().peer(name)
+        with self._locked():
+            state = self.state()
+            peer = state.peer(name)
+            if peer.process is not None and kill:
+                kill_all([peer.process], what=name)
+            elif peer.process is not None:
+                stop_process(peer.process, what=name, grace=self.timeouts.process_stop)
+            save_state(state.with_peer(replace(peer, process=None)))
+
+    def master_start(self, name: str) -> None:
+        """Start one of several masters again (same address and data dir); wait until it answers."""
+        self.state().peer(name)
+        with self._locked():
+            state = self.state()
+            peer = state.peer(name)
+            if peer.process is not None and peer.process.alive():
+                return
+            peer = replace(peer, process=spawn(self._master_argv(peer), peer.log, env=self._child_env()))
+            save_state(state.with_peer(peer))
+            self._wait_answers(peer)
 
     def node_cut(self, name: str) -> str:
         """Cut the node off: its agent's traffic to the master is held (silence, no close) and its
@@ -552,13 +605,56 @@ class Testbed:
         return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def _spawn_master(self, state: BedState) -> BedState:
+        if self.masters > 1:
+            return self._spawn_masters(state)
         data_dir = self.dir / "master"
         data_dir.mkdir(parents=True, exist_ok=True)
         log = data_dir / "master.log"
         url = f"http://127.0.0.1:{_free_port()}"
-        master = MasterRecord(url=url, data_dir=data_dir, log=log, heartbeat_interval=self.heartbeat_interval)
+        master = MasterRecord(
+            url=url,
+            data_dir=data_dir,
+            log=log,
+            heartbeat_interval=self.heartbeat_interval,
+            db_url=self.db_url,
+        )
         master = replace(master, process=spawn(self._master_argv(master), log, env=self._child_env()))
         state = replace(state, master=master)
+        save_state(state)
+        return state
+
+    def _spawn_masters(self, state: BedState) -> BedState:
+        """Several masters on one PostgreSQL (they migrate one at a time), and HAProxy in front:
+        the front record (``state.master``) is the balancer's address."""
+        root = self.dir / "master"
+        root.mkdir(parents=True, exist_ok=True)
+        peers = []
+        for i in range(1, self.masters + 1):
+            data_dir = root / f"master-{i}"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            peer = MasterRecord(
+                url=f"http://127.0.0.1:{_free_port()}",
+                data_dir=data_dir,
+                log=data_dir / "master.log",
+                heartbeat_interval=self.heartbeat_interval,
+                name=f"master-{i}",
+                db_url=self.db_url,
+            )
+            peer = replace(peer, process=spawn(self._master_argv(peer), peer.log, env=self._child_env()))
+            peers.append(peer)
+            state = replace(state, masters=tuple(peers))
+            save_state(state)
+        port = _free_port()
+        config = root / "haproxy.cfg"
+        config.write_text(haproxy_config(port, [(str(p.name), int(p.url.rpartition(":")[2])) for p in peers]))
+        log = root / "haproxy.log"
+        balancer = BalancerRecord(url=f"http://127.0.0.1:{port}", config=config, log=log)
+        argv = [haproxy_path(), "-db", "-f", str(config)]
+        balancer = replace(balancer, process=spawn(argv, log, env=self._child_env()))
+        front = MasterRecord(
+            url=balancer.url, data_dir=peers[0].data_dir, log=log, db_url=self.db_url, name="balancer"
+        )
+        state = replace(state, balancer=balancer, master=front)
         save_state(state)
         return state
 
@@ -568,6 +664,10 @@ class Testbed:
         argv = [*self.moorage, "master", "--listen", listen, "--data-dir", str(master.data_dir)]
         if master.heartbeat_interval is not None:
             argv += ["--heartbeat-interval", f"{master.heartbeat_interval:g}"]
+        if master.db_url is not None:
+            argv += ["--db", master.db_url]
+        if master.name is not None:
+            argv += ["--name", master.name]
         return argv
 
     def _setup_master(self, state: BedState) -> BedState:
@@ -575,7 +675,7 @@ class Testbed:
         master = state.master
         assert master is not None
         url, log = master.url, master.log
-        admin = self._wait_master(master)
+        admin = self._wait_masters(state) if state.masters else self._wait_master(master)
         headers = {"Authorization": f"Bearer {admin}"}
         self._call("POST", f"{url}/v1/grids", headers, log, json={"name": GRID}, ok=(200, 201))
         # join tokens are shown only when made: a new one (joined nodes keep their own credentials)
@@ -612,6 +712,56 @@ class Testbed:
             timeout=self.timeouts.master_start,
             what=f"the master to write its admin token to {token_file}",
             hint=lambda: log_tail(log),
+        )
+        return str(admin)
+
+    def _wait_answers(self, master: MasterRecord) -> None:
+        assert master.process is not None
+        process, url, log = master.process, master.url, master.log
+
+        def answers() -> bool:
+            if not process.alive():
+                raise TestbedError(f"{master.name or 'The master'} exited while starting. {log_tail(log)}")
+            try:
+                return httpx.get(f"{url}/v1/ping", timeout=2.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(
+            answers,
+            timeout=self.timeouts.master_start,
+            what=f"{master.name or 'the master'} to answer GET {url}/v1/ping",
+            hint=lambda: log_tail(log),
+        )
+
+    def _wait_masters(self, state: BedState) -> str:
+        """Wait until every master answers, itself and through the balancer; the admin token
+        (written by the master that made it, whichever that was)."""
+        for peer in state.masters:
+            self._wait_answers(peer)
+        balancer = state.balancer
+        assert balancer is not None and balancer.process is not None
+        ref = balancer.process
+
+        def balanced() -> bool:
+            if not ref.alive():
+                raise TestbedError(f"HAProxy exited. {log_tail(balancer.log)}")
+            try:
+                return httpx.get(f"{balancer.url}/v1/ping", timeout=2.0).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(
+            balanced,
+            timeout=self.timeouts.master_start,
+            what=f"HAProxy to answer GET {balancer.url}/v1/ping",
+            hint=lambda: log_tail(balancer.log),
+        )
+        files = [peer.data_dir / "admin.token" for peer in state.masters]
+        admin = wait_for(
+            lambda: next((f.read_text().strip() for f in files if f.exists()), None),
+            timeout=self.timeouts.master_start,
+            what=f"a master to write its admin token to one of {', '.join(map(str, files))}",
         )
         return str(admin)
 
@@ -746,16 +896,8 @@ class Testbed:
             state = load_state(self.dir)
         except TestbedError:
             state = None  # a damaged file: still sweep every node folder below
-        refs: list[tuple[str, ProcessRef]] = []
         records = {n.name: n for n in state.nodes} if state else {}
-        for node in records.values():
-            if node.agent is not None:
-                refs.append((f"agent of {node.name}", node.agent))
-            if node.relay is not None:
-                refs.append((f"relay of {node.name}", node.relay))
-        if state is not None and state.master is not None and state.master.process is not None:
-            refs.append(("master", state.master.process))
-        stop_processes(refs, grace=self.timeouts.process_stop)
+        stop_processes(self._control_processes(state), grace=self.timeouts.process_stop)
 
         nodes_dir = self.dir / "nodes"
         names = set(records)
@@ -787,6 +929,24 @@ class Testbed:
             for folder in ("nodes", "master", "shared"):
                 shutil.rmtree(self.dir / folder, ignore_errors=True)
             state_file(self.dir).unlink(missing_ok=True)
+
+    @staticmethod
+    def _control_processes(state: BedState | None) -> list[tuple[str, ProcessRef]]:
+        """The agents, relays, masters and the balancer of the testbed, as recorded."""
+        if state is None:
+            return []
+        refs: list[tuple[str, ProcessRef]] = []
+        for node in state.nodes:
+            if node.agent is not None:
+                refs.append((f"agent of {node.name}", node.agent))
+            if node.relay is not None:
+                refs.append((f"relay of {node.name}", node.relay))
+        if state.master is not None and state.master.process is not None:
+            refs.append(("master", state.master.process))
+        refs += [(str(m.name), m.process) for m in state.masters if m.process is not None]
+        if state.balancer is not None and state.balancer.process is not None:
+            refs.append(("HAProxy", state.balancer.process))
+        return refs
 
     def _check_clean(self, names: Sequence[str]) -> None:
         left: list[str] = []
@@ -836,9 +996,11 @@ def up(
     zone_driver: str | None = None,
     engines_only: bool = False,
     heartbeat_interval: float | None = None,
+    masters: int = 1,
+    db_url: str | None = None,
 ) -> str:
     """``moorage testbed up``: a fresh testbed in ``directory`` (replacing any); its export lines."""
-    bed = Testbed(directory, heartbeat_interval=heartbeat_interval)
+    bed = Testbed(directory, heartbeat_interval=heartbeat_interval, masters=masters, db_url=db_url)
     bed.up(
         nodes,
         zones,
@@ -881,6 +1043,16 @@ def agent_start(directory: Path, name: str) -> None:
 def master_restart(directory: Path, *, kill: bool = False) -> str:
     """``moorage testbed master restart``: what happened (nodes not waited for are named)."""
     return Testbed(directory).master_restart(kill=kill)
+
+
+def master_stop(directory: Path, name: str, *, kill: bool = False) -> None:
+    """``moorage testbed master stop NAME [--kill]``: one of several masters."""
+    Testbed(directory).master_stop(name, kill=kill)
+
+
+def master_start(directory: Path, name: str) -> None:
+    """``moorage testbed master start NAME``: one of several masters, again."""
+    Testbed(directory).master_start(name)
 
 
 def node_cut(directory: Path, name: str) -> str:

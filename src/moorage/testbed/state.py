@@ -17,7 +17,16 @@ from moorage.testbed.engine import EnginePaths, EngineRecord
 from moorage.testbed.errors import TestbedError
 from moorage.testbed.process import ProcessRef
 
-__all__ = ["BedState", "DriverRecord", "MasterRecord", "NodeRecord", "load_state", "save_state", "state_file"]
+__all__ = [
+    "BalancerRecord",
+    "BedState",
+    "DriverRecord",
+    "MasterRecord",
+    "NodeRecord",
+    "load_state",
+    "save_state",
+    "state_file",
+]
 
 VERSION = 1
 
@@ -140,6 +149,8 @@ class MasterRecord:
     admin_token: str = ""
     join_token: str = ""
     heartbeat_interval: float | None = None  # the master's --heartbeat-interval, kept for restarts
+    name: str | None = None  # with several masters: master-<i> (its --name)
+    db_url: str | None = None  # its --db (several masters share one PostgreSQL)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +162,8 @@ class MasterRecord:
             "admin_token": self.admin_token,
             "join_token": self.join_token,
             "heartbeat_interval": self.heartbeat_interval,
+            "name": self.name,
+            "db_url": self.db_url,
         }
 
     @classmethod
@@ -164,6 +177,35 @@ class MasterRecord:
             admin_token=str(data.get("admin_token", "")),
             join_token=str(data.get("join_token", "")),
             heartbeat_interval=float(data["heartbeat_interval"]) if data.get("heartbeat_interval") else None,
+            name=data.get("name"),
+            db_url=data.get("db_url"),
+        )
+
+
+@dataclass(frozen=True)
+class BalancerRecord:
+    """HAProxy in front of several masters: its generated configuration, log and process."""
+
+    url: str
+    config: Path
+    log: Path
+    process: ProcessRef | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "config": str(self.config),
+            "log": str(self.log),
+            "process": self.process.to_json() if self.process else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BalancerRecord:
+        return cls(
+            url=str(data["url"]),
+            config=Path(data["config"]),
+            log=Path(data["log"]),
+            process=_ref(data.get("process")),
         )
 
 
@@ -173,7 +215,21 @@ class BedState:
 
     dir: Path
     nodes: tuple[NodeRecord, ...] = ()
+    # the master the nodes and users talk to; with several masters: the balancer's address
+    # (no process of its own), and the masters behind it in ``masters``
     master: MasterRecord | None = None
+    masters: tuple[MasterRecord, ...] = ()
+    balancer: BalancerRecord | None = None
+
+    def peer(self, name: str) -> MasterRecord:
+        for master in self.masters:
+            if master.name == name:
+                return master
+        known = ", ".join(str(m.name) for m in self.masters) or "none (one master: use `master restart`)"
+        raise TestbedError(f"No master {name!r} in the testbed at {self.dir}; its masters are: {known}.")
+
+    def with_peer(self, master: MasterRecord) -> BedState:
+        return replace(self, masters=tuple(master if m.name == master.name else m for m in self.masters))
 
     def node(self, name: str) -> NodeRecord:
         for node in self.nodes:
@@ -190,6 +246,8 @@ class BedState:
             "version": VERSION,
             "dir": str(self.dir),
             "master": self.master.to_json() if self.master else None,
+            "masters": [m.to_json() for m in self.masters],
+            "balancer": self.balancer.to_json() if self.balancer else None,
             "nodes": [n.to_json() for n in self.nodes],
         }
 
@@ -198,6 +256,8 @@ class BedState:
         return cls(
             dir=Path(data["dir"]),
             master=MasterRecord.from_json(data["master"]) if data.get("master") else None,
+            masters=tuple(MasterRecord.from_json(m) for m in data.get("masters", [])),
+            balancer=BalancerRecord.from_json(data["balancer"]) if data.get("balancer") else None,
             nodes=tuple(NodeRecord.from_json(n) for n in data.get("nodes", [])),
         )
 
