@@ -4,6 +4,7 @@
     python bench/bench_api.py --smoke         # 20 agents, 50 requests/s for 2 s, to check it still runs
     python bench/bench_api.py --db postgresql://moorage:moorage@127.0.0.1:5432/moorage
     python bench/bench_api.py --profile DIR   # also py-spy the master during both runs (raw stacks in DIR)
+    python bench/bench_api.py --masters 2 --db postgresql://moorage:moorage@127.0.0.1:5432/moorage
 
 Three processes on loopback: the master (``python -m moorage master``, SQLite in a temp dir, or a
 fresh database made on the PostgreSQL server ``--db`` names and dropped afterwards), a swarm of
@@ -18,6 +19,13 @@ stand-alone services, 20, mounting two of them each), 10% ``POST`` of a new volu
 of one created earlier. The same load runs twice against the same
 master: first with no agents (the baseline), then with all agents connected and heartbeating; the
 ratio lines compare the two. Target (issue 5, scenario 4): p99 <= 50 ms at 500 requests/s on SQLite.
+
+``--masters 2`` (PostgreSQL): the same load, with agents, first against one master, then spread
+over two masters of the same store (each request lane and half the agents on each); the ratio
+lines compare them. Then the failover: a service deployed through the master that does not lead
+(the time until its instance is placed, on a healthy pair), the leader killed with SIGKILL, and
+the same deploy asked of the survivor at once: the time until the survivor leads and until that
+instance is placed (deployments progressing again), against the healthy figure.
 
 Exit status 1 when the bench itself could not run: agents that could not join, requests answered
 with an unexpected status. Slow answers and timeouts are figures, not failures.
@@ -504,9 +512,10 @@ class Phase:
 
 
 async def load_phase(
-    master: Master, opts: Options, token: str, grid: str, churn: collections.deque[str], tag: str
+    masters: list[Master], opts: Options, token: str, grid: str, churn: collections.deque[str], tag: str
 ) -> Phase:
-    clients = [Lane("127.0.0.1", master.port, token) for _ in range(CONNECTIONS)]
+    """The load over these masters: lane i to master i mod n."""
+    clients = [Lane("127.0.0.1", masters[i % len(masters)].port, token) for i in range(CONNECTIONS)]
     try:
         lanes: asyncio.Queue[Lane] = asyncio.Queue()
         await asyncio.gather(*(client.request("GET", "/v1/ping") for client in clients))  # connected first
@@ -515,13 +524,14 @@ async def load_phase(
         warm_up = max(WARM_UP_MIN, opts.duration * WARM_UP_SHARE)
         await Load(lanes, grid, f"{tag}w", churn, opts.rate, warm_up, opts.timeout).run()
         load = Load(lanes, grid, tag, churn, opts.rate, opts.duration, opts.timeout)
-        master_before, own_before = cpu_seconds(master.pid), time.process_time()
+        master_before, own_before = [cpu_seconds(m.pid) for m in masters], time.process_time()
         seconds = await load.run()
-        master_after, own = cpu_seconds(master.pid), time.process_time() - own_before
+        master_after, own = [cpu_seconds(m.pid) for m in masters], time.process_time() - own_before
     finally:
         for client in clients:
             client.close()
-    master_cpu = None if master_before is None or master_after is None else master_after - master_before
+    known = None not in master_before and None not in master_after
+    master_cpu = sum(a - b for a, b in zip(master_after, master_before, strict=True)) if known else None  # type: ignore[operator]
     return Phase(load.samples, seconds, master_cpu, own)
 
 
@@ -593,7 +603,7 @@ def bench(opts: Options, master: Master, backend: str, cleanup: contextlib.ExitS
             profiler = start_profile(
                 master.pid, opts.profile / f"master-{backend}-{phase}.txt", opts.duration + 2
             )
-        result = run(lambda: load_phase(master, opts, admin, grid, churn, phase))  # noqa: B023
+        result = run(lambda: load_phase([master], opts, admin, grid, churn, phase))  # noqa: B023
         samples, seconds = result.samples, result.seconds
         results[phase] = report_phase(backend, phase, samples)
         bad = [s.error for s in samples if s.error and s.error.startswith("status")]
@@ -658,6 +668,160 @@ def bench(opts: Options, master: Master, backend: str, cleanup: contextlib.ExitS
     for problem in problems:
         print(f"api {backend} problem: {problem}", file=sys.stderr, flush=True)
     return 1 if problems else 0
+
+
+def start_swarms(masters: list[Master], opts: Options, join_token: str, prefix: str) -> list[SwarmProcess]:
+    """``opts.agents`` agents, spread evenly over these masters; each swarm reports once joined."""
+    swarms = []
+    for i, master in enumerate(masters):
+        config = SwarmConfig(
+            ws_url=master.url.replace("http://", "ws://") + "/v1/agent",
+            token=join_token,
+            count=opts.agents // len(masters),
+            prefix=f"{prefix}-{i}",
+        )
+        swarms.append(SwarmProcess(config))
+    return swarms
+
+
+def bench_masters(opts: Options, first: Master, second: Master, cleanup: contextlib.ExitStack) -> int:
+    """One master vs two under the same load, with agents; then the failover (see the docstring)."""
+    problems: list[str] = []
+    admin = first.admin_token()
+    grid = f"bench-{uuid.uuid4().hex[:6]}"
+
+    async def prepare() -> tuple[str, list[str]]:
+        async with httpx.AsyncClient(
+            base_url=first.url, headers={"Authorization": f"Bearer {admin}"}, timeout=30
+        ) as client:
+            join_token = await setup_grid(client, grid, opts.volumes, opts.services)
+            churn = []
+            for n in range(CHURN_POOL):
+                body = {"name": f"churn-pool-{n}", "scope": "instance", "driver": "local"}
+                (await client.post(f"/v1/volumes/{grid}", json=body)).raise_for_status()
+                churn.append(body["name"])
+        return join_token, churn
+
+    join_token, pool = run(prepare)
+    churn = collections.deque(pool)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    print(
+        f"masters: {os.cpu_count()} CPUs, load average {load} at start; PostgreSQL; grid {grid} with "
+        f"{opts.volumes} volumes used by {opts.services} services; open-loop {opts.rate:g} requests/s "
+        f"for {opts.duration:g} s per run with {opts.agents:,} agents, mix 80% list / 10% create / "
+        "10% delete",
+        flush=True,
+    )
+    results: dict[str, dict[str, Figures]] = {}
+    swarms: list[SwarmProcess] = []
+    for phase, masters in (("one", [first]), ("two", [first, second])):
+        if phase == "two":
+            second.start()
+        swarms = start_swarms(masters, opts, join_token, f"{grid}-{phase}")
+        for swarm in swarms:
+            cleanup.callback(swarm.stop, 0)
+            joined = swarm.receive(timeout=300)
+            if joined["joined"] != opts.agents // len(masters):
+                problems.append(f"{joined['failed_count']} agents could not join: {joined['failed']}")
+            swarm.send("mark")
+        result = run(lambda: load_phase(masters, opts, admin, grid, churn, phase))  # noqa: B023
+        results[phase] = report_phase(
+            "masters", f"{phase:<3} master{'s' if phase == 'two' else ''}", result.samples
+        )
+        bad = [s.error for s in result.samples if s.error and s.error.startswith("status")]
+        if bad:
+            problems.append(f"{len(bad)} unexpected answers with {phase} master(s), e.g. {bad[0]}")
+        if result.master_cpu is not None:
+            print(
+                f"api masters {phase:<3} masters' CPU {result.master_cpu / result.seconds:.2f} cores, "
+                f"{result.master_cpu / len(result.samples) * 1000:.2f} ms per request",
+                flush=True,
+            )
+        if phase == "one":
+            for swarm in swarms:
+                swarm.send("stop")
+                swarm.receive(timeout=120)
+                swarm.stop()
+    for kind in (*KINDS, "all"):
+        one, two = results["one"][kind].p99, results["two"][kind].p99
+        print(
+            f"api masters ratio {kind:<6} p99 two masters / one: {two / one if one > 0 else float('nan'):5.2f}x "
+            f"({two * 1000:.1f} / {one * 1000:.1f} ms)",
+            flush=True,
+        )
+    for line in failover([first, second], admin, grid, problems):
+        print(f"api masters failover: {line}", flush=True)
+    for swarm in swarms:
+        swarm.send("stop")
+        swarm.receive(timeout=120)
+        swarm.stop()
+    for problem in problems:
+        print(f"api masters problem: {problem}", file=sys.stderr, flush=True)
+    return 1 if problems else 0
+
+
+def _masters_view(url: str, token: str) -> dict[str, Any]:
+    answer = httpx.get(f"{url}/v1/masters", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    answer.raise_for_status()
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _placed(client: httpx.Client, grid: str, name: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+        shown = client.get(f"/v1/services/{grid}/null/{name}").json()
+        return any(c["node"] for c in shown["containers"])
+    return False
+
+
+def _leads(client: httpx.Client) -> bool:
+    with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+        view = client.get("/v1/masters").json()
+        return bool(view["leader"] == view["this"])
+    return False
+
+
+def failover(masters: list[Master], token: str, grid: str, problems: list[str]) -> list[str]:
+    """A one-instance deploy asked of the master that does not lead (healthy); then the leader
+    killed and the same deploy asked of the survivor at once: when it leads, when it is placed."""
+    view = _masters_view(masters[0].url, token)
+    leader_url = next(m["url"] for m in view["masters"] if m["id"] == view["leader"])
+    leader = next(m for m in masters if m.url == leader_url)
+    survivor = next(m for m in masters if m is not leader)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=survivor.url, headers=headers, timeout=10) as client:
+
+        def deploy(name: str) -> None:
+            body = {"name": name, "image": "busybox:local", "instances": 1, "deploy": True}
+            client.post(f"/v1/services/{grid}", json=body).raise_for_status()
+
+        start = time.perf_counter()
+        deploy("failover-healthy")
+        while not _placed(client, grid, "failover-healthy") and time.perf_counter() - start < 60:
+            time.sleep(0.02)
+        healthy = time.perf_counter() - start
+        assert leader.proc is not None
+        leader.proc.send_signal(signal.SIGKILL)
+        killed = time.perf_counter()
+        deploy("failover-after")
+        leads = placed = None
+        while (leads is None or placed is None) and time.perf_counter() - killed < 60:
+            if leads is None and _leads(client):
+                leads = time.perf_counter() - killed
+            if placed is None and _placed(client, grid, "failover-after"):
+                placed = time.perf_counter() - killed
+            time.sleep(0.02)
+        leader.proc.wait()
+    if placed is None or leads is None:
+        said = f"the surviving master did not take over within 60 s (leads: {leads}, placed: {placed})"
+        problems.append(f"{said}; its log ends:\n{survivor.log_tail()}")
+        return [said]
+    return [
+        f"the survivor leads {leads:.2f} s after the leader's SIGKILL",
+        f"a deploy asked of it right after the kill is placed {placed:.2f} s after the kill "
+        f"(deployments progressing again; on the healthy pair, asked of the master that does not "
+        f"lead: {healthy:.2f} s, {placed / healthy:.1f}x)",
+    ]
 
 
 def request_costs(master: Master, token: str, grid: str, count: int) -> list[str]:
@@ -744,7 +908,16 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds (default 10)")
     parser.add_argument("--db", help="a PostgreSQL URL; the bench makes a fresh database there and drops it")
     parser.add_argument("--profile", type=Path, help="py-spy the master during each run; raw stacks here")
+    parser.add_argument(
+        "--masters",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="2: one master vs two (needs --db), and failover",
+    )
     args = parser.parse_args()
+    if args.masters == 2 and not args.db:
+        parser.error("--masters 2 needs --db postgresql://...: several masters share one PostgreSQL")
     opts = Options(
         agents=args.agents or (20 if args.smoke else 1000),
         rate=args.rate or (50.0 if args.smoke else 500.0),
@@ -764,6 +937,11 @@ def main() -> int:
         stack.callback(master.stop)
         master.start()
         try:
+            if args.masters == 2:
+                second = Master(Path(tmp) / "second" / "master", db_url, opts.heartbeat_interval)
+                second.data_dir.parent.mkdir(parents=True)
+                stack.callback(second.stop)
+                return bench_masters(opts, master, second, stack)
             status = bench(opts, master, backend, stack)
         except Exception:
             print(
