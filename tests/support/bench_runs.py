@@ -14,9 +14,9 @@ from tests.conftest import PG_URL
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_bench_smoke(script: str, backend: str = "sqlite") -> list[str]:
-    """``bench/<script> --smoke`` (with ``--db`` on PostgreSQL); its stdout lines, once it exited 0."""
-    args = [sys.executable, str(ROOT / "bench" / script), "--smoke"]
+def run_bench_smoke(script: str, backend: str = "sqlite", *extra: str) -> list[str]:
+    """``bench/<script> --smoke [EXTRA]`` (with ``--db`` on PostgreSQL); its stdout lines, once it exited 0."""
+    args = [sys.executable, str(ROOT / "bench" / script), "--smoke", *extra]
     if backend == "postgresql":
         if not PG_URL:
             if os.environ.get("CI"):
