@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from moorage.master.deployer import Deployer
 from moorage.master.leadership import Leadership
 from moorage.master.peers import Peers
+from moorage.master.wakeups import Wakeups
 from moorage.store.database import Database
 from moorage.store.deployments import create_deployment
 from moorage.store.grids import get_grid_row
@@ -67,6 +68,16 @@ class DeployGate:
 
     async def wait_finished(self, deployment_id: str) -> None:
         await self.deployer.wait_finished(deployment_id)
+
+    @property
+    def wakeups(self) -> Wakeups:
+        """The reports this master hears of (its agents', and the other masters' by notice)."""
+        return self.deployer.wakeups
+
+    async def wait_change(self, deployment_id: str, seen: int, timeout: float) -> None:
+        """Until the rollout ends here, a report after ``seen``, or ``timeout`` (on a master that
+        does not lead: a report of any master's agents, or the timeout)."""
+        await self.deployer.wait_change(deployment_id, seen, timeout)
 
     # -- leadership -----------------------------------------------------------------------------
 
