@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 
 from moorage.store.database import normalize_url
 from tests.support.processes import MasterProcess
+from tests.support.waiting import wait_until
 
 PG_URL = os.environ.get("MOORAGE_TEST_PG_URL")
 
@@ -29,12 +30,21 @@ def _fresh_pg_database() -> str:
 
 
 def _drop_pg_database(url: str) -> None:
+    """Drop it, ending its connections. An autovacuum worker in it cannot be ended by a role that
+    is not a superuser (``InsufficientPrivilege``): it finishes in a moment, so try again."""
     assert PG_URL
     name = url.rpartition("/")[2]
     engine = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+
+    def dropped() -> bool:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return True
+
+    try:
+        wait_until(dropped, 30, f"the test database {name} to be dropped")
+    finally:
+        engine.dispose()
 
 
 def _db_url(backend: str, tmp_path: Path) -> Iterator[str]:

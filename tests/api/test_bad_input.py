@@ -19,6 +19,7 @@ import pytest
 
 from moorage.master.http_protocol import HEADER_TIMEOUT
 from moorage.master.request_limits import MAX_BODY_BYTES
+from moorage.model.quoting import CONTROL_RE
 from moorage.stackfile.validate import MAX_SERVICES
 from tests.support.processes import MasterProcess
 
@@ -49,6 +50,10 @@ def _assert_error_shape(response: httpx.Response, status: int) -> dict[str, Any]
     assert isinstance(body["error"], str | dict)
     if isinstance(body["error"], dict):
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in body["error"].items())
+    texts = [body["error"]] if isinstance(body["error"], str) else [*body["error"], *body["error"].values()]
+    for text in texts:  # what it quotes of the input is cut short, control characters escaped
+        assert CONTROL_RE.search(text) is None, f"a control character in the answer: {text!r}"
+        assert len(text) <= 1000, f"an answer of {len(text)} characters: {text[:200]!r}…"
     return body
 
 
@@ -432,10 +437,12 @@ def test_names_and_labels_have_length_limits(master: MasterProcess, grid: str) -
         ("image", "busy\nbox", "image"),
         ("env", ["A=b\x00c"], "env[0]"),
         ("env", ["A=\x1b]0;owned\x07"], "env[0]"),
+        ("cmd", "sleep\x003600", "cmd"),
+        ("cmd", "sh -c 'echo \x1b[2J'", "cmd"),
     ],
-    ids=["image-nul", "image-newline", "env-nul", "env-escape"],
+    ids=["image-nul", "image-newline", "env-nul", "env-escape", "cmd-nul", "cmd-escape"],
 )
-def test_images_and_env_entries_refuse_control_characters(
+def test_images_env_entries_and_commands_refuse_control_characters(
     master: MasterProcess, grid: str, field: str, value: object, where: str
 ) -> None:
     with master.client() as client:
@@ -443,13 +450,23 @@ def test_images_and_env_entries_refuse_control_characters(
         error = _assert_error_shape(client.post(f"/v1/services/{grid}", json=body), 422)["error"]
         assert "control character" in error[where], error
         stack = {"stack": "web", "services": {"web": {"image": "busybox", "environment": ["A=b"]}}}
-        if field == "image":
-            stack["services"]["web"]["image"] = value
-        else:
-            stack["services"]["web"]["environment"] = value
+        stack["services"]["web"][{"env": "environment", "cmd": "command"}.get(field, field)] = value
         error = _assert_error_shape(client.post(f"/v1/stacks/{grid}", json={"stack": stack}), 422)["error"]
         assert any("control character" in message for message in error.values()), error
         _nothing_stored(client, grid)
+
+
+def test_a_command_may_hold_tabs_and_line_breaks(master: MasterProcess, grid: str) -> None:
+    script = "sh -c 'echo one\n\techo two\r\n'"
+    with master.client() as client:
+        created = client.post(
+            f"/v1/services/{grid}", json={"name": "svc", "image": "busybox:local", "cmd": script}
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["command"] == script
+        stack = {"stack": "web", "services": {"web": {"image": "busybox", "command": script}}}
+        installed = client.post(f"/v1/stacks/{grid}", json={"stack": stack, "deploy": False})
+        assert installed.status_code == 201, installed.text
 
 
 def test_a_stack_with_too_many_services_is_refused_with_the_limit(master: MasterProcess, grid: str) -> None:

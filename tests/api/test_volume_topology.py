@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_agent import hello, join
+from moorage.model.names import LABEL_VALUE_MAX
+from tests.support.fake_agent import FakeNode, hello, join
 from tests.support.processes import MasterProcess
+from tests.support.waiting import wait_until
 
 LOCAL = {"name": "local", "scope": "local"}
 REFUSED = (
@@ -224,3 +226,40 @@ def test_the_cli_creates_and_shows_the_topology(master: MasterProcess, grid: str
     assert REFUSED.format(topology="grid", what="'local' is Docker's built-in driver") in " ".join(
         refused.stderr.split()
     )
+
+
+def test_a_zone_and_region_as_long_as_a_label_value_may_be_are_recorded(
+    master: MasterProcess, grid: str
+) -> None:
+    """A volume instance keeps its node's zone= and region= labels whatever their length within
+    the label limit (on PostgreSQL a 1,024-character zone failed every deploy onto that node)."""
+    zone, region = "z" * LABEL_VALUE_MAX, "r" * LABEL_VALUE_MAX
+    with master.client() as client:
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
+        with FakeNode(
+            master.url, token, "far", report_volumes=True, labels=[f"zone={zone}", f"region={region}"]
+        ):
+            wait_until(
+                lambda: client.get(f"/v1/nodes/{grid}/far").json().get("status") == "online", 10, "far online"
+            )
+            assert client.post(
+                f"/v1/volumes/{grid}", json={"name": "db", "scope": "instance", "driver": "local"}
+            )
+            created = client.post(
+                f"/v1/services/{grid}",
+                json={"name": "pg", "image": "busybox:local", "volumes": ["db:/data"], "deploy": True},
+            )
+            assert created.status_code == 201, created.text
+
+            def recorded() -> list[dict[str, Any]]:
+                return client.get(f"/v1/volumes/{grid}/db").json()["instances"]
+
+            (instance,) = wait_until(recorded, 20, "the volume instance to be recorded")
+            assert (instance["node"], instance["zone"], instance["region"]) == ("far", zone, region)
+            assert wait_until(
+                lambda: (
+                    client.get(f"/v1/services/{grid}/null/pg").json()["containers"][0]["state"] == "running"
+                ),
+                20,
+                "pg-1 running",
+            )

@@ -204,3 +204,25 @@ def test_invalid_stack_file_is_refused_with_paths(bed: Bed, tmp_path: Path, name
     assert "services.redis.volumes[0]: volume definition not in right format: data:data" in result.err
     assert "services.redis.volumes[1]: volume 'nosuch' is not declared" in result.err
     assert name not in bed.ok("stack", "ls")
+
+
+def test_a_deploy_once_the_missing_image_is_there_is_judged_by_the_new_attempt(bed: Bed, name: str) -> None:
+    """Issue 11 item 12 as a new user met it: an instance failed on a missing image, the image was
+    loaded, and a deploy run at once must wait for the agent's new attempt, not quote the old error."""
+    image = f"{name}-late:local"
+    engine = bed.docker("node-2")
+    bed.ok("service", "create", "--affinity", "node==node-2", name, image, "--cmd", "sleep 3600")
+    try:
+        failed = bed.fails("service", "deploy", name)
+        assert f"{name}-1 on node-2: " in failed.text, failed.text  # the engine could not pull it
+        assert engine.images.get("busybox:local").tag(f"{name}-late", "local")
+        bed.ok("service", "deploy", name)
+        (found,) = containers(bed, f"testbed/null/{name}").values()
+        assert (found["node"], found["status"]) == ("node-2", "running")
+        (shown,) = json.loads(bed.ok("service", "show", name, "--json"))["containers"]
+        assert shown["state"] == "running", shown
+    finally:
+        bed.ok("service", "rm", "--force", name)
+        wait_until(lambda: not containers(bed, f"testbed/null/{name}"), 30, "the service's container to go")
+        if engine.images.list(name=f"{name}-late"):
+            engine.images.remove(image)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moorage.model.mount import MOUNT_FLAGS, MountSpecError, clean_path, parse_mount
+from moorage.model.quoting import shown
 from moorage.model.stack import Mount, MountKind
 
 VALID = [
@@ -73,7 +74,7 @@ INVALID = [
 def test_refuses_with_kontenas_message(spec: str) -> None:
     with pytest.raises(MountSpecError) as caught:
         parse_mount(spec)
-    assert str(caught.value) == f"volume definition not in right format: {spec}"
+    assert str(caught.value) == f"volume definition not in right format: {shown(spec)}"  # Kontena's words
     assert caught.value.message == str(caught.value)
     assert caught.value.spec == spec
     assert isinstance(caught.value, ValueError)
@@ -135,7 +136,7 @@ def test_any_text_parses_or_raises_the_pinned_error(text: str) -> None:
     try:
         mount = parse_mount(text)
     except MountSpecError as error:
-        assert str(error) == f"volume definition not in right format: {text}"
+        assert str(error) == f"volume definition not in right format: {shown(text)}"
     else:
         assert mount.spec() == text
         assert mount.target.startswith("/")

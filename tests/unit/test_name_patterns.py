@@ -75,6 +75,7 @@ def _every_character() -> list[str]:
     ("pattern", "check", "around"),
     [
         pytest.param(names.TEXT_PATTERN, names.control_character_error, "a{}b", id="text"),
+        pytest.param(names.COMMAND_PATTERN, names.command_error, "a{}b", id="command"),
         pytest.param(names.FILE_TEXT_PATTERN, names.file_text_error, "a{}b", id="file-text"),
         pytest.param(names.NODE_LABEL_PATTERN, names.node_label_error, "zone=a{}b", id="node-label-value"),
         pytest.param(names.NODE_LABEL_PATTERN, names.node_label_error, "z{}=a", id="node-label-key"),

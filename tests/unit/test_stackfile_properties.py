@@ -86,6 +86,7 @@ _paths = (
 
 
 _env_characters = st.characters(exclude_categories=("Cc", "Cs", "Zl", "Zp"))
+_command_characters = _env_characters | st.sampled_from("\t\n\r")  # a command may hold these too
 
 
 @st.composite
@@ -93,7 +94,7 @@ def _service_specs(draw: st.DrawFn, name: str) -> ServiceSpec:
     return ServiceSpec(
         name=name,
         image=draw(st.from_regex(r"[a-z0-9./:-]{1,20}", fullmatch=True)),
-        command=draw(st.none() | st.text(max_size=20)),
+        command=draw(st.none() | st.text(_command_characters, max_size=20)),
         environment=tuple(
             draw(
                 st.dictionaries(

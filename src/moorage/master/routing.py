@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException
 
 from moorage.master.auth import Admin
 from moorage.master.errors import ERROR_STATUSES, error_responses
+from moorage.model.quoting import shown
 
 __all__ = ["ApiRoute", "api_router"]
 
@@ -78,7 +79,7 @@ async def _check_json_body(request: Request) -> None:
         return
     content_type = request.headers.get("content-type")
     if content_type is not None and not _is_json(content_type):
-        raise HTTPException(415, f"{_NOT_JSON}, not '{content_type[:80]}'")
+        raise HTTPException(415, f"{_NOT_JSON}, not '{shown(content_type)}'")
     try:
         data = await request.json()
     except UnicodeDecodeError as error:

@@ -160,6 +160,8 @@ VolumeName = Annotated[
 ]
 Text = Annotated[str, _checked(names.control_character_error), _TEXT]
 """Free text passed on to agents and engines: no NUL or other control character."""
+Command = Annotated[str, _checked(names.command_error), Documented.of(pattern=names.COMMAND_PATTERN)]
+"""A service's command: text that may also hold tabs and line breaks."""
 StackSource = Annotated[
     str,
     _checked(names.file_text_error),
@@ -533,7 +535,7 @@ class ServiceCreate(_In):
     name: ServiceName
     image: Text
     instances: int = 1
-    cmd: str | None = None
+    cmd: Command | None = None
     env: list[Text] = Field(default_factory=list)
     volumes: list[Text] = Field(default_factory=list)
     ports: list[Text] = Field(default_factory=list)

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from moorage.model.quoting import shown
+
 __all__ = ["GRID_NAME_RE", "Grid", "grid_name_error"]
 
 GRID_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -15,7 +17,7 @@ def grid_name_error(name: str) -> str | None:
     if GRID_NAME_RE.fullmatch(name):
         return None
     return (
-        f"Grid name '{name}' is not valid: use 1 to 63 lowercase letters, digits or '-', "
+        f"Grid name '{shown(name)}' is not valid: use 1 to 63 lowercase letters, digits or '-', "
         "starting with a letter or digit"
     )
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from moorage.model.quoting import shown
 from moorage.model.stack import Mount, MountKind
 from moorage.model.volume import VOLUME_NAME_RE
 
@@ -42,7 +43,7 @@ class MountSpecError(ValueError):
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
-        self.message = f"volume definition not in right format: {spec}"
+        self.message = f"volume definition not in right format: {shown(spec)}"
         super().__init__(self.message)
 
 

@@ -8,17 +8,18 @@
 | volume    | letters, digits, '_', '-', two or more (``model.volume``)         | 64      |
 | node      | letters, digits, '_', '.', '-' (``model.node.NODE_NAME_RE``)      | 128     |
 | label     | a key of at most 128 characters, a value of at most 1,024; at most 64 labels per thing |
-| text      | images, env entries, commands, driver options: no NUL or other control characters |
+| text      | images, env entries, driver options: no NUL or other control characters |
+| command   | a service's command: text that may also hold tabs and line breaks (a script for ``sh -c``) |
 | file text | a stack file as written (kept with each revision): what YAML allows, so tabs and line breaks but no NUL or other control character |
 
 ``NameRule.error`` checks the length first, so a 10 MB "name" is refused without being quoted
-back; every message quotes what it refuses through ``shown`` (cut short, control characters
-escaped), so a message can neither flood a terminal nor forge a log line. The API's wire schemas
+back; every message quotes what it refuses through ``shown`` (``model/quoting.py``: cut short,
+control characters escaped), so a message can neither flood a terminal nor forge a log line. The API's wire schemas
 (``moorage.master.schemas``, body fields and path parameters alike) and the stack file pipeline
 apply these rules before anything is written.
 
 Each rule also says itself as a JSON Schema ``pattern`` (``NameRule.pattern``, ``TEXT_PATTERN``,
-``FILE_TEXT_PATTERN``, ``NODE_LABEL_PATTERN``) for the OpenAPI document, so a client can know the rule without
+``COMMAND_PATTERN``, ``FILE_TEXT_PATTERN``, ``NODE_LABEL_PATTERN``) for the OpenAPI document, so a client can know the rule without
 guessing; the checks here are what decides, and the unit tests hold each pattern to its check.
 """
 
@@ -30,10 +31,12 @@ from dataclasses import dataclass
 
 from moorage.model.grid import GRID_NAME_RE, grid_name_error
 from moorage.model.node import NODE_NAME_RE, label_error
+from moorage.model.quoting import CONTROL_CHARACTERS, CONTROL_RE, shown
 from moorage.model.stack import NULL_STACK
 from moorage.model.volume import VOLUME_NAME_RE, volume_name_error
 
 __all__ = [
+    "COMMAND_PATTERN",
     "FILE_TEXT_PATTERN",
     "GRID",
     "LABEL_KEY_MAX",
@@ -48,6 +51,7 @@ __all__ = [
     "TEXT_PATTERN",
     "VOLUME",
     "NameRule",
+    "command_error",
     "control_character_error",
     "file_text_error",
     "label_map_errors",
@@ -68,27 +72,40 @@ LABEL_VALUE_MAX = 1024
 MAX_LABELS = 64
 """The most labels one node or volume may carry."""
 
-_CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
-_CONTROL_RE = re.compile(f"[{_CONTROL_CHARACTERS}]")
+_CONTROL_CHARACTERS = CONTROL_CHARACTERS
+_CONTROL_RE = CONTROL_RE
 TEXT_PATTERN = f"^[^{_CONTROL_CHARACTERS}]*$"
 """Free text as a JSON Schema pattern: no NUL or other control character (``control_character_error``)."""
-_SHOWN_MAX = 80
-
-
-def shown(value: str) -> str:
-    """``value`` fit to quote in a message: at most 80 characters, control characters escaped."""
-    cut = value if len(value) <= _SHOWN_MAX else value[:_SHOWN_MAX] + "…"
-    return _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], cut)
 
 
 def control_character_error(value: str) -> str | None:
     """None when ``value`` has no NUL or other control character, else where the first one is."""
-    found = _CONTROL_RE.search(value)
+    return _control_error(value, _CONTROL_RE, "remove it")
+
+
+_COMMAND_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
+"""The control characters a command may not hold: all but tab, line feed and carriage return."""
+_COMMAND_CONTROL_RE = re.compile(f"[{_COMMAND_CONTROL}]")
+COMMAND_PATTERN = f"^[^{_COMMAND_CONTROL}]*$"
+"""A command as a JSON Schema pattern (``command_error``)."""
+
+
+def command_error(value: str) -> str | None:
+    """None when ``value`` may be a service's command: split into arguments as a shell does, it
+    may hold tabs and line breaks (a script for ``sh -c``), but no NUL (no argument can) nor any
+    other control character."""
+    return _control_error(
+        value, _COMMAND_CONTROL_RE, "remove it (tabs and line breaks are all a command may hold)"
+    )
+
+
+def _control_error(value: str, characters: re.Pattern[str], advice: str) -> str | None:
+    found = characters.search(value)
     if found is None:
         return None
     return (
         f"'{shown(value)}' holds the control character U+{ord(found.group()):04X} at position "
-        f"{found.start() + 1}; remove it"
+        f"{found.start() + 1}; {advice}"
     )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from moorage.model.quoting import shown
+
 __all__ = [
     "LABEL_RE",
     "NODE_ID_RE",
@@ -79,7 +81,7 @@ def node_id_error(node_id: str) -> str | None:
 def label_error(label: str) -> str | None:
     if LABEL_RE.fullmatch(label):
         return None
-    return f"Label '{label}' is not valid: write it as key=value, e.g. zone=a"
+    return f"Label '{shown(label)}' is not valid: write it as key=value, e.g. zone=a"
 
 
 def parse_label(label: str) -> tuple[str, str]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+from moorage.model.quoting import shown
 from moorage.model.stack import NULL_STACK
 
 __all__ = [
@@ -90,7 +91,7 @@ def volume_name_error(name: str) -> str | None:
     if VOLUME_NAME_RE.fullmatch(name):
         return None
     return (
-        f"Volume name '{name}' is not valid: use at least two characters, letters, digits, '_' or '-', "
+        f"Volume name '{shown(name)}' is not valid: use at least two characters, letters, digits, '_' or '-', "
         "starting with a letter or digit"
     )
 
@@ -110,7 +111,7 @@ def volume_definition_errors(
     if (problem := volume_name_error(name)) is not None:
         errors["name"] = problem
     if scope not in {s.value for s in VolumeScope}:
-        errors["scope"] = f"Unknown scope '{scope}', must be one of grid, stack, instance"
+        errors["scope"] = f"Unknown scope '{shown(scope)}', must be one of grid, stack, instance"
     if (problem := driver_error(driver)) is not None:
         errors["driver"] = problem
     if (problem := topology_error(topology, capability or DriverCapability(driver))) is not None:
@@ -126,11 +127,11 @@ def driver_error(driver: str) -> str | None:
     if not driver:
         return "Driver is required: name the volume driver, e.g. local"
     if len(driver) > DRIVER_MAX:
-        return f"Driver '{driver[:80]}…' is {len(driver)} characters long; use at most {DRIVER_MAX}"
+        return f"Driver '{shown(driver)}' is {len(driver)} characters long; use at most {DRIVER_MAX}"
     if ":" in driver:
-        return f"Driver '{driver}' must not have a tag: use the driver's name without ':{driver.partition(':')[2]}'"
+        return f"Driver '{shown(driver)}' must not have a tag: use the driver's name without ':{shown(driver.partition(':')[2])}'"
     if not DRIVER_RE.fullmatch(driver):
-        return f"Driver '{driver}' is not a valid driver name"
+        return f"Driver '{shown(driver)}' is not a valid driver name"
     return None
 
 
@@ -296,7 +297,7 @@ def topology_error(topology: str, capability: DriverCapability) -> str | None:
     user yet, and data re-attaches only to nodes that report the driver global anyway.
     """
     if topology not in {t.value for t in VolumeTopology}:
-        return f"Unknown topology '{topology}', must be one of node, zone, region, grid"
+        return f"Unknown topology '{shown(topology)}', must be one of node, zone, region, grid"
     if topology == VolumeTopology.NODE or capability.shares is not False:
         return None
     driver = capability.driver
@@ -304,11 +305,11 @@ def topology_error(topology: str, capability: DriverCapability) -> str | None:
         seen = [f"local on {_some(capability.local_on)}"] if capability.local_on else []
         if capability.unsaid_on:
             seen.append(f"of no stated scope (Docker takes it as local) on {_some(capability.unsaid_on)}")
-        what = f"driver '{driver}' is {' and '.join(seen)}"
+        what = f"driver '{shown(driver)}' is {' and '.join(seen)}"
     else:
-        what = f"'{driver}' is Docker's built-in driver"
+        what = f"'{shown(driver)}' is Docker's built-in driver"
     return (
-        f"Topology '{topology}' needs a driver whose volumes other nodes can use (capability scope "
+        f"Topology '{shown(topology)}' needs a driver whose volumes other nodes can use (capability scope "
         f"global), but {what}: only the node that made a volume instance sees its data; "
         "use topology node, or a driver that is global"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from moorage.model.mount import clean_path
+from moorage.model.quoting import shown
 from moorage.model.stack import MountKind
 from moorage.stackfile.document import At
 from moorage.stackfile.issues import Issues
@@ -21,8 +22,8 @@ __all__ = ["cross_check", "undeclared_volume"]
 
 def undeclared_volume(alias: str) -> str:
     return (
-        f"volume '{alias}' is not declared in the top-level volumes: section; "
-        f'add "volumes: {{{alias}: {{external: true}}}}"'
+        f"volume '{shown(alias)}' is not declared in the top-level volumes: section; "
+        f'add "volumes: {{{shown(alias)}: {{external: true}}}}"'
     )
 
 
@@ -48,7 +49,7 @@ def _check_container_paths(service: ServiceDraft, issues: Issues) -> None:
         if target in first:
             issues.add(
                 mount.path,
-                f"container path '{target}' is already mounted by {first[target]}; "
+                f"container path '{shown(target)}' is already mounted by {first[target]}; "
                 "mount each container path only once",
             )
         first.setdefault(target, mount.path)
@@ -79,11 +80,13 @@ def _check_dependencies(services: tuple[ServiceDraft, ...], issues: Issues) -> N
             if target not in known:
                 issues.add(
                     dependency.path,
-                    f"unknown service '{target}'; depends_on can name only services of this stack: "
+                    f"unknown service '{shown(target)}'; depends_on can name only services of this stack: "
                     + ", ".join(names),
                 )
             elif target in seen:
-                issues.add(dependency.path, f"'{target}' is already listed at {seen[target]}; list it once")
+                issues.add(
+                    dependency.path, f"'{shown(target)}' is already listed at {seen[target]}; list it once"
+                )
             else:
                 seen[target] = dependency.path
                 edges[service.spec.name].append(dependency)

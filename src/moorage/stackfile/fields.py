@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+from moorage.model.quoting import shown
 from moorage.stackfile.document import At
 from moorage.stackfile.issues import Issues
 from moorage.stackfile.paths import item_path, key_path
@@ -139,7 +140,7 @@ class Fields:
 
 def unknown_key(key: str, allowed: Sequence[str], suggestion: str | None) -> str:
     hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
-    return f"unknown key '{key}'{hint}; the keys allowed here are: {', '.join(sorted(allowed))}"
+    return f"unknown key '{shown(key)}'{hint}; the keys allowed here are: {', '.join(sorted(allowed))}"
 
 
 def _closest(key: str, allowed: Sequence[str]) -> str | None:
@@ -170,7 +171,7 @@ def describe_value(value: object) -> str:
     if isinstance(value, int | float):
         return f"the number {_yaml_scalar(value)}"
     if isinstance(value, str):
-        return f"'{value}'" if len(value) <= 60 else f"'{value[:57]}...'"
+        return f"'{shown(value)}'" if len(value) <= 60 else f"'{shown(value[:57])}...'"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from moorage.model.quoting import shown
 from moorage.model.stack import AffinityRule, DeployStrategy, PortMapping
 
 __all__ = [
@@ -55,16 +56,18 @@ def parse_port(text: str) -> PortMapping:
     match = _PORT_RE.fullmatch(text.strip())
     if match is None:
         raise FormatError(
-            f'\'{text}\' is not a port mapping; write HOST:CONTAINER, e.g. "8080:80" or "53:53/udp"'
+            f'\'{shown(text)}\' is not a port mapping; write HOST:CONTAINER, e.g. "8080:80" or "53:53/udp"'
         )
     if match["host"] is None:
         raise FormatError(
-            f"'{text}' needs a host port to publish on; write HOST:{match['container']}, "
+            f"'{shown(text)}' needs a host port to publish on; write HOST:{match['container']}, "
             f'e.g. "{match["container"]}:{match["container"]}"'
         )
     protocol = (match["protocol"] or "tcp").lower()
     if protocol not in _PROTOCOLS:
-        raise FormatError(f"'{text}': protocol '{match['protocol']}' is not supported; use tcp or udp")
+        raise FormatError(
+            f"'{shown(text)}': protocol '{shown(match['protocol'])}' is not supported; use tcp or udp"
+        )
     host = _port_number(match["host"], "host", text)
     container = _port_number(match["container"], "container", text)
     return PortMapping(host_port=host, container_port=container, protocol=protocol)
@@ -73,7 +76,9 @@ def parse_port(text: str) -> PortMapping:
 def _port_number(digits: str, which: str, text: str) -> int:
     number = int(digits) if len(digits) <= 5 else _MAX_PORT + 1
     if not 1 <= number <= _MAX_PORT:
-        raise FormatError(f"'{text}': {which} port {digits} is out of range; ports are 1 to {_MAX_PORT}")
+        raise FormatError(
+            f"'{shown(text)}': {which} port {digits} is out of range; ports are 1 to {_MAX_PORT}"
+        )
     return number
 
 
@@ -81,16 +86,16 @@ def parse_affinity(text: str) -> AffinityRule:
     match = _AFFINITY_RE.fullmatch(text)
     value_re = _NODE_VALUE_RE if match is not None and match["subject"] == "node" else _LABEL_VALUE_RE
     if match is None or not value_re.fullmatch(match["value"]):
-        raise FormatError(f"'{text}' is not an affinity rule; use {_AFFINITY_FORMS}")
+        raise FormatError(f"'{shown(text)}' is not an affinity rule; use {_AFFINITY_FORMS}")
     return AffinityRule(subject=match["subject"], equal=match["op"] == "==", value=match["value"])
 
 
 def parse_memory(value: str | int) -> int:
     size = value if isinstance(value, int) else _memory_text(value)
     if size < MIN_MEMORY:
-        raise FormatError(f"'{value}' is less than 6m, the smallest memory limit Docker accepts")
+        raise FormatError(f"'{shown(str(value))}' is less than 6m, the smallest memory limit Docker accepts")
     if size > MAX_MEMORY:
-        raise FormatError(f"'{value}' is too large for a memory size")
+        raise FormatError(f"'{shown(str(value))}' is too large for a memory size")
     return size
 
 
@@ -98,7 +103,7 @@ def _memory_text(text: str) -> int:
     match = _MEMORY_RE.fullmatch(text.strip())
     if match is None:
         raise FormatError(
-            f"'{text}' is not a memory size; write a number of bytes, "
+            f"'{shown(text)}' is not a memory size; write a number of bytes, "
             "or a number with k, m, g or t, e.g. 256m or 1g"
         )
     unit = (match["unit"] or "b").lower()
@@ -110,7 +115,7 @@ def parse_strategy(text: str) -> DeployStrategy:
         return DeployStrategy(text)
     except ValueError:
         choices = ", ".join(strategy.value for strategy in DeployStrategy)
-        raise FormatError(f"unknown deploy strategy '{text}'; use one of {choices}") from None
+        raise FormatError(f"unknown deploy strategy '{shown(text)}'; use one of {choices}") from None
 
 
 def format_memory(size: int) -> str | int:

@@ -22,7 +22,8 @@ from typing import TypeVar
 
 from moorage.model import names
 from moorage.model.mount import MountSpecError, parse_mount
-from moorage.model.names import control_character_error, service_name_error, stack_name_error
+from moorage.model.names import command_error, control_character_error, service_name_error, stack_name_error
+from moorage.model.quoting import shown
 from moorage.model.stack import (
     DeployStrategy,
     Mount,
@@ -121,7 +122,7 @@ def _stack_name(doc: StackDoc, override: str | None, issues: Issues, *, null_sta
         owner, slash, declared = doc.stack.value.rpartition("/")
         problem = name_problem("stack", declared, null_stack=null_stack)
         if slash and _OWNER_RE.fullmatch(owner) is None:
-            problem = f"'{doc.stack.value}' is not a valid stack: write NAME or OWNER/NAME"
+            problem = f"'{shown(doc.stack.value)}' is not a valid stack: write NAME or OWNER/NAME"
         if problem is not None:
             issues.add(doc.stack.path, problem)
     if override is not None:
@@ -141,8 +142,10 @@ def _service(doc: ServiceDoc, issues: Issues) -> ServiceDraft:
     elif doc.image and _IMAGE_RE.fullmatch(doc.image) is None:
         issues.add(
             key_path(doc.name.path, "image"),
-            f"'{doc.image}' is not an image reference; write NAME[:TAG], e.g. redis:7-alpine",
+            f"'{shown(doc.image)}' is not an image reference; write NAME[:TAG], e.g. redis:7-alpine",
         )
+    if doc.command is not None and (bad := command_error(doc.command)) is not None:
+        issues.add(key_path(doc.name.path, "command"), f"command {bad}")
     mounts = _parsed(doc.volumes, _mount, issues)
     ports = _parsed(doc.ports, parse_port, issues)
     affinity = _parsed(doc.affinity, parse_affinity, issues)
@@ -169,7 +172,7 @@ def _volume(doc: VolumeDoc, stack: str, issues: Issues) -> VolumeDecl | None:
     if VOLUME_NAME_RE.fullmatch(doc.alias.value) is None:
         issues.add(
             doc.alias.path,
-            f"'{doc.alias.value}' cannot name a volume in mounts: use at least two characters, "
+            f"'{shown(doc.alias.value)}' cannot name a volume in mounts: use at least two characters, "
             "letters, digits, '_' or '-', starting with a letter or digit",
         )
     if doc.external is not None:
@@ -184,11 +187,13 @@ def _external(alias: str, doc: ExternalDoc, issues: Issues) -> VolumeDecl:
     if name.value != alias and VOLUME_NAME_RE.fullmatch(name.value) is None:
         issues.add(
             name.path,
-            f"'{name.value}' is not a valid volume name: use at least two characters, "
+            f"'{shown(name.value)}' is not a valid volume name: use at least two characters, "
             "letters, digits, '_' or '-', starting with a letter or digit",
         )
     if doc.scope is not None and doc.scope.value not in {s.value for s in VolumeScope}:
-        issues.add(doc.scope.path, f"Unknown scope '{doc.scope.value}', must be one of grid, stack, instance")
+        issues.add(
+            doc.scope.path, f"Unknown scope '{shown(doc.scope.value)}', must be one of grid, stack, instance"
+        )
     if doc.driver is not None and (problem := driver_error(doc.driver.value)) is not None:
         issues.add(doc.driver.path, problem)
     return VolumeDecl(

@@ -9,6 +9,7 @@ is the string ``"2"`` after interpolation) and are read as what they say.
 from __future__ import annotations
 
 from moorage.model.names import control_character_error
+from moorage.model.quoting import shown
 from moorage.stackfile.document import At, ExternalDoc, OwnedDoc, ServiceDoc, StackDoc, VolumeDoc
 from moorage.stackfile.fields import Fields, boolean, describe_value, string_keyed
 from moorage.stackfile.issues import Issues
@@ -188,10 +189,11 @@ def _environment_list(items: list[object], path: str, issues: Issues) -> tuple[t
             issues.add(item_at, bad)
         elif not equals or not key:
             issues.add(
-                item_at, f"'{item}' is not NAME=value; write it as NAME=value (NAME= for an empty value)"
+                item_at,
+                f"'{shown(item)}' is not NAME=value; write it as NAME=value (NAME= for an empty value)",
             )
         elif key in first_set:
-            issues.add(item_at, f"'{key}' is already set by {first_set[key]}; set each variable once")
+            issues.add(item_at, f"'{shown(key)}' is already set by {first_set[key]}; set each variable once")
         else:
             first_set[key] = item_at
             pairs.append((key, text))
@@ -205,11 +207,11 @@ def _environment_mapping(
     for key, value in string_keyed(mapping, path, issues).items():
         key_at = key_path(path, key)
         if not key or "=" in key:
-            issues.add(key_at, f"'{key}' cannot be a variable name: it is empty or contains '='")
+            issues.add(key_at, f"'{shown(key)}' cannot be a variable name: it is empty or contains '='")
         elif (bad := control_character_error(key) or control_character_error(str(value))) is not None:
             issues.add(key_at, bad)
         elif value is None:
-            issues.add(key_at, f'has no value; write {key}: "" for an empty value')
+            issues.add(key_at, f'has no value; write {shown(key)}: "" for an empty value')
         elif isinstance(value, bool):
             pairs.append((key, "true" if value else "false"))
         elif isinstance(value, str | int | float):

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from anyio import to_thread
 from pydantic_core import from_json, to_json
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -60,12 +60,19 @@ def _dump_json(value: Any) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # pysqlite begins nothing itself: ``_begin_writing`` does
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _begin_writing(connection: Connection) -> None:
+    """Every unit of work on SQLite's writing engine takes the write lock as it begins, before
+    its first read (see ``Database``)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -83,6 +90,15 @@ class Database:
     itself, on a connection of its own that may only read: the work is CPU in this process either
     way, and handing it to a thread and back (two wake-ups, and the GIL passed back and forth)
     cost about a fifth of a read request's CPU under load. Everything else uses a worker thread.
+
+    A unit of work that writes does so on the strength of what it read (a name is free, a volume
+    exists and nothing mounts it, a stack is at revision N), so what it read must not change before
+    it commits. On SQLite every unit of work of ``session`` begins with ``BEGIN IMMEDIATE``: it holds
+    the one write lock from its first read, so writers run one after the other, each reading what
+    the last committed (readers, in WAL mode, never wait). On PostgreSQL (READ COMMITTED) the
+    store's functions lock the rows they rely on (``FOR UPDATE`` to change or delete a row,
+    ``FOR SHARE`` to rely on its existence); SQLite renders no ``FOR`` clause, so one code path
+    serves both. ``tests/unit/test_concurrent_writes.py`` interleaves such units of work.
     """
 
     def __init__(self, url: str, *, events_kept: int = EVENTS_KEPT) -> None:
@@ -106,6 +122,7 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _begin_writing)
         # the events' bound and followers (store/events.py), found by every session of this store
         self.events = EventLog(events_kept)
         self.sessions = sessionmaker(

@@ -248,15 +248,26 @@ def _normalized(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def scale_service(session: Session, row: ServiceRow, instances: int) -> None:
+    """Set the service's number of instances. Its row is locked and read afresh first (see
+    ``Database``): one removed meanwhile is a ``NotFound``."""
     if instances < 0:
         raise InvalidInput.one("instances", "must be 0 or more")
-    document = dict(row.spec)
+    locked = session.scalar(
+        select(ServiceRow)
+        .where(ServiceRow.id == row.id, ServiceRow.name == row.name, ServiceRow.stack == row.stack)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if locked is None:
+        grid = session.scalar(select(GridRow.name).where(GridRow.id == row.grid_id))
+        raise NotFound(_no_service(grid or "?", row.stack, row.name))
+    document = dict(locked.spec)
     services = {k: dict(v) for k, v in document["services"].items()}
     for service in services.values():
         service["instances"] = instances
     document["services"] = services
-    row.spec = _normalized(document)
-    row.updated_at = datetime.now(UTC)
+    locked.spec = _normalized(document)
+    locked.updated_at = datetime.now(UTC)
 
 
 def remove_service(session: Session, row: ServiceRow) -> set[str]:

@@ -78,8 +78,13 @@ def _no_stack(grid_row: GridRow, name: str) -> str:
     return f"Stack {name} not found in grid {grid_row.name}; 'moorage stack ls' lists them"
 
 
-def get_stack_row(session: Session, grid_row: GridRow, name: str) -> StackRow:
-    row = session.scalar(select(StackRow).where(StackRow.grid_id == grid_row.id, StackRow.name == name))
+def get_stack_row(session: Session, grid_row: GridRow, name: str, *, for_update: bool = False) -> StackRow:
+    """The stack's row; ``for_update``: locked until the unit of work ends (PostgreSQL; see
+    ``Database``), and read afresh, for a unit of work that changes it."""
+    query = select(StackRow).where(StackRow.grid_id == grid_row.id, StackRow.name == name)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    row = session.scalar(query)
     if row is None:
         raise NotFound(_no_stack(grid_row, name))
     return row
@@ -182,7 +187,7 @@ def install_stack(
 
 def upgrade_stack(session: Session, grid: str, name: str, data: dict[str, Any], source: str) -> StackChange:
     grid_row = get_grid_row(session, grid)
-    row = get_stack_row(session, grid_row, name)
+    row = get_stack_row(session, grid_row, name, for_update=True)  # a remove or upgrade waits
     spec = _checked(session, grid_row, data, name)
     ensure_own(session, grid_row, spec)
     before = _stack_services(session, grid_row, name)

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from moorage.model.names import LABEL_VALUE_MAX
+
 __all__ = [
     "AdminTokenRow",
     "BackupJobRow",
@@ -261,8 +263,8 @@ class VolumeInstanceRow(Base):
     driver: Mapped[str] = mapped_column(String(255))
     driver_opts: Mapped[dict[str, Any]]
     # the zone= and region= labels of the node that made it (or that it re-attached to)
-    zone: Mapped[str | None] = mapped_column(String(128))
-    region: Mapped[str | None] = mapped_column(String(128))
+    zone: Mapped[str | None] = mapped_column(String(LABEL_VALUE_MAX))  # any label value (0009)
+    region: Mapped[str | None] = mapped_column(String(LABEL_VALUE_MAX))
     state: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

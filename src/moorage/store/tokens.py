@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput, NotFound
+from moorage.model.quoting import shown
 from moorage.store.removal import delete_found
 from moorage.store.tables import AdminTokenRow
 
@@ -68,9 +69,8 @@ def hash_token(token: str) -> str:
 def token_name_error(name: str) -> str | None:
     if TOKEN_NAME_RE.fullmatch(name):
         return None
-    shown = ascii(name[:100]) if not name.isprintable() else f"'{name[:100]}'"
     return (
-        f"Token name {shown} is not valid: use 1 to 64 lowercase letters, digits, '_', '.' or '-', "
+        f"Token name '{shown(name)}' is not valid: use 1 to 64 lowercase letters, digits, '_', '.' or '-', "
         "starting with a letter or digit (e.g. alice, ci)"
     )
 

@@ -151,6 +151,15 @@ _MARK_REMOVING = (
 )
 _MARK_REMOVING_RETURNING_NODES = _MARK_REMOVING.returning(_vis.node_id)
 _VOLUME_NODES = select(_vis.node_id).where(_vis.volume_id == bindparam("removed"))
+# The grid and its volume of that name, the volume's row locked (PostgreSQL; on SQLite the unit of
+# work holds the write lock already): a service that mounts it cannot be added meanwhile, as
+# ``missing_volumes`` locks the volumes it finds ``FOR SHARE`` (see ``Database``).
+_GRID_AND_LOCKED_VOLUME = (
+    select(_grids.id, _grids.name, _volumes.id)
+    .select_from(GridRow.__table__.join(VolumeRow.__table__, _volumes.grid_id == _grids.id))
+    .where(_grids.name == bindparam("grid"), _volumes.name == bindparam("name"))
+    .with_for_update(of=_VOLUME_TABLE)
+)
 _DELETE_VOLUME = delete(_VOLUME_TABLE).where(  # by id and name: see store/removal.py
     _volumes.id == bindparam("removed"), _volumes.name == bindparam("name")
 )
@@ -317,11 +326,16 @@ def _users_of(conn: Connection, grid_id: int, grid_name: str, volume: str) -> li
 
 
 def missing_volumes(session: Session, grid_row: GridRow, names: list[str]) -> list[str]:
+    """The ``names`` the grid has no volume of. The volumes found stay locked ``FOR SHARE`` until
+    the unit of work ends, so none of them is removed before the service that mounts them is
+    stored (``remove_volume`` locks its volume ``FOR UPDATE``)."""
     if not names:
         return []
     found = set(
         session.scalars(
-            select(VolumeRow.name).where(VolumeRow.grid_id == grid_row.id, VolumeRow.name.in_(names))
+            select(VolumeRow.name)
+            .where(VolumeRow.grid_id == grid_row.id, VolumeRow.name.in_(names))
+            .with_for_update(read=True)
         )
     )
     return [n for n in dict.fromkeys(names) if n not in found]
@@ -464,9 +478,11 @@ def show_volume(session: Session, grid: str, name: str) -> VolumeView:
 def remove_volume(session: Session, grid: str, name: str) -> set[str]:
     """Remove the definition; its volume instances become ``removing``. Returns the nodes to tell."""
     conn = session.connection()
-    grid_id, grid_name, volume_id = _grid_and_volume_id(conn, grid, name)
-    if volume_id is None:
+    found = conn.execute(_GRID_AND_LOCKED_VOLUME, {"grid": grid, "name": name}).first()
+    if found is None:
+        _grid(conn, grid)  # NotFound for the grid, if it is the grid that is missing
         raise NotFound(f"Volume {name} not found")
+    grid_id, grid_name, volume_id = found
     users = _users_of(conn, grid_id, grid_name, name)
     if users:
         raise InvalidInput.one(
