@@ -132,6 +132,8 @@ def _paths(grid: str, name: str) -> list[tuple[str, str]]:
         ("GET", f"/v1/nodes/{grid}/{n}"),
         ("DELETE", f"/v1/nodes/{grid}/{n}"),
         ("POST", f"/v1/nodes/{grid}/{n}/labels"),
+        ("POST", f"/v1/nodes/{grid}/{n}/drain"),
+        ("POST", f"/v1/nodes/{grid}/{n}/undrain"),
         ("GET", f"/v1/nodes/{n}"),
     ]
 
@@ -189,6 +191,25 @@ def test_a_stack_source_with_a_character_yaml_refuses_is_422_and_stores_nothing(
         assert set(_assert_error_shape(upgrade, 422)["error"]) == {"source"}
         assert client.get(f"/v1/stacks/{grid}/web").json()["revision"] == 1, "no revision stored"
         assert client.delete(f"/v1/stacks/{grid}/web").status_code == 200
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_boolean_is_no_instance_count(master: MasterProcess, grid: str, flag: bool) -> None:
+    """JSON ``true``/``false`` are not 1/0 (found by Schemathesis: a scale to ``false`` was accepted)."""
+    with master.client() as client:
+        made = client.post(
+            f"/v1/services/{grid}", json={"name": "web", "image": "busybox", "instances": flag}
+        )
+        error = _assert_error_shape(made, 422)["error"]
+        assert set(error) == {"instances"}, error
+        _nothing_stored(client, grid)
+        assert (
+            client.post(f"/v1/services/{grid}", json={"name": "web", "image": "busybox"}).status_code == 201
+        )
+        scaled = client.post(f"/v1/services/{grid}/null/web/scale", json={"instances": flag})
+        assert set(_assert_error_shape(scaled, 422)["error"]) == {"instances"}
+        (shown,) = client.get(f"/v1/services/{grid}").json()["services"]
+        assert shown["instances"] == 1
 
 
 def test_a_driver_name_longer_than_the_store_keeps_is_422(master: MasterProcess, grid: str) -> None:

@@ -121,3 +121,81 @@ def test_a_grid_topology_on_the_built_in_local_driver_is_refused(zbed: Bed, name
     text = " ".join(refused.err.split())
     assert "Topology 'grid' needs a driver whose volumes other nodes can use" in text
     assert "driver 'local' is local on node-1, node-2, node-3" in text
+
+
+def _redis(bed: Bed, name: str, volume: str) -> None:
+    bed.ok(
+        "service",
+        "create",
+        "-v",
+        f"{volume}:/data",
+        name,
+        "redis:local",
+        "--cmd",
+        "redis-server --appendonly yes",
+    )
+
+
+def test_node_drain_empties_a_node_of_three_services_each_with_its_data(zbed: Bed, name: str) -> None:
+    """Issue 12 item 3: stateless, instance-scope ``local`` and zone-topology services on node-1;
+    ``node drain node-1`` moves every one of them off that can go, the stateful ones with their
+    data, and exits 1 listing what stayed."""
+    web, local, zoned = f"{name}-web", f"{name}-local", f"{name}-zone"
+    local_volume, zone_volume = f"{name}-ldata", f"{name}-zdata"
+    zbed.ok("volume", "create", "--scope", "instance", "--driver", "local", local_volume)
+    zbed.ok("volume", "create", "--scope", "instance", "--driver", "zdir", "--topology", "zone", zone_volume)
+    drained = ["node-2", ZONE_B]
+    try:
+        # Everything on node-1 first: with the other nodes drained it is the only one that takes them.
+        for node in drained:
+            zbed.ok("node", "drain", node)
+        zbed.ok("service", "create", web, "busybox:local", "--cmd", "sleep 3600")
+        _redis(zbed, local, local_volume)
+        _redis(zbed, zoned, zone_volume)
+        for service in (web, local, zoned):
+            zbed.ok("service", "deploy", service)
+        ids = {s: f"testbed/null/{s}" for s in (web, local, zoned)}
+        for service in (local, zoned):
+            placed = _running(zbed, ids[service], ("node-1",))
+            assert redis_cli(placed["container"], "set", "kept", service) == "OK"
+        _running(zbed, ids[web], ("node-1",))
+        for node in drained:
+            assert zbed.ok("node", "undrain", node) == f"{node}: takes instances again\n"
+        drained = []
+
+        preview = zbed.ok("node", "drain", "node-1", "--dry-run")
+        assert (
+            f"{zoned}-1: to node-2, its volume instance {zoned}.{zone_volume}-1 re-attaching there" in preview
+        )
+        assert f"{web}-1: re-planned on" in preview
+        assert "drained" not in zbed.ok("node", "ls")
+
+        drained = ["node-1"]
+        result = zbed.fails("node", "drain", "node-1")
+        rows = {line.split()[0]: line.split()[1] for line in zbed.ok("node", "ls").splitlines()[1:]}
+        assert rows["node-1"] == "online,drained", rows
+        assert zbed.node("node-1")["drained"] is True
+
+        moved_web = _running(zbed, ids[web], ("node-2", ZONE_B))
+        moved_zone = _running(zbed, ids[zoned], ("node-2", ZONE_B))
+        assert moved_zone["node"] == "node-2", "inside zone a"
+        assert not containers(zbed, ids[web], ("node-1",)) and not containers(zbed, ids[zoned], ("node-1",))
+        assert wait_until(
+            lambda: redis_cli(moved_zone["container"], "get", "kept") == zoned, 30, "the zone redis's data"
+        )
+        (zone_instance,) = json.loads(zbed.ok("volume", "show", zone_volume, "--json"))["instances"]
+        assert (zone_instance["node"], zone_instance["zone"]) == ("node-2", "a")
+        assert moved_web["status"] == "running"
+
+        # Until volume moves land, the local one stays where its data is, running, and is listed.
+        err = " ".join(result.err.split())
+        assert f"Staying on node-1: {local}-1: volume move not available" in err, result.text
+        stayed = _running(zbed, ids[local], ("node-1",))
+        assert redis_cli(stayed["container"], "get", "kept") == local
+    finally:
+        for node in drained:
+            zbed.ok("node", "undrain", node)
+        for service in (web, local, zoned):
+            zbed.run("service", "rm", "--force", service)
+        for volume in (local_volume, zone_volume):
+            zbed.run("volume", "rm", "--force", volume)

@@ -236,3 +236,53 @@ def test_a_missing_volume_fails_every_instance_naming_the_first() -> None:
 )
 def test_removed_numbers(current: list[int], planned: list[int], removed: list[int]) -> None:
     assert removed_numbers(current, planned) == removed
+
+
+DRAINED_ROWS = [
+    pytest.param(
+        _current("n1", "hash-old"),
+        _pending("0/3 nodes available: 2 node(s) offline, 1 node(s) drained"),
+        Expected(
+            "failed",
+            None,
+            False,
+            reason="0/3 nodes available: 2 node(s) offline, 1 node(s) drained",
+            had_container=True,
+        ),
+        id="nowhere-to-go-now-stays-on-the-drained-node-as-it-is",
+    ),
+    pytest.param(
+        _current("n1", "hash-new"),
+        FAILED,
+        Expected("failed", None, False, reason=FAILED.reasons[0], had_container=True),
+        id="nowhere-ever-stays-on-the-drained-node-with-word-of-its-volumes",
+    ),
+    pytest.param(
+        _current("n1", "hash-new"),
+        _placed("n2"),
+        Expected("replace", "n2", True, had_container=True),
+        id="placed-elsewhere-leaves-the-drained-node",
+    ),
+    pytest.param(
+        _current("n2", "hash-new"),
+        _pending("0/3 nodes available: 3 node(s) offline"),
+        Expected("pending", None, False, reason="0/3 nodes available: 3 node(s) offline", had_container=True),
+        id="not-on-the-drained-node-pending-as-ever",
+    ),
+]
+
+
+@pytest.mark.parametrize(("current", "placement", "expected"), DRAINED_ROWS)
+def test_decide_with_n1_drained(current: CurrentInstance, placement: Placement, expected: Expected) -> None:
+    """An instance on a drained node that cannot be placed stays there as it is (failed: the
+    deployment records nothing for it), never stopped for want of a node."""
+    slot = Slot(3, "g/null/web", 1, current, NEW, (DATA,))
+    plan = decide(slot, InstanceRequest("g/null/web", 1), placement, PLACES.get, frozenset({"n1"}))
+    assert (plan.kind, plan.node_id, plan.container is not None, plan.volumes, plan.reason) == (
+        expected.kind,
+        expected.node,
+        expected.container,
+        expected.volumes,
+        expected.reason,
+    )
+    assert plan.had_container is expected.had_container

@@ -18,7 +18,7 @@ from moorage.scheduler import (
     daemon_plan,
     schedule_service,
 )
-from moorage.scheduler.reasons import NOT_HOLDING_VOLUME, OUTSIDE_VOLUME_DOMAIN, summarize
+from moorage.scheduler.reasons import NODE_DRAINED, NOT_HOLDING_VOLUME, OUTSIDE_VOLUME_DOMAIN, summarize
 
 GB = 1 << 30
 HA, DAEMON, RANDOM = DeployStrategy.HA, DeployStrategy.DAEMON, DeployStrategy.RANDOM
@@ -255,7 +255,63 @@ ZONE_CASES = [
     ),
 ]
 
+
+def drained(nodes: list[NodeView], *names: str) -> list[NodeView]:
+    return [replace(n, drained=True) if n.name in names else n for n in nodes]
+
+
+HELD_A = NOT_HOLDING_VOLUME.format(volume_instance="redis.redis.redis-data-1")
+
+# A drained node (``moorage node drain``) takes no instance, not even one already there.
+DRAIN_CASES = [
+    pytest.param(
+        Case(drained(THREE_ZONES, "node-a"), reqs(4), used=["node-b", "node-b", "node-c", "node-c"]),
+        id="drained-node-takes-no-new-instance",
+    ),
+    pytest.param(
+        Case(drained(THREE_ZONES[:2], "node-a"), reqs(1, current="node-a"), used=["node-b"]),
+        id="drained-node-does-not-keep-its-instance",
+    ),
+    pytest.param(
+        Case(
+            drained(THREE_ZONES, "node-a"),
+            [InstanceRequest(SERVICE, 1, volumes=(vol(pinned="node-a"),), current_node="id-node-a")],
+            unplaced=[("failed", summarize(3, {HELD_A: 2, NODE_DRAINED: 1}))],
+        ),
+        id="drained-node-topology-pin-has-nowhere-to-go",
+    ),
+    pytest.param(
+        Case(drained(ZONE_A, "a1"), [zoned(current_node="id-a1")], used=["a2"]),
+        id="drained-zone-pin-re-attaches-in-its-zone",
+    ),
+    pytest.param(
+        Case(
+            drained(ZONE_A, "a1", "a2"),
+            [zoned(current_node="id-a1")],
+            unplaced=[("failed", summarize(4, {NODE_DRAINED: 2, outside("zone", "a"): 2}))],
+        ),
+        id="drained-zone-never-leaves-its-zone",
+    ),
+    pytest.param(
+        Case(
+            offline(drained(THREE_ZONES, "node-a", "node-b"), "node-c"),
+            reqs(1, current="node-a"),
+            unplaced=[("pending", summarize(3, {NODE_DRAINED: 2, "node(s) offline": 1}))],
+        ),
+        id="drained-and-the-rest-offline-is-pending",
+    ),
+    pytest.param(
+        Case(
+            offline(drained(THREE_ZONES[:2], "node-a"), "node-a"),
+            reqs(1),
+            used=["node-b"],
+        ),
+        id="drained-and-offline-counts-as-offline",
+    ),
+]
+
 CASES = [
+    *DRAIN_CASES,
     pytest.param(Case(THREE_ZONES, reqs(3), used=["node-a", "node-b", "node-c"]), id="ha-one-per-zone"),
     pytest.param(
         Case(THREE_ZONES, reqs(3, affinity=(label("zone=b"),)), used=["node-b"] * 3),
@@ -608,6 +664,18 @@ def test_daemon_plan_counts_feasible_nodes() -> None:
     ]
     template = InstanceRequest(SERVICE, 1, ports=(port(80),), volumes=(vol(pinned="n2"),))
     assert daemon_plan(nodes, template) == [1, 2]  # n1 and n5: n2 offline, n3 port, n4 driver
+
+
+def test_daemon_plan_leaves_out_drained_nodes() -> None:
+    nodes = drained([node("n1"), node("n2"), node("n3")], "n2")
+    # 2 ran on n2, which is drained: no number for it; 1 and 3 keep theirs.
+    assert daemon_plan(nodes, InstanceRequest(SERVICE, 1), {1: "id-n1", 2: "id-n2", 3: "id-n3"}) == [1, 3]
+
+
+def test_an_offline_drained_node_is_reported_offline() -> None:
+    nodes = offline(drained([node("n1")], "n1"), "n1")
+    (placement,) = schedule_service(nodes, reqs(1), HA, seed="s")
+    assert (placement.status, placement.reasons) == ("pending", (summarize(1, {"node(s) offline": 1}),))
 
 
 def test_daemon_plan_keeps_anchored_numbers() -> None:

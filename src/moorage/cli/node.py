@@ -1,4 +1,4 @@
-"""moorage node ls|show|label add|label rm|rm"""
+"""moorage node ls|show|label add|label rm|drain|undrain|rm"""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def _drivers(node: dict[str, Any]) -> str:
     return ",".join(d["name"] for d in node["drivers"]) or "-"
 
 
+def _status(node: dict[str, Any]) -> str:
+    """``online``, or ``online,drained`` for a node that takes no instances."""
+    return f"{node['status']},drained" if node.get("drained") else node["status"]
+
+
 @app.command("ls")
 def ls(ctx: typer.Context, json: Json = False) -> None:
     """List the grid's nodes."""
@@ -36,7 +41,7 @@ def ls(ctx: typer.Context, json: Json = False) -> None:
         [
             (
                 n["name"],
-                n["status"],
+                _status(n),
                 ago(n["status_since"]),
                 n["zone"] or "-",
                 ",".join(n["labels"]) or "-",
@@ -62,6 +67,7 @@ def show(ctx: typer.Context, name: str, json: Json = False) -> None:
         f"  id: {node['id']}",
         f"  grid: {node['grid']}",
         f"  status: {node['status']} since {node['status_since']} ({ago(node['status_since'])})",
+        f"  drained: {'yes (takes no instances until undrained)' if node.get('drained') else 'no'}",
         f"  last seen: {node['last_seen_at']}",
         f"  zone: {node['zone'] or '-'}",
         f"  master: {node.get('master') or '-'}",
@@ -99,6 +105,41 @@ def label_rm(ctx: typer.Context, name: str, keys: Annotated[list[str], typer.Arg
             f"/v1/nodes/{cli.grid}/{name}/labels", params={"key": [k.partition("=")[0] for k in keys]}
         )
     print(f"{name}: {','.join(node['labels']) or '-'}")
+
+
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Only print what would move where and what would stay; change nothing"),
+]
+
+
+@app.command("drain")
+def drain(ctx: typer.Context, name: str, dry_run: DryRun = False, json: Json = False) -> None:
+    """Stop placing instances on a node and move its instances off (exit 1 if any stays).
+
+    With --json: print the master's answer (what moves where, what stays and why) and return;
+    the drain goes on in the master."""
+    from moorage.cli.drain import follow_drain, print_drain_plan
+
+    cli: CliContext = ctx.obj
+    path = f"/v1/nodes/{cli.grid}/{name}/drain"
+    with cli.client() as client:
+        report = client.post(path, params={"dry_run": "true"} if dry_run else None)
+        if json:
+            print_json(report)
+            return
+        print_drain_plan(report)
+        if not dry_run:
+            follow_drain(client, path, report)
+
+
+@app.command("undrain")
+def undrain(ctx: typer.Context, name: str) -> None:
+    """Let a drained node take instances again (nothing moves back by itself)."""
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        client.post(f"/v1/nodes/{cli.grid}/{name}/undrain")
+    print(f"{name}: takes instances again")
 
 
 @app.command("rm")

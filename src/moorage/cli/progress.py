@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from moorage.client.api import MasterClient
 
-__all__ = ["follow_deployment", "follow_move", "follow_started", "uptime"]
+__all__ = ["follow_deployment", "follow_move", "follow_started", "uptime", "watch_deployment"]
 
 POLL = 0.3
 WAIT = 10.0  # seconds the master may hold a look at a running deployment until it ends or changes
@@ -120,8 +120,9 @@ class _Follower:
         time.sleep(POLL)
 
 
-def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> None:
-    """Wait for the deployment, showing progress; raise (exit 1) if any instance did not make it."""
+def watch_deployment(client: MasterClient, deployment_id: str, what: str) -> tuple[dict[str, Any], float]:
+    """Show the deployment's progress until it ends (or ``TIMEOUT``); the last view of it (the
+    superseding one's, if another took over) and the seconds it took."""
     started = time.monotonic()
     follower = _Follower(client, deployment_id, what)
     deployment = follower.get()
@@ -142,7 +143,12 @@ def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> No
             if deployment["state"] != "running" or time.monotonic() - started > TIMEOUT:
                 break
             deployment = follower.get(WAIT)
-    took = time.monotonic() - started
+    return deployment, time.monotonic() - started
+
+
+def follow_deployment(client: MasterClient, deployment_id: str, what: str) -> None:
+    """Wait for the deployment, showing progress; raise (exit 1) if any instance did not make it."""
+    deployment, took = watch_deployment(client, deployment_id, what)
     if deployment["state"] == "running":
         raise MoorageError(
             f"Deployment of {what} still running after {TIMEOUT:.0f}s; 'moorage stack show' follows it"

@@ -290,8 +290,8 @@ class MasterClient:
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, json: Any = None) -> Any:
-        return self.request("POST", path, json=json if json is not None else {})
+    def post(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", path, json=json if json is not None else {}, params=params)
 
     def delete(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("DELETE", path, params=params)

@@ -17,9 +17,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from moorage.errors import Conflict
 from moorage.master.deployer import Deployer
 from moorage.master.leadership import Leadership
 from moorage.master.peers import Peers
+from moorage.master.planning_decision import ServicePlan
 from moorage.master.wakeups import Wakeups
 from moorage.store.database import Database
 from moorage.store.deployments import create_deployment
@@ -58,6 +60,24 @@ class DeployGate:
         deployment_id = await self.db.run(record)
         self.peers.deploy_requested()
         return deployment_id
+
+    async def deploy_planned(
+        self, grid: str, service_ids: Sequence[int], target: str
+    ) -> tuple[str, list[ServicePlan]]:
+        """``deploy`` with the plans it rolls out (what a drain reports): on the leader only, since
+        only its deployer plans; another master answers 409 and the client asks again."""
+        if not self._leading:
+            raise Conflict(
+                "this master does not lead the grid's deployments; ask again "
+                "(the leader is shown by 'moorage master status')"
+            )
+        return await self.deployer.deploy_planned(grid, service_ids, target)
+
+    async def preview(
+        self, grid: str, service_ids: Sequence[int], drain: frozenset[str] = frozenset()
+    ) -> list[ServicePlan]:
+        """The plans a deployment would roll out now, recording nothing (``node drain --dry-run``)."""
+        return await self.deployer.preview(grid, service_ids, drain)
 
     async def services_removed(self, node_ids: Iterable[str]) -> None:
         await self.deployer.services_removed(node_ids)

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from moorage.master.planning import InstancePlan, ServicePlan, plan_services
 from moorage.master.wakeups import Wakeups
 from moorage.model.deployment import SUPERSEDED
-from moorage.model.stack import NULL_STACK
+from moorage.model.stack import instance_label
 from moorage.model.states import InstanceState
 from moorage.store.database import Database
 from moorage.store.deployments import (
@@ -106,9 +106,7 @@ class _Outcome:
 
 
 def _label(plan: InstancePlan) -> str:
-    """``stack/service-n``, or ``service-n`` in the null stack: as the CLI names instances."""
-    _, stack, service = plan.service_id.split("/", 2)
-    return f"{service}-{plan.number}" if stack == NULL_STACK else f"{stack}/{service}-{plan.number}"
+    return instance_label(plan.service_id, plan.number)
 
 
 def batches(plan: ServicePlan) -> list[list[InstancePlan]]:
@@ -318,6 +316,13 @@ class Deployer:
 
     async def deploy(self, grid: str, service_ids: Sequence[int], target: str) -> str:
         """Start a deployment of these services (in this order); returns its id at once."""
+        deployment_id, _ = await self.deploy_planned(grid, service_ids, target)
+        return deployment_id
+
+    async def deploy_planned(
+        self, grid: str, service_ids: Sequence[int], target: str
+    ) -> tuple[str, list[ServicePlan]]:
+        """``deploy``, also returning the plans it rolls out (what drain reports)."""
         # It begins now, before it stops the ones it supersedes: they finish after it began.
         begun = datetime.now(UTC)
         for service_id in service_ids:
@@ -339,7 +344,21 @@ class Deployer:
             if not self._deploying and self._adopt_again and not self._stopping:
                 self._adopt_again = False
                 self._adopter = asyncio.create_task(self._adopt_quietly(), name="adopt")
-        return deployment_id
+        return deployment_id, plans
+
+    async def preview(
+        self, grid: str, service_ids: Sequence[int], drain: frozenset[str] = frozenset()
+    ) -> list[ServicePlan]:
+        """The plans a deployment of these services would roll out now, with the nodes ``drain``
+        drained too; records nothing (``node drain --dry-run``)."""
+        connected = self.agents.connected_ids()
+
+        def plan(session: Session) -> list[ServicePlan]:
+            grid_row = get_grid_row(session, grid)
+            rows = deployment_services(session, list(service_ids))
+            return plan_services(session, grid_row, rows, connected, GridSnapshots(), drain)
+
+        return await self.db.run(plan)
 
     def _launch(
         self, deployment_id: str, grid: str, service_ids: Sequence[int], rollout: Coroutine[Any, Any, None]

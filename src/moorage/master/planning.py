@@ -79,7 +79,8 @@ class _GridViews:
 
     views: dict[str, NodeView]  # online = what the row says; nothing held by other services
     up: frozenset[str]
-    indexes: dict[tuple[frozenset[str], _Usage], NodeIndex] = field(default_factory=dict)
+    drained: frozenset[str]  # what the rows say
+    indexes: dict[tuple[frozenset[str], frozenset[str], _Usage], NodeIndex] = field(default_factory=dict)
     places: dict[str, NodePlace] = field(default_factory=dict)  # made when first needed
 
     @staticmethod
@@ -94,10 +95,11 @@ class _GridViews:
                 memory=node.memory,
                 cpus=node.cpus,
                 used_ports=frozenset(),
+                drained=node.drained,
             )
             for node in snapshot.nodes.values()
         }
-        return _GridViews(views, snapshot.up)
+        return _GridViews(views, snapshot.up, frozenset(i for i, n in snapshot.nodes.items() if n.drained))
 
     def place(self, node_id: str) -> NodePlace | None:
         """The zone, region and drivers of a node, for the volume instances made on it."""
@@ -111,14 +113,18 @@ class _GridViews:
             )
         return found
 
-    def index(self, away: frozenset[str], usage: _Usage) -> NodeIndex:
-        """The nodes with ``away`` offline and what other services hold applied; a fresh commit state."""
-        key = (away, usage)
+    def index(self, away: frozenset[str], usage: _Usage, drain: frozenset[str] = _NOWHERE) -> NodeIndex:
+        """The nodes with ``away`` offline, ``drain`` drained and what other services hold applied;
+        a fresh commit state."""
+        key = (away, drain, usage)
         index = self.indexes.get(key)
         if index is None:
             views = dict(self.views)
             for node_id in away:
                 views[node_id] = replace(views[node_id], online=False)
+            for node_id in drain:
+                if node_id in views:
+                    views[node_id] = replace(views[node_id], drained=True)
             for holding in usage:
                 if holding.node_id in views:  # a node added since the snapshot was read waits for the next
                     views[holding.node_id] = replace(
@@ -149,12 +155,16 @@ def plan_services(
     service_rows: Sequence[StoredRow],
     connected: set[str],
     snapshots: GridSnapshots,
+    drain: frozenset[str] = _NOWHERE,
 ) -> list[ServicePlan]:
     """Plans for ``service_rows`` (in deploy order); later services see what earlier ones take.
-    Nodes are online when their agent is connected; ``snapshots`` keeps the grid's nodes."""
+    Nodes are online when their agent is connected; ``snapshots`` keeps the grid's nodes.
+    ``drain``: nodes planned as drained although their rows are not (``node drain --dry-run``)."""
     deploying = {row.id for row in service_rows}
     nodes = _grid_views(snapshots.nodes(session, grid.id))
-    index = nodes.index(nodes.up - connected, held(session, grid.id, deploying))
+    drain = frozenset(drain - nodes.drained)
+    index = nodes.index(nodes.up - connected, held(session, grid.id, deploying), drain)
+    drained = nodes.drained | drain
     volumes = volume_definitions(session, grid.id)
     current = current_instances(session, deploying)
     stored = {row.id: stored_service(row) for row in service_rows}
@@ -163,7 +173,7 @@ def plan_services(
     plans = []
     for row in service_rows:
         service = _ServiceInputs(grid.name, row.id, stored[row.id], current[row.id], volumes, homes)
-        plan, requests, placements = _plan_one(service, index, nodes)
+        plan, requests, placements = _plan_one(service, index, nodes, drained)
         index.commit(requests, placements)
         plans.append(plan)
     return plans
@@ -298,7 +308,7 @@ def _numbers(service: _ServiceInputs, binder: _Bindings, index: NodeIndex) -> li
 
 
 def _plan_one(
-    service: _ServiceInputs, index: NodeIndex, nodes: _GridViews
+    service: _ServiceInputs, index: NodeIndex, nodes: _GridViews, drained: frozenset[str]
 ) -> tuple[ServicePlan, list[InstanceRequest], list[Placement]]:
     stored, current = service.stored, service.current
     plan = ServicePlan(service_row_id=service.row_id, service_id=service.service_id)
@@ -324,7 +334,7 @@ def _plan_one(
             container=containers.document(number, names),
             volumes=bindings,
         )
-        plan.instances.append(_held(slot, service.homes) or decide(slot, request, placement, nodes.place))
+        plan.instances.append(_held(slot, service.homes) or decide(slot, request, placement, nodes.place, drained))
     plan.remove_numbers = removed_numbers(current, numbers)
     return plan, requests, placements
 

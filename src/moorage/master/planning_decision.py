@@ -11,12 +11,15 @@ Pure: no store, no session; planning gathers the inputs and the deployer applies
                        config of the container it has there, if any: the deployer keeps that
                        container while the node is away, and rolls it once the node is back.
     placement failed   (never, until the user changes something) -> failed, no node
+    placement pending or failed, and its container is on a drained node -> failed: it stays
+                       there as it was (draining moves an instance only where it can run; it
+                       never stops one that has nowhere to go)
     a mounted volume that does not exist                       -> every instance failed
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -112,14 +115,23 @@ class Slot:
         return current.desired_hash
 
 
-def decide(slot: Slot, request: InstanceRequest, placement: Placement, places: PlacesOf) -> InstancePlan:
-    """The plan of one instance the scheduler answered for."""
+def decide(
+    slot: Slot,
+    request: InstanceRequest,
+    placement: Placement,
+    places: PlacesOf,
+    drained: Set[str] = frozenset(),
+) -> InstancePlan:
+    """The plan of one instance the scheduler answered for; ``drained``: the drained nodes."""
     if placement.status == "placed":
         assert placement.node_id is not None
         return _on_node(
             slot, placed_kind(slot.current, placement.node_id, slot.container), placement.node_id, places
         )
     reason = "; ".join(placement.reasons) or None
+    current = slot.current
+    if current is not None and current.has_container and current.node_id in drained:
+        return _nowhere(slot, "failed", reason, slot.volumes)  # stays on the drained node as it is
     if placement.status == "pending":
         node_id = pinned_node(request, places)
         if node_id is not None:

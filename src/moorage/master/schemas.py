@@ -265,6 +265,7 @@ class NodeOut(BaseModel):
     master: str | None = Field(
         default=None, description="The master its agent is connected to (several masters); none while offline"
     )
+    drained: bool = Field(description="Drained: takes no instance until undrained")
 
 
 class NodeList(BaseModel):
@@ -303,6 +304,7 @@ def node_out(node: Node) -> NodeOut:
         drivers=[DriverOut(name=d.name, version=d.version, scope=d.scope) for d in node.info.drivers],
         created_at=node.created_at,
         master=node.master,
+        drained=node.drained,
     )
 
 

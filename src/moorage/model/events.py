@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     NODE_ONLINE = "node.online"
     NODE_OFFLINE = "node.offline"
     NODE_DRAINED = "node.drained"
+    NODE_UNDRAINED = "node.undrained"
     # what users did, with the name of the token they used
     VOLUME_CREATED = "volume.created"
     VOLUME_REMOVED = "volume.removed"

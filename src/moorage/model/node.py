@@ -63,6 +63,7 @@ class Node:
     info: NodeInfo = field(default_factory=NodeInfo)
     created_at: datetime | None = None
     master: str | None = None  # the name of the master its agent is connected to (while online)
+    drained: bool = False  # takes no instance until undrained
 
     @property
     def zone(self) -> str | None:

@@ -21,6 +21,7 @@ __all__ = [
     "StackVolume",
     "VolumeDecl",
     "full_service_id",
+    "instance_label",
     "stack_volume_name",
 ]
 
@@ -31,6 +32,13 @@ NULL_STACK = "null"
 def full_service_id(grid: str, stack: str, service: str) -> str:
     """A service's id across the API, the labels and the deployments: ``grid/stack/service``."""
     return f"{grid}/{stack}/{service}"
+
+
+def instance_label(service_id: str, number: int) -> str:
+    """``stack/service-n``, or ``service-n`` in the null stack: as the CLI names an instance of
+    the service ``grid/stack/service``."""
+    _, stack, service = service_id.split("/", 2)
+    return f"{service}-{number}" if stack == NULL_STACK else f"{stack}/{service}-{number}"
 
 
 class DeployStrategy(StrEnum):

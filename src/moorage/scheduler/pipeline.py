@@ -15,6 +15,7 @@ from moorage.scheduler.context import PassContext
 from moorage.scheduler.explain import explain
 from moorage.scheduler.filters import (
     Affinity,
+    Drained,
     Online,
     Ports,
     Resources,
@@ -48,6 +49,7 @@ def build_pipeline(strategy: DeployStrategy) -> Pipeline:
     return Pipeline(
         filters=(
             Online(),  # ............ node(s) offline                              (static, not fatal)
+            Drained(),  # ........... node(s) drained                              (static)
             VolumePin(),  # ......... node(s) don't hold volume instance X            (static)
             #                         node(s) outside zone a of volume instance X
             Affinity(),  # .......... node(s) didn't match affinity label==zone=c     (static)

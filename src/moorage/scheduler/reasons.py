@@ -13,6 +13,7 @@ __all__ = [
     "AFFINITY_MISMATCH",
     "ALREADY_HAS_INSTANCE",
     "MISSING_DRIVERS",
+    "NODE_DRAINED",
     "NODE_OFFLINE",
     "NOT_HOLDING_VOLUME",
     "NO_NODES",
@@ -31,6 +32,7 @@ __all__ = [
 
 # --- per node: counted across nodes -------------------------------------------------------------
 NODE_OFFLINE = "node(s) offline"
+NODE_DRAINED = "node(s) drained"
 AFFINITY_MISMATCH = "node(s) didn't match affinity {rule}"
 PORT_IN_USE = "node(s) had port {port} in use"
 TOO_LITTLE_MEMORY = "node(s) had too little memory"

@@ -48,6 +48,7 @@ class NodeView:
     used_ports: frozenset[int]
     reserved_memory: int = 0
     reserved_cpus: float = 0
+    drained: bool = False  # ``moorage node drain``: takes no instance until ``undrain``
 
     @property
     def zone(self) -> str | None:

@@ -61,6 +61,7 @@ class NodeFacts:
     drivers: Mapping[str, str | None]  # volume driver -> capability scope (local, global, None)
     memory: int  # bytes
     cpus: int
+    drained: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
@@ -131,17 +132,20 @@ class GridSnapshots:
 
 def _read_nodes(session: Session, grid_id: int, stamp: Stamp) -> GridNodes:
     rows = session.execute(
-        select(NodeRow.id, NodeRow.name, NodeRow.status, NodeRow.labels, NodeRow.info).where(
+        select(NodeRow.id, NodeRow.name, NodeRow.status, NodeRow.labels, NodeRow.info, NodeRow.drained).where(
             NodeRow.grid_id == grid_id
         )
     ).tuples()
     nodes = {
-        node_id: _facts(node_id, name, status, labels, info) for node_id, name, status, labels, info in rows
+        node_id: _facts(node_id, name, status, labels, info, drained)
+        for node_id, name, status, labels, info, drained in rows
     }
     return GridNodes(grid_id, stamp, nodes, frozenset(i for i, n in nodes.items() if n.online))
 
 
-def _facts(node_id: str, name: str, status: str, labels: dict[str, Any], info: dict[str, Any]) -> NodeFacts:
+def _facts(
+    node_id: str, name: str, status: str, labels: dict[str, Any], info: dict[str, Any], drained: bool
+) -> NodeFacts:
     return NodeFacts(
         id=node_id,
         name=name,
@@ -150,6 +154,7 @@ def _facts(node_id: str, name: str, status: str, labels: dict[str, Any], info: d
         drivers={d["name"]: d.get("scope") for d in info.get("drivers", [])},
         memory=int(info.get("memory") or 0),
         cpus=int(info.get("cpus") or 0),
+        drained=bool(drained),
     )
 
 

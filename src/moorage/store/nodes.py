@@ -9,6 +9,7 @@ ids, and, once, a node that joined before credentials existed (it gets one then)
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +24,11 @@ from moorage.model.states import VolumeInstanceState
 from moorage.store.events import NewEvent, record_events
 from moorage.store.grids import get_grid_row
 from moorage.store.removal import delete_found
-from moorage.store.tables import GridRow, MasterRow, NodeRow, VolumeInstanceRow
+from moorage.store.tables import GridRow, InstanceRow, MasterRow, NodeRow, VolumeInstanceRow
 from moorage.store.tokens import hash_token, new_token
 
 __all__ = [
+    "Residents",
     "add_labels",
     "get_node",
     "list_nodes",
@@ -35,6 +37,8 @@ __all__ = [
     "register_node",
     "remove_labels",
     "remove_node",
+    "residents",
+    "set_drained",
     "set_info",
     "set_status",
     "to_node",
@@ -66,6 +70,7 @@ def to_node(row: NodeRow, grid: str, master: str | None = None) -> Node:
         info=_info(row.info),
         created_at=row.created_at,
         master=master if row.status == NodeStatus.ONLINE.value else None,
+        drained=bool(row.drained),
     )
 
 
@@ -233,6 +238,41 @@ def set_status(
     message = f"node {row.name} {status.value}" + (f": {why}" if why else "")
     record_events(session, NewEvent(row.grid_id, kind, message, node_id=node_id, node=row.name))
     return True
+
+
+def set_drained(session: Session, grid: str, name: str, drained: bool) -> tuple[Node, bool]:
+    """Drain (``True``) or undrain a node; the same again changes nothing. The node, and whether
+    it changed. A change touches the row's ``updated_at``, so planning reads the grid's nodes
+    afresh."""
+    grid_row = get_grid_row(session, grid)
+    row = _node_row(session, grid_row, name)
+    changed = row.drained != drained
+    if changed:
+        row.drained = drained
+        row.updated_at = datetime.now(UTC)
+    return to_node(row, grid), changed
+
+
+@dataclass(frozen=True, slots=True)
+class Residents:
+    """A node and the instances meant to run on it (what a drain moves off)."""
+
+    node: Node
+    instances: frozenset[tuple[int, int]]  # (service row id, instance number)
+
+    @property
+    def service_ids(self) -> list[int]:
+        """The services of those instances (row ids, ascending: the order a drain deploys them)."""
+        return sorted({service_id for service_id, _ in self.instances})
+
+
+def residents(session: Session, grid: str, name: str) -> Residents:
+    """The node ``name`` and the instances meant to run on it."""
+    node = get_node(session, grid, name)
+    rows = session.execute(
+        select(InstanceRow.service_id, InstanceRow.number).where(InstanceRow.node_id == node.id)
+    ).tuples()
+    return Residents(node, frozenset((service_id, number) for service_id, number in rows))
 
 
 def mark_all_offline(session: Session) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -113,6 +115,8 @@ class NodeRow(Base):
     info: Mapped[dict[str, Any]]  # engine_version, cpus, memory, drivers: [{name, version, scope}]
     # SHA-256 of the node's own credential (issued at first join); None: joined before 0006
     credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, default=None)
+    # ``moorage node drain``: takes no instance until ``undrain`` (migration 0011)
+    drained: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # the master (``masters.id``) its agent is connected to, or was last; no foreign key (0014)

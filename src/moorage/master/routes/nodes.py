@@ -1,4 +1,4 @@
-"""/v1/nodes/{grid}: list, show, labels, remove.
+"""/v1/nodes/{grid}: list, show, labels, drain and undrain, remove.
 
 ``async`` routes, each with one store call, ``Database.read`` or ``Database.run`` (see routes/volumes.py).
 """
@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from moorage.master.auth import Actor
+from moorage.master.drain import drain_node, undrain_node
+from moorage.master.drain_schemas import DrainOut, DryRunQuery, drain_out
 from moorage.master.routing import api_router
 from moorage.master.schemas import GridPath, LabelKeyQuery, LabelsIn, NodeList, NodeOut, NodePath, node_out
 from moorage.master.state import State
@@ -42,6 +45,26 @@ async def label_remove(grid: GridPath, node: NodePath, state: State, key: LabelK
     out = await state.db.run(lambda session: node_out(remove_labels(session, grid, node, key)))
     state.deployer.nodes_changed()  # a "!=" affinity may match now
     return out
+
+
+@router.post("/{grid}/{node}/drain")
+async def drain(
+    grid: GridPath, node: NodePath, state: State, actor: Actor, dry_run: DryRunQuery = False
+) -> DrainOut:
+    """Drain the node: it takes no instance until undrained, and every instance that can run
+    elsewhere moves off (a deployment of their services; a volume move for data only this node
+    holds). Says what moves where and what stays and why; ``dry_run`` changes nothing. Draining
+    a drained node again tries again what stayed."""
+    report = await drain_node(
+        state.db, state.deployer, None, grid, node, dry_run=dry_run, actor=actor.name
+    )
+    return drain_out(report)
+
+
+@router.post("/{grid}/{node}/undrain")
+async def undrain(grid: GridPath, node: NodePath, state: State, actor: Actor) -> NodeOut:
+    """The node takes instances again (none moves back by itself)."""
+    return node_out(await undrain_node(state.db, state.deployer, grid, node, actor.name))
 
 
 @router.delete("/{grid}/{node}")

@@ -1,6 +1,7 @@
 """One module per filter: each answers, for one node and one instance, "can it go here?"."""
 
 from moorage.scheduler.filters.affinity import Affinity
+from moorage.scheduler.filters.drained import Drained
 from moorage.scheduler.filters.one_per_node import OnePerNode
 from moorage.scheduler.filters.online import Online
 from moorage.scheduler.filters.ports import Ports
@@ -11,6 +12,7 @@ from moorage.scheduler.filters.volume_removal import VolumeRemoval
 
 __all__ = [
     "Affinity",
+    "Drained",
     "OnePerNode",
     "Online",
     "Ports",

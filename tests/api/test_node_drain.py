@@ -1,0 +1,334 @@
+"""``POST /v1/nodes/{grid}/{node}/drain`` and ``/undrain`` against a real master (SQLite and
+PostgreSQL) with fake agents over real WebSockets: a drained node takes no instance, its
+instances move off in a deployment (stateless ones re-planned, zone-topology ones re-attaching
+in their zone), what cannot go anywhere stays, running, with its reason; a dry run changes
+nothing; bad input is refused with words."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.fake_agent import FakeNode
+from tests.support.processes import MasterProcess
+from tests.support.waiting import wait_until
+
+ZDIR = [{"name": "local", "scope": "local"}, {"name": "zdir", "scope": "global"}]
+
+
+@contextmanager
+def _nodes(master: MasterProcess, grid: str, *names: str, **kw: Any) -> Iterator[list[FakeNode]]:
+    """Fake agents ``names`` (``name@zone`` gives a zone label), online and reporting."""
+    with master.client() as client:
+        token = client.post(f"/v1/grids/{grid}/token").json()["token"]
+    with ExitStack() as stack:
+        nodes = []
+        for spec in names:
+            name, _, zone = spec.partition("@")
+            labels = [f"zone={zone}"] if zone else None
+            nodes.append(
+                stack.enter_context(
+                    FakeNode(master.url, token, name, report_volumes=True, labels=labels, **kw)
+                )
+            )
+        with master.client() as client:
+            wait_until(
+                lambda: {n["name"] for n in client.get(f"/v1/nodes/{grid}").json()["nodes"]
+                         if n["status"] == "online"} >= {n.node_name for n in nodes},
+                15,
+                "the fake nodes online",
+            )  # fmt: skip
+        yield nodes
+
+
+def _service(client: httpx.Client, grid: str, name: str, **body: Any) -> None:
+    created = client.post(
+        f"/v1/services/{grid}",
+        json={"name": name, "image": "busybox:local", "cmd": "sleep 3600", "deploy": True, **body},
+    )
+    assert created.status_code == 201, created.text
+
+
+def _where(client: httpx.Client, grid: str, name: str) -> dict[int, tuple[str | None, str]]:
+    """Instance number -> (node, state) of a null-stack service."""
+    shown = client.get(f"/v1/services/{grid}/null/{name}").json()
+    return {c["instance"]: (c["node"], c["state"]) for c in shown["containers"]}
+
+
+def _running(client: httpx.Client, grid: str, name: str, count: int) -> dict[int, tuple[str | None, str]]:
+    def check() -> dict[int, tuple[str | None, str]] | None:
+        found = _where(client, grid, name)
+        return found if len(found) == count and all(s == "running" for _, s in found.values()) else None
+
+    result: dict[int, tuple[str | None, str]] = wait_until(
+        check, 20, f"{count} instance(s) of {name} running"
+    )
+    return result
+
+
+def _finished(client: httpx.Client, deployment: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        shown: dict[str, Any] = client.get(f"/v1/deployments/{deployment}").json()
+        return shown if shown["state"] != "running" else None
+
+    result: dict[str, Any] = wait_until(check, 30, f"deployment {deployment} to finish")
+    return result
+
+
+def _drain(client: httpx.Client, grid: str, node: str, dry_run: bool = False) -> dict[str, Any]:
+    answer = client.post(f"/v1/nodes/{grid}/{node}/drain", params={"dry_run": "true"} if dry_run else None)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_drain_moves_stateless_instances_off_and_the_node_takes_none_until_undrained(
+    master: MasterProcess, grid: str
+) -> None:
+    with _nodes(master, grid, "node-1", "node-2"), master.client() as client:
+        _service(client, grid, "web", instances=2)
+        before = _running(client, grid, "web", 2)
+        assert sorted(node for node, _ in before.values()) == ["node-1", "node-2"]
+        on_1 = next(n for n, (node, _) in before.items() if node == "node-1")
+
+        report = _drain(client, grid, "node-1")
+        assert report["node"]["drained"] is True and report["dry_run"] is False
+        assert report["moving"] == [
+            {
+                "instance": f"web-{on_1}",
+                "service": f"{grid}/null/web",
+                "number": on_1,
+                "how": "replan",
+                "to": "node-2",
+                "volume_instance": None,
+                "job": None,
+            }
+        ]
+        assert report["staying"] == []
+        assert _finished(client, report["deployment"])["state"] == "success"
+        assert {node for node, _ in _running(client, grid, "web", 2).values()} == {"node-2"}
+
+        shown = client.get(f"/v1/nodes/{grid}/node-1").json()
+        assert shown["drained"] is True
+        listed = {n["name"]: n["drained"] for n in client.get(f"/v1/nodes/{grid}").json()["nodes"]}
+        assert listed == {"node-1": True, "node-2": False}
+
+        _service(client, grid, "late", instances=2)  # new instances: none on the drained node
+        assert {node for node, _ in _running(client, grid, "late", 2).values()} == {"node-2"}
+
+        undrained = client.post(f"/v1/nodes/{grid}/node-1/undrain")
+        assert undrained.status_code == 200, undrained.text
+        assert undrained.json()["drained"] is False
+        again = client.post(f"/v1/services/{grid}/null/web/deploy").json()["deployment"]
+        assert _finished(client, again)["state"] == "success"
+        # nothing moves back by itself: running instances stay where they are
+        assert {node for node, _ in _running(client, grid, "web", 2).values()} == {"node-2"}
+        _service(client, grid, "later", instances=2)
+        assert sorted(n for n, _ in _running(client, grid, "later", 2).values()) == ["node-1", "node-2"]
+
+
+def test_a_dry_run_says_what_would_move_and_changes_nothing(master: MasterProcess, grid: str) -> None:
+    with _nodes(master, grid, "node-1", "node-2"), master.client() as client:
+        _service(client, grid, "web", instances=2)
+        before = _running(client, grid, "web", 2)
+        deployments_before = client.get(f"/v1/grids/{grid}").json()
+
+        preview = _drain(client, grid, "node-1", dry_run=True)
+        assert preview["dry_run"] is True and preview["deployment"] is None
+        assert preview["node"]["drained"] is False
+        assert [(m["how"], m["to"]) for m in preview["moving"]] == [("replan", "node-2")]
+        assert client.get(f"/v1/nodes/{grid}/node-1").json()["drained"] is False
+        assert _where(client, grid, "web") == before
+        assert client.get(f"/v1/grids/{grid}").json() == deployments_before
+
+        report = _drain(client, grid, "node-1")  # the real one does what the preview said
+        assert [(m["instance"], m["how"], m["to"]) for m in report["moving"]] == [
+            (m["instance"], m["how"], m["to"]) for m in preview["moving"]
+        ]
+        _finished(client, report["deployment"])
+        after = _drain(client, grid, "node-1", dry_run=True)
+        assert after["moving"] == [] and after["staying"] == []
+        assert after["node"]["drained"] is True
+
+
+def test_draining_again_is_the_same_and_what_has_nowhere_to_go_stays_running(
+    master: MasterProcess, grid: str
+) -> None:
+    with _nodes(master, grid, "node-1"), master.client() as client:
+        _service(client, grid, "web")
+        assert _running(client, grid, "web", 1) == {1: ("node-1", "running")}
+        first = _drain(client, grid, "node-1")
+        assert first["moving"] == []
+        assert first["staying"] == [
+            {
+                "instance": "web-1",
+                "service": f"{grid}/null/web",
+                "number": 1,
+                "reason": "0/1 nodes available: 1 node(s) drained",
+            }
+        ]
+        assert _finished(client, first["deployment"])["state"] == "error"
+        second = _drain(client, grid, "node-1")
+        assert second["node"]["drained"] is True
+        assert second["staying"] == first["staying"]
+        _finished(client, second["deployment"])
+        assert _where(client, grid, "web") == {1: ("node-1", "running")}, "never stopped for want of a node"
+
+
+def test_a_node_topology_volume_instance_stays_until_its_data_can_move(
+    master: MasterProcess, grid: str
+) -> None:
+    with _nodes(master, grid, "node-1"), master.client() as client:
+        made = client.post(
+            f"/v1/volumes/{grid}", json={"name": "data", "scope": "instance", "driver": "local"}
+        )
+        assert made.status_code == 201, made.text
+        _service(client, grid, "db", volumes=["data:/data"])
+        assert _running(client, grid, "db", 1) == {1: ("node-1", "running")}
+        with _nodes(master, grid, "node-2"):
+            report = _drain(client, grid, "node-1")
+            assert report["moving"] == []
+            (stays,) = report["staying"]
+            assert stays["instance"] == "db-1"
+            assert stays["reason"] == (
+                "volume move not available: its data is in volume instance db.data-1 (topology node), "
+                "which only node-1 holds"
+            )
+            _finished(client, report["deployment"])
+            assert _where(client, grid, "db") == {1: ("node-1", "running")}
+            (instance,) = client.get(f"/v1/volumes/{grid}/data").json()["instances"]
+            assert instance["node"] == "node-1"
+
+
+def test_a_zone_topology_instance_re_attaches_in_its_zone(master: MasterProcess, grid: str) -> None:
+    with _nodes(master, grid, "node-1@a", drivers=ZDIR), master.client() as client:
+        made = client.post(
+            f"/v1/volumes/{grid}",
+            json={"name": "zdata", "scope": "instance", "driver": "zdir", "topology": "zone"},
+        )
+        assert made.status_code == 201, made.text
+        _service(client, grid, "zdb", volumes=["zdata:/data"])
+        assert _running(client, grid, "zdb", 1) == {1: ("node-1", "running")}
+        (made_on,) = client.get(f"/v1/volumes/{grid}/zdata").json()["instances"]
+        assert (made_on["node"], made_on["zone"]) == ("node-1", "a")
+        with _nodes(master, grid, "node-2@a", "node-3@b", drivers=ZDIR):
+            report = _drain(client, grid, "node-1")
+            assert [(m["instance"], m["how"], m["to"], m["volume_instance"]) for m in report["moving"]] == [
+                ("zdb-1", "reattach", "node-2", made_on["name"])
+            ]
+            assert _finished(client, report["deployment"])["state"] == "success"
+            assert _running(client, grid, "zdb", 1) == {1: ("node-2", "running")}
+            (now,) = client.get(f"/v1/volumes/{grid}/zdata").json()["instances"]
+            assert (now["name"], now["node"], now["zone"]) == (made_on["name"], "node-2", "a")
+
+            # node-2 drained too: zone a has no other node, and zone b is outside its domain
+            second = _drain(client, grid, "node-2")
+            (stays,) = second["staying"]
+            assert stays["instance"] == "zdb-1"
+            assert "outside zone a of volume instance" in stays["reason"], stays
+            _finished(client, second["deployment"])
+            assert _where(client, grid, "zdb") == {1: ("node-2", "running")}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "words"),
+    [
+        pytest.param("/v1/nodes/{grid}/ghost/drain", None, 404, "Node ghost not found in grid {grid}", id="unknown-node"),
+        pytest.param("/v1/nodes/{grid}/ghost/undrain", None, 404, "Node ghost not found in grid {grid}", id="undrain-unknown"),
+        pytest.param("/v1/nodes/nogrid/node-1/drain", None, 404, "nogrid", id="unknown-grid"),
+        pytest.param("/v1/nodes/{grid}/node-1/drain", {"dry_run": "maybe"}, 422, "dry_run", id="dry-run-not-a-bool"),
+        pytest.param("/v1/nodes/{grid}/-bad!/drain", None, 422, "node", id="bad-node-name"),
+    ],
+)  # fmt: skip
+def test_bad_drains_are_refused_with_words_and_change_nothing(
+    master: MasterProcess, grid: str, path: str, params: dict[str, str] | None, status: int, words: str
+) -> None:
+    with _nodes(master, grid, "node-1"), master.client() as client:
+        answer = client.post(path.format(grid=grid), params=params)
+        assert answer.status_code == status, answer.text
+        assert words.format(grid=grid) in answer.text
+        assert client.get(f"/v1/nodes/{grid}/node-1").json()["drained"] is False
+
+
+def _moorage(
+    master: MasterProcess, grid: str, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+    environ |= {
+        "MOORAGE_CONFIG": str(tmp_path / "config.json"),
+        "MOORAGE_URL": master.url,
+        "MOORAGE_TOKEN": master.admin_token,
+        "MOORAGE_GRID": grid,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "moorage", *args], env=environ, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_cli_drains_shows_it_and_exits_1_listing_what_stayed(
+    master: MasterProcess, grid: str, tmp_path: Path
+) -> None:
+    with _nodes(master, grid, "node-1"), master.client() as client:
+        made = client.post(
+            f"/v1/volumes/{grid}", json={"name": "data", "scope": "instance", "driver": "local"}
+        )
+        assert made.status_code == 201, made.text
+        _service(client, grid, "db", volumes=["data:/data"])
+        _service(client, grid, "web")
+        _running(client, grid, "db", 1)
+        assert _running(client, grid, "web", 1) == {1: ("node-1", "running")}
+        with _nodes(master, grid, "node-2"):
+            preview = _moorage(master, grid, tmp_path, "node", "drain", "node-1", "--dry-run")
+            assert preview.returncode == 0, preview.stderr
+            assert "Draining node-1 would move" in preview.stdout
+            assert (
+                "Would stay on node-1:" in preview.stdout
+                and "db-1: volume move not available" in preview.stdout
+            )
+            listed = _moorage(master, grid, tmp_path, "node", "ls")
+            assert "drained" not in listed.stdout, "a dry run drains nothing"
+
+            drained = _moorage(master, grid, tmp_path, "node", "drain", "node-1")
+            assert drained.returncode == 1, drained.stdout + drained.stderr
+            err = " ".join(drained.stderr.split())
+            assert "Staying on node-1: db-1: volume move not available" in err, drained.stderr
+            assert "node-1 is drained, but 1 instance(s) stayed on it" in err
+            assert "web-1: re-planned on node-2" in drained.stdout
+            assert _running(client, grid, "web", 1) == {1: ("node-2", "running")}
+            rows = {
+                line.split()[0]: line.split()[1]
+                for line in _moorage(master, grid, tmp_path, "node", "ls").stdout.splitlines()[1:]
+            }
+            # (the status is the node's own: a loaded machine may miss a heartbeat of a fake agent)
+            assert rows["node-1"].endswith(",drained") and "drained" not in rows["node-2"], rows
+            shown = _moorage(master, grid, tmp_path, "node", "show", "node-1")
+            assert "drained: yes" in shown.stdout
+            back = _moorage(master, grid, tmp_path, "node", "undrain", "node-1")
+            assert back.returncode == 0 and back.stdout == "node-1: takes instances again\n", back.stderr
+
+
+def test_drain_and_undrain_are_events_once_each(master: MasterProcess, grid: str) -> None:
+    with _nodes(master, grid, "node-1"), master.client() as client:
+        _drain(client, grid, "node-1", dry_run=True)  # a dry run records nothing
+        _drain(client, grid, "node-1")
+        _drain(client, grid, "node-1")  # already drained: nothing changed, no event
+        assert client.post(f"/v1/nodes/{grid}/node-1/undrain").status_code == 200
+        assert client.post(f"/v1/nodes/{grid}/node-1/undrain").status_code == 200
+        events = client.get(f"/v1/grids/{grid}/events", params={"node": "node-1"}).json()["events"]
+        kinds = [
+            (e["kind"], e["message"], e["actor"])
+            for e in events
+            if e["kind"].startswith("node.") and "drain" in e["kind"]
+        ]
+        assert kinds == [
+            ("node.drained", "node node-1 drained: it takes no new instances", "admin"),
+            ("node.undrained", "node node-1 undrained: it takes instances again", "admin"),
+        ], events
