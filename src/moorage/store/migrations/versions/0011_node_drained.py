@@ -4,14 +4,14 @@ Added in place: ``nodes`` is referenced by instances and volume instances, and o
 rebuild would cascade to them.
 
 Revision ID: 0011
-Revises: 0013
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0013"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
