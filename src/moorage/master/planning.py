@@ -334,7 +334,9 @@ def _plan_one(
             container=containers.document(number, names),
             volumes=bindings,
         )
-        plan.instances.append(_held(slot, service.homes) or decide(slot, request, placement, nodes.place, drained))
+        plan.instances.append(
+            _held(slot, service.homes) or decide(slot, request, placement, nodes.place, drained)
+        )
     plan.remove_numbers = removed_numbers(current, numbers)
     return plan, requests, placements
 

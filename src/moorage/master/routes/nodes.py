@@ -55,9 +55,7 @@ async def drain(
     elsewhere moves off (a deployment of their services; a volume move for data only this node
     holds). Says what moves where and what stays and why; ``dry_run`` changes nothing. Draining
     a drained node again tries again what stayed."""
-    report = await drain_node(
-        state.db, state.deployer, None, grid, node, dry_run=dry_run, actor=actor.name
-    )
+    report = await drain_node(state.db, state.deployer, None, grid, node, dry_run=dry_run, actor=actor.name)
     return drain_out(report)
 
 
