@@ -26,10 +26,13 @@ def test_node_ls_lists_three_online_nodes_with_zones_and_local_driver(bed: Bed) 
     for node in nodes:
         assert "local" in [d["name"] for d in node["drivers"]]
     lines = bed.ok("node", "ls").splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "SINCE", "ZONE", "LABELS", "DRIVERS"]
+    assert lines[0].split() == ["NAME", "STATUS", "SINCE", "ZONE", "LABELS", "DRIVERS", "MASTER"]
     rows = [line.split() for line in lines[1:]]
     assert [(r[0], r[1]) for r in rows] == [("node-1", "online"), ("node-2", "online"), ("node-3", "online")]
-    assert all("local" in r[-1].split(",") for r in rows)
+    assert all("local" in r[-2].split(",") for r in rows)
+    masters = {n["master"] for n in nodes}
+    assert len(masters) == 1 and None not in masters, "every agent names the one master it is connected to"
+    assert all(r[-1] == n["master"] for r, n in zip(rows, nodes, strict=True))
 
 
 def test_node_show_lists_drivers_with_version_and_scope(bed: Bed) -> None:

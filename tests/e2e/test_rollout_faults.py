@@ -312,7 +312,7 @@ def _upgrade_through(
 def _resumed(run: Rollout) -> None:
     """The restarted master took the rollout up where it was (it had not finished)."""
     log = _master_log(run.bed).read_text()
-    assert f"resuming deployment {run.deployment} where the previous master left it" in log, log[-3000:]
+    assert f"resuming deployment {run.deployment} (left by a stopped master" in log, log[-3000:]
 
 
 def test_master_sigkill_mid_rollout_resumes_it(rbed: Bed, tmp_path: Path, name: str) -> None:

@@ -529,6 +529,7 @@ def _stand_in(argv: list[str]) -> None:
         agent.add_argument(option, required=True)
     agent.add_argument("--token", default=os.environ.get("MOORAGE_JOIN_TOKEN"))
     agent.add_argument("--label", action="append")
+    agent.add_argument("--helper-image")
     driver = sub.add_parser("driver")
     driver.add_argument("kind", choices=["dirvol"])
     driver.add_argument("--root", required=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import select
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,7 +137,11 @@ class MasterClient:
         if ca is not None:
             _verify(ca)  # a bad --ca is said at once, whatever the command does next
         self._http: httpx.Client | None = None
-        self._connection: PlainConnection | None = None
+        # One keep-alive connection per thread: http.client's is not shared between threads (a
+        # bench or a caller may send from several at once, as httpx allows).
+        self._local = threading.local()
+        self._opened: list[PlainConnection] = []
+        self._opened_lock = threading.Lock()
 
     @property
     def http(self) -> httpx.Client:
@@ -162,8 +167,11 @@ class MasterClient:
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
-        if self._connection is not None:
-            self._connection.close()
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+        self._local = threading.local()
 
     def _unreachable(self, err: Exception) -> MoorageError:
         if _untrusted(err):
@@ -179,21 +187,25 @@ class MasterClient:
     def _plain_connection(self) -> PlainConnection:
         from http.client import HTTPConnection, HTTPSConnection
 
-        if self._connection is not None and _closed_by_peer(self._connection):
-            self._connection.close()  # the next request opens it again
-        if self._connection is None:
+        connection: PlainConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and _closed_by_peer(connection):
+            connection.close()  # the next request opens it again
+        if connection is None:
             parts = urlsplit(self.url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise MoorageError(f"Master URL {self.url} is not http://HOST:PORT or https://HOST:PORT")
             if parts.scheme == "https":
                 verify = _verify(self.ca)
                 context = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
-                self._connection = HTTPSConnection(
+                connection = HTTPSConnection(
                     parts.hostname, parts.port, timeout=self.timeout, context=context
                 )
             else:
-                self._connection = HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
-        return self._connection
+                connection = HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+            self._local.connection = connection
+            with self._opened_lock:
+                self._opened.append(connection)
+        return connection
 
     def request(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         if self.transport is not None:

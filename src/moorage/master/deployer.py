@@ -251,7 +251,10 @@ class Deployer:
             taken |= set(deployment.service_ids)
             if deployment.id in self._tasks:
                 continue
-            log.info("rolling out deployment %s (left or recorded by another master)", deployment.id)
+            log.info(
+                "resuming deployment %s (left by a stopped master, or recorded by one that does not lead)",
+                deployment.id,
+            )
             for service_id in deployment.service_ids:
                 previous = self._owner.get(service_id)
                 if previous in self._tasks:

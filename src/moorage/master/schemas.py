@@ -536,7 +536,7 @@ class StackUpgradeIn(_In):
 class ServiceCreate(_In):
     name: ServiceName
     image: Text
-    instances: int = 1
+    instances: int = Field(default=1, ge=0, strict=True)  # a JSON boolean is no count
     cmd: Command | None = None
     env: list[Text] = Field(default_factory=list)
     volumes: list[Text] = Field(default_factory=list)
