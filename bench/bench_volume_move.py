@@ -194,7 +194,7 @@ def run(directory: Path, mib: int) -> None:
             downtime = _stamp(back["started_at"]) - _stamp(job["stopped_at"])
     finally:
         testbed.down()
-    print(f"machine: {machine()}; load average {load_average():.1f}")
+    print(f"{machine()}; load average {load_average():.1f}")
     print(f"volume: {mib} MiB (one big file, 4 MiB files, 64 KiB files)")
     print(f"raw pipe (docker run tar c | docker run -i tar x): {raw:.2f}s")
     print(f"moorage volume move (through the master, verified): {full['took']:.2f}s")

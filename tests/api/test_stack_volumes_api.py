@@ -212,3 +212,46 @@ def test_prune_checks_what_it_is_given(master: MasterProcess, grid: str) -> None
             response = client.post(f"/v1/volumes/{grid}/unused/prune", json=body)
             assert response.status_code == 422, (body, response.text)
         assert client.post("/v1/volumes/no-such-grid/unused/prune", json={}).status_code == 404
+
+
+BACKED_UP = FILE.replace(
+    "labels: {team: db},", "labels: {team: db}, backup: {schedule: '0 3 * * *', keep: {daily: 7, weekly: 4}},"
+)
+
+
+@pytest.mark.usefixtures("cache")
+def test_a_stack_volume_is_backed_up_as_its_file_says_through_upgrades(
+    master: MasterProcess, grid: str
+) -> None:
+    """``backup:`` in the file is the volume's schedule and retention, as ``volume update
+    --backup-*`` sets them: set at install, changed by an upgrade, ended when the file drops it."""
+
+    def schedule() -> tuple[str | None, str | None]:
+        shown = client.get(f"/v1/volume-backups/{grid}/a_data")
+        assert shown.status_code == 200, shown.text
+        return shown.json()["schedule"], shown.json()["keep"]
+
+    with master.client() as client:
+        assert install(client, grid, "a", BACKED_UP).status_code == 201
+        assert schedule() == ("0 3 * * *", "daily=7,weekly=4")
+        assert client.get(f"/v1/volume-backups/{grid}/cache").json()["schedule"] is None, (
+            "external: untouched"
+        )
+        hourly = BACKED_UP.replace("0 3 * * *", "0 * * * *").replace("{daily: 7, weekly: 4}", "last=24")
+        response = client.put(f"/v1/stacks/{grid}/a", json={"stack": document(hourly), "deploy": False})
+        assert response.status_code == 200, response.text
+        assert schedule() == ("0 * * * *", "last=24")
+        revision = client.get(f"/v1/stacks/{grid}/a").json()["revision"]
+        # a document that was not read from a file is checked as one: nothing stored
+        bad = document(hourly)
+        bad["volumes"]["data"]["backup"]["schedule"] = "hourly"
+        refused = client.put(f"/v1/stacks/{grid}/a", json={"stack": bad, "deploy": False})
+        assert refused.status_code == 422, refused.text
+        assert "volumes.data.backup.schedule" in str(refused.json()["error"])
+        assert (schedule(), client.get(f"/v1/stacks/{grid}/a").json()["revision"]) == (
+            ("0 * * * *", "last=24"),
+            revision,
+        )
+        response = client.put(f"/v1/stacks/{grid}/a", json={"stack": document(FILE), "deploy": False})
+        assert response.status_code == 200, response.text
+        assert schedule() == (None, None)

@@ -105,7 +105,8 @@ def test_an_external_volume_may_state_the_scope_and_driver_expected() -> None:
 
 
 UNKNOWN_KEY = (
-    "unknown key '{0}'{1}; the keys allowed here are: driver, driver_opts, external, labels, scope, topology"
+    "unknown key '{0}'{1}; the keys allowed here are: backup, driver, driver_opts, external, labels, scope, "
+    "topology"
 )
 
 RULES = [
@@ -173,6 +174,45 @@ RULES = [
         id="expected-topology-not-a-key",
     ),
     pytest.param(
+        "data: {backup: {schedule: 'every night'}}",
+        "volumes.data.backup.schedule",
+        "'every night' is not a cron expression: give five fields (minute hour day month weekday), "
+        "e.g. '0 3 * * *' for every day at 03:00 UTC",
+        id="backup-schedule-not-cron",
+    ),
+    pytest.param(
+        "data: {backup: {schedule: '0 3 * * *', keep: {daily: 7, fortnightly: 2}}}",
+        "volumes.data.backup.keep",
+        "'fortnightly=2' is not KEY=N with KEY one of last, hourly, daily, weekly, monthly, yearly, "
+        "e.g. daily=7,weekly=4",
+        id="backup-keep-unknown-key",
+    ),
+    pytest.param(
+        "data: {backup: {keep: daily=7}}",
+        "volumes.data.backup.keep",
+        "is applied after scheduled backups: give backup: {schedule: CRON} too",
+        id="backup-keep-without-schedule",
+    ),
+    pytest.param(
+        "data: {backup: {schedule: '0 3 * * *', every: 1}}",
+        "volumes.data.backup.every",
+        "unknown key 'every'; the keys allowed here are: keep, schedule",
+        id="backup-unknown-key",
+    ),
+    pytest.param(
+        "data: {backup: daily}",
+        "volumes.data.backup",
+        "must be a mapping such as {schedule: '0 3 * * *', keep: daily=7}, not 'daily'",
+        id="backup-not-a-mapping",
+    ),
+    pytest.param(
+        "data: {external: true, backup: {schedule: '0 3 * * *'}}",
+        "volumes.data.backup",
+        "an external volume's backups are set where it was made: 'moorage volume update data "
+        "--backup-schedule CRON'; remove backup: here, or remove external: to make it a volume of this stack",
+        id="backup-beside-external",
+    ),
+    pytest.param(
         "data: [scope=stack]",
         "volumes.data",
         "must be a mapping such as external: true or scope: instance, not a list",
@@ -184,6 +224,23 @@ RULES = [
 @pytest.mark.parametrize(("volumes", "path", "message"), RULES)
 def test_stack_volume_rule(volumes: str, path: str, message: str) -> None:
     assert issues_of(stack(volumes)) == [(path, message)]
+
+
+@pytest.mark.parametrize("keep", ["'daily=7,weekly=4'", "{daily: 7, weekly: 4}", "' weekly=4 , daily=7'"])
+def test_a_stack_volume_is_backed_up_on_the_schedule_its_file_gives(keep: str) -> None:
+    """``backup:`` takes ``volume create --backup-schedule/--backup-keep``'s values; the retention
+    as text or as a mapping, stored in one form."""
+    spec = load(stack(f"data: {{scope: instance, backup: {{schedule: '0 3 * * *', keep: {keep}}}}}"))
+    (decl,) = spec.volumes
+    assert decl.owned is not None
+    assert (decl.owned.backup_schedule, decl.owned.backup_keep) == ("0 3 * * *", "daily=7,weekly=4")
+    assert stack_to_dict(spec)["volumes"]["data"]["backup"] == {
+        "schedule": "0 3 * * *",
+        "keep": "daily=7,weekly=4",
+    }
+    assert stack_from_dict(stack_to_dict(spec)) == spec
+    plain = load(stack("data: {backup: {schedule: '*/5 * * * *'}}")).volumes[0].owned
+    assert plain is not None and (plain.backup_schedule, plain.backup_keep) == ("*/5 * * * *", None)
 
 
 def test_the_volume_name_of_a_long_stack_and_alias_must_fit() -> None:
@@ -210,11 +267,17 @@ _key = st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,10}", fullmatch=True)
     driver_opts=st.dictionaries(_key, _text, max_size=4),
     labels=st.dictionaries(_key, _text, max_size=4),
     topology=st.sampled_from([None, "node"]),
+    backup=st.sampled_from([(None, None), ("0 3 * * *", None), ("*/15 * * * 1-5", "last=3,daily=7")]),
 )
 def test_any_stack_volume_survives_the_stored_form(
-    scope: str, driver: str, driver_opts: dict[str, str], labels: dict[str, str], topology: str | None
+    scope: str,
+    driver: str,
+    driver_opts: dict[str, str],
+    labels: dict[str, str],
+    topology: str | None,
+    backup: tuple[str | None, str | None],
 ) -> None:
-    owned = StackVolume(scope, driver, tuple(driver_opts.items()), tuple(labels.items()), topology)
+    owned = StackVolume(scope, driver, tuple(driver_opts.items()), tuple(labels.items()), topology, *backup)
     spec = StackSpec(
         name="app",
         services=load(stack("data: {}")).services,

@@ -18,16 +18,16 @@ from sqlalchemy import insert, select
 from moorage.master.deployer import record_batch, record_unplaced
 from moorage.master.desired import desired_for_node
 from moorage.master.planning import ServicePlan, plan_services
-from moorage.protocol import VolumeStatus
+from moorage.protocol import DockerVolumeWire, VolumeStatus
 from moorage.stackfile import load_stack, stack_to_dict
 from moorage.store.database import Database
 from moorage.store.grid_snapshot import GridSnapshots
 from moorage.store.grids import create_grid, get_grid_row
-from moorage.store.instances import apply_volume_status
+from moorage.store.instances import apply_docker_volumes, apply_volume_status
 from moorage.store.services import get_service_row, scale_service
 from moorage.store.stacks import install_stack, remove_stack
 from moorage.store.tables import NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
-from moorage.store.volume_use import prune_unused
+from moorage.store.volume_use import prune_unused, refresh_use
 from moorage.store.volumes import create_volume
 
 NODES = ("n1", "n2")
@@ -239,3 +239,47 @@ def test_a_removed_stacks_volume_instances_are_unused_until_it_is_installed_agai
     assert {after[f"b.redis.b_data-{n}"][2] for n in (1, 2, 3)} == {"present"}
     with db.session() as session:
         assert set(session.scalars(select(VolumeRow.name))) == {"b_data", "shared"}
+
+
+def listing(db: Database, node: str, *, without: str) -> list[DockerVolumeWire]:
+    """What the node's engine lists of its Moorage Docker volumes, less one deleted by hand."""
+    return [
+        DockerVolumeWire(name=name, driver="local", options={}, labels={})
+        for name, row in rows(db).items()
+        if row[1] == node and name != without
+    ]
+
+
+def test_an_unused_volume_deleted_by_hand_is_missing_until_the_engine_lists_it_again(db: Database) -> None:
+    """Unused volume instances are in no desired state: the engine's listing tells they are gone,
+    and nothing (a use refresh, a prune's dry run) calls them unused with data again."""
+    snapshots = GridSnapshots()
+    install(db)
+    deploy(db, snapshots)
+    scale(db, 2)
+    deploy(db, snapshots)
+    third_id, node, _, since, _ = rows(db)["a.redis.a_data-3"]
+    with db.session() as session:
+        apply_docker_volumes(session, node, listing(db, node, without="a.redis.a_data-3"))
+    gone = rows(db)["a.redis.a_data-3"]
+    assert (gone[2], gone[3]) == ("missing", since), "missing, and still unused since the scale-down"
+    with db.session() as session:
+        grid_id = get_grid_row(session, "g").id
+        refresh_use(session, grid_id, ["a_data"])
+    assert states(db)["a.redis.a_data-3"] == "missing"
+    with db.session() as session:
+        dry, _ = prune_unused(session, "g", dry_run=True)
+    assert [p.name for p in dry] == ["a.redis.a_data-3"], (
+        "prune forgets it (its agent finds nothing to delete)"
+    )
+    # the engine lists it again (a plugin that was down): unused with its data
+    with db.session() as session:
+        apply_docker_volumes(session, node, listing(db, node, without=""))
+    assert states(db)["a.redis.a_data-3"] == "unused"
+    with db.session() as session:
+        apply_docker_volumes(session, node, listing(db, node, without="a.redis.a_data-3"))
+    # claimed again: a deploy makes it again on its node, as for any missing volume instance
+    scale(db, 3)
+    deploy(db, snapshots)
+    again = rows(db)["a.redis.a_data-3"]
+    assert (again[0], again[1], again[2], again[3]) == (third_id, node, "present", None)

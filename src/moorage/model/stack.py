@@ -111,6 +111,8 @@ class StackVolume:
     driver_opts: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     topology: str | None = None
+    backup_schedule: str | None = None  # cron (UTC), as ``volume create --backup-schedule``
+    backup_keep: str | None = None  # ``daily=7,weekly=4``, as ``--backup-keep``
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,8 @@ class OwnedDoc:
     driver_opts: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     topology: At[str] | None = None
+    backup_schedule: At[str] | None = None  # backup: {schedule: CRON, keep: daily=7 | {daily: 7}}
+    backup_keep: At[str] | None = None  # as the text KEY=N,KEY=N whichever way the file wrote it
 
 
 @dataclass(frozen=True, slots=True)

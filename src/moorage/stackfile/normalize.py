@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from moorage.model import names
+from moorage.model.backup import RetentionPolicy, schedule_error
 from moorage.model.mount import MountSpecError, parse_mount
 from moorage.model.names import command_error, control_character_error, service_name_error, stack_name_error
 from moorage.model.quoting import shown
@@ -213,6 +214,7 @@ def _owned(alias: str, doc: OwnedDoc, stack: str, issues: Issues) -> VolumeDecl:
         driver_opts=doc.driver_opts,
         labels=doc.labels,
         topology=doc.topology.value if doc.topology is not None else None,
+        **_backup(doc, issues),
     )
     decl = VolumeDecl(alias=alias, owned=volume)
     grid_name = decl.grid_volume(stack)
@@ -235,6 +237,24 @@ def _owned(alias: str, doc: OwnedDoc, stack: str, issues: Issues) -> VolumeDecl:
         found = at.get(top)
         issues.add(found.path if found is not None else f"{doc.path}.{field_name}", message)
     return decl
+
+
+def _backup(doc: OwnedDoc, issues: Issues) -> dict[str, str | None]:
+    """The backup schedule and retention of a stack's volume, checked as ``volume create`` checks
+    ``--backup-schedule`` and ``--backup-keep``; the retention in its one text form."""
+    schedule, keep = doc.backup_schedule, doc.backup_keep
+    if schedule is not None and (problem := schedule_error(schedule.value)) is not None:
+        issues.add(schedule.path, problem)
+    if keep is None:
+        return {"backup_schedule": schedule.value if schedule is not None else None}
+    if schedule is None:
+        issues.add(keep.path, "is applied after scheduled backups: give backup: {schedule: CRON} too")
+    try:
+        text = RetentionPolicy.parse(keep.value).text()
+    except ValueError as err:
+        issues.add(keep.path, str(err))
+        text = None
+    return {"backup_schedule": schedule.value if schedule is not None else None, "backup_keep": text}
 
 
 def _mount(spec: str) -> Mount:

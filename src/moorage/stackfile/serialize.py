@@ -60,6 +60,11 @@ def _volume_to_dict(decl: VolumeDecl) -> dict[str, object]:
             data["labels"] = dict(owned.labels)
         if owned.topology is not None:
             data["topology"] = owned.topology
+        if owned.backup_schedule is not None:
+            backup = {"schedule": owned.backup_schedule}
+            if owned.backup_keep is not None:
+                backup["keep"] = owned.backup_keep
+            data["backup"] = backup
         return data
     stated = {
         key: value

@@ -42,7 +42,8 @@ SERVICE_KEYS = (
     "cpus",
 )
 DEPLOY_KEYS = ("strategy",)
-OWNED_KEYS = ("scope", "driver", "driver_opts", "labels", "topology")
+OWNED_KEYS = ("scope", "driver", "driver_opts", "labels", "topology", "backup")
+BACKUP_KEYS = ("schedule", "keep")
 VOLUME_KEYS = ("external", *OWNED_KEYS)
 EXTERNAL_KEYS = ("name", "scope", "driver")
 
@@ -64,6 +65,12 @@ EXTERNAL_NAME_MISSING = "missing; give the name of the grid volume, e.g. externa
 
 
 def owned_key_on_external(key: str, alias: str) -> str:
+    if key == "backup":
+        return (
+            "an external volume's backups are set where it was made: 'moorage volume update "
+            f"{alias} --backup-schedule CRON'; remove backup: here, or remove external: to make it "
+            "a volume of this stack"
+        )
     if key in ("scope", "driver"):
         return (
             f"an external volume is defined where it was created; to state the {key} this stack "
@@ -276,7 +283,26 @@ def _owned(fields: Fields, path: str, issues: Issues) -> OwnedDoc:
         driver_opts=_string_map(fields.value("driver_opts"), fields.path("driver_opts"), issues),
         labels=_string_map(fields.value("labels"), fields.path("labels"), issues),
         topology=fields.string_at("topology"),
+        **_backup(fields, issues),
     )
+
+
+def _backup(fields: Fields, issues: Issues) -> dict[str, At[str] | None]:
+    """``backup: {schedule: '0 3 * * *', keep: daily=7,weekly=4}`` (``keep`` also as a mapping
+    ``{daily: 7, weekly: 4}``): the two settings of ``moorage volume create --backup-*``."""
+    backup = fields.mapping(
+        "backup", BACKUP_KEYS, expected="a mapping such as {schedule: '0 3 * * *', keep: daily=7}"
+    )
+    if backup is None:
+        return {}
+    keep: At[str] | None = None
+    value = backup.value("keep")
+    if isinstance(value, dict):
+        pairs = _string_map(value, backup.path("keep"), issues)
+        keep = At(backup.path("keep"), ",".join(f"{key}={n}" for key, n in pairs))
+    elif value is not None:
+        keep = backup.string_at("keep")  # (a number is reported there: it is no KEY=N)
+    return {"backup_schedule": backup.string_at("schedule"), "backup_keep": keep}
 
 
 def _string_map(value: object, path: str, issues: Issues) -> tuple[tuple[str, str], ...]:

@@ -218,7 +218,11 @@ def apply_volume_status(session: Session, node_id: str, statuses: Iterable[Volum
 def apply_docker_volumes(session: Session, node_id: str, reported: Iterable[DockerVolumeWire] | None) -> int:
     """Record the driver and options the node's engine has for each of its volume instances'
     Docker volumes (by name on the node; one it does not list has none recorded); None: the
-    agent does not report them, and nothing changes. Only rows that differ are written."""
+    agent does not report them, and nothing changes. Only rows that differ are written.
+
+    An ``unused`` volume instance is in no desired state, so only this listing tells whether its
+    Docker volume still exists: one deleted outside Moorage becomes ``missing`` (still unused,
+    ``unused_since`` kept), and ``unused`` again if the engine lists it once more."""
     if reported is None:
         return 0
     engine = {volume.name: volume for volume in reported}
@@ -228,18 +232,50 @@ def apply_docker_volumes(session: Session, node_id: str, reported: Iterable[Dock
             VolumeInstanceRow.name,
             VolumeInstanceRow.reported_driver,
             VolumeInstanceRow.reported_driver_opts,
+            VolumeInstanceRow.state,
+            VolumeInstanceRow.unused_since,
         ).where(VolumeInstanceRow.node_id == node_id)
     ).tuples()
     changes: list[dict[str, Any]] = []
-    for row_id, name, driver, opts in rows:
+    vanished: list[str] = []
+    back: list[str] = []
+    for row_id, name, driver, opts, state, unused_since in rows:
         found = engine.get(name)
         now_driver = found.driver if found is not None else None
         now_opts = dict(found.options) if found is not None else None
         if (driver, opts) != (now_driver, now_opts):
             changes.append({"id": row_id, "reported_driver": now_driver, "reported_driver_opts": now_opts})
+        if state == VolumeInstanceState.UNUSED and found is None:
+            vanished.append(row_id)
+        elif state == VolumeInstanceState.MISSING and unused_since is not None and found is not None:
+            back.append(row_id)
     if changes:
         session.execute(update(VolumeInstanceRow), changes)
-    return len(changes)
+    return len(changes) + _unused_seen(session, node_id, vanished, back)
+
+
+def _unused_seen(session: Session, node_id: str, vanished: list[str], back: list[str]) -> int:
+    """Unused volume instances whose Docker volume the engine no longer lists (``missing``), or
+    lists again (``unused``), with an event each."""
+    if not vanished and not back:
+        return 0
+    rows, volumes, nodes = _reported_rows(session, vanished + back)
+    now = datetime.now(UTC)
+    events: list[tuple[VolumeInstanceRow, str, str | None]] = []
+    for ids, state, error in (
+        (
+            vanished,
+            VolumeInstanceState.MISSING,
+            "its Docker volume is gone from the node (deleted outside Moorage?)",
+        ),
+        (back, VolumeInstanceState.UNUSED, None),
+    ):
+        for row_id in ids:
+            row = rows[row_id]
+            events.append((row, f"{row.state} -> {state}", volumes.get(row_id)))
+            row.state, row.error, row.updated_at = state, error, now
+    _volume_events(session, node_id, nodes.get(node_id, node_id), events)
+    return len(events)
 
 
 def _reported_rows(

@@ -10,7 +10,8 @@
   An upgrade (or a new install) may change a volume's labels (applied) and ``driver_opts``
   (recorded: the engine cannot change a Docker volume's options, so the nodes' volumes show as
   drifted, ``model.volume.volume_drift``), never its scope, driver or topology (409: the data in
-  its Docker volumes was made for those).
+  its Docker volumes was made for those). Its ``backup:`` schedule and retention are the file's:
+  set, changed or ended (no ``backup:``) as ``moorage volume update --backup-*`` would.
 - ``stack rm --volumes`` removes the stack's own volumes (``remove_own``), never external ones.
 
 Everything runs in the caller's unit of work: a refusal stores nothing.
@@ -24,7 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput
-from moorage.model.stack import StackSpec, VolumeDecl
+from moorage.model.backup import RetentionPolicy
+from moorage.model.stack import StackSpec, StackVolume, VolumeDecl
+from moorage.store.backups import set_schedule
 from moorage.store.tables import GridRow, VolumeRow
 from moorage.store.volumes import create_volume, remove_volume
 
@@ -76,10 +79,12 @@ def ensure_own(session: Session, grid_row: GridRow, spec: StackSpec) -> None:
         row = rows.get(decl.grid_volume(spec.name))
         if row is None:
             _create(session, grid_row, spec.name, decl)
+            _backups(session, grid_row, decl.grid_volume(spec.name), decl, None, now)
         elif (problems := _refusals(spec.name, decl, row)) != []:
             refused += problems
         else:
             _update(decl, row, now)
+            _backups(session, grid_row, row.name, decl, row, now)
     if refused:
         raise Conflict("; ".join(refused))
 
@@ -140,6 +145,23 @@ def _update(decl: VolumeDecl, row: VolumeRow, now: datetime) -> None:
         row.labels = labels
         row.driver_opts = driver_opts  # the Docker volumes keep theirs: shown as drift
         row.updated_at = now
+
+
+def _backups(
+    session: Session, grid_row: GridRow, name: str, decl: VolumeDecl, row: VolumeRow | None, now: datetime
+) -> None:
+    """Give the volume the file's backup schedule and retention, unless it has them already (a
+    new schedule waits for its next time: ``store.backups.set_schedule``)."""
+    owned = decl.owned
+    assert owned is not None
+    keep = _keep(owned)
+    current = (row.backup_schedule, RetentionPolicy.of(row.backup_keep)) if row is not None else (None, None)
+    if current != (owned.backup_schedule, keep):
+        set_schedule(session, grid_row.name, name, owned.backup_schedule, keep, now)
+
+
+def _keep(owned: StackVolume) -> RetentionPolicy | None:
+    return RetentionPolicy.parse(owned.backup_keep) if owned.backup_keep is not None else None
 
 
 def remove_own(session: Session, grid_row: GridRow, stack: str) -> tuple[list[str], set[str]]:

@@ -50,6 +50,10 @@ CLAIMABLE = frozenset(
 )
 """The states whose volume instances this module moves between used and ``unused``."""
 
+_PRUNABLE = frozenset({VolumeInstanceState.UNUSED, VolumeInstanceState.MISSING})
+"""Unused (``unused_since`` set) in these states: ``volume prune`` removes them (a missing one's
+row goes once its agent confirms the engine has no such Docker volume)."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Claims:
@@ -84,6 +88,7 @@ def refresh_use(session: Session, grid_id: int, volumes: Iterable[str], *, apply
     if not defined:
         return change
     claims = _claims(session, grid_id, defined)
+    reclaimed: list[str] = []
     ids = {volume_id: scope for volume_id, scope in defined.values()}
     for part in chunks(sorted(ids)):
         rows = session.execute(
@@ -93,33 +98,49 @@ def refresh_use(session: Session, grid_id: int, volumes: Iterable[str], *, apply
                 VolumeInstanceRow.node_id,
                 VolumeInstanceRow.name,
                 VolumeInstanceRow.state,
+                VolumeInstanceRow.unused_since,
             ).where(VolumeInstanceRow.volume_id.in_(part), VolumeInstanceRow.state.in_(sorted(CLAIMABLE)))
         ).tuples()
-        for row_id, volume_id, node_id, docker_name, state in rows:
+        for row_id, volume_id, node_id, docker_name, state, unused_since in rows:
             assert volume_id is not None
             if ids[volume_id] is VolumeScope.INSTANCE:
                 claimed = docker_name in claims.names
             else:
                 claimed = (docker_name, node_id) in claims.on_nodes or docker_name in claims.anywhere
+            if state == VolumeInstanceState.MISSING and unused_since is not None:
+                if claimed:
+                    reclaimed.append(row_id)  # missing, as before it was unused: a deploy makes it again
+                continue  # unused, and its Docker volume gone (store/instances.apply_docker_volumes)
             if not claimed and state != VolumeInstanceState.UNUSED:
                 change.unused.append(row_id)
             elif claimed and state == VolumeInstanceState.UNUSED:
                 change.used.append(row_id)
     if apply:
-        now = datetime.now(UTC)
-        for ids_part in chunks(change.unused):
-            session.execute(
-                update(VolumeInstanceRow)
-                .where(VolumeInstanceRow.id.in_(ids_part))
-                .values(state=VolumeInstanceState.UNUSED, unused_since=now, error=None, updated_at=now)
-            )
-        for ids_part in chunks(change.used):
-            session.execute(
-                update(VolumeInstanceRow)
-                .where(VolumeInstanceRow.id.in_(ids_part))
-                .values(state=VolumeInstanceState.PENDING, unused_since=None, error=None, updated_at=now)
-            )
+        _apply_use(session, change, reclaimed)
     return change
+
+
+def _apply_use(session: Session, change: UseChange, reclaimed: list[str]) -> None:
+    """Write what ``refresh_use`` found (``reclaimed``: missing unused ones some instance claims)."""
+    now = datetime.now(UTC)
+    for ids_part in chunks(change.unused):
+        session.execute(
+            update(VolumeInstanceRow)
+            .where(VolumeInstanceRow.id.in_(ids_part))
+            .values(state=VolumeInstanceState.UNUSED, unused_since=now, error=None, updated_at=now)
+        )
+    for ids_part in chunks(change.used):
+        session.execute(
+            update(VolumeInstanceRow)
+            .where(VolumeInstanceRow.id.in_(ids_part))
+            .values(state=VolumeInstanceState.PENDING, unused_since=None, error=None, updated_at=now)
+        )
+    for ids_part in chunks(reclaimed):
+        session.execute(
+            update(VolumeInstanceRow)
+            .where(VolumeInstanceRow.id.in_(ids_part))
+            .values(unused_since=None, updated_at=now)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +195,7 @@ def prune_unused(
         for row_id, volume_id, docker_name, node, node_id, state, since in rows:
             if row_id in newly:
                 since = now  # (dry: what applying would have recorded)
-            elif state != VolumeInstanceState.UNUSED or row_id in change.used or since is None:
+            elif state not in _PRUNABLE or row_id in change.used or since is None:
                 continue
             if cutoff is not None and since > cutoff:
                 continue
@@ -186,7 +207,7 @@ def prune_unused(
     for ids_part in chunks([row_id for row_id, _, _ in found]):
         session.execute(
             update(VolumeInstanceRow)
-            .where(VolumeInstanceRow.id.in_(ids_part), VolumeInstanceRow.state == VolumeInstanceState.UNUSED)
+            .where(VolumeInstanceRow.id.in_(ids_part), VolumeInstanceRow.state.in_(sorted(_PRUNABLE)))
             .values(state=VolumeInstanceState.REMOVING, volume_id=None, updated_at=now)
         )
     return [pruned for _, pruned, _ in found], {node_id for _, _, node_id in found}
