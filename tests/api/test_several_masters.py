@@ -12,18 +12,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from moorage.store.database import MIGRATIONS, normalize_url
-from moorage.store.tokens import hash_token
 from tests.conftest import _db_url
+from tests.support.old_store import store_before
 from tests.support.processes import MasterProcess, free_port
 from tests.support.waiting import wait_until
 
@@ -101,32 +96,9 @@ def test_a_second_master_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
         first.stop()
 
 
-def _before_masters(config: Config) -> str:
-    revision = ScriptDirectory.from_config(config).get_revision("0014")
-    assert revision is not None and isinstance(revision.down_revision, str)
-    return revision.down_revision
-
-
 def test_a_node_left_online_before_0014_opens_offline(tmp_path: Path, db_url: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    engine = create_engine(normalize_url(db_url))
-    now = datetime.now(UTC)
     admin = uuid.uuid4().hex
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, _before_masters(config))
-        conn.execute(
-            text("INSERT INTO admin_tokens (token_hash, name, created_at) VALUES (:h, 'admin', :t)"),
-            {"h": hash_token(admin), "t": now},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO grids (id, name, join_token_hash, created_at, updated_at)"
-                " VALUES (1, 'old', :j, :t, :t)"
-            ),
-            {"j": hash_token(uuid.uuid4().hex), "t": now},
-        )
+    with store_before(db_url, "0014", admin) as (conn, now):
         conn.execute(
             text(
                 "INSERT INTO nodes (id, grid_id, name, status, status_since, last_seen_at, labels, info,"
@@ -134,7 +106,6 @@ def test_a_node_left_online_before_0014_opens_offline(tmp_path: Path, db_url: st
             ),
             {"t": now},
         )
-    engine.dispose()
     master = MasterProcess(data_dir=tmp_path / "master", db_url=db_url).start()
     try:
         with master.client(admin) as http:

@@ -5,40 +5,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from moorage.store.database import MIGRATIONS, normalize_url
-from moorage.store.tokens import hash_token
+from tests.support.old_store import store_before
 from tests.support.processes import MasterProcess
 
 
 def _old_store(url: str, admin_token: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    before = ScriptDirectory.from_config(config).get_revision("0011")
-    assert before is not None and isinstance(before.down_revision, str)
-    engine = create_engine(normalize_url(url))
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, before.down_revision)
-        conn.execute(
-            text("INSERT INTO admin_tokens (token_hash, name, created_at) VALUES (:h, 'admin', :t)"),
-            {"h": hash_token(admin_token), "t": now},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO grids (id, name, join_token_hash, created_at, updated_at)"
-                " VALUES (1, 'old', :j, :t, :t)"
-            ),
-            {"j": hash_token(uuid.uuid4().hex), "t": now},
-        )
+    with store_before(url, "0011", admin_token) as (conn, now):
         for node_id in ("n-old-1", "n-old-2"):
             conn.execute(
                 text(
@@ -47,7 +23,6 @@ def _old_store(url: str, admin_token: str) -> None:
                 ),
                 {"id": node_id, "t": now, "info": json.dumps({"cpus": 1, "memory": 1, "drivers": []})},
             )
-    engine.dispose()
 
 
 def test_old_nodes_are_not_drained_and_can_be(tmp_path: Path, db_url: str) -> None:

@@ -4,41 +4,15 @@ events yet, records them from then on, and a removed grid takes its events with 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
-
-from moorage.store.database import MIGRATIONS, normalize_url
-from moorage.store.tokens import hash_token
+from tests.support.old_store import store_before
 from tests.support.processes import MasterProcess
 
 
 def _old_store(url: str, admin_token: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    revision = ScriptDirectory.from_config(config).get_revision("0007")
-    assert revision is not None and isinstance(revision.down_revision, str)
-    engine = create_engine(normalize_url(url))
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision.down_revision)
-        conn.execute(
-            text("INSERT INTO admin_tokens (token_hash, name, created_at) VALUES (:h, 'admin', :t)"),
-            {"h": hash_token(admin_token), "t": now},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO grids (id, name, join_token_hash, created_at, updated_at)"
-                " VALUES (1, 'old', :j, :t, :t)"
-            ),
-            {"j": hash_token(uuid.uuid4().hex), "t": now},
-        )
-    engine.dispose()
+    with store_before(url, "0007", admin_token):
+        pass  # the admin token and grid old: no rows of its own
 
 
 def test_an_old_store_records_events_from_its_upgrade_on(tmp_path: Path, db_url: str) -> None:

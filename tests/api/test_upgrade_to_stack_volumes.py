@@ -6,45 +6,17 @@ volume of its own installs beside them."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from moorage.stackfile import load_stack, stack_to_dict
-from moorage.store.database import MIGRATIONS, normalize_url
-from moorage.store.tokens import hash_token
+from tests.support.old_store import store_before
 from tests.support.processes import MasterProcess
 
 
-def _before_stack_volumes(config: Config) -> str:
-    revision = ScriptDirectory.from_config(config).get_revision("0013")
-    assert revision is not None and isinstance(revision.down_revision, str)
-    return revision.down_revision
-
-
 def _old_store(url: str, admin_token: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    engine = create_engine(normalize_url(url))
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, _before_stack_volumes(config))
-        conn.execute(
-            text("INSERT INTO admin_tokens (token_hash, name, created_at) VALUES (:h, 'admin', :t)"),
-            {"h": hash_token(admin_token), "t": now},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO grids (id, name, join_token_hash, created_at, updated_at)"
-                " VALUES (1, 'old', :j, :t, :t)"
-            ),
-            {"j": hash_token(uuid.uuid4().hex), "t": now},
-        )
+    with store_before(url, "0013", admin_token) as (conn, now):
         conn.execute(
             text(
                 "INSERT INTO nodes (id, grid_id, name, status, status_since, last_seen_at, labels, info,"
@@ -68,7 +40,6 @@ def _old_store(url: str, admin_token: str) -> None:
             ),
             {"t": now},
         )
-    engine.dispose()
 
 
 def test_old_volumes_belong_to_no_stack_and_keep_their_state(tmp_path: Path, db_url: str) -> None:

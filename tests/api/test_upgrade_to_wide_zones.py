@@ -6,49 +6,21 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from moorage.model.names import LABEL_VALUE_MAX
-from moorage.store.database import MIGRATIONS, normalize_url
-from moorage.store.tokens import hash_token
 from tests.support.fake_agent import FakeNode
+from tests.support.old_store import store_before
 from tests.support.processes import MasterProcess
 from tests.support.waiting import wait_until
 
 
-def _before_wide_zones(config: Config) -> str:
-    revision = ScriptDirectory.from_config(config).get_revision("0009")
-    assert revision is not None and isinstance(revision.down_revision, str)
-    return revision.down_revision
-
-
 def _old_store(url: str, admin_token: str, join_token: str) -> None:
     """Grid ``old`` with an offline node in zone a, region eu, and a volume instance made there."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    engine = create_engine(normalize_url(url))
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, _before_wide_zones(config))
-        conn.execute(
-            text("INSERT INTO admin_tokens (token_hash, name, created_at) VALUES (:h, 'admin', :t)"),
-            {"h": hash_token(admin_token), "t": now},
-        )
-        conn.execute(
-            text(
-                "INSERT INTO grids (id, name, join_token_hash, created_at, updated_at)"
-                " VALUES (1, 'old', :j, :t, :t)"
-            ),
-            {"j": hash_token(join_token), "t": now},
-        )
+    with store_before(url, "0009", admin_token, join_token) as (conn, now):
         conn.execute(
             text(
                 "INSERT INTO nodes (id, grid_id, name, status, status_since, last_seen_at, labels, info,"
@@ -78,7 +50,6 @@ def _old_store(url: str, admin_token: str, join_token: str) -> None:
             ),
             {"t": now},
         )
-    engine.dispose()
 
 
 def test_an_old_store_takes_zones_and_regions_as_long_as_a_label_value(tmp_path: Path, db_url: str) -> None:
