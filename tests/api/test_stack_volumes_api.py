@@ -184,6 +184,11 @@ def test_stack_rm_keeps_the_stacks_volumes_and_with_volumes_removes_only_its_own
         assert response.status_code == 200, response.text
         assert sorted(volumes(client, grid)) == ["b_data", "cache"]
         assert stacks(client, grid) == ["b"]
+        said = client.get(f"/v1/grids/{grid}/events", params={"volume": "a_data"}).json()["events"]
+        assert [(e["kind"], e["stack"]) for e in said if e["kind"].startswith("volume.")] == [
+            ("volume.created", "a"),
+            ("volume.removed", "a"),
+        ], "created once (the second install reused it), removed with the stack"
         # a stack removed before: its volumes, kept then, can still go with it
         assert client.delete(f"/v1/stacks/{grid}/b").status_code == 200
         assert client.delete(f"/v1/stacks/{grid}/b", params={"volumes": "true"}).status_code == 200

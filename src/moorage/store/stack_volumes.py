@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput
 from moorage.model.backup import RetentionPolicy
+from moorage.model.events import EventKind
 from moorage.model.stack import StackSpec, StackVolume, VolumeDecl
 from moorage.store.backups import set_schedule
+from moorage.store.events import NewEvent, record_events
 from moorage.store.tables import GridRow, VolumeRow
 from moorage.store.volumes import create_volume, remove_volume
 
@@ -108,6 +110,17 @@ def _create(session: Session, grid_row: GridRow, stack: str, decl: VolumeDecl) -
         raise InvalidInput(
             {f"volumes.{decl.alias}.{field}": m for field, m in error.errors.items()}
         ) from None
+    name = decl.grid_volume(stack)
+    record_events(
+        session,
+        NewEvent(
+            grid_row.id,
+            EventKind.VOLUME_CREATED,
+            f"volume {name} created for stack {stack} ({owned.scope} scope, driver {owned.driver})",
+            stack=stack,
+            volume=name,
+        ),
+    )
 
 
 def _refusals(stack: str, decl: VolumeDecl, row: VolumeRow) -> list[str]:
@@ -175,5 +188,17 @@ def remove_own(session: Session, grid_row: GridRow, stack: str) -> tuple[list[st
     ).all()
     nodes: set[str] = set()
     for name in names:
-        nodes |= remove_volume(session, grid_row.name, name)
+        removed = remove_volume(session, grid_row.name, name)
+        nodes |= removed
+        record_events(
+            session,
+            NewEvent(
+                grid_row.id,
+                EventKind.VOLUME_REMOVED,
+                f"volume {name} of stack {stack} removed with it; its Docker volumes are deleted on "
+                f"{len(removed)} node(s)",
+                stack=stack,
+                volume=name,
+            ),
+        )
     return list(names), nodes

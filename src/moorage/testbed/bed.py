@@ -689,23 +689,8 @@ class Testbed:
 
     def _wait_master(self, master: MasterRecord) -> str:
         """Wait until the master answers; its admin token."""
-        assert master.process is not None
-        process, url, log, data_dir = master.process, master.url, master.log, master.data_dir
-
-        def answers() -> bool:
-            if not process.alive():
-                raise TestbedError(f"The master exited while starting. {log_tail(log)}")
-            try:
-                return httpx.get(f"{url}/v1/ping", timeout=2.0).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(
-            answers,
-            timeout=self.timeouts.master_start,
-            what=f"the master to answer GET {url}/v1/ping",
-            hint=lambda: log_tail(log),
-        )
+        self._wait_answers(master)
+        log, data_dir = master.log, master.data_dir
         token_file = data_dir / "admin.token"
         admin = wait_for(
             lambda: token_file.read_text().strip() if token_file.exists() else None,
