@@ -120,3 +120,72 @@ def test_a_node_left_online_before_0014_opens_offline(tmp_path: Path, db_url: st
             assert me["leader"] and me["this"] and me["nodes"] == 0
     finally:
         master.stop()
+
+
+def _job(db_url: str, grid_id: int, master_id: str | None) -> str:
+    """A running backup job of an agent, as master ``master_id`` started it."""
+    from sqlalchemy import create_engine
+
+    from moorage.store.database import normalize_url
+
+    job_id = uuid.uuid4().hex
+    engine = create_engine(normalize_url(db_url))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO backup_jobs (id, grid_id, kind, state, volume, node, docker_volumes, details,"
+                " progress, created_at, master_id) VALUES (:id, :g, 'backup', 'running', 'data', 'n1',"
+                " '[]', '{}', '{}', now(), :m)"
+            ),
+            {"id": job_id, "g": grid_id, "m": master_id},
+        )
+    engine.dispose()
+    return job_id
+
+
+def test_a_job_ends_with_its_master_not_when_another_master_restarts(tmp_path: Path, pg_url: str) -> None:
+    """A job's agent answers the master that started it: a restart of another master leaves it
+    running; when its own master is gone, the leader fails it and says why."""
+    a = MasterProcess(data_dir=tmp_path / "a", db_url=pg_url).start()
+    b = MasterProcess(data_dir=tmp_path / "b", db_url=pg_url).start()
+    try:
+        token = _token(a, b)
+        with a.client(token) as http:
+            made = http.post("/v1/grids", json={"name": "jobs"})
+            assert made.status_code in (200, 201), made.text
+            mine = next(m for m in http.get("/v1/masters").json()["masters"] if m["this"])
+
+        def state(job_id: str) -> tuple[str, str | None]:
+            with a.client(token) as http:
+                shown = http.get(f"/v1/backup-jobs/jobs/{job_id}").json()
+            return shown["state"], shown["error"]
+
+        from sqlalchemy import create_engine
+
+        from moorage.store.database import normalize_url
+
+        engine = create_engine(normalize_url(pg_url))
+        with engine.connect() as conn:
+            grid_id = conn.execute(text("SELECT id FROM grids WHERE name = 'jobs'")).scalar_one()
+        engine.dispose()
+        of_a = _job(pg_url, grid_id, mine["id"])
+        of_the_gone = _job(pg_url, grid_id, uuid.uuid4().hex)
+        wait_until(lambda: state(of_the_gone)[0] == "failed", 15, "the job of a master that is gone to fail")
+        assert "the master that ran the job stopped during it; run it again" in str(state(of_the_gone)[1])
+        b.stop()
+        b = MasterProcess(data_dir=tmp_path / "b2", db_url=pg_url).start()
+        with b.client(token) as http:
+            wait_until(lambda: len(http.get("/v1/masters").json()["masters"]) >= 2, 15, "b back")
+        assert state(of_a) == ("running", None), "another master's restart leaves a's job alone"
+        assert a.proc is not None
+        os.kill(a.proc.pid, signal.SIGKILL)
+        a.proc.wait()
+
+        def failed() -> bool:
+            with b.client(token) as http:
+                return bool(http.get(f"/v1/backup-jobs/jobs/{of_a}").json()["state"] == "failed")
+
+        wait_until(failed, 30, "a's job to fail once a is gone")
+    finally:
+        a.stop()
+        b.stop()

@@ -110,10 +110,12 @@ def test_a_schedule_runs_each_slot_once_and_a_missed_stretch_once(db: Database) 
         (due,) = due_backups(session, set_at + timedelta(days=3))  # three slots passed: one run
         assert (due.grid, due.volume, due.slot) == ("g", "data", datetime(2026, 12, 4, 3, 0, tzinfo=UTC))
         assert due.keep == RetentionPolicy(daily=7)
-        mark_slot(session, due.volume_id, due.slot)
+        assert mark_slot(session, due.volume_id, due.slot, due.previous) is True
     with db.session() as session:
         assert due_backups(session, set_at + timedelta(days=3, minutes=5)) == []
         assert len(due_backups(session, set_at + timedelta(days=4))) == 1
+        # two masters that both saw it due (a leader change): only the first claim runs it
+        assert mark_slot(session, due.volume_id, due.slot, due.previous) is False
 
 
 def test_a_bad_schedule_is_refused_with_an_example(db: Database) -> None:

@@ -91,10 +91,11 @@ def create_app(
     # the deployer's writes end with the lease check: a master that lost the lease writes nothing
     deployer = Deployer(db.fenced(leadership.fence), peers, wakeups)
     gate = DeployGate(db, deployer, leadership, peers)
-    jobs = BackupJobs(db, hub)
+    jobs = BackupJobs(db, hub, leadership)
     jobs.deployer = gate  # restores that move a volume instance deploy again (through the leader)
     hub.job_messages, hub.jobs_lost = jobs.from_agent, jobs.connection_lost
-    moves = VolumeMoves(db, hub, retention=settings.retired_retention)
+    moves = VolumeMoves(db, hub, leadership, retention=settings.retired_retention)
+    peers.on_masters_gone(moves.fail_orphans, jobs.fail_orphans)  # swept by the leader
     state = MasterState(
         db=db,
         settings=settings,

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput
 from moorage.master.hub import AgentHub
+from moorage.master.leadership import Leadership
 from moorage.model.backup import Quiesce, RetentionPolicy, repository_error, restic_host, snapshot_tags
 from moorage.protocol import (
     BackupRun,
@@ -54,6 +55,7 @@ log = logging.getLogger("moorage.master.backups")
 DEFAULT_PAUSE_LIMIT = 600.0
 DETACH_TIMEOUT = 60.0
 SCHEDULE_INTERVAL = 20.0  # seconds between looks at the schedules
+MASTER_GONE = "the master that ran the job stopped during it; run it again"
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,15 @@ def _wire(repo: store.RepoSettings) -> RepositoryWire:
 
 
 class BackupJobs:
-    def __init__(self, db: Database, hub: AgentHub) -> None:
+    """Backup, restore and verify jobs, and the schedules. With several masters: a job's agent
+    answers the master that started it (``master_id`` on the job); the schedules are run by the
+    leader, each slot claimed once; the leader fails the jobs of masters that are gone."""
+
+    def __init__(self, db: Database, hub: AgentHub, leadership: Leadership) -> None:
         self.db = db
         self.hub = hub
+        self.leadership = leadership
+        self.master_id = leadership.me.id
         self.deployer: Any = None  # set by app.py: restores that move a volume instance deploy again
         self._followups: dict[str, store.RestorePlan] = {}  # restore job id -> its plan
         self._verifies: dict[str, str] = {}  # verify job id -> backup id
@@ -82,8 +90,8 @@ class BackupJobs:
     async def start(self) -> None:
         """Jobs a previous master left running are over: their agents' answers went to it. Then
         the schedules are looked at (a slot missed while no master ran runs once, now)."""
-        error = "the master restarted during the job; run it again"
-        await self.db.run(lambda session: store.fail_running_jobs(session, None, error))
+        if self.leadership.solo:  # one master on its SQLite file: every running job was its own
+            await self.db.run(lambda session: store.fail_running_jobs(session, None, MASTER_GONE))
         self._schedule_loop = asyncio.create_task(self._run_schedules(), name="backup-schedules")
 
     async def stop(self) -> None:
@@ -92,10 +100,19 @@ class BackupJobs:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._schedule_loop
 
+    async def fail_orphans(self, live: set[str]) -> None:
+        """(The leader, after each look at the masters) fail the jobs of masters that are gone."""
+        failed = await self.db.fenced(self.leadership.fence).run(
+            lambda session: store.fail_running_jobs(session, None, MASTER_GONE, live=live)
+        )
+        if failed:
+            log.info("backup jobs %s failed: their master is gone", ", ".join(failed))
+
     async def _run_schedules(self) -> None:
         while True:
             try:
-                await self.run_due(datetime.now(UTC))
+                if self.leadership.is_leader:
+                    await self.run_due(datetime.now(UTC))
             except Exception as err:  # one bad volume or a store hiccup: try again next time
                 log.warning("scheduled backups: %s: %s", type(err).__name__, err)
             await asyncio.sleep(self.schedule_interval)
@@ -104,7 +121,8 @@ class BackupJobs:
         """Start the backups whose slot came; the retention is applied once each run is done."""
         started = []
         for due in await self.db.read(lambda session: store.due_backups(session, now)):
-            await self.db.run(partial(_mark_slot, due))
+            if not await self.db.fenced(self.leadership.fence).run(partial(_mark_slot, due)):
+                continue  # another master ran this slot
             try:
                 jobs = await self.start_backup(due.grid, due.volume)
             except Exception as err:
@@ -216,6 +234,7 @@ class BackupJobs:
                     session,
                     grid_row,
                     job_id=job_id,
+                    master_id=self.master_id,
                     kind="backup",
                     volume=volume,
                     node_id=node_id,
@@ -260,6 +279,7 @@ class BackupJobs:
             job = store.create_job(
                 session,
                 get_grid_row(session, grid),
+                master_id=self.master_id,
                 kind="restore",
                 volume=restore.backup.volume,
                 node_id=restore.node_id,
@@ -302,6 +322,7 @@ class BackupJobs:
                 session,
                 grid_row,
                 job_id=job_id,
+                master_id=self.master_id,
                 kind="verify",
                 volume=backup.volume,
                 node_id=node.id,
@@ -445,8 +466,8 @@ class BackupJobs:
             self._scheduled.pop(job_id, None)
 
 
-def _mark_slot(due: store.DueBackup, session: Session) -> None:
-    store.mark_slot(session, due.volume_id, due.slot)
+def _mark_slot(due: store.DueBackup, session: Session) -> bool:
+    return store.mark_slot(session, due.volume_id, due.slot, due.previous)
 
 
 def _time(value: object) -> datetime | None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from moorage.master.hub import AgentHub
 from moorage.master.leadership import Leadership
@@ -57,6 +57,7 @@ class Peers:
         self._stale = asyncio.Event()
         self._ask = 0  # numbers this master's push requests to peers
         self._asked: dict[str, int] = {}  # node id -> our last request for it
+        self._orphan_sweeps: list[Callable[[set[str]], Awaitable[None]]] = []
         self._answered: dict[str, int] = {}  # node id -> our last request a peer answered
         # node id -> {requesting master: (its request, the seq the hub pushed for it)}
         self._owed: dict[str, dict[str, tuple[int, int]]] = {}
@@ -88,6 +89,11 @@ class Peers:
         if self.notices is not None:
             await self.notices.stop()
 
+    def on_masters_gone(self, *sweeps: Callable[[set[str]], Awaitable[None]]) -> None:
+        """After each look, the leader calls each ``sweep`` with the ids of the masters alive: the
+        jobs of the others are over (their agents' answers went to them)."""
+        self._orphan_sweeps.extend(sweeps)
+
     def looked(self) -> None:
         """The leadership looked (``live`` is fresh): read the peers' nodes again."""
         self._stale.set()
@@ -113,6 +119,11 @@ class Peers:
                 log.info("%d nodes offline: their master is gone (until their agents reconnect)", swept)
                 self.wakeups.nodes_changed()
                 await self.wakeups.status_changed()
+            for sweep in self._orphan_sweeps:
+                try:
+                    await sweep(live)
+                except Exception as err:  # the next look sweeps again
+                    log.warning("could not end the jobs of the masters that are gone: %s", err)
         before = set(self._remote)
         self._remote = await self.db.read(lambda session: online_nodes_of(session, others))
         if set(self._remote) - before:

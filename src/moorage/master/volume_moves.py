@@ -40,6 +40,7 @@ from moorage.agent import volume_manifest
 from moorage.agent.volume_data import arg_batches
 from moorage.errors import Conflict, MoorageError
 from moorage.master.hub import AgentHub
+from moorage.master.leadership import Leadership
 from moorage.master.streams import RelayStream
 from moorage.model import docker_labels
 from moorage.model.volume import VolumeDomain, VolumeScope, VolumeTopology, nodes_in_domain
@@ -159,9 +160,12 @@ def _plan_method(subject: MoveSubject, target: MoveNode) -> str:
 class VolumeMoves:
     """The master's volume moves (see the module)."""
 
-    def __init__(self, db: Database, hub: AgentHub, retention: timedelta = DEFAULT_RETENTION) -> None:
+    def __init__(
+        self, db: Database, hub: AgentHub, leadership: Leadership, retention: timedelta = DEFAULT_RETENTION
+    ) -> None:
         self.db = db
         self.hub = hub
+        self.leadership = leadership  # the leader purges expired copies, fails the moves of gone masters
         self.retention = retention
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._janitor: asyncio.Task[None] | None = None
@@ -169,14 +173,8 @@ class VolumeMoves:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        for move_id in await self.db.run(unfinished_moves):
-            nodes = await self.db.run(
-                lambda s, m=move_id: fail_move(  # type: ignore[misc]
-                    s, m, "the master restarted during the move; run it again", cleanup=True
-                )
-            )
-            log.info("move %s failed: the master restarted during it", move_id)
-            await self.hub.push_desired(nodes)
+        if self.leadership.solo:  # one master on its SQLite file: every running move was its own
+            await self._fail(await self.db.run(unfinished_moves), self.db)
         self._janitor = asyncio.create_task(self._janitor_loop(), name="volume-move-janitor")
 
     async def stop(self) -> None:
@@ -186,6 +184,22 @@ class VolumeMoves:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def fail_orphans(self, live: set[str]) -> None:
+        """(The leader, after each look at the masters) fail the moves of masters that are gone:
+        their data flowed over those masters' connections."""
+        fenced = self.db.fenced(self.leadership.fence)
+        await self._fail(await self.db.read(lambda s: unfinished_moves(s, live=live)), fenced)
+
+    async def _fail(self, move_ids: list[str], db: Database) -> None:
+        for move_id in move_ids:
+            nodes = await db.run(
+                lambda s, m=move_id: fail_move(  # type: ignore[misc]
+                    s, m, "the master that ran the move stopped during it; run it again", cleanup=True
+                )
+            )
+            log.info("move %s failed: the master that ran it stopped during it", move_id)
+            await self.hub.push_desired(nodes)
 
     async def wait(self, move_id: str) -> None:
         task = self._tasks.get(move_id)
@@ -234,7 +248,8 @@ class VolumeMoves:
         )
         if dry_run:
             return plan, None
-        move_id = await self.db.run(lambda s: begin_move(s, subject, target, method, bytes_total, files))
+        me = self.leadership.me.id
+        move_id = await self.db.run(lambda s: begin_move(s, subject, target, method, bytes_total, files, me))
         task = asyncio.create_task(self._run(move_id, subject, target), name=f"move-{move_id}")
         self._tasks[move_id] = task
 
@@ -320,8 +335,10 @@ class VolumeMoves:
                 continue
             await self.db.run(lambda s, m=cleanup.move_id: cleanup_done(s, m))  # type: ignore[misc]
             log.info("removed the partial copy %s of move %s", cleanup.docker_name, cleanup.move_id)
+        if not self.leadership.is_leader:
+            return  # the leader purges what is past the retention period
         before = datetime.now(UTC) - self.retention
-        nodes = await self.db.run(lambda s: purge_expired(s, before))
+        nodes = await self.db.fenced(self.leadership.fence).run(lambda s: purge_expired(s, before))
         if nodes:
             await self.hub.push_desired(nodes)
 

@@ -5,12 +5,12 @@ instances, their nodes and the containers mounting each)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput, NotFound
@@ -129,9 +129,12 @@ def create_job(
     details: dict[str, Any],
     backup_id: str | None = None,
     job_id: str | None = None,
+    master_id: str | None = None,
 ) -> JobView:
+    """A running job of an agent, started by master ``master_id`` (its answers come there)."""
     row = BackupJobRow(
         id=job_id or new_job_id(),
+        master_id=master_id,
         grid_id=grid_row.id,
         kind=kind,
         state=RUNNING,
@@ -181,11 +184,18 @@ def running_job(session: Session, job_id: str) -> BackupJobRow | None:
     )
 
 
-def fail_running_jobs(session: Session, node_id: str | None, error: str) -> list[str]:
-    """Fail the running jobs of a node (all nodes: None); their ids."""
+def fail_running_jobs(
+    session: Session, node_id: str | None, error: str, *, live: Collection[str] | None = None
+) -> list[str]:
+    """Fail the running jobs of a node (all nodes: None); with ``live``, only those whose master
+    is not among these (gone, or from before masters were recorded). Their ids."""
     query = select(BackupJobRow.id).where(BackupJobRow.state == RUNNING)
     if node_id is not None:
         query = query.where(BackupJobRow.node_id == node_id)
+    if live is not None:
+        query = query.where(
+            or_(BackupJobRow.master_id.is_(None), BackupJobRow.master_id.not_in(sorted(live)))
+        )
     ids = list(session.scalars(query))
     for job_id in ids:
         finish_job(session, job_id, error)
@@ -643,6 +653,7 @@ class DueBackup:
     volume_id: int
     slot: datetime
     keep: RetentionPolicy | None
+    previous: datetime | None = None  # the last slot run before (mark_slot claims from it)
 
 
 def _volume_row(session: Session, grid: str, volume: str) -> VolumeRow:
@@ -687,12 +698,26 @@ def due_backups(session: Session, now: datetime) -> list[DueBackup]:
     for row, grid in rows:
         slot = last_slot(str(row.backup_schedule), now)
         if row.backup_last_slot is None or row.backup_last_slot < slot:
-            due.append(DueBackup(grid, row.name, row.id, slot, RetentionPolicy.of(row.backup_keep)))
+            due.append(
+                DueBackup(
+                    grid, row.name, row.id, slot, RetentionPolicy.of(row.backup_keep), row.backup_last_slot
+                )
+            )
     return due
 
 
-def mark_slot(session: Session, volume_id: int, slot: datetime) -> None:
-    session.execute(update(VolumeRow).where(VolumeRow.id == volume_id).values(backup_last_slot=slot))
+def mark_slot(session: Session, volume_id: int, slot: datetime, before: datetime | None) -> bool:
+    """Claim the scheduled run of ``slot``: True once, for the first to move the volume's last
+    slot from ``before`` to it (a run is started once, whichever master looked)."""
+    claimed = session.execute(
+        update(VolumeRow)
+        .where(
+            VolumeRow.id == volume_id,
+            VolumeRow.backup_last_slot.is_(None) if before is None else VolumeRow.backup_last_slot == before,
+        )
+        .values(backup_last_slot=slot)
+    )
+    return cast(CursorResult[Any], claimed).rowcount == 1
 
 
 def volume_backup_status(session: Session, grid: str, volume: str) -> dict[str, Any]:

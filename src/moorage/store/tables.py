@@ -318,6 +318,7 @@ class VolumeMoveRow(Base):
     stopped_at: Mapped[datetime | None]
     switched_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    master_id: Mapped[str | None] = mapped_column(String(32))  # the master running it (0016)
 
 
 class RetiredVolumeRow(Base):
@@ -391,6 +392,7 @@ class BackupJobRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    master_id: Mapped[str | None] = mapped_column(String(32))  # the master running it (0016)
 
 
 class BackupRow(Base):

@@ -13,12 +13,12 @@ retired_*      the retired copies: shown, purged (state purging: the agent delet
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, NotFound
@@ -218,9 +218,16 @@ def move_subject(session: Session, grid: str, volume: str, docker_name: str) -> 
 
 
 def begin_move(
-    session: Session, subject: MoveSubject, target: MoveNode, method: str, bytes_total: int, files: int
+    session: Session,
+    subject: MoveSubject,
+    target: MoveNode,
+    method: str,
+    bytes_total: int,
+    files: int,
+    master_id: str | None = None,
 ) -> str:
-    """Record the job and hold the volume instance for it; a 409 when another move holds it."""
+    """Record the job (run by master ``master_id``) and hold the volume instance for it; a 409
+    when another move holds it."""
     now = datetime.now(UTC)
     move_id = uuid.uuid4().hex
     held = cast(
@@ -251,6 +258,7 @@ def begin_move(
             method=method,
             state=RUNNING,
             phase="plan",
+            master_id=master_id,
             bytes_total=bytes_total,
             bytes_done=0,
             files=files,
@@ -384,8 +392,11 @@ def _stopped_reason(row: VolumeMoveRow) -> str:
 
 def stop_instances(session: Session, move_id: str) -> set[str]:
     """Take the move's instances out of their node's desired state (their agent removes the
-    containers); the nodes whose desired state changed."""
+    containers); the nodes whose desired state changed. A move failed meanwhile (its master was
+    taken for gone) stops nothing."""
     row = _row(session, move_id)
+    if row.state != RUNNING:
+        raise Conflict(f"move {move_id} is {row.state}: {row.message}")
     now = datetime.now(UTC)
     row.phase, row.stopped_at, row.updated_at = "stop", now, now
     for item in row.instances or []:
@@ -470,8 +481,15 @@ def fail_move(session: Session, move_id: str, message: str, *, cleanup: bool) ->
     return {row.source_node_id}
 
 
-def unfinished_moves(session: Session) -> list[str]:
-    return list(session.scalars(select(VolumeMoveRow.id).where(VolumeMoveRow.state == RUNNING)))
+def unfinished_moves(session: Session, *, live: Collection[str] | None = None) -> list[str]:
+    """The running moves; with ``live``, only those whose master is not among these (gone, or
+    from before masters were recorded)."""
+    query = select(VolumeMoveRow.id).where(VolumeMoveRow.state == RUNNING)
+    if live is not None:
+        query = query.where(
+            or_(VolumeMoveRow.master_id.is_(None), VolumeMoveRow.master_id.not_in(sorted(live)))
+        )
+    return list(session.scalars(query))
 
 
 @dataclass(frozen=True, slots=True)
