@@ -1,4 +1,4 @@
-"""How the CLI shows things: Rich tables for people, JSON for scripts, errors on stderr.
+"""How the CLI shows things: aligned tables for people, JSON for scripts, errors on stderr.
 
 Rich is imported when something is shown through it, not when a command module is imported (see
 ``moorage.cli``): ``console()`` and ``err_console()`` make their Console on first use.
@@ -47,15 +47,30 @@ def print_json(data: Any) -> None:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    """Columns as ``docker volume ls`` prints them: left-aligned, two spaces apart, a bold header
+    on a terminal; long lines are the terminal's to wrap. Plain text (no Rich: a listing is most
+    of a short command's work, and Rich's table took longer than the request)."""
+    cells = [list(headers), *(["" if cell is None else str(cell) for cell in row] for row in rows)]
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c + " " * (w - _width(c)) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+    if sys.stdout.isatty():
+        lines[0] = f"\x1b[1m{lines[0]}\x1b[0m"
+    sys.stdout.write("\n".join(lines) + "\n")
 
-    out = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
-    for header in headers:
-        out.add_column(header, overflow="fold")
-    for row in rows:
-        out.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
-    console().print(out)
+
+def _width(text: str) -> int:
+    """Terminal columns: two for East Asian wide and full-width characters, none for combining marks."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
 
 
 def ago(timestamp: str | None) -> str:
