@@ -218,8 +218,15 @@ class Agent:
         info = await to_thread.run_sync(self.node_info)
         headers = {"Authorization": f"Bearer {self._bearer()}"}
         tls = tls_context(self.config.ca) if url.startswith("wss://") else None
+        # no permessage-deflate: a volume move's data (random-looking, already base64 or binary)
+        # does not shrink, and deflating it cost the agent and the master most of their CPU
         async with connect(
-            url, additional_headers=headers, open_timeout=10, max_size=MAX_MESSAGE_BYTES, ssl=tls
+            url,
+            additional_headers=headers,
+            open_timeout=10,
+            max_size=MAX_MESSAGE_BYTES,
+            ssl=tls,
+            compression=None,
         ) as ws:
             hello = Hello(
                 node_id=self.node_id,
