@@ -10,8 +10,9 @@ Who may say hello: the handshake carries ``Authorization: Bearer`` with either t
 token (admits a node id the master does not know yet) or the node's own credential (the node it
 names and no other). ``welcome`` carries a new credential the first time a node is admitted (and
 once for a node that joined before credentials existed); the agent keeps it in its data dir.
-Every frame is JSON text of at most ``MAX_MESSAGE_BYTES``; anything else closes the connection
-with a reason.
+Every frame is JSON text of at most ``MAX_MESSAGE_BYTES``, except the binary data frames of
+streams once both sides said they take them ("data frames" below); anything else closes the
+connection with a reason.
 
 The agent is level-triggered: it converges its engine to the last ``desired`` it received, on a
 timer as well as when a new one arrives, so a missed message only delays convergence.
@@ -85,7 +86,10 @@ __all__ = [
     "VolumeSpec",
     "VolumeStatus",
     "Welcome",
+    "agent_data_frame",
     "agent_message",
+    "data_frame",
+    "master_data_frame",
     "master_message",
     "validation_problem",
 ]
@@ -176,6 +180,7 @@ class Hello(_Msg):
     labels: list[str] = Field(default_factory=list)
     info: NodeInfoWire
     agent_version: str | None = None
+    binary_data: bool = False  # takes and sends stream data as binary frames (see "data frames")
 
     @field_validator("name")
     @classmethod
@@ -233,6 +238,7 @@ class Welcome(_Msg):
     grid: str
     heartbeat_interval: float
     credential: str | None = None  # this node's own secret, sent once: keep it, present it next time
+    binary_data: bool = False  # the hello asked for binary data frames and this master takes them
 
 
 class Desired(_Msg):
@@ -364,6 +370,70 @@ class StreamEnd(_Msg):
     stream: StreamId
     exit_code: int | None = None
     error: str | None = None
+
+
+# -- data frames: stream output and input as binary WebSocket frames ------------------------------
+#
+# An agent whose hello says ``binary_data``, welcomed by a master whose welcome says it too, sends
+# and takes the data of ``output`` and ``stdin`` as binary frames instead of base64 in JSON (a
+# volume move's gigabytes are then never encoded, parsed or re-encoded on the way):
+#
+#   b"O" | id length (1 byte) | stream id | fd (1 byte: 1 or 2) | data     output, agent -> master
+#   b"I" | id length (1 byte) | stream id | data                           stdin, master -> agent
+#
+# The same rules as the JSON messages (a ``StreamId``, data at most VOLUME_CHUNK_BYTES, the same
+# windows); ``eof`` and every other message stay JSON text. A binary frame from a peer that did not
+# ask for them, or a malformed one, closes the connection with the reason.
+
+_OUTPUT_TAG = b"O"[0]
+_INPUT_TAG = b"I"[0]
+_STREAM_ID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def data_frame(msg: StreamOutput | StreamInput) -> bytes:
+    """The binary frame carrying ``msg``'s data (an input's ``eof`` goes as JSON instead)."""
+    sid = msg.stream.encode("ascii")
+    if isinstance(msg, StreamOutput):
+        return b"".join((b"O", bytes((len(sid),)), sid, bytes((msg.fd,)), msg.data))
+    if msg.eof:
+        raise ValueError("an input with eof goes as JSON text")
+    return b"".join((b"I", bytes((len(sid),)), sid, msg.data))
+
+
+def _frame_stream(frame: bytes) -> tuple[str, int]:
+    """The stream id of a data frame and where what follows it starts."""
+    if len(frame) < 2:
+        raise ValueError("too short for a data frame")
+    end = 2 + frame[1]
+    sid = frame[2:end]
+    if not sid or len(sid) > 32 or len(frame) < end or not _STREAM_ID_CHARS.issuperset(sid):
+        raise ValueError("its stream id is not 1 to 32 letters and digits")
+    return sid.decode("ascii"), end
+
+
+def _frame_data(frame: bytes, start: int) -> bytes:
+    if len(frame) - start > VOLUME_CHUNK_BYTES:
+        raise ValueError(f"it carries more than {VOLUME_CHUNK_BYTES} bytes of data")
+    return frame[start:]
+
+
+def agent_data_frame(frame: bytes) -> StreamOutput:
+    """Parse one agent -> master data frame (``ValueError`` saying what is wrong with it)."""
+    if not frame or frame[0] != _OUTPUT_TAG:
+        raise ValueError("an agent's binary frame must be stream output (b'O')")
+    sid, end = _frame_stream(frame)
+    if len(frame) <= end or frame[end] not in (1, 2):
+        raise ValueError("its fd is not 1 or 2")
+    fd: Literal[1, 2] = 1 if frame[end] == 1 else 2
+    return StreamOutput.model_construct(stream=sid, fd=fd, data=_frame_data(frame, end + 1))
+
+
+def master_data_frame(frame: bytes) -> StreamInput:
+    """Parse one master -> agent data frame (``ValueError`` saying what is wrong with it)."""
+    if not frame or frame[0] != _INPUT_TAG:
+        raise ValueError("a master's binary frame must be stream input (b'I')")
+    sid, end = _frame_stream(frame)
+    return StreamInput.model_construct(stream=sid, data=_frame_data(frame, end), eof=False)
 
 
 # -- backups: restic snapshots of Docker volumes, restores and verifies, run by agents ----------

@@ -53,6 +53,28 @@ def test_a_binary_first_frame_is_closed_with_a_reason(master: MasterProcess, gri
     _no_traceback(master)
 
 
+def test_an_agent_that_asks_for_data_frames_is_welcomed_so_and_a_bad_one_is_closed(
+    master: MasterProcess, grid: str
+) -> None:
+    ws, welcome = join(master.url, _token(master, grid), {**hello("frames"), "binary_data": True})
+    assert welcome["type"] == "welcome" and welcome["binary_data"] is True
+    ws.send(b"O\x01a\x01output of a stream the master does not know")  # well-formed: ignored
+    ws.send(json.dumps({"type": "heartbeat"}))
+    ws.send(b"O\x02a-\x01data")
+    code, reason, _ = _closed(ws)
+    assert code == 1003 and "Bad data frame: its stream id is not 1 to 32 letters and digits" in reason
+    _no_traceback(master)
+
+
+def test_an_agent_that_does_not_ask_for_data_frames_gets_none(master: MasterProcess, grid: str) -> None:
+    """(An older agent: its welcome says no data frames, and a binary frame still closes it.)"""
+    ws, welcome = join(master.url, _token(master, grid), hello("no-frames"))
+    assert welcome["type"] == "welcome" and welcome["binary_data"] is False
+    ws.send(b"O\x01a\x01data")
+    code, reason, _ = _closed(ws)
+    assert code == 1003 and "unless the hello asks for them" in reason
+
+
 def test_a_binary_frame_after_welcome_is_closed_and_the_node_goes_offline(
     master: MasterProcess, grid: str
 ) -> None:

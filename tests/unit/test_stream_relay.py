@@ -26,7 +26,9 @@ from moorage.protocol import (
     StreamInput,
     StreamOutput,
     StreamStarted,
+    agent_data_frame,
     agent_message,
+    master_data_frame,
     master_message,
 )
 from tests.support.fake_engine import FakeEngine
@@ -39,16 +41,25 @@ def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
 class Peer:
     """An agent's connection as the relay sees it: what the master sent it."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, binary_data: bool = False) -> None:
         self.node_id = f"id-{name}"
         self.name = name
+        self.binary_data = binary_data
         self.sent: list[AnyMasterMessage] = []
+        self.frames = 0  # binary ones
         self.broken = False
 
     async def send(self, text: str) -> None:
         if self.broken:
             raise ConnectionError("closed")
         self.sent.append(master_message(text))
+
+    async def send_data(self, frame: bytes) -> None:
+        assert self.binary_data, "a binary frame to an agent that did not ask for them"
+        if self.broken:
+            raise ConnectionError("closed")
+        self.frames += 1
+        self.sent.append(master_data_frame(frame))
 
     def of(self, kind: type) -> list[Any]:
         return [m for m in self.sent if isinstance(m, kind)]
@@ -168,9 +179,10 @@ def test_a_lost_connection_and_a_stopping_master_end_streams_with_a_reason() -> 
     run(test)
 
 
-def test_stdin_goes_within_the_agents_credit_in_order() -> None:
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_stdin_goes_within_the_agents_credit_in_order(binary: bool) -> None:
     async def test() -> None:
-        relay, peer = StreamRelay(), Peer("node-1")
+        relay, peer = StreamRelay(), Peer("node-1", binary_data=binary)
         stream = await relay.open(peer, ExecOpen(stream="0", container="web-1", cmd=["cat"], stdin=True))
         data = bytes(range(256)) * (STREAM_WINDOW_BYTES // 128)  # two windows
         writing = asyncio.ensure_future(stream.write_stdin(data))
@@ -182,6 +194,7 @@ def test_stdin_goes_within_the_agents_credit_in_order() -> None:
         assert all(len(m.data) <= STREAM_CHUNK_BYTES for m in peer.of(StreamInput))
         await stream.end_stdin()
         assert peer.of(StreamInput)[-1].eof
+        assert peer.frames == (len(peer.of(StreamInput)) - 1 if binary else 0)  # eof goes as JSON
 
     run(test)
 
@@ -229,12 +242,16 @@ class Wire:
     agent's (from its threads) to ``StreamRelay.from_agent`` on the loop; ``high`` is the most
     any stream ever held on the master."""
 
-    def __init__(self, relay: StreamRelay, engine: FakeEngine, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, relay: StreamRelay, engine: FakeEngine, loop: asyncio.AbstractEventLoop, *, binary: bool = False
+    ) -> None:
         self.node_id, self.name = "id-node-1", "node-1"
+        self.binary_data = binary
         self.relay = relay
         self.loop = loop
-        self.agent = AgentStreams(engine, self._from_agent)
+        self.agent = AgentStreams(engine, self._from_agent, binary_data=binary)
         self.high = 0
+        self.frames = 0  # binary ones, from the agent
         self.lock = threading.Lock()
 
     async def send(self, text: str) -> None:
@@ -242,23 +259,33 @@ class Wire:
         for reply in self.agent.handle(msg):  # type: ignore[arg-type]
             self._deliver(reply)
 
-    def _from_agent(self, text: str) -> None:
-        self.loop.call_soon_threadsafe(self._deliver, text)
+    async def send_data(self, frame: bytes) -> None:
+        for reply in self.agent.handle(master_data_frame(frame)):
+            self._deliver(reply)
 
-    def _deliver(self, text: str) -> None:
-        msg = agent_message(text)
-        self.relay.from_agent(self, msg)  # type: ignore[arg-type]
+    def _from_agent(self, frame: str | bytes) -> None:
+        self.loop.call_soon_threadsafe(self._deliver, frame)
+
+    def _deliver(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            assert self.binary_data, "a binary frame from an agent that was not welcomed so"
+            self.frames += 1
+            msg: Any = agent_data_frame(frame)
+        else:
+            msg = agent_message(frame)
+        self.relay.from_agent(self, msg)
         for stream in list(self.relay._streams.values()):
             self.high = max(self.high, stream.buffered)
 
 
-def test_a_fast_log_read_slowly_holds_a_window_on_the_master_and_arrives_whole() -> None:
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_a_fast_log_read_slowly_holds_a_window_on_the_master_and_arrives_whole(binary: bool) -> None:
     total = 40 * STREAM_WINDOW_BYTES  # 10 MiB
 
     async def test() -> None:
         relay, engine = StreamRelay(), FakeEngine()
         engine.add_container("web-1")
-        wire = Wire(relay, engine, asyncio.get_running_loop())
+        wire = Wire(relay, engine, asyncio.get_running_loop(), binary=binary)
         stream = await relay.open(wire, ExecOpen(stream="0", container="web-1", cmd=["flood", str(total)]))
         assert await stream.started(5) is None
         received = bytearray()
@@ -271,6 +298,7 @@ def test_a_fast_log_read_slowly_holds_a_window_on_the_master_and_arrives_whole()
         assert bytes(received) == (bytes(range(256)) * 256 * (total // 65536))[:total]
         assert 0 < wire.high <= STREAM_WINDOW_BYTES
         assert wire.agent.join(5) and engine.open_sources() == []
+        assert (wire.frames >= total // STREAM_CHUNK_BYTES) if binary else wire.frames == 0
 
     run(test)
 

@@ -58,6 +58,7 @@ from moorage.protocol import (
     StreamResize,
     VolumeOpen,
     Welcome,
+    master_data_frame,
     master_message,
 )
 
@@ -218,7 +219,7 @@ class Agent:
         info = await to_thread.run_sync(self.node_info)
         headers = {"Authorization": f"Bearer {self._bearer()}"}
         tls = tls_context(self.config.ca) if url.startswith("wss://") else None
-        # no permessage-deflate: a volume move's data (random-looking, already base64 or binary)
+        # no permessage-deflate: a volume move's data (random-looking, or compressed already)
         # does not shrink, and deflating it cost the agent and the master most of their CPU
         async with connect(
             url,
@@ -234,6 +235,7 @@ class Agent:
                 labels=list(self.config.labels),
                 info=info,
                 agent_version=__version__,
+                binary_data=True,
             )
             await ws.send(hello.model_dump_json())
             reply = master_message(await asyncio.wait_for(ws.recv(), 15))
@@ -260,7 +262,10 @@ class Agent:
                     if left:
                         log.info("removed %d helper containers left by a previous run", left)
             self.streams = AgentStreams(
-                DockerIO(self.engine), _sender(ws, asyncio.get_running_loop()), volumes=self.volume_data
+                DockerIO(self.engine),
+                _sender(ws, asyncio.get_running_loop()),
+                volumes=self.volume_data,
+                binary_data=reply.binary_data,
             )
             self.backups = AgentBackups(
                 self.engine,
@@ -314,6 +319,18 @@ class Agent:
 
     async def _receive(self, ws: ClientConnection) -> None:
         async for raw in ws:
+            if isinstance(raw, bytes):  # a data frame (only once the welcome said so)
+                if self.streams is None or not self.streams.binary_data:
+                    log.warning("ignoring a binary frame from the master (this connection has none)")
+                    continue
+                try:
+                    data = master_data_frame(raw)
+                except ValueError as err:
+                    log.warning("ignoring a bad data frame from the master: %s", err)
+                    continue
+                for reply in self.streams.handle(data):
+                    await ws.send(reply)
+                continue
             try:
                 msg = master_message(raw)
             except ValidationError:
@@ -356,11 +373,12 @@ class Agent:
 _STREAM_MESSAGES = (LogsOpen, ExecOpen, VolumeOpen, StreamInput, StreamResize, StreamCancel, StreamCredit)
 
 
-def _sender(ws: ClientConnection, loop: asyncio.AbstractEventLoop) -> Callable[[str], None]:
-    """What a stream's thread sends with: blocks until the frame is written on the loop."""
+def _sender(ws: ClientConnection, loop: asyncio.AbstractEventLoop) -> Callable[[str | bytes], None]:
+    """What a stream's thread sends with (JSON text, or a binary data frame): blocks until the
+    frame is written on the loop."""
 
-    def send(text: str) -> None:
-        asyncio.run_coroutine_threadsafe(ws.send(text), loop).result()
+    def send(frame: str | bytes) -> None:
+        asyncio.run_coroutine_threadsafe(ws.send(frame), loop).result()
 
     return send
 

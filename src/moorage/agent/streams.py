@@ -44,6 +44,7 @@ from moorage.protocol import (
     StreamResize,
     StreamStarted,
     VolumeOpen,
+    data_frame,
 )
 
 __all__ = ["AgentStreams", "StreamMessage"]
@@ -52,7 +53,7 @@ log = logging.getLogger("moorage.agent.streams")
 
 StreamMessage = LogsOpen | ExecOpen | VolumeOpen | StreamInput | StreamResize | StreamCancel | StreamCredit
 Opening = LogsOpen | ExecOpen | VolumeOpen
-Send = Callable[[str], None]
+Send = Callable[[str | bytes], None]  # a JSON message, or a binary data frame (``binary_data``)
 
 _Item = tuple[str, bytes, int, int]  # ("data", bytes, 0, 0) | ("eof", ...) | ("resize", b"", width, height)
 _STOP: _Item = ("stop", b"", 0, 0)
@@ -116,9 +117,11 @@ class AgentStreams:
         *,
         limit: int = MAX_STREAMS_PER_NODE,
         volumes: VolumeData | None = None,
+        binary_data: bool = False,
     ) -> None:
         self.engine = engine
         self.volumes = volumes
+        self.binary_data = binary_data  # output data as binary frames (the master's welcome said so)
         self._send = send
         self._limit = limit
         self._streams: dict[str, _Stream] = {}
@@ -294,9 +297,7 @@ class AgentStreams:
             for start in range(0, len(data), STREAM_CHUNK_BYTES):
                 piece = data[start : start + STREAM_CHUNK_BYTES]
                 stream.take_credit(len(piece))
-                self._send(
-                    StreamOutput(stream=stream.id, fd=2 if fd == 2 else 1, data=piece).model_dump_json()
-                )
+                self._send(self._output(stream, piece, 2 if fd == 2 else 1))
         if stream.cancelled:
             raise _Cancelled
 
@@ -343,9 +344,13 @@ class AgentStreams:
         for start in range(0, len(data), VOLUME_CHUNK_BYTES):
             if stream.cancelled:
                 raise _Cancelled
-            piece = data[start : start + VOLUME_CHUNK_BYTES]
+            piece = data if len(data) <= VOLUME_CHUNK_BYTES else data[start : start + VOLUME_CHUNK_BYTES]
             stream.take_credit(len(piece))
-            self._send(StreamOutput(stream=stream.id, data=piece).model_dump_json())
+            self._send(self._output(stream, piece))
+
+    def _output(self, stream: _Stream, data: bytes, fd: int = 1) -> str | bytes:
+        msg = StreamOutput(stream=stream.id, fd=2 if fd == 2 else 1, data=data)
+        return data_frame(msg) if self.binary_data else msg.model_dump_json()
 
     def _write(self, stream: _Stream, msg: VolumeOpen, data: VolumeData) -> None:
         """The master's input into ``tar x``; credit back what was written."""

@@ -39,6 +39,7 @@ from moorage.protocol import (
     JobProgress,
     StatusMsg,
     Welcome,
+    agent_data_frame,
     agent_message,
     validation_problem,
 )
@@ -90,14 +91,21 @@ async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
     await _close(websocket, code, reason)
 
 
-async def _receive_text(websocket: WebSocket) -> str:
+async def _receive(websocket: WebSocket, *, binary: bool = False) -> str | bytes:
+    """The next frame: JSON text, or (``binary``: the agent asked for data frames) bytes."""
     message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
     text = message.get("text")
-    if text is None:
-        raise PeerError(1003, "Binary frames are not part of the agent protocol: send JSON text")
-    return str(text)
+    if text is not None:
+        return str(text)
+    data = message.get("bytes")
+    if binary and data is not None:
+        return bytes(data)
+    raise PeerError(
+        1003,
+        "Binary frames are not part of the agent protocol unless the hello asks for them: send JSON text",
+    )
 
 
 @dataclass(eq=False)
@@ -107,6 +115,7 @@ class AgentConnection:
     grid: str
     websocket: WebSocket
     by_join_token: bool = False  # admitted by the grid's join token, not the node's own credential
+    binary_data: bool = False  # stream data goes both ways as binary frames (``protocol``, "data frames")
     last_seen: float = field(default_factory=time.monotonic)
     last_seen_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -115,6 +124,11 @@ class AgentConnection:
     async def send(self, text: str) -> None:
         async with self.send_lock:
             await self.websocket.send_text(text)
+
+    async def send_data(self, frame: bytes) -> None:
+        """A binary data frame (only to an agent with ``binary_data``)."""
+        async with self.send_lock:
+            await self.websocket.send_bytes(frame)
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
@@ -284,6 +298,7 @@ class AgentHub:
             grid=admission.grid,
             websocket=websocket,
             by_join_token=admission.by_join_token,
+            binary_data=hello.binary_data,
         )
         previous = self.connections.get(hello.node_id)
         self.connections[hello.node_id] = conn
@@ -296,6 +311,7 @@ class AgentHub:
             grid=admission.grid,
             heartbeat_interval=self.settings.heartbeat_interval,
             credential=credential,
+            binary_data=hello.binary_data,
         )
         await conn.send(welcome.model_dump_json())
         await self.push_desired([conn.node_id])
@@ -314,7 +330,7 @@ class AgentHub:
         return len(dropped)
 
     async def _receive_hello(self, websocket: WebSocket) -> Hello:
-        raw = await _receive_text(websocket)
+        raw = await _receive(websocket)
         try:
             msg = agent_message(raw)
         except ValidationError as err:
@@ -325,9 +341,16 @@ class AgentHub:
 
     async def _receive_loop(self, conn: AgentConnection) -> None:
         while True:
-            raw = await _receive_text(conn.websocket)
+            raw = await _receive(conn.websocket, binary=conn.binary_data)
             conn.touch()
             if raw == HEARTBEAT:  # most messages: nothing to parse, nothing to store
+                continue
+            if isinstance(raw, bytes):
+                try:
+                    output = agent_data_frame(raw)
+                except ValueError as err:
+                    raise PeerError(1003, f"Bad data frame: {err}") from err
+                self.relay.from_agent(conn, output)
                 continue
             try:
                 msg = agent_message(raw)

@@ -41,6 +41,7 @@ from moorage.protocol import (
     StreamResize,
     StreamStarted,
     VolumeOpen,
+    data_frame,
 )
 
 __all__ = ["AGENT_STREAM_MESSAGES", "RelayStream", "StreamPeer", "StreamRelay"]
@@ -60,7 +61,14 @@ class StreamPeer(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def binary_data(self) -> bool:
+        """Whether stdin data goes to this agent as binary frames (``send_data``)."""
+        ...
+
     async def send(self, text: str) -> None: ...
+
+    async def send_data(self, frame: bytes) -> None: ...
 
 
 class RelayStream:
@@ -122,14 +130,19 @@ class RelayStream:
     async def write_stdin(self, data: bytes) -> bool:
         """Send input within the agent's credit (waits for it); False once the stream is over."""
         for start in range(0, len(data), self.chunk):
-            piece = data[start : start + self.chunk]
+            piece = data if len(data) <= self.chunk else data[start : start + self.chunk]
             while self._stdin_credit < len(piece) and not self.ended:
                 self._stdin_ready.clear()
                 await self._stdin_ready.wait()
             if self.ended:
                 return False
             self._stdin_credit -= len(piece)
-            if not await self._send(StreamInput(stream=self.id, data=piece).model_dump_json()):
+            msg = StreamInput(stream=self.id, data=piece)
+            if self.peer.binary_data:
+                sent = await self._send_data(data_frame(msg))
+            else:
+                sent = await self._send(msg.model_dump_json())
+            if not sent:
                 return False
         return not self.ended
 
@@ -157,6 +170,14 @@ class RelayStream:
         try:
             await self.peer.send(text)
         except Exception as err:  # the connection is going away: the hub ends the stream with a reason
+            log.info("stream %s to node %s: send failed: %s", self.id, self.peer.name, err)
+            return False
+        return True
+
+    async def _send_data(self, frame: bytes) -> bool:
+        try:
+            await self.peer.send_data(frame)
+        except Exception as err:  # as in ``_send``
             log.info("stream %s to node %s: send failed: %s", self.id, self.peer.name, err)
             return False
         return True
