@@ -1,15 +1,18 @@
 """``POST /v1/nodes/{grid}/{node}/drain`` and ``/undrain`` against a real master (SQLite and
 PostgreSQL) with fake agents over real WebSockets: a drained node takes no instance, its
 instances move off in a deployment (stateless ones re-planned, zone-topology ones re-attaching
-in their zone), what cannot go anywhere stays, running, with its reason; a dry run changes
-nothing; bad input is refused with words."""
+in their zone), node-topology ones with their data by real volume move jobs (the fake agents
+serve their volumes from folders: real tar streams and manifests) to the node the scheduler
+picks; what cannot go anywhere stays, running, with its reason, and so does an instance whose
+move failed; a dry run changes nothing; bad input is refused with words. The same on real
+engines: tests/e2e/test_e2e_topology.py."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import httpx
 import pytest
 
 from tests.support.fake_agent import FakeNode
+from tests.support.folder_volume_data import FolderVolumeData
 from tests.support.processes import MasterProcess
 from tests.support.waiting import wait_until
 
@@ -25,8 +29,15 @@ ZDIR = [{"name": "local", "scope": "local"}, {"name": "zdir", "scope": "global"}
 
 
 @contextmanager
-def _nodes(master: MasterProcess, grid: str, *names: str, **kw: Any) -> Iterator[list[FakeNode]]:
-    """Fake agents ``names`` (``name@zone`` gives a zone label), online and reporting."""
+def _nodes(
+    master: MasterProcess,
+    grid: str,
+    *names: str,
+    data: Mapping[str, FolderVolumeData] | None = None,
+    **kw: Any,
+) -> Iterator[list[FakeNode]]:
+    """Fake agents ``names`` (``name@zone`` gives a zone label), online and reporting; ``data``:
+    by node name, the folders its volumes' data is served from (for volume moves)."""
     with master.client() as client:
         token = client.post(f"/v1/grids/{grid}/token").json()["token"]
     with ExitStack() as stack:
@@ -36,7 +47,15 @@ def _nodes(master: MasterProcess, grid: str, *names: str, **kw: Any) -> Iterator
             labels = [f"zone={zone}"] if zone else None
             nodes.append(
                 stack.enter_context(
-                    FakeNode(master.url, token, name, report_volumes=True, labels=labels, **kw)
+                    FakeNode(
+                        master.url,
+                        token,
+                        name,
+                        report_volumes=True,
+                        labels=labels,
+                        volume_data=(data or {}).get(name),
+                        **kw,
+                    )
                 )
             )
         with master.client() as client:
@@ -109,6 +128,8 @@ def test_drain_moves_stateless_instances_off_and_the_node_takes_none_until_undra
                 "how": "replan",
                 "to": "node-2",
                 "volume_instance": None,
+                "volume": None,
+                "bytes": None,
                 "job": None,
             }
         ]
@@ -183,29 +204,121 @@ def test_draining_again_is_the_same_and_what_has_nowhere_to_go_stays_running(
         assert _where(client, grid, "web") == {1: ("node-1", "running")}, "never stopped for want of a node"
 
 
-def test_a_node_topology_volume_instance_stays_until_its_data_can_move(
-    master: MasterProcess, grid: str
+def _folders(tmp_path: Path, *names: str, **failing: str) -> dict[str, FolderVolumeData]:
+    """Volume data folders of these nodes; ``failing``: node name (``node_2``) -> its writes' error."""
+    return {n: FolderVolumeData(tmp_path / n, fail_writes=failing.get(n.replace("-", "_"))) for n in names}
+
+
+def _volume(client: httpx.Client, grid: str, name: str) -> None:
+    made = client.post(f"/v1/volumes/{grid}", json={"name": name, "scope": "instance", "driver": "local"})
+    assert made.status_code == 201, made.text
+
+
+def _move_ended(client: httpx.Client, grid: str, volume: str, job: str) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        found: dict[str, Any] = client.get(f"/v1/volumes/{grid}/{volume}/moves/{job}").json()
+        return found if found["state"] != "running" else None
+
+    result: dict[str, Any] = wait_until(ended, 60, f"move {job} to end")
+    return result
+
+
+def test_a_node_topology_instance_moves_with_its_data_to_the_node_the_scheduler_picks(
+    master: MasterProcess, grid: str, tmp_path: Path
 ) -> None:
-    with _nodes(master, grid, "node-1"), master.client() as client:
-        made = client.post(
-            f"/v1/volumes/{grid}", json={"name": "data", "scope": "instance", "driver": "local"}
-        )
-        assert made.status_code == 201, made.text
-        _service(client, grid, "db", volumes=["data:/data"])
+    folders = _folders(tmp_path, "node-1", "node-2", "node-3", "node-4")
+    with _nodes(master, grid, "node-2", data=folders), master.client() as client:
+        _volume(client, grid, "data")
+        _service(client, grid, "db", volumes=["data:/data"], affinity=["node!=node-4"])
+        assert _running(client, grid, "db", 1) == {1: ("node-2", "running")}
+        (made,) = client.get(f"/v1/volumes/{grid}/data").json()["instances"]
+        first = folders["node-2"].folder(made["name"])
+        (first / "appendonly.aof").write_bytes(b"SET kept yes\n" * 1000)
+        (first / "dir").mkdir()
+        (first / "dir" / "small").write_text("x")
+        size = 13 * 1000 + 1
+        with _nodes(master, grid, "node-1", data=folders):
+            # moved to node-1 by hand: node-2 keeps a retired copy of that name
+            body = {"docker_volume": made["name"], "to": "node-1"}
+            started = client.post(f"/v1/volumes/{grid}/data/moves", json=body)
+            assert started.status_code == 201, started.text
+            assert _move_ended(client, grid, "data", started.json()["move"]["id"])["state"] == "succeeded"
+            assert _running(client, grid, "db", 1) == {1: ("node-1", "running")}
+            source = folders["node-1"].folder(made["name"])
+            with _nodes(master, grid, "node-3", "node-4", data=folders):
+                _drain_moves_it_to_node_3(client, grid, made, folders, source, size)
+
+
+def _drain_moves_it_to_node_3(
+    client: httpx.Client,
+    grid: str,
+    made: dict[str, Any],
+    folders: dict[str, FolderVolumeData],
+    source: Path,
+    size: int,
+) -> None:
+    """node-2 holds a retired copy of the name (the data cannot be written there), node-4 is
+    outside the service's affinity: node-3 is the one the scheduler picks."""
+    moves_before = client.get(f"/v1/volumes/{grid}/data/moves").json()
+    preview = _drain(client, grid, "node-1", dry_run=True)
+    assert preview["moving"] == [
+        {
+            "instance": "db-1",
+            "service": f"{grid}/null/db",
+            "number": 1,
+            "how": "data",
+            "to": "node-3",
+            "volume_instance": made["name"],
+            "volume": "data",
+            "bytes": size,
+            "job": None,
+        }
+    ]
+    assert client.get(f"/v1/volumes/{grid}/data/moves").json() == moves_before, "a dry run moves nothing"
+
+    report = _drain(client, grid, "node-1")
+    (moving,) = report["moving"]
+    assert {k: moving[k] for k in ("how", "to", "bytes")} == {"how": "data", "to": "node-3", "bytes": size}
+    assert report["staying"] == []
+    done = _move_ended(client, grid, "data", moving["job"])
+    assert done["state"] == "succeeded", done["message"]
+    assert (done["source"], done["target"], done["instances"]) == ("node-1", "node-3", ["db-1"])
+    target = folders["node-3"].folder(made["name"])
+    assert (target / "appendonly.aof").read_bytes() == b"SET kept yes\n" * 1000
+    assert (target / "dir" / "small").read_text() == "x"
+    assert (source / "appendonly.aof").exists(), "the source is kept"
+    shown = client.get(f"/v1/volumes/{grid}/data").json()
+    assert [(i["name"], i["node"]) for i in shown["instances"]] == [(made["name"], "node-3")]
+    assert [(r["name"], r["node"]) for r in shown["retired"]] == [
+        (made["name"], "node-2"),
+        (made["name"], "node-1"),
+    ], "oldest first"
+    assert _running(client, grid, "db", 1) == {1: ("node-3", "running")}
+    after = _drain(client, grid, "node-1", dry_run=True)
+    assert after["moving"] == [] and after["staying"] == []
+
+
+def test_no_node_that_can_take_it_with_its_data_keeps_it_running_with_the_reason(
+    master: MasterProcess, grid: str, tmp_path: Path
+) -> None:
+    folders = _folders(tmp_path, "node-1", "node-2")
+    with _nodes(master, grid, "node-1", data=folders), master.client() as client:
+        _volume(client, grid, "data")
+        _service(client, grid, "db", volumes=["data:/data"], affinity=["node==node-1"])
         assert _running(client, grid, "db", 1) == {1: ("node-1", "running")}
-        with _nodes(master, grid, "node-2"):
+        with _nodes(master, grid, "node-2", data=folders):
             report = _drain(client, grid, "node-1")
             assert report["moving"] == []
             (stays,) = report["staying"]
-            assert stays["instance"] == "db-1"
-            assert stays["reason"] == (
-                "volume move not available: its data is in volume instance db.data-1 (topology node), "
-                "which only node-1 holds"
-            )
+            assert (stays["instance"], stays["service"], stays["number"]) == ("db-1", f"{grid}/null/db", 1)
+            # (node-2 is offline to it when a loaded machine made its fake agent miss a heartbeat)
+            assert stays["reason"] in (
+                f"no node can take it with its data: 0/2 nodes available: 1 node(s) {why}, 1 node(s) drained"
+                for why in ("didn't match affinity node==node-1", "offline")
+            ), stays
             _finished(client, report["deployment"])
             assert _where(client, grid, "db") == {1: ("node-1", "running")}
-            (instance,) = client.get(f"/v1/volumes/{grid}/data").json()["instances"]
-            assert instance["node"] == "node-1"
+            assert client.get(f"/v1/volumes/{grid}/data/moves").json() == {"moves": []}
 
 
 def test_a_zone_topology_instance_re_attaches_in_its_zone(master: MasterProcess, grid: str) -> None:
@@ -273,44 +386,56 @@ def _moorage(
     )
 
 
-def test_the_cli_drains_shows_it_and_exits_1_listing_what_stayed(
+def test_the_cli_drains_shows_it_and_exits_1_listing_a_failed_move_with_its_reason(
     master: MasterProcess, grid: str, tmp_path: Path
 ) -> None:
-    with _nodes(master, grid, "node-1"), master.client() as client:
-        made = client.post(
-            f"/v1/volumes/{grid}", json={"name": "data", "scope": "instance", "driver": "local"}
-        )
-        assert made.status_code == 201, made.text
+    folders = _folders(tmp_path, "node-1", "node-2", node_2="No space left on device")
+    with _nodes(master, grid, "node-1", data=folders), master.client() as client:
+        _volume(client, grid, "data")
         _service(client, grid, "db", volumes=["data:/data"])
         _service(client, grid, "web")
         _running(client, grid, "db", 1)
         assert _running(client, grid, "web", 1) == {1: ("node-1", "running")}
-        with _nodes(master, grid, "node-2"):
+        (made,) = client.get(f"/v1/volumes/{grid}/data").json()["instances"]
+        (folders["node-1"].folder(made["name"]) / "dump.rdb").write_bytes(b"r" * 3000)
+        with _nodes(master, grid, "node-2", data=folders):
             preview = _moorage(master, grid, tmp_path, "node", "drain", "node-1", "--dry-run")
             assert preview.returncode == 0, preview.stderr
-            assert "Draining node-1 would move" in preview.stdout
+            assert "Draining node-1 would move 2 instance(s) and leave 0 on it" in preview.stdout
             assert (
-                "Would stay on node-1:" in preview.stdout
-                and "db-1: volume move not available" in preview.stdout
-            )
+                f"db-1: to node-2, moved with its data (3000 bytes, 2.9 KiB) by a volume move of {made['name']}"
+                in preview.stdout
+            ), preview.stdout
             listed = _moorage(master, grid, tmp_path, "node", "ls")
             assert "drained" not in listed.stdout, "a dry run drains nothing"
 
             drained = _moorage(master, grid, tmp_path, "node", "drain", "node-1")
             assert drained.returncode == 1, drained.stdout + drained.stderr
+            (move,) = client.get(f"/v1/volumes/{grid}/data/moves").json()["moves"]
+            assert move["state"] == "failed"
             err = " ".join(drained.stderr.split())
-            assert "Staying on node-1: db-1: volume move not available" in err, drained.stderr
-            assert "node-1 is drained, but 1 instance(s) stayed on it" in err
+            assert (
+                f"Staying on node-1: db-1: volume move {move['id']} to node-2 failed: writing on node "
+                "node-2: No space left on device; it runs on node-1 as before"
+            ) in err, drained.stderr
+            assert "node-1 is drained, but 1 instance(s) stayed on it and 0 did not start elsewhere" in err
             assert "web-1: re-planned on node-2" in drained.stdout
+            assert f"Moving db-1 to node-2 with its data ({made['name']})" in drained.stdout
             assert _running(client, grid, "web", 1) == {1: ("node-2", "running")}
+            assert _running(client, grid, "db", 1) == {1: ("node-1", "running")}, "back on the source"
+            shown = client.get(f"/v1/volumes/{grid}/data").json()
+            assert [(i["name"], i["node"]) for i in shown["instances"]] == [(made["name"], "node-1")]
+            assert shown["retired"] == []
+            assert (folders["node-1"].folder(made["name"]) / "dump.rdb").read_bytes() == b"r" * 3000
+            wait_until(lambda: made["name"] in folders["node-2"].dropped, 20, "the partial copy removed")
             rows = {
                 line.split()[0]: line.split()[1]
                 for line in _moorage(master, grid, tmp_path, "node", "ls").stdout.splitlines()[1:]
             }
             # (the status is the node's own: a loaded machine may miss a heartbeat of a fake agent)
             assert rows["node-1"].endswith(",drained") and "drained" not in rows["node-2"], rows
-            shown = _moorage(master, grid, tmp_path, "node", "show", "node-1")
-            assert "drained: yes" in shown.stdout
+            shown_node = _moorage(master, grid, tmp_path, "node", "show", "node-1")
+            assert "drained: yes" in shown_node.stdout
             back = _moorage(master, grid, tmp_path, "node", "undrain", "node-1")
             assert back.returncode == 0 and back.stdout == "node-1: takes instances again\n", back.stderr
 

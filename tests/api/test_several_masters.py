@@ -60,6 +60,10 @@ def test_two_masters_on_postgresql_see_each_other_and_one_takes_over(tmp_path: P
         assert [m["this"] for m in masters].count(True) == 1
         leader = next(m for m in masters if m["leader"])
         survivor, victim = (a, b) if leader["url"] == b.url else (b, a)
+        with survivor.client(token) as http:  # a drain is the leader's: the other refuses it first
+            http.post("/v1/grids", json={"name": "several"}).raise_for_status()
+            refused = http.post("/v1/nodes/several/node-1/drain")
+        assert refused.status_code == 409 and "this master does not lead" in refused.text, refused.text
         assert victim.proc is not None
         os.kill(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait()

@@ -1,6 +1,7 @@
 """Zone-bound storage on real engines (issue 12, item 1): a zone-topology volume's instance is
 re-placed on the other node of its zone when its node stops, with its data, and never leaves the
-zone.
+zone. And ``node drain`` (item 3) of a node with a stateless, a ``local`` and a zone-topology
+service: each leaves with its data.
 
 A testbed of its own: node-1 and node-2 in zone a, node-3 in zone b, and ``zdir``, a dirvol
 plugin of global capability on every node whose root is shared by the nodes of one zone only
@@ -138,13 +139,15 @@ def _redis(bed: Bed, name: str, volume: str) -> None:
 
 def test_node_drain_empties_a_node_of_three_services_each_with_its_data(zbed: Bed, name: str) -> None:
     """Issue 12 item 3: stateless, instance-scope ``local`` and zone-topology services on node-1;
-    ``node drain node-1`` moves every one of them off that can go, the stateful ones with their
-    data, and exits 1 listing what stayed."""
+    ``node drain node-1`` moves every one of them off, the stateful ones with their data: the
+    zone one re-attaching in its zone, the local one copied by a volume move job to the node the
+    scheduler picks (its source kept, retired); one container of each instance runs."""
     web, local, zoned = f"{name}-web", f"{name}-local", f"{name}-zone"
     local_volume, zone_volume = f"{name}-ldata", f"{name}-zdata"
     zbed.ok("volume", "create", "--scope", "instance", "--driver", "local", local_volume)
     zbed.ok("volume", "create", "--scope", "instance", "--driver", "zdir", "--topology", "zone", zone_volume)
     drained = ["node-2", ZONE_B]
+    every = (*ZONE_A, ZONE_B)
     try:
         # Everything on node-1 first: with the other nodes drained it is the only one that takes them.
         for node in drained:
@@ -162,40 +165,51 @@ def test_node_drain_empties_a_node_of_three_services_each_with_its_data(zbed: Be
         for node in drained:
             assert zbed.ok("node", "undrain", node) == f"{node}: takes instances again\n"
         drained = []
+        (local_instance,) = json.loads(zbed.ok("volume", "show", local_volume, "--json"))["instances"]
+        docker_name = local_instance["name"]
 
         preview = zbed.ok("node", "drain", "node-1", "--dry-run")
         assert (
             f"{zoned}-1: to node-2, its volume instance {zoned}.{zone_volume}-1 re-attaching there" in preview
         )
         assert f"{web}-1: re-planned on" in preview
+        assert f"{local}-1: to node-" in preview and "moved with its data (" in preview, preview
         assert "drained" not in zbed.ok("node", "ls")
 
         drained = ["node-1"]
-        result = zbed.fails("node", "drain", "node-1")
+        result = zbed.ok("node", "drain", "node-1")
+        assert "Drained node-1: no instance left on it" in result, result
         rows = {line.split()[0]: line.split()[1] for line in zbed.ok("node", "ls").splitlines()[1:]}
         assert rows["node-1"] == "online,drained", rows
         assert zbed.node("node-1")["drained"] is True
 
-        moved_web = _running(zbed, ids[web], ("node-2", ZONE_B))
-        moved_zone = _running(zbed, ids[zoned], ("node-2", ZONE_B))
+        # exactly one container of each instance, none on node-1
+        moved_web = _running(zbed, ids[web], every)
+        moved_zone = _running(zbed, ids[zoned], every)
+        moved_local = _running(zbed, ids[local], every)
+        assert "node-1" not in {moved_web["node"], moved_zone["node"], moved_local["node"]}
         assert moved_zone["node"] == "node-2", "inside zone a"
-        assert not containers(zbed, ids[web], ("node-1",)) and not containers(zbed, ids[zoned], ("node-1",))
+        assert moved_web["status"] == "running"
+
+        # the data of each stateful instance, read through its container on its new node
         assert wait_until(
             lambda: redis_cli(moved_zone["container"], "get", "kept") == zoned, 30, "the zone redis's data"
         )
+        assert wait_until(
+            lambda: redis_cli(moved_local["container"], "get", "kept") == local, 30, "the local redis's data"
+        )
         (zone_instance,) = json.loads(zbed.ok("volume", "show", zone_volume, "--json"))["instances"]
         assert (zone_instance["node"], zone_instance["zone"]) == ("node-2", "a")
-        assert moved_web["status"] == "running"
-
-        # Until volume moves land, the local one stays where its data is, running, and is listed.
-        err = " ".join(result.err.split())
-        assert f"Staying on node-1: {local}-1: volume move not available" in err, result.text
-        stayed = _running(zbed, ids[local], ("node-1",))
-        assert redis_cli(stayed["container"], "get", "kept") == local
+        (now,) = json.loads(zbed.ok("volume", "show", local_volume, "--json"))["instances"]
+        assert (now["name"], now["node"]) == (docker_name, moved_local["node"])
+        shown = zbed.ok("volume", "show", local_volume)
+        assert f"retired:\n    - name: {docker_name}\n      node: node-1" in shown, shown
+        assert f"Moved {docker_name} to {moved_local['node']}" in result, result
     finally:
         for node in drained:
             zbed.ok("node", "undrain", node)
         for service in (web, local, zoned):
             zbed.run("service", "rm", "--force", service)
+        zbed.run("volume", "purge", "--force", local_volume)  # the copy node-1 kept
         for volume in (local_volume, zone_volume):
             zbed.run("volume", "rm", "--force", volume)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from moorage.master.drain_plan import DataMove, Leaving, Staying, plan_drain
+from moorage.master.drain_plan import DataMove, DataTarget, Leaving, Staying, data_targets, plan_drain
 from moorage.master.planning_decision import InstancePlan, PlanKind, ServicePlan
 from moorage.model.container import PlannedContainer
 from moorage.model.volume import VolumeScope, VolumeTopology
@@ -147,3 +147,44 @@ def test_plan_drain(
 ) -> None:
     planned = plan_drain("n1", _on_d(*on_node), plans)
     assert (planned.leaving, planned.staying, planned.data) == (leaving, staying, data)
+
+
+DB_MOVE = DataMove(DB, 1, "data", "shop.db.data-1", HELD)
+WEB_MOVE = DataMove(WEB, 2, "data", "web.data-2", HELD)
+
+
+@pytest.mark.parametrize(
+    ("plans", "expected"),
+    [
+        pytest.param(
+            [_plan(DB, _item(DB, 1, "replace", "n3", (LOCAL,)))],
+            [DataTarget(DB_MOVE, "n3")],
+            id="placed-elsewhere-with-its-data-is-the-target",
+        ),
+        pytest.param(
+            [_plan(DB, _item(DB, 1, "failed", None, (LOCAL,), "0/2 nodes available: 1 node(s) drained, "
+                   "1 node(s) missing volume driver(s) [local]"))],
+            [Staying(DB, 1, "no node can take it with its data: 0/2 nodes available: 1 node(s) drained, "
+                     "1 node(s) missing volume driver(s) [local]")],
+            id="no-node-takes-it-with-its-data-stays-with-the-scheduler-s-reason",
+        ),
+        pytest.param(
+            [_plan(DB, _item(DB, 1, "pending", "n1", (LOCAL,), None))],
+            [Staying(DB, 1, f"no node can take it with its data: {HELD}")],
+            id="kept-on-the-drained-node-stays-with-the-first-reason",
+        ),
+        pytest.param(
+            [_plan(DB)],
+            [Staying(DB, 1, f"{HELD} (no longer planned)")],
+            id="scaled-down-meanwhile",
+        ),
+        pytest.param(
+            [_plan(WEB, _item(WEB, 2, "replace", "n2")), _plan(DB, _item(DB, 1, "replace", "n2", (LOCAL,)))],
+            [DataTarget(DB_MOVE, "n2"), DataTarget(WEB_MOVE, "n2")],
+            id="in-the-order-of-the-moves-not-of-the-plans",
+        ),
+    ],
+)  # fmt: skip
+def test_data_targets(plans: list[ServicePlan], expected: list[DataTarget | Staying]) -> None:
+    moves = [DB_MOVE, WEB_MOVE] if len(expected) == 2 else [DB_MOVE]
+    assert data_targets("n1", moves, plans) == expected

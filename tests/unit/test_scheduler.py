@@ -775,6 +775,26 @@ def test_an_instance_waits_while_every_node_it_may_use_is_removing_its_volume() 
     )
 
 
+def test_data_moving_with_its_instance_never_goes_where_a_copy_of_that_name_is() -> None:
+    """A drain's data move (``taken_on``): never to a node holding a retired copy of the name;
+    with no other node, failed (the user purges the copy), not pending."""
+    nodes = [node("n1", "a"), node("n2", "b"), node("n3", "c")]
+    need = replace(vol(instance=1), taken_on=frozenset({"id-n1", "id-n2"}))
+    for seed in ("a", "b", "c", "d"):
+        (placed,) = schedule_service(nodes, [InstanceRequest(SERVICE, 1, volumes=(need,))], HA, seed=seed)
+        assert placed.node_id == "id-n3"
+    (nowhere,) = schedule_service(nodes[:2], [InstanceRequest(SERVICE, 1, volumes=(need,))], HA, seed="s")
+    assert nowhere.status == "failed"
+    assert nowhere.reasons == (
+        summarize(
+            2,
+            {
+                "node(s) already hold a Docker volume redis.redis.redis-data-1 (a retired copy: 'moorage volume purge' removes it)": 2
+            },
+        ),
+    )
+
+
 @pytest.mark.parametrize("strategy", [HA, DAEMON, RANDOM])
 def test_a_scheduling_pass_is_freed_without_the_cyclic_collector(strategy: DeployStrategy) -> None:
     """A pass leaves no reference cycle behind: at thousands of services per deployment, cyclic

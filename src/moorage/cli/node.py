@@ -117,7 +117,9 @@ DryRun = Annotated[
 def drain(ctx: typer.Context, name: str, dry_run: DryRun = False, json: Json = False) -> None:
     """Stop placing instances on a node and move its instances off (exit 1 if any stays).
 
-    With --json: print the master's answer (what moves where, what stays and why) and return;
+    Instances whose data only this node holds (node-topology volumes) move with it: a volume
+    move job each, to the node the scheduler picks; the command follows them as 'volume move'
+    does. A failed move leaves its instance running here, as before. With --json: print the master's answer (what moves where, what stays and why) and return;
     the drain goes on in the master."""
     from moorage.cli.drain import follow_drain, print_drain_plan
 
@@ -130,7 +132,7 @@ def drain(ctx: typer.Context, name: str, dry_run: DryRun = False, json: Json = F
             return
         print_drain_plan(report)
         if not dry_run:
-            follow_drain(client, path, report)
+            follow_drain(client, cli.grid, path, report)
 
 
 @app.command("undrain")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["ago", "console", "err_console", "print_error", "print_json", "table"]
+__all__ = ["ago", "console", "err_console", "print_error", "print_json", "size_text", "table"]
 
 
 @functools.cache
@@ -88,3 +88,12 @@ def ago(timestamp: str | None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
     return f"{seconds}s ago"
+
+
+def size_text(count: float) -> str:
+    """``512 B``, ``1.5 KiB``, ``3.2 MiB``, ``1.0 GiB``: a size as the CLI shows it."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"

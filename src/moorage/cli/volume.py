@@ -10,7 +10,7 @@ from moorage.cli.backup import app as backup_app
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
 from moorage.cli.options import Force, Json
-from moorage.cli.output import print_error, print_json, table
+from moorage.cli.output import print_error, print_json, size_text, table
 from moorage.errors import InvalidInput, MoorageError
 
 __all__ = ["app", "parse_pairs", "volume_text"]
@@ -342,14 +342,6 @@ def prune(
         )
 
 
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"
-
-
 def plan_text(plan: dict[str, Any]) -> str:
     source = f"{plan['source']}" + (f" (zone {plan['source_zone']})" if plan["source_zone"] else "")
     target = f"{plan['target']}" + (f" (zone {plan['target_zone']})" if plan["target_zone"] else "")
@@ -363,7 +355,7 @@ def plan_text(plan: dict[str, Any]) -> str:
         f"  method: {how}",
     ]
     if plan["method"] == "copy":
-        lines.append(f"  data: {_size(plan['bytes'])} in {plan['files']} files")
+        lines.append(f"  data: {size_text(plan['bytes'])} in {plan['files']} files")
     lines.append(f"  stops: {', '.join(plan['instances']) or 'no instance'}")
     lines.append(f"  target: {plan['target']}")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
@@ -66,18 +66,31 @@ class DeployGate:
     ) -> tuple[str, list[ServicePlan]]:
         """``deploy`` with the plans it rolls out (what a drain reports): on the leader only, since
         only its deployer plans; another master answers 409 and the client asks again."""
+        self.require_leading()
+        return await self.deployer.deploy_planned(grid, service_ids, target)
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    def require_leading(self) -> None:
+        """The rule for what only the leader does (a drain's plans, volume moves): another master
+        answers 409 and the client asks again."""
         if not self._leading:
             raise Conflict(
                 "this master does not lead the grid's deployments; ask again "
                 "(the leader is shown by 'moorage master status')"
             )
-        return await self.deployer.deploy_planned(grid, service_ids, target)
 
     async def preview(
-        self, grid: str, service_ids: Sequence[int], drain: frozenset[str] = frozenset()
+        self,
+        grid: str,
+        service_ids: Sequence[int],
+        drain: frozenset[str] = frozenset(),
+        lifted: Mapping[str, frozenset[str]] | None = None,
     ) -> list[ServicePlan]:
-        """The plans a deployment would roll out now, recording nothing (``node drain --dry-run``)."""
-        return await self.deployer.preview(grid, service_ids, drain)
+        """The plans a deployment would roll out now, recording nothing (``node drain``)."""
+        return await self.deployer.preview(grid, service_ids, drain, lifted)
 
     async def services_removed(self, node_ids: Iterable[str]) -> None:
         await self.deployer.services_removed(node_ids)

@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Collection, Coroutine, Iterable, Sequence
+from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -350,16 +350,22 @@ class Deployer:
         return deployment_id, plans
 
     async def preview(
-        self, grid: str, service_ids: Sequence[int], drain: frozenset[str] = frozenset()
+        self,
+        grid: str,
+        service_ids: Sequence[int],
+        drain: frozenset[str] = frozenset(),
+        lifted: Mapping[str, frozenset[str]] | None = None,
     ) -> list[ServicePlan]:
         """The plans a deployment of these services would roll out now, with the nodes ``drain``
-        drained too; records nothing (``node drain --dry-run``)."""
+        drained too and the volume instances ``lifted`` free to go with their instances
+        (``plan_services``); records nothing (``node drain``: its dry run, and where its data
+        moves go)."""
         connected = self.agents.connected_ids()
 
         def plan(session: Session) -> list[ServicePlan]:
             grid_row = get_grid_row(session, grid)
             rows = deployment_services(session, list(service_ids))
-            return plan_services(session, grid_row, rows, connected, GridSnapshots(), drain)
+            return plan_services(session, grid_row, rows, connected, GridSnapshots(), drain, lifted)
 
         return await self.db.run(plan)
 

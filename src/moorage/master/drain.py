@@ -6,25 +6,33 @@ drain(node) ──one transaction──▶ node drained (the scheduler's ``Drain
         stateless instance is re-planned elsewhere, one whose volume instance re-attaches in its
         zone/region/grid goes there with it, and an instance that cannot go anywhere stays as it
         is) ─▶ ``drain_plan.plan_drain`` reads what its plans do to each instance of the node
-        └─▶ an instance whose data only the node holds (a node-topology volume instance) needs
-            its data moved: a volume move job (``VolumeMoves``); without one it stays, and says so
+        └─▶ an instance whose data only the node holds (a node-topology volume instance): its
+            services planned again as if that data went with it (``plan_services(lifted=...)``:
+            drivers, affinity, drained nodes, ports, memory, the strategy's spread, and no node
+            that holds a Docker volume of that name already), so the scheduler picks its target
+            ─▶ a volume move job there (``VolumeMoves.start_move``, which checks the target by
+            the move's own rule), ``MOVES_AT_ONCE`` of the drain's moves copying at a time; a
+            failed move leaves the instance running on the drained node (the job puts it back)
 
-A dry run plans the same with the node drained in the plan only, and records nothing. Draining
-a drained node again does the same again: what stayed may leave now.
+A dry run plans the same with the node drained in the plan only, asks each move for its plan
+(the bytes it would copy), and records nothing. Draining a drained node again does the same
+again: what stayed may leave now. The plans and the moves are the leader's (``DeployGate``);
+another master answers 409.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from moorage.errors import MoorageError
 from moorage.master.deploy_gate import DeployGate
-from moorage.master.drain_plan import DataMove, Leaving, Staying, plan_drain
+from moorage.master.drain_plan import DataMove, DataTarget, Leaving, Staying, data_targets, plan_drain
 from moorage.master.planning_decision import ServicePlan
+from moorage.master.volume_moves import VolumeMoves
 from moorage.model.events import EventKind
 from moorage.model.node import Node
 from moorage.store.database import Database
@@ -32,22 +40,16 @@ from moorage.store.deployments import node_names
 from moorage.store.events import NewEvent, record_events
 from moorage.store.grids import grid_id
 from moorage.store.nodes import Residents, residents, set_drained
+from moorage.store.volume_moves import holders
 
-__all__ = ["MOVE_NOT_AVAILABLE", "DrainReport", "VolumeMoves", "drain_node", "undrain_node"]
+__all__ = ["MOVES_AT_ONCE", "DrainReport", "drain_node", "undrain_node"]
 
-MOVE_NOT_AVAILABLE = (
-    "volume move not available: its data is in volume instance {volume_instance} (topology node), "
-    "which only {node} holds"
-)
-
-
-class VolumeMoves(Protocol):
-    """What drain needs of volume moves: start one volume instance's move off a drained node."""
-
-    async def start_off(self, grid: str, volume: str, volume_instance: str, node: str) -> str:
-        """Start moving ``volume_instance`` of ``volume`` (and its instance) off ``node``; the job id.
-        Raises ``MoorageError`` with the reason when it cannot start (no node to move it to)."""
-        ...
+MOVES_AT_ONCE = 2
+"""A drain's volume moves copying at a time (the others wait, phase ``queued``). Every one of
+them reads the drained node's disk and passes through the master's relay, so more at once would
+not end the drain sooner: they would share that bandwidth, each first pass would take longer,
+and more data would change before each instance stops (longer downtime). Two overlap one move's
+fixed costs (helper containers, manifests, waiting for the stop) with another's copy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ class DrainReport:
 async def drain_node(
     db: Database,
     deployer: DeployGate,
-    moves: VolumeMoves | None,
+    moves: VolumeMoves,
     grid: str,
     name: str,
     *,
@@ -72,6 +74,7 @@ async def drain_node(
 ) -> DrainReport:
     def mark(session: Session) -> Residents:
         if not dry_run:
+            deployer.require_leading()  # before anything is recorded
             node, changed = set_drained(session, grid, name, True)
             if changed:
                 _record(session, grid, EventKind.NODE_DRAINED, node, actor, "it takes no new instances")
@@ -87,30 +90,59 @@ async def drain_node(
         deployment, plans = await deployer.deploy_planned(grid, found.service_ids, f"drain of node {name}")
     planned = plan_drain(node.id, found.instances, plans)
     leaving, staying = list(planned.leaving), list(planned.staying)
-    for data in planned.data:
-        if moves is None:
-            staying.append(_cannot_move(data, node.name))
-            continue
-        if dry_run:  # what the move would do is the move's own dry run; here: that it would move
-            leaving.append(Leaving(data.service_id, data.number, "data", None, data.volume_instance))
-            continue
-        try:
-            job = await moves.start_off(grid, data.volume, data.volume_instance, node.name)
-        except MoorageError as err:
-            staying.append(Staying(data.service_id, data.number, err.message))
-            continue
-        leaving.append(Leaving(data.service_id, data.number, "data", None, data.volume_instance, job))
+    if planned.data:
+        deployer.require_leading()  # the moves (and their sizes, read over its agents) are the leader's
+        targets = await _targets(db, deployer, grid, node.id, planned.data, plans)
+        names = await db.read(
+            lambda session: node_names(session, {t.node_id for t in targets if isinstance(t, DataTarget)})
+        )
+        turns = asyncio.Semaphore(MOVES_AT_ONCE)
+        for target in targets:
+            if isinstance(target, Staying):
+                staying.append(target)
+                continue
+            data, to = target.data, target.node_id
+            try:
+                plan, job = await moves.start_move(
+                    grid, data.volume, data.volume_instance, names.get(to, to), dry_run=dry_run, turns=turns
+                )
+            except MoorageError as err:
+                staying.append(Staying(data.service_id, data.number, err.message))
+                continue
+            leaving.append(
+                Leaving(
+                    data.service_id,
+                    data.number,
+                    "data",
+                    to,
+                    data.volume_instance,
+                    job.id if job is not None else None,
+                    data.volume,
+                    plan.bytes,
+                )
+            )
     ids = {item.node_id for item in leaving if item.node_id}
     names = await db.read(lambda session: node_names(session, ids)) if ids else {}
     return DrainReport(node, dry_run, deployment, leaving, staying, names)
 
 
-def _cannot_move(data: DataMove, node: str) -> Staying:
-    return Staying(
-        data.service_id,
-        data.number,
-        MOVE_NOT_AVAILABLE.format(volume_instance=data.volume_instance, node=node),
-    )
+async def _targets(
+    db: Database,
+    deployer: DeployGate,
+    grid: str,
+    node_id: str,
+    data: Sequence[DataMove],
+    plans: Sequence[ServicePlan],
+) -> list[DataTarget | Staying]:
+    """Where each data move goes: its services planned again (recording nothing) with their
+    volume instances free to go with them, except to nodes that hold a Docker volume of that name."""
+    rows = {plan.service_id: plan.service_row_id for plan in plans}
+    service_ids = sorted({rows[d.service_id] for d in data})
+    names = [d.volume_instance for d in data]
+    taken = await db.read(lambda session: holders(session, grid_id(session, grid), names))
+    lifted = {name: taken.get(name, frozenset()) for name in names}
+    again = await deployer.preview(grid, service_ids, drain=frozenset({node_id}), lifted=lifted)
+    return data_targets(node_id, data, again)
 
 
 def _record(session: Session, grid: str, kind: EventKind, node: Node, actor: str | None, what: str) -> None:

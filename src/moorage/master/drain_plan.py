@@ -8,9 +8,11 @@ only sorts out what those plans mean for the instances that were on the node.
                                                           its volume instance there (the store
                                                           moves the row: ``store/placements``)
     stays, mounting one node-topology instance-scope
-      volume instance (only that node has its data) ..... its data must move: a volume move job
-                                                          (``master/drain.py`` starts it, or says
-                                                          it stays when moves are not available)
+      volume instance (only that node has its data) ..... its data must move: planned again as
+                                                          if its data went with it, the node the
+                                                          scheduler picks is its move's target
+                                                          (``data_targets``); ``master/drain.py``
+                                                          starts the volume move job there
     no longer planned (a daemon runs one instance per
       node that takes instances) ........................ stops
     anything else (the scheduler found no node) ......... stays, with the scheduler's reason
@@ -26,7 +28,16 @@ from moorage.master.planning_decision import InstancePlan, ServicePlan
 from moorage.model.volume import VolumeScope, VolumeTopology
 from moorage.store.placements import VolumeWrite
 
-__all__ = ["DataMove", "DrainPlan", "Leaving", "LeavingHow", "Staying", "plan_drain"]
+__all__ = [
+    "DataMove",
+    "DataTarget",
+    "DrainPlan",
+    "Leaving",
+    "LeavingHow",
+    "Staying",
+    "data_targets",
+    "plan_drain",
+]
 
 LeavingHow = Literal["replan", "reattach", "data", "stop"]
 
@@ -46,6 +57,8 @@ class Leaving:
     node_id: str | None = None
     volume_instance: str | None = None  # the one whose data moves (how == "data"), or re-attaches
     job: str | None = None  # the volume move job (how == "data")
+    volume: str | None = None  # the grid volume of ``volume_instance`` (how == "data")
+    bytes: int | None = None  # what its move copies, as planned (how == "data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +77,14 @@ class DataMove:
     volume: str  # the grid volume
     volume_instance: str  # its Docker volume name
     reason: str  # why the scheduler keeps it here (its data is here only)
+
+
+@dataclass(frozen=True, slots=True)
+class DataTarget:
+    """Where a data move goes: the node the scheduler picks for its instance, its data with it."""
+
+    data: DataMove
+    node_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +145,25 @@ def plan_drain(
             if (plan.service_row_id, number) in wanted
         )
     return drain
+
+
+def data_targets(
+    node_id: str, data: Sequence[DataMove], plans: Sequence[ServicePlan]
+) -> list[DataTarget | Staying]:
+    """For each of ``data`` (in its order): its target, or why it stays, from ``plans`` made with
+    node ``node_id`` drained and ``data``'s volume instances free to go with their instances
+    (``planning.plan_services(lifted=...)``): the scheduler's rules and spread pick the node."""
+    items = {(plan.service_id, item.number): item for plan in plans for item in plan.instances}
+    found: list[DataTarget | Staying] = []
+    for move in data:
+        item = items.get((move.service_id, move.number))
+        if item is None:
+            found.append(Staying(move.service_id, move.number, f"{move.reason} (no longer planned)"))
+        elif item.kind in ("replace", "start") and item.node_id is not None and item.node_id != node_id:
+            found.append(DataTarget(move, item.node_id))
+        else:
+            reason = item.reason or move.reason
+            found.append(
+                Staying(move.service_id, move.number, f"no node can take it with its data: {reason}")
+            )
+    return found

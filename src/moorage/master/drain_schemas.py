@@ -30,9 +30,16 @@ class DrainMovingOut(BaseModel):
             "move job; stop: a daemon's instance (one per node that takes instances)"
         )
     )
-    to: str | None = Field(description="The node it goes to (none yet for a data move, none for stop)")
+    to: str | None = Field(description="The node it goes to (none for stop)")
     volume_instance: str | None = None
-    job: str | None = Field(default=None, description="The volume move job (how: data)")
+    volume: str | None = Field(default=None, description="The volume of volume_instance (how: data)")
+    bytes: int | None = Field(
+        default=None, description="The bytes its volume move copies, as planned (how: data)"
+    )
+    job: str | None = Field(
+        default=None,
+        description="The volume move job (how: data; none in a dry run): GET /v1/volumes/{grid}/{volume}/moves/{job}",
+    )
 
 
 class DrainStayingOut(BaseModel):
@@ -63,6 +70,8 @@ def drain_out(report: DrainReport) -> DrainOut:
                 how=m.how,
                 to=report.names.get(m.node_id) if m.node_id else None,
                 volume_instance=m.volume_instance,
+                volume=m.volume,
+                bytes=m.bytes,
                 job=m.job,
             )
             for m in report.leaving

@@ -28,7 +28,7 @@ from moorage.master.planning_decision import (
     removed_numbers,
 )
 from moorage.model.stack import DeployStrategy, MountKind, full_service_id
-from moorage.model.volume import REGION_LABEL, VolumeScope, docker_volume_name
+from moorage.model.volume import REGION_LABEL, VolumeScope, VolumeTopology, docker_volume_name
 from moorage.scheduler import (
     InstanceRequest,
     NodeIndex,
@@ -156,10 +156,14 @@ def plan_services(
     connected: set[str],
     snapshots: GridSnapshots,
     drain: frozenset[str] = _NOWHERE,
+    lifted: Mapping[str, frozenset[str]] | None = None,
 ) -> list[ServicePlan]:
     """Plans for ``service_rows`` (in deploy order); later services see what earlier ones take.
     Nodes are online when their agent is connected; ``snapshots`` keeps the grid's nodes.
-    ``drain``: nodes planned as drained although their rows are not (``node drain --dry-run``)."""
+    ``drain``: nodes planned as drained although their rows are not (``node drain --dry-run``).
+    ``lifted``: node-topology volume instances (Docker name -> the nodes that hold a Docker volume
+    of that name already) planned as if their data moved with their instance: where a drain
+    moves them (a preview only; never rolled out, since the data is not there yet)."""
     deploying = {row.id for row in service_rows}
     nodes = _grid_views(snapshots.nodes(session, grid.id))
     drain = frozenset(drain - nodes.drained)
@@ -172,7 +176,9 @@ def plan_services(
     homes = volume_homes(session, grid.id, names)
     plans = []
     for row in service_rows:
-        service = _ServiceInputs(grid.name, row.id, stored[row.id], current[row.id], volumes, homes)
+        service = _ServiceInputs(
+            grid.name, row.id, stored[row.id], current[row.id], volumes, homes, lifted or {}
+        )
         plan, requests, placements = _plan_one(service, index, nodes, drained)
         index.commit(requests, placements)
         plans.append(plan)
@@ -215,6 +221,7 @@ class _ServiceInputs:
     current: Mapping[int, CurrentInstance]
     volumes: Mapping[str, GridVolume]
     homes: VolumeHomes
+    lifted: Mapping[str, frozenset[str]]
 
     @property
     def service_id(self) -> str:
@@ -256,8 +263,8 @@ class _Bindings:
 def _request(
     service: _ServiceInputs, number: int, bindings: tuple[VolumeWrite, ...], current: CurrentInstance | None
 ) -> InstanceRequest:
-    homes = service.homes
-    needs = tuple(_need(b, homes) for b in bindings)
+    homes, lifted = service.homes, service.lifted
+    needs = tuple(_need(b, homes, lifted) for b in bindings)
     spec = service.stored.spec
     return InstanceRequest(
         service_id=service.service_id,
@@ -271,13 +278,21 @@ def _request(
     )
 
 
-def _need(binding: VolumeWrite, homes: VolumeHomes) -> VolumeNeed:
+def _need(binding: VolumeWrite, homes: VolumeHomes, lifted: Mapping[str, frozenset[str]]) -> VolumeNeed:
     home = (
         homes.held.get((binding.volume_id, binding.name)) if binding.scope is VolumeScope.INSTANCE else None
     )
     removing = homes.removing.get(binding.name, _NOWHERE)
-    if home is None:
-        return VolumeNeed(binding.volume, binding.driver, binding.scope, binding.name, removing_on=removing)
+    taken = lifted.get(binding.name) if binding.topology is VolumeTopology.NODE else None
+    if home is None or taken is not None:  # none yet, or its data would go with it (a drain's move)
+        return VolumeNeed(
+            binding.volume,
+            binding.driver,
+            binding.scope,
+            binding.name,
+            removing_on=removing,
+            taken_on=taken or _NOWHERE,
+        )
     return VolumeNeed(
         volume=binding.volume,
         driver=binding.driver,

@@ -440,7 +440,9 @@ class MoveOut(BaseModel):
     target: str
     method: str
     state: str = Field(description="running, succeeded or failed")
-    phase: str = Field(description="plan, copy, check, stop, sync, verify, switch or done")
+    phase: str = Field(
+        description="queued (a drain's, waiting for its turn), plan, copy, check, stop, sync, verify, switch or done"
+    )
     bytes_total: int
     bytes_done: int
     files: int

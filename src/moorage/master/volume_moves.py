@@ -210,10 +210,19 @@ class VolumeMoves:
     # -- the service -------------------------------------------------------------------------
 
     async def start_move(
-        self, grid: str, volume: str, docker_name: str, to: str, *, dry_run: bool = False
+        self,
+        grid: str,
+        volume: str,
+        docker_name: str,
+        to: str,
+        *,
+        dry_run: bool = False,
+        turns: asyncio.Semaphore | None = None,
     ) -> tuple[MovePlan, MoveView | None]:
         """Plan the move (``Conflict`` with the allowed nodes if it may not go there); unless
-        ``dry_run``, start it: the job's view, running."""
+        ``dry_run``, start it: the job's view, running. ``turns``: the job waits for one (phase
+        ``queued``) before it copies anything (a drain's moves, a few at a time); it holds the
+        volume instance meanwhile, so nothing else moves it."""
         subject = await self.db.read(lambda s: move_subject(s, grid, volume, docker_name))
         target = subject.named(to)
         if target is None:
@@ -230,9 +239,17 @@ class VolumeMoves:
         if method == "copy":
             if source is None or not source.online:
                 raise refusal(subject, target, "its node is offline, so its data cannot be read", [])
-            usage = json.loads(
-                await self._result(subject.node_id, VolumeOpen(stream="x", op="usage", volume=docker_name))
-            )
+            try:
+                usage = json.loads(
+                    await self._result(
+                        subject.node_id, VolumeOpen(stream="x", op="usage", volume=docker_name)
+                    )
+                )
+            except MoveFailed as err:  # its agent went away, or cannot read it: nothing was started
+                raise Conflict(
+                    f"Cannot move volume instance {docker_name} of volume {volume} from node "
+                    f"{source.name}: its data could not be sized there ({err}); nothing was started"
+                ) from err
             bytes_total, files = int(usage["bytes"]), int(usage["files"])
         plan = MovePlan(
             volume=volume,
@@ -249,8 +266,11 @@ class VolumeMoves:
         if dry_run:
             return plan, None
         me = self.leadership.me.id
-        move_id = await self.db.run(lambda s: begin_move(s, subject, target, method, bytes_total, files, me))
-        task = asyncio.create_task(self._run(move_id, subject, target), name=f"move-{move_id}")
+        phase = "plan" if turns is None else "queued"
+        move_id = await self.db.run(
+            lambda s: begin_move(s, subject, target, method, bytes_total, files, me, phase)
+        )
+        task = asyncio.create_task(self._run(move_id, subject, target, turns), name=f"move-{move_id}")
         self._tasks[move_id] = task
 
         def forget(_: asyncio.Task[None]) -> None:
@@ -262,10 +282,16 @@ class VolumeMoves:
 
     # -- the job -----------------------------------------------------------------------------
 
-    async def _run(self, move_id: str, subject: MoveSubject, target: MoveNode) -> None:
+    async def _run(
+        self, move_id: str, subject: MoveSubject, target: MoveNode, turns: asyncio.Semaphore | None
+    ) -> None:
         job = _Job(self, move_id, subject, target)
         try:
-            await job.run()
+            if turns is None:
+                await job.run()
+            else:
+                async with turns:
+                    await job.run()
         except asyncio.CancelledError:
             await asyncio.shield(job.fail("the master stopped during the move; run it again"))
             raise

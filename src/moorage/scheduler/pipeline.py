@@ -55,6 +55,7 @@ def build_pipeline(strategy: DeployStrategy) -> Pipeline:
             Affinity(),  # .......... node(s) didn't match affinity label==zone=c     (static)
             VolumeDrivers(),  # ..... node(s) missing volume driver(s) [d1, d2]       (static)
             VolumeRemoval(),  # ..... node(s) still removing the Docker volume X ...  (dynamic, not fatal)
+            #                         node(s) already hold a Docker volume X (a retired copy ...)
             Ports(),  # ............. node(s) had port 8080 in use                    (dynamic)
             Resources(),  # ......... node(s) had too little memory / CPU             (dynamic)
             *chosen.filters,  # ..... daemon: node(s) already run an instance         (dynamic)
@@ -96,7 +97,10 @@ def daemon_plan(
     anchors = anchors or {}
     loose = replace(
         template,
-        volumes=tuple(replace(v, pinned_node=None, removing_on=frozenset()) for v in template.volumes),
+        volumes=tuple(
+            replace(v, pinned_node=None, removing_on=frozenset(), taken_on=frozenset())
+            for v in template.volumes
+        ),
         current_node=None,
     )
     run = _Pass(build_pipeline(DeployStrategy.DAEMON), _as_index(nodes), template.service_id, "daemon-plan")

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "AFFINITY_MISMATCH",
     "ALREADY_HAS_INSTANCE",
+    "HOLDS_VOLUME_COPY",
     "MISSING_DRIVERS",
     "NODE_DRAINED",
     "NODE_OFFLINE",
@@ -42,6 +43,10 @@ NOT_HOLDING_VOLUME = "node(s) don't hold volume instance {volume_instance}"
 OUTSIDE_VOLUME_DOMAIN = "node(s) outside {label} {value} of volume instance {volume_instance}"
 ALREADY_HAS_INSTANCE = "node(s) already run an instance of this daemon service"
 STILL_REMOVING_VOLUME = "node(s) still removing the Docker volume {volume_instance} of a removed volume"
+HOLDS_VOLUME_COPY = (
+    "node(s) already hold a Docker volume {volume_instance} (a retired copy: "
+    "'moorage volume purge' removes it)"
+)
 
 # --- per instance: one line -----------------------------------------------------------------------
 SUMMARY = "0/{total} nodes available: {counts}"

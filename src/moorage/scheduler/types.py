@@ -74,6 +74,9 @@ class VolumeNeed:
     topology: VolumeTopology = VolumeTopology.NODE
     home_zone: str | None = None
     home_region: str | None = None
+    taken_on: frozenset[str] = frozenset()
+    """Nodes that hold a Docker volume of this name already (a copy a move retired there): data
+    that moves with the instance (``node drain``) cannot be written there."""
     domain: VolumeDomain | None = field(init=False, repr=False, compare=False)
     """Where the existing volume instance's data can be used from; None when this need pins nothing."""
 
@@ -110,7 +113,8 @@ class InstanceRequest:
     drivers: frozenset[str] = field(init=False, repr=False, compare=False)
     """Every volume driver this instance needs on its node."""
     avoid: frozenset[str] = field(init=False, repr=False, compare=False)
-    """The nodes still removing a Docker volume named like one of this instance's."""
+    """The nodes still removing, or holding a retired copy of, a Docker volume named like one of
+    this instance's."""
 
     def __post_init__(self) -> None:
         volumes = self.volumes
@@ -121,7 +125,7 @@ class InstanceRequest:
         else:  # one of these per instance placed: lists, not generators
             pins = tuple([v for v in volumes if v.is_pin])
             drivers = frozenset([v.driver for v in volumes])
-            removing = [v.removing_on for v in volumes if v.removing_on]
+            removing = [v.removing_on | v.taken_on for v in volumes if v.removing_on or v.taken_on]
             avoid = frozenset().union(*removing) if removing else _NONE
         object.__setattr__(self, "pins", pins)
         object.__setattr__(self, "drivers", drivers)

@@ -46,6 +46,7 @@ __all__ = [
     "begin_move",
     "cleanup_done",
     "fail_move",
+    "holders",
     "move_by_id",
     "move_subject",
     "move_view",
@@ -183,19 +184,7 @@ def move_subject(session: Session, grid: str, volume: str, docker_name: str) -> 
         for row, stack, name in rows
         if _mounts(row.container, docker_name)
     )
-    holding = set(
-        session.scalars(
-            select(VolumeInstanceRow.node_id).where(
-                VolumeInstanceRow.grid_id == grid_row.id, VolumeInstanceRow.name == docker_name
-            )
-        )
-    ) | set(
-        session.scalars(
-            select(RetiredVolumeRow.node_id).where(
-                RetiredVolumeRow.grid_id == grid_row.id, RetiredVolumeRow.name == docker_name
-            )
-        )
-    )
+    holding = holders(session, grid_row.id, [docker_name]).get(docker_name, frozenset())
     return MoveSubject(
         grid_id=grid_row.id,
         grid=grid_row.name,
@@ -213,8 +202,27 @@ def move_subject(session: Session, grid: str, volume: str, docker_name: str) -> 
         move_id=vi.move_id,
         instances=instances,
         nodes=nodes,
-        holding=frozenset(holding),
+        holding=holding,
     )
+
+
+def holders(session: Session, grid_id: int, names: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Docker volume name -> the nodes that hold a Docker volume of that name (a volume instance,
+    or a copy a move retired): a copy of that name cannot be written there."""
+    wanted = sorted(set(names))
+    found: dict[str, set[str]] = {}
+    if not wanted:
+        return {}
+    live = select(VolumeInstanceRow.name, VolumeInstanceRow.node_id).where(
+        VolumeInstanceRow.grid_id == grid_id, VolumeInstanceRow.name.in_(wanted)
+    )
+    retired = select(RetiredVolumeRow.name, RetiredVolumeRow.node_id).where(
+        RetiredVolumeRow.grid_id == grid_id, RetiredVolumeRow.name.in_(wanted)
+    )
+    for statement in (live, retired):
+        for name, node_id in session.execute(statement).tuples():
+            found.setdefault(name, set()).add(node_id)
+    return {name: frozenset(nodes) for name, nodes in found.items()}
 
 
 def begin_move(
@@ -225,9 +233,10 @@ def begin_move(
     bytes_total: int,
     files: int,
     master_id: str | None = None,
+    phase: str = "plan",
 ) -> str:
     """Record the job (run by master ``master_id``) and hold the volume instance for it; a 409
-    when another move holds it."""
+    when another move holds it. ``phase``: ``queued`` when it waits for its turn (a drain's moves)."""
     now = datetime.now(UTC)
     move_id = uuid.uuid4().hex
     held = cast(
@@ -257,7 +266,7 @@ def begin_move(
             target_node=target.name,
             method=method,
             state=RUNNING,
-            phase="plan",
+            phase=phase,
             master_id=master_id,
             bytes_total=bytes_total,
             bytes_done=0,

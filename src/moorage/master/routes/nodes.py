@@ -52,10 +52,13 @@ async def drain(
     grid: GridPath, node: NodePath, state: State, actor: Actor, dry_run: DryRunQuery = False
 ) -> DrainOut:
     """Drain the node: it takes no instance until undrained, and every instance that can run
-    elsewhere moves off (a deployment of their services; a volume move for data only this node
-    holds). Says what moves where and what stays and why; ``dry_run`` changes nothing. Draining
-    a drained node again tries again what stayed."""
-    report = await drain_node(state.db, state.deployer, None, grid, node, dry_run=dry_run, actor=actor.name)
+    elsewhere moves off (a deployment of their services; a volume move job, to the node the
+    scheduler picks, for data only this node holds). Says what moves where (with the bytes each
+    move copies, and its job) and what stays and why; ``dry_run`` changes nothing. Draining a
+    drained node again tries again what stayed. Only the leading master drains (409 elsewhere)."""
+    report = await drain_node(
+        state.db, state.deployer, state.moves, grid, node, dry_run=dry_run, actor=actor.name
+    )
     return drain_out(report)
 
 

@@ -6,6 +6,10 @@ the old data. A volume created again under the same name must start empty: an in
 would use that name goes to another node, or waits (pending) until the removal is done. Never
 mount the volume being removed.
 
+A node that holds a retired copy of the name (``VolumeNeed.taken_on``: a move left it there) cannot
+take an instance whose data is to be moved there (``node drain``): the copy would be written into
+that old Docker volume. Fatal: the user purges the copy.
+
 Dynamic, though it depends only on the node and the request: what it reads differs between the
 instances of one service (each has its own Docker volume names), and pools are cached per kind
 of request, not per instance.
@@ -14,7 +18,7 @@ of request, not per instance.
 from __future__ import annotations
 
 from moorage.scheduler.context import PassContext
-from moorage.scheduler.reasons import STILL_REMOVING_VOLUME
+from moorage.scheduler.reasons import HOLDS_VOLUME_COPY, STILL_REMOVING_VOLUME
 from moorage.scheduler.types import InstanceRequest, NodeView, Verdict
 
 __all__ = ["VolumeRemoval"]
@@ -30,4 +34,6 @@ class VolumeRemoval:
         for need in request.volumes:
             if node.id in need.removing_on:
                 return Verdict(STILL_REMOVING_VOLUME.format(volume_instance=need.docker_name), fatal=False)
+            if node.id in need.taken_on:
+                return Verdict(HOLDS_VOLUME_COPY.format(volume_instance=need.docker_name))
         return None
