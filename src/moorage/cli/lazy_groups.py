@@ -81,12 +81,14 @@ def _from_module(module: str, name: str) -> Command:
     return lazy_group(importlib.import_module(module).app, name)
 
 
-def lazy_group(app: typer.Typer, name: str) -> TyperGroup:
+def lazy_group(app: typer.Typer, name: str, *, root: bool = False) -> TyperGroup:
     """``app`` as a click group named ``name`` (its callback, options and help as Typer makes
-    them), whose commands and sub-groups are built when first read."""
+    them; for the ``root`` command also Typer's completion options), whose commands and
+    sub-groups are built when first read."""
     shell = copy.copy(app)
     shell.registered_commands, shell.registered_groups = [], []
-    group = typer.main.get_group(shell)
+    group = typer.main.get_command(shell) if root else typer.main.get_group(shell)
+    assert isinstance(group, TyperGroup), "a Typer app with a callback is a group"
     group.name = name
     builds: dict[str, Build] = {}
     for info in app.registered_commands:
@@ -101,5 +103,7 @@ def lazy_group(app: typer.Typer, name: str) -> TyperGroup:
     for sub in app.registered_groups:
         assert sub.typer_instance is not None and isinstance(sub.name, str), "sub-groups are named"
         builds[sub.name] = partial(lazy_group, sub.typer_instance, sub.name)
+    if isinstance(group.commands, _Commands):  # a LazyGroups class: its module groups after these
+        builds |= group.commands._lazy
     group.commands = _Commands({}, builds)
     return group

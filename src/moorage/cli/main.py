@@ -10,7 +10,7 @@ import typer
 
 from moorage.cli import events, servers
 from moorage.cli.context import CliContext, save_config
-from moorage.cli.lazy_groups import LazyGroups
+from moorage.cli.lazy_groups import LazyGroups, lazy_group
 from moorage.cli.output import err_console, print_error
 from moorage.cli.typer_click import ClickException, UsageError, usage_context
 from moorage.errors import MoorageError
@@ -102,7 +102,9 @@ events.register(app)
 
 def main() -> None:
     try:
-        code = app(prog_name=PROG_NAME, standalone_mode=False)  # returns a typer.Exit's code, no exit
+        # (as app() runs it, with the root's own commands built when named too)
+        command = lazy_group(app, PROG_NAME, root=True)
+        code = command.main(prog_name=PROG_NAME, standalone_mode=False)  # a typer.Exit's code, no exit
     except MoorageError as err:
         print_error(err.message)
         sys.exit(1)
