@@ -3,7 +3,9 @@ tar streams and described by real manifests (``volume_manifest.of_tree``), so a 
 through a real master between fake agents copies, verifies and switches for real. What the
 helper containers of ``agent/volume_data.VolumeData`` do on an engine, done on the test's disk.
 
-``fail_writes``: every write ends with that error (a full disk on the target)."""
+As on an engine, a Docker volume is labelled by what made it: a write that would make one is
+refused where one of that name with other labels is there, and a drop removes only one whose
+labels it names. ``fail_writes``: every write ends with that error (a full disk on the target)."""
 
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ class FolderVolumeData:
         self.fail_writes = fail_writes
         self.made: list[str] = []  # Docker volumes made by writes (ensure_volume)
         self.dropped: list[str] = []
+        self.labels: dict[str, dict[str, str]] = {}  # of the volumes ensure_volume made
 
     def folder(self, volume: str) -> Path:
         path = self.root / volume
@@ -110,10 +113,25 @@ class FolderVolumeData:
     def ensure_volume(
         self, name: str, driver: str, driver_opts: dict[str, str], labels: dict[str, str]
     ) -> None:
+        if self.exists(name):
+            found = self.labels.get(name, {})
+            if any(found.get(k) != v for k, v in labels.items()):
+                raise ValueError(
+                    f"this node already has a Docker volume {name} that this move did not make; "
+                    "it is left alone (remove or rename it, or move to another node)"
+                )
+            return
         self.folder(name)
+        self.labels[name] = dict(labels)
         self.made.append(name)
 
     def drop_volume(self, name: str, labels: dict[str, str]) -> bool:
-        shutil.rmtree(self.root / name, ignore_errors=True)
+        if not self.exists(name):
+            return True
+        found = self.labels.get(name, {})
+        if any(found.get(k) != v for k, v in labels.items()):
+            return False  # not made by this operation: left alone
+        shutil.rmtree(self.root / name)
+        self.labels.pop(name, None)
         self.dropped.append(name)
         return True

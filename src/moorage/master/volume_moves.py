@@ -21,6 +21,8 @@ streams: 1 MiB pieces, 8 MiB window), read and written by helper containers
 mismatch, the master stopping) puts the instance back on the source as it was, removes the
 partial target (now, or when its node is back), and fails the job with what went wrong; the
 source is only ever read. A master that starts fails the moves a previous one left running.
+Running a failed move again starts it over cleanly: before it writes, what the failed one left on
+the target is removed (``_clear_leftovers``), whether or not the janitor came round yet.
 
 ``start_move`` is the service the API (and ``node drain``) calls.
 """
@@ -47,6 +49,7 @@ from moorage.model.volume import VolumeDomain, VolumeScope, VolumeTopology, node
 from moorage.protocol import StreamEnd, VolumeOpen
 from moorage.store.database import Database
 from moorage.store.volume_moves import (
+    Cleanup,
     MoveNode,
     MoveSubject,
     MoveView,
@@ -265,6 +268,8 @@ class VolumeMoves:
         )
         if dry_run:
             return plan, None
+        if method == "copy":
+            await self._clear_leftovers(subject, target)
         me = self.leadership.me.id
         phase = "plan" if turns is None else "queued"
         move_id = await self.db.run(
@@ -346,27 +351,47 @@ class VolumeMoves:
     async def _janitor_once(self) -> None:
         online = self.hub.connected_ids()
         for cleanup in await self.db.read(pending_cleanups):
-            if cleanup.node_id not in online:
-                continue
-            request = VolumeOpen(
-                stream="x",
-                op="drop",
-                volume=cleanup.docker_name,
-                labels={docker_labels.MOVE: cleanup.move_id},
-            )
-            try:
-                await self._result(cleanup.node_id, request)
-            except MoveFailed as err:
-                log.info("partial copy of move %s not removed yet: %s", cleanup.move_id, err)
-                continue
-            await self.db.run(lambda s, m=cleanup.move_id: cleanup_done(s, m))  # type: ignore[misc]
-            log.info("removed the partial copy %s of move %s", cleanup.docker_name, cleanup.move_id)
+            if cleanup.node_id in online:
+                await self._remove_partial(cleanup)
         if not self.leadership.is_leader:
             return  # the leader purges what is past the retention period
         before = datetime.now(UTC) - self.retention
         nodes = await self.db.fenced(self.leadership.fence).run(lambda s: purge_expired(s, before))
         if nodes:
             await self.hub.push_desired(nodes)
+
+    async def _remove_partial(self, cleanup: Cleanup) -> str | None:
+        """Remove the partial copy a failed move left (only the Docker volume labelled with that
+        move: the agent leaves any other alone); None once removed, else why not."""
+        request = VolumeOpen(
+            stream="x",
+            op="drop",
+            volume=cleanup.docker_name,
+            labels={docker_labels.MOVE: cleanup.move_id},
+        )
+        try:
+            await self._result(cleanup.node_id, request)
+        except MoveFailed as err:
+            log.info("partial copy of move %s not removed yet: %s", cleanup.move_id, err)
+            return str(err)
+        await self.db.run(lambda s: cleanup_done(s, cleanup.move_id))
+        log.info("removed the partial copy %s of move %s", cleanup.docker_name, cleanup.move_id)
+        return None
+
+    async def _clear_leftovers(self, subject: MoveSubject, target: MoveNode) -> None:
+        """Before a move writes to ``target``: remove what an earlier, failed move of this volume
+        instance left there (a master restart fails a move; the janitor may not have come round
+        yet), so running the move again starts cleanly instead of meeting a Docker volume it
+        did not make. A 409 when it cannot be removed now; nothing was started."""
+        for cleanup in await self.db.read(pending_cleanups):
+            if cleanup.node_id != target.id or cleanup.docker_name != subject.docker_name:
+                continue
+            why = await self._remove_partial(cleanup)
+            if why is not None:
+                raise Conflict(
+                    f"Node {target.name} still holds the partial copy {subject.docker_name} of failed move "
+                    f"{cleanup.move_id}, and it could not be removed now ({why}); try again"
+                )
 
 
 def _with_online(subject: MoveSubject, online: set[str]) -> MoveSubject:

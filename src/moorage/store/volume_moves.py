@@ -38,6 +38,7 @@ from moorage.store.tables import (
 )
 
 __all__ = [
+    "Cleanup",
     "MoveNode",
     "MoveSubject",
     "MoveView",
