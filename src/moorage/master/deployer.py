@@ -544,3 +544,6 @@ class Deployer:
 
     async def _finish(self, deployment_id: str, state: str, lines: list[str]) -> None:
         await self.db.run(lambda session: finish_deployment(session, deployment_id, state, lines))
+        # a look that read it running just before (``GET /v1/deployments/{id}?wait=``) may have
+        # missed its task's end: a change it waits on, so it answers now, not at its timeout
+        await self.wakeups.status_changed()
