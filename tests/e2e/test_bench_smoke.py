@@ -102,3 +102,16 @@ def test_bench_volume_move_smoke(folder: Path) -> None:
     downtime = re.search(r"^downtime/move = (\d+\.\d{3}) \(target <= 0\.2\)$", out, re.M)
     assert move and downtime, out
     assert float(move.group(1)) > 0 and float(downtime.group(1)) > 0, out
+
+
+def test_bench_drain_moves_smoke(folder: Path) -> None:
+    out = _run("bench_drain_moves.py", folder)
+    assert re.search(r"^machine: \d+ CPUs", out, re.M), out
+    rounds = re.findall(
+        r"^(\d) at a time: (\d+\.\d\d)s for all, mean stop-to-switch (\d+\.\d\d)s; "
+        r"time/one-at-a-time = (\d+\.\d\d), downtime/one-at-a-time = (\d+\.\d\d)$",
+        out,
+        re.M,
+    )
+    assert [r[0] for r in rounds] == ["1", "2"], out
+    assert all(float(v) > 0 for r in rounds for v in r[1:]), out

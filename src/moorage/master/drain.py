@@ -45,11 +45,13 @@ from moorage.store.volume_moves import holders
 __all__ = ["MOVES_AT_ONCE", "DrainReport", "drain_node", "undrain_node"]
 
 MOVES_AT_ONCE = 2
-"""A drain's volume moves copying at a time (the others wait, phase ``queued``). Every one of
-them reads the drained node's disk and passes through the master's relay, so more at once would
-not end the drain sooner: they would share that bandwidth, each first pass would take longer,
-and more data would change before each instance stops (longer downtime). Two overlap one move's
-fixed costs (helper containers, manifests, waiting for the stop) with another's copy."""
+"""A drain's volume moves copying at a time (the others wait, phase ``queued``). They all read
+the drained node's disk and pass through the master's relay: two at a time overlap one move's
+fixed costs (helper containers, manifests, waiting for the stop) with another's copy; more share
+the bandwidth, so each first pass takes longer and more data changes before its instance stops.
+Measured by ``bench/bench_drain_moves.py`` (4 volumes of 64 MiB, 2-core testbed, load 4.7): one
+at a time 19.3 s in all with 1.17 s mean downtime, two 15.3 s (0.80x) with 1.52 s (1.30x), four
+14.1 s (0.73x) with 2.40 s (2.05x)."""
 
 
 @dataclass(frozen=True, slots=True)
