@@ -135,7 +135,7 @@ def _plan_method(subject: MoveSubject, target: MoveNode) -> str:
     if target.drained:
         raise refusal(subject, target, f"node {target.name} is drained", allowed)
     if not target.online:
-        raise refusal(subject, target, f"node {target.name} is offline", allowed)
+        raise refusal(subject, target, _away(target), allowed)
     if subject.driver not in target.drivers:
         raise refusal(subject, target, f"node {target.name} has no volume driver {subject.driver}", allowed)
     if subject.topology != VolumeTopology.NODE and target not in allowed:
@@ -241,7 +241,8 @@ class VolumeMoves:
         bytes_total = files = 0
         if method == "copy":
             if source is None or not source.online:
-                raise refusal(subject, target, "its node is offline, so its data cannot be read", [])
+                why = _away(source) if source is not None else "its node is gone"
+                raise refusal(subject, target, f"{why}, so its data cannot be read", [])
             try:
                 usage = json.loads(
                     await self._result(
@@ -398,7 +399,20 @@ def _with_online(subject: MoveSubject, online: set[str]) -> MoveSubject:
     """Nodes are online when their agent is connected to this master (the data flows over it)."""
     from dataclasses import replace
 
-    return replace(subject, nodes=tuple(replace(n, online=n.id in online) for n in subject.nodes))
+    nodes = (
+        replace(n, online=n.id in online, elsewhere=n.online and n.id not in online) for n in subject.nodes
+    )
+    return replace(subject, nodes=tuple(nodes))
+
+
+def _away(node: MoveNode) -> str:
+    if node.elsewhere:
+        return (
+            f"node {node.name}'s agent is connected to another master, and a move's data flows "
+            "through the master both agents are connected to: ask again (a load balancer may pick "
+            "that master), or give the agents one master's URL first"
+        )
+    return f"node {node.name} is offline"
 
 
 class _Job:

@@ -85,6 +85,7 @@ class MoveNode:
     drained: bool
     labels: dict[str, str]
     drivers: dict[str, str | None]
+    elsewhere: bool = False  # online, its agent connected to another master (several masters)
 
     @property
     def zone(self) -> str | None:
