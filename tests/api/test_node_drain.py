@@ -10,8 +10,10 @@ engines: tests/e2e/test_e2e_topology.py."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -296,6 +298,67 @@ def _drain_moves_it_to_node_3(
     assert _running(client, grid, "db", 1) == {1: ("node-3", "running")}
     after = _drain(client, grid, "node-1", dry_run=True)
     assert after["moving"] == [] and after["staying"] == []
+
+
+def test_a_drain_whose_master_is_killed_mid_move_runs_again_cleanly(
+    fresh_master: MasterProcess, tmp_path: Path
+) -> None:
+    """The master SIGKILLed while a drain's move has copied its first pass: the next master
+    fails that move (the instance runs on node-1 as before, with its data); draining again moves
+    it, over the partial copy the killed move left on node-2."""
+    master = fresh_master
+    with master.client() as client:
+        assert client.post("/v1/grids", json={"name": "killed"}).status_code == 201
+    grid = "killed"
+    folders = _folders(tmp_path, "node-1", "node-2")
+    with _nodes(master, grid, "node-1", data=folders) as first, master.client() as client:
+        _volume(client, grid, "data")
+        _service(client, grid, "db", volumes=["data:/data"])
+        assert _running(client, grid, "db", 1) == {1: ("node-1", "running")}
+        (made,) = client.get(f"/v1/volumes/{grid}/data").json()["instances"]
+        source = folders["node-1"].folder(made["name"])
+        (source / "appendonly.aof").write_bytes(b"SET kept yes\n" * 300)
+        release = threading.Event()
+        with _nodes(master, grid, "node-2", data=folders) as second:
+            folders["node-2"].hold["manifest"] = release  # the check after the first pass
+            (moving,) = _drain(client, grid, "node-1")["moving"]
+            try:
+                wait_until(folders["node-2"].reached.is_set, 30, "the move's first pass to end")
+                assert folders["node-2"].exists(made["name"]), "a partial copy on node-2"
+                assert master.proc is not None
+                os.kill(master.proc.pid, signal.SIGKILL)
+                master.proc.wait()
+                master.proc = None
+            finally:
+                release.set()
+            master.start()  # same address and store
+            wait_until(
+                lambda: all(n.welcomes >= 2 for n in [*first, *second]),
+                30,
+                "the nodes to join the new master",
+            )
+            failed = wait_until(
+                lambda: (
+                    (m := client.get(f"/v1/volumes/{grid}/data/moves/{moving['job']}").json())["state"]
+                    != "running"
+                    and m
+                ),
+                30,
+                "the killed master's move to be failed",
+            )
+            assert failed["state"] == "failed", failed
+            assert "stopped during it; run it again" in failed["message"], failed
+            assert _running(client, grid, "db", 1) == {1: ("node-1", "running")}
+
+            (again,) = _drain(client, grid, "node-1")["moving"]
+            assert again["how"] == "data" and again["job"] != moving["job"]
+            done = _move_ended(client, grid, "data", again["job"])
+            assert done["state"] == "succeeded", done["message"]
+            target = folders["node-2"].folder(made["name"])
+            assert (target / "appendonly.aof").read_bytes() == b"SET kept yes\n" * 300
+            assert _running(client, grid, "db", 1) == {1: ("node-2", "running")}
+            shown = client.get(f"/v1/volumes/{grid}/data").json()
+            assert [(r["name"], r["node"]) for r in shown["retired"]] == [(made["name"], "node-1")]
 
 
 def test_no_node_that_can_take_it_with_its_data_keeps_it_running_with_the_reason(

@@ -5,7 +5,8 @@ helper containers of ``agent/volume_data.VolumeData`` do on an engine, done on t
 
 As on an engine, a Docker volume is labelled by what made it: a write that would make one is
 refused where one of that name with other labels is there, and a drop removes only one whose
-labels it names. ``fail_writes``: every write ends with that error (a full disk on the target)."""
+labels it names. ``fail_writes``: every write ends with that error (a full disk on the target);
+``hold``: the next manifest waits for an event (a move held where a test wants it)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import io
 import posixpath
 import shutil
 import tarfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -61,6 +63,9 @@ class FolderVolumeData:
         self.made: list[str] = []  # Docker volumes made by writes (ensure_volume)
         self.dropped: list[str] = []
         self.labels: dict[str, dict[str, str]] = {}  # of the volumes ensure_volume made
+        # op -> an event: the next such op waits for it (``reached`` is set when one does)
+        self.hold: dict[str, threading.Event] = {}
+        self.reached = threading.Event()
 
     def folder(self, volume: str) -> Path:
         path = self.root / volume
@@ -88,7 +93,14 @@ class FolderVolumeData:
     def writing(self, volume: str) -> Iterator[_Writer]:
         yield _Writer(self.folder(volume), self.fail_writes)
 
+    def _held(self, op: str) -> None:
+        release = self.hold.pop(op, None)
+        if release is not None:
+            self.reached.set()
+            release.wait(60)
+
     def manifest(self, volume: str, paths: Sequence[str] | None = None) -> volume_manifest.Manifest:
+        self._held("manifest")
         whole = volume_manifest.of_tree(self.folder(volume))
         if paths is None:
             return whole
