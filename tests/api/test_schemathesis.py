@@ -7,7 +7,8 @@ with its own admin token and leaves the token routes by name out (``/v1/tokens/{
 revoking its own token would end the run). The config it runs with (``SCHEMATHESIS_TOML``) says the
 one thing the OpenAPI document cannot: which routes refuse a well-formed request by a rule of the
 store with a 422 (the Kontena contract: a name taken, a volume in use, a stack's service removed
-on its own, a stack document that breaks the stack file's rules).
+on its own, a stack document that breaks the stack file's rules; an on_node_lost a volume's scope
+does not take) or a 409 (an online node declared lost without force).
 """
 
 from __future__ import annotations
@@ -51,6 +52,17 @@ checks.positive_data_acceptance.expected-statuses = {_REFUSED_BY_RULE}
 [[operations]]
 include-method = "PUT"
 include-path = "/v1/stacks/{{grid}}/{{name}}"
+checks.positive_data_acceptance.expected-statuses = {_REFUSED_BY_RULE}
+
+# a policy a volume's scope does not take: a 422; an online node declared lost without force: a 409
+[[operations]]
+include-method = "PATCH"
+include-path = "/v1/volumes/{{grid}}/{{name}}"
+checks.positive_data_acceptance.expected-statuses = {_REFUSED_BY_RULE}
+
+[[operations]]
+include-method = "POST"
+include-path = "/v1/nodes/{{grid}}/{{node}}/lost"
 checks.positive_data_acceptance.expected-statuses = {_REFUSED_BY_RULE}
 
 # a volume in use, a service of a stack (removed with its stack): a 422

@@ -75,6 +75,7 @@ def test_one_file_installs_twice_with_a_volume_of_its_own_each(master: MasterPro
         assert found["cache"]["services"] == [{"id": f"{grid}/a/redis"}, {"id": f"{grid}/b/redis"}]
         shown = client.get(f"/v1/volumes/{grid}/a_data").json()
         assert shown.pop("retired") == []  # only a volume's own page lists retired copies (volume moves)
+        assert shown.pop("stale") == [] and shown.pop("restored") == []  # and those of lost nodes
         assert shown == found["a_data"]
         # a stack's volume is in use while its services mount it, as any volume is
         refused = client.delete(f"/v1/volumes/{grid}/a_data")

@@ -117,7 +117,7 @@ def test_bad_bodies_are_422_and_unknown_things_404(moving: Grid) -> None:
     assert moving.get("/data").json()["retired"] == []
     assert moving.post("/data/purge", {}).json() == {"purging": []}
     unknown = moving.post("/data/purge", {"docker_volumes": ["web.data-9"]})
-    assert unknown.status_code == 404 and "no retired copy web.data-9" in unknown.json()["error"]
+    assert unknown.status_code == 404 and "no retired or stale copy web.data-9" in unknown.json()["error"]
 
 
 def test_refusals_name_the_instance_the_nodes_their_zones_and_where_it_may_go(moving: Grid) -> None:

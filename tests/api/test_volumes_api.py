@@ -35,6 +35,7 @@ def test_create_list_show_delete(master: MasterProcess, grid: str) -> None:
             "scope",
             "driver",
             "topology",
+            "on_node_lost",
             "driver_opts",
             "labels",
             "created_at",
@@ -44,6 +45,7 @@ def test_create_list_show_delete(master: MasterProcess, grid: str) -> None:
             "services",
         }
         assert body["topology"] == "node", "the default for Docker's built-in local driver"
+        assert body["on_node_lost"] == "wait", "the default: an instance waits for its lost node"
         listed = client.get(f"/v1/volumes/{grid}").json()
         assert [v["name"] for v in listed["volumes"]] == ["redis-data"]
         assert client.get(f"/v1/volumes/{grid}/redis-data").json()["scope"] == "instance"

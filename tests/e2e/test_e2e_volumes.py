@@ -89,8 +89,11 @@ def test_the_seed_keeps_its_data_across_upgrade_rm_and_install(bed: Bed, tmp_pat
     assert shown.startswith("redis-data:\n  id: testbed/redis-data\n  created: ")
     assert "  scope: instance\n  driver: local\n  driver_opts:\n  instances:\n" in shown
     assert f"    - name: redis.redis.redis-data-1\n      node: {node}\n" in shown
-    # Kontena's fields end with the services; Moorage's own (the topology) come after them
-    assert "  services:\n    - testbed/redis/redis\n  topology: node\n  backups:\n    schedule: -\n" in shown
+    # Kontena's fields end with the services; Moorage's own (topology, on_node_lost) come after them
+    assert (
+        "  services:\n    - testbed/redis/redis\n  topology: node\n  on_node_lost: wait\n"
+        "  backups:\n    schedule: -\n"
+    ) in shown
     bed.ok("stack", "rm", "--force", "redis")
     bed.ok("volume", "rm", "--force", "redis-data")
     wait_until(
@@ -243,7 +246,7 @@ def test_instance_waits_for_the_node_holding_its_volume(bed: Bed, name: str) -> 
         service = json.loads(bed.ok("service", "show", name, "--json"))
         (instance,) = service["containers"]
         assert instance["state"] == "pending" and instance["node"] == node
-        assert f"moorage volume rm {name}-data" in instance["reason"]
+        assert f"'moorage node declare-lost {node}'" in instance["reason"]
         others = tuple(n for n in NODES if n != node)
         assert not containers(bed, f"testbed/null/{name}", others), (
             "never started elsewhere on an empty volume"

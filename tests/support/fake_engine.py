@@ -285,6 +285,11 @@ class FakeEngine:
         container.starts += 1
         container.started_at = f"2024-01-01T00:00:{container.starts:02d}Z"
 
+    def no_restart(self, container_id: str) -> None:
+        container = self.by_id.get(container_id)
+        if container is not None:
+            self.calls.append(("no_restart", container.name))
+
     def remove(self, container_id: str) -> None:
         container = self.by_id.pop(container_id, None)
         if container is not None:

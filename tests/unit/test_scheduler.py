@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -35,8 +36,10 @@ def node(
     memory: int = 8 * GB,
     cpus: int = 4,
     used_ports: Sequence[int] = (),
+    lost: bool = False,
 ) -> NodeView:
-    """A node named ``name`` with id ``id-<name>``: ids and names differ, as in the master."""
+    """A node named ``name`` with id ``id-<name>``: ids and names differ, as in the master. An
+    offline one was last seen at ``SEEN``; ``lost``: declared lost at ``LOST``."""
     all_labels = dict(labels or {})
     if zone is not None:
         all_labels["zone"] = zone
@@ -49,7 +52,13 @@ def node(
         memory=memory,
         cpus=cpus,
         used_ports=frozenset(used_ports),
+        last_seen=SEEN,
+        lost_at=LOST if lost else None,
     )
+
+
+SEEN = datetime(2026, 12, 3, 14, 5, 3, tzinfo=UTC)
+LOST = datetime(2026, 12, 3, 14, 9, 0, tzinfo=UTC)
 
 
 def label(value: str, equal: bool = True) -> AffinityRule:
@@ -74,6 +83,7 @@ def vol(
     topology: VolumeTopology = VolumeTopology.NODE,
     home_zone: str | None = None,
     home_region: str | None = None,
+    on_node_lost: str = "wait",
 ) -> VolumeNeed:
     docker_name = {
         VolumeScope.INSTANCE: f"redis.redis.{volume}-{instance}",
@@ -89,6 +99,7 @@ def vol(
         topology=topology,
         home_zone=home_zone,
         home_region=home_region,
+        on_node_lost=on_node_lost,
     )
 
 
@@ -126,8 +137,38 @@ def pinned_instances() -> list[InstanceRequest]:
 
 
 PIN_OFFLINE = (
-    "volume instance redis.redis.redis-data-1 lives on node node-b, which is offline: bring node-b back, "
-    "or remove the service and run 'moorage volume rm redis-data' to start over with an empty volume"
+    "volume instance redis.redis.redis-data-1 lives on node node-b, which is offline (last seen "
+    "2026-12-03 14:05:03 UTC); its volume redis-data waits for it (on_node_lost wait): bring node-b back, "
+    "or declare it lost with a restore or recreate policy ('moorage volume update redis-data "
+    "--on-node-lost restore|recreate', then 'moorage node declare-lost node-b')"
+)
+PIN_OFFLINE_RESTORE = (
+    "volume instance redis.redis.redis-data-1 lives on node node-b, which is offline (last seen "
+    "2026-12-03 14:05:03 UTC): bring node-b back, or run 'moorage node declare-lost node-b' to restore its "
+    "latest backup on another node (volume redis-data: on_node_lost restore)"
+)
+PIN_OFFLINE_RECREATE = (
+    "volume instance redis.redis.redis-data-1 lives on node node-b, which is offline (last seen "
+    "2026-12-03 14:05:03 UTC): bring node-b back, or run 'moorage node declare-lost node-b' to start it "
+    "with an empty volume on another node (volume redis-data: on_node_lost recreate)"
+)
+PIN_LOST_WAIT = (
+    "volume instance redis.redis.redis-data-1 lives on node node-b, declared lost (last seen "
+    "2026-12-03 14:05:03 UTC); its volume redis-data waits for it (on_node_lost wait): bring node-b back, "
+    "or declare it lost with a restore or recreate policy ('moorage volume update redis-data "
+    "--on-node-lost restore|recreate', then 'moorage node declare-lost node-b')"
+)
+PIN_LOST_NOT_RESTORED = (
+    "volume instance redis.redis.redis-data-1 lives on node node-b, declared lost (last seen "
+    "2026-12-03 14:05:03 UTC); it was not restored (it has no backup, its restore failed, or node-b was "
+    "declared lost before the volume's policy was restore: 'moorage events --volume redis-data'), so it "
+    "waits: bring node-b back, or run 'moorage node declare-lost node-b' again to try again, after "
+    "'moorage volume update redis-data --on-node-lost recreate' to start it with an empty volume"
+)
+PIN_LOST_RECREATE = (
+    "volume instance redis.redis.redis-data-1 lives on node node-b, declared lost (last seen "
+    "2026-12-03 14:05:03 UTC): its volume redis-data is on_node_lost recreate now; run 'moorage node "
+    "declare-lost node-b' again to start it with an empty volume on another node, or bring node-b back"
 )
 PIN_REMOVED = (
     "volume instance redis.redis.redis-data-1 lives on a removed node: remove the service and run "
@@ -463,6 +504,23 @@ CASES = [
             unplaced=[("pending", PIN_OFFLINE)],
         ),
         id="pinned-node-offline-pending",
+    ),
+    *(
+        pytest.param(
+            Case(
+                [node("node-a", "a"), node("node-b", "b", online=False, lost=lost), node("node-c", "c")],
+                [InstanceRequest(SERVICE, 1, volumes=(vol(pinned="node-b", on_node_lost=policy),))],
+                unplaced=[("pending", reason)],
+            ),
+            id=f"pinned-node-{'lost' if lost else 'offline'}-{policy}-pending",
+        )
+        for lost, policy, reason in [
+            (False, "restore", PIN_OFFLINE_RESTORE),
+            (False, "recreate", PIN_OFFLINE_RECREATE),
+            (True, "wait", PIN_LOST_WAIT),
+            (True, "restore", PIN_LOST_NOT_RESTORED),
+            (True, "recreate", PIN_LOST_RECREATE),
+        ]
     ),
     pytest.param(
         Case(

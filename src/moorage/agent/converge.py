@@ -7,7 +7,9 @@ Level-triggered and idempotent: compare what the master wants (``Desired``) with
                 a same-named volume of another driver is an error
     containers: remove Moorage containers of this grid no longer wanted; recreate those whose
                 config hash changed; create and start missing ones (after their volumes);
-                start stopped ones; never touch a container without Moorage's labels
+                start stopped ones; never touch a container without Moorage's labels. Docker
+                never restarts them by itself (restart policy ``no``): the agent does, so a
+                node back from a power cut runs only what its master wants now
     removals:   remove the volumes the master says were removed (after the containers that
                 mounted them are gone), but only those carrying this volume instance's label
     report:     the containers and volumes wanted, and every Docker volume of Moorage's on the
@@ -124,6 +126,8 @@ class Converger:
         self.pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="converge")
         # container id -> (its listing's state and status when inspected, what the inspect said)
         self._inspected: dict[str, tuple[tuple[str, str], ContainerState]] = {}
+        # the containers whose restart policy is ``no`` (made so, or by an agent of before 0015)
+        self._no_restart: set[str] = set()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -138,6 +142,9 @@ class Converger:
         wanted = {spec.name for spec in desired.containers}
         unwanted = [c for name, c in existing.items() if name not in wanted]
         list(self.pool.map(self._remove_unwanted, unwanted))
+        self._no_restart &= ids
+        older = [c for name, c in existing.items() if name in wanted and c.id not in self._no_restart]
+        list(self.pool.map(self._disown_restart, older))
         images = _Images(self.engine)
         instances = list(
             self.pool.map(
@@ -202,6 +209,15 @@ class Converger:
 
     # -- containers ---------------------------------------------------------------------------
 
+    def _disown_restart(self, container: ContainerSummary) -> None:
+        """Containers an older agent made restart by Docker's own policy: from now on only the
+        agent starts them (once per container and agent process)."""
+        try:
+            self.engine.no_restart(container.id)
+            self._no_restart.add(container.id)
+        except EngineError as err:
+            log.warning("could not turn off Docker's restarts of %s: %s", container.name, err.message)
+
     def _remove_unwanted(self, container: ContainerSummary) -> None:
         log.info("removing container %s: no longer desired", container.name)
         try:
@@ -251,6 +267,7 @@ class Converger:
                     spec.memory,
                     spec.cpus,
                 )
+                self._no_restart.add(container_id)
                 self.engine.start(container_id)
                 log.info("started %s", spec.name)
                 state = self.engine.inspect(container_id)

@@ -190,6 +190,11 @@ class ContainerEngine(Protocol):
 
     def start(self, container_id: str) -> None: ...
 
+    def no_restart(self, container_id: str) -> None:
+        """Docker itself never starts the container again (restart policy ``no``): the agent does,
+        once its master says so (an engine that starts again after a power cut starts none)."""
+        ...
+
     def remove(self, container_id: str) -> None:
         """Remove a container, running or not (never its volumes); gone already is fine."""
         ...
@@ -275,7 +280,10 @@ class Containers:
         host_config = self.api.create_host_config(
             port_bindings={f"{c}/{proto}": h for h, c, proto in ports},
             mounts=[docker.types.Mount(**m) for m in mounts],
-            restart_policy={"Name": "unless-stopped"},
+            # Docker never starts it by itself (at an engine's start after a power cut, say): the
+            # agent starts what its master's desired state says, so a node declared lost that comes
+            # back never runs an instance that runs elsewhere now (master/node_loss.py)
+            restart_policy={"Name": "no"},
             mem_limit=memory,
             nano_cpus=int(cpus * 1e9) if cpus else None,
         )
@@ -294,6 +302,9 @@ class Containers:
 
     def start(self, container_id: str) -> None:
         self._call("start container", self.api.start, container_id)
+
+    def no_restart(self, container_id: str) -> None:
+        self._call("update container", self.api.update_container, container_id, restart_policy={"Name": "no"})
 
     def remove(self, container_id: str) -> None:
         try:

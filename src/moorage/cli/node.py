@@ -23,8 +23,14 @@ def _drivers(node: dict[str, Any]) -> str:
 
 
 def _status(node: dict[str, Any]) -> str:
-    """``online``, or ``online,drained`` for a node that takes no instances."""
-    return f"{node['status']},drained" if node.get("drained") else node["status"]
+    """``online``, ``online,drained`` for a node that takes no instances, ``offline,lost`` for a
+    node declared lost."""
+    marks = [
+        node["status"],
+        *(["drained"] if node.get("drained") else []),
+        *(["lost"] if node.get("lost_at") else []),
+    ]
+    return ",".join(marks)
 
 
 @app.command("ls")
@@ -68,6 +74,7 @@ def show(ctx: typer.Context, name: str, json: Json = False) -> None:
         f"  grid: {node['grid']}",
         f"  status: {node['status']} since {node['status_since']} ({ago(node['status_since'])})",
         f"  drained: {'yes (takes no instances until undrained)' if node.get('drained') else 'no'}",
+        f"  lost: {'declared lost at ' + node['lost_at'] if node.get('lost_at') else 'no'}",
         f"  last seen: {node['last_seen_at']}",
         f"  zone: {node['zone'] or '-'}",
         f"  master: {node.get('master') or '-'}",
@@ -142,6 +149,37 @@ def undrain(ctx: typer.Context, name: str) -> None:
     with cli.client() as client:
         client.post(f"/v1/nodes/{cli.grid}/{name}/undrain")
     print(f"{name}: takes instances again")
+
+
+@app.command("declare-lost")
+def declare_lost(
+    ctx: typer.Context,
+    name: str,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Declare it lost even though it is online (its containers are removed, its data kept stale)",
+        ),
+    ] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not follow the restores it starts")] = False,
+    json: Json = False,
+) -> None:
+    """Say a node is gone: each volume's on_node_lost decides what becomes of the data it held
+    (wait for the node, restore the latest backup elsewhere, or recreate it empty elsewhere).
+
+    Exit 1 when a restore it started failed."""
+    from moorage.cli.node_loss import follow_restores, print_declared
+
+    cli: CliContext = ctx.obj
+    with cli.client() as client:
+        report = client.post(f"/v1/nodes/{cli.grid}/{name}/lost", params={"force": "true"} if force else None)
+        if json:
+            print_json(report)
+            return
+        print_declared(report)
+        if not no_wait and not follow_restores(client, cli.grid, report):
+            raise typer.Exit(1)
 
 
 @app.command("rm")

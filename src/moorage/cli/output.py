@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["ago", "console", "err_console", "print_error", "print_json", "size_text", "table"]
+__all__ = [
+    "ago",
+    "console",
+    "err_console",
+    "print_error",
+    "print_json",
+    "print_warning",
+    "size_text",
+    "table",
+]
 
 
 @functools.cache
@@ -40,6 +49,13 @@ def print_error(message: str) -> None:
     from rich.text import Text
 
     err_console().print(Text("Error: ", style="red") + Text(message))
+
+
+def print_warning(message: str) -> None:
+    """``Warning: message`` on stderr (the command goes on)."""
+    from rich.text import Text
+
+    err_console().print(Text("Warning: ", style="yellow") + Text(message))
 
 
 def print_json(data: Any) -> None:

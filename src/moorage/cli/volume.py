@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -10,8 +11,11 @@ from moorage.cli.backup import app as backup_app
 from moorage.cli.confirm import require_force
 from moorage.cli.context import CliContext
 from moorage.cli.options import Force, Json
-from moorage.cli.output import print_error, print_json, size_text, table
+from moorage.cli.output import print_error, print_json, print_warning, size_text, table
 from moorage.errors import InvalidInput, MoorageError
+
+if TYPE_CHECKING:
+    from moorage.client.api import MasterClient
 
 __all__ = ["app", "parse_pairs", "volume_text"]
 
@@ -52,6 +56,7 @@ def create(
             ),
         ),
     ] = None,
+    on_node_lost: OnNodeLostOption = None,
     backup_schedule: Annotated[
         str | None,
         typer.Option("--backup-schedule", help="Back it up on this cron schedule (UTC), e.g. '0 3 * * *'"),
@@ -76,6 +81,8 @@ def create(
     }
     if topology is not None:
         body["topology"] = topology
+    if on_node_lost is not None:
+        body["on_node_lost"] = on_node_lost
     cli: CliContext = ctx.obj
     _check_schedule(backup_schedule, backup_keep)
     with cli.client() as client:
@@ -83,10 +90,40 @@ def create(
         if backup_schedule is not None:
             schedule = {"backup_schedule": backup_schedule, "backup_keep": backup_keep}
             client.request("PUT", f"/v1/volume-backups/{cli.grid}/{name}", schedule)
+        _warn_without_backups(client, cli.grid, volume, backup_schedule is not None)
     if json:
         print_json(volume)
     else:
         print(volume["name"])
+
+
+OnNodeLostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--on-node-lost",
+        help=(
+            "What its data does once its node is declared lost (moorage node declare-lost): wait (the "
+            "default), restore (its latest backup, on another node) or recreate (empty, on another node)"
+        ),
+    ),
+]
+
+
+def _warn_without_backups(client: MasterClient, grid: str, volume: dict[str, Any], scheduled: bool) -> None:
+    """A ``restore`` volume is only as good as its backups: say so when the grid has no backup
+    repository, or the volume no schedule (accepted either way: both can come later)."""
+    if volume.get("on_node_lost") != "restore":
+        return
+    if not client.get(f"/v1/grids/{grid}").get("backup_repo"):
+        print_warning(
+            f"grid {grid} has no backup repository yet ('moorage grid backup-repo set URL'): until "
+            f"{volume['name']} has a backup, an instance of a node declared lost waits for that node"
+        )
+    elif not scheduled and not client.get(f"/v1/volume-backups/{grid}/{volume['name']}").get("schedule"):
+        print_warning(
+            f"volume {volume['name']} has no backup schedule ('moorage volume update {volume['name']} "
+            "--backup-schedule CRON'): a restore brings back its latest backup, however old"
+        )
 
 
 def _check_schedule(schedule: str | None, keep: str | None) -> None:
@@ -100,6 +137,7 @@ def _check_schedule(schedule: str | None, keep: str | None) -> None:
 def update(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Volume name")],
+    on_node_lost: OnNodeLostOption = None,
     backup_schedule: Annotated[
         str | None,
         typer.Option("--backup-schedule", help="Cron schedule (UTC), e.g. '0 3 * * *'; 'none' ends it"),
@@ -110,22 +148,38 @@ def update(
     ] = None,
     json: Json = False,
 ) -> None:
-    """Change a volume's backup schedule and retention."""
-    if backup_schedule is None:
-        raise MoorageError("Nothing to change: give --backup-schedule CRON (or 'none') [--backup-keep K]")
-    _check_schedule(backup_schedule, backup_keep)
+    """Change what a volume's data does on a lost node, its backup schedule and retention."""
+    if backup_schedule is None and on_node_lost is None:
+        raise MoorageError(
+            "Nothing to change: give --on-node-lost wait|restore|recreate, "
+            "or --backup-schedule CRON (or 'none') [--backup-keep K]"
+        )
+    if backup_schedule is not None:
+        _check_schedule(backup_schedule, backup_keep)
+    elif backup_keep is not None:
+        _check_schedule(None, backup_keep)
     schedule = None if backup_schedule == "none" else backup_schedule
     cli: CliContext = ctx.obj
+    out: dict[str, Any] = {}
     with cli.client() as client:
-        status = client.request(
-            "PUT",
-            f"/v1/volume-backups/{cli.grid}/{name}",
-            {"backup_schedule": schedule, "backup_keep": backup_keep if schedule else None},
-        )
+        if on_node_lost is not None:
+            volume = client.request("PATCH", f"/v1/volumes/{cli.grid}/{name}", {"on_node_lost": on_node_lost})
+            out["volume"] = volume
+        if backup_schedule is not None:
+            out["backups"] = client.request(
+                "PUT",
+                f"/v1/volume-backups/{cli.grid}/{name}",
+                {"backup_schedule": schedule, "backup_keep": backup_keep if schedule else None},
+            )
+        if on_node_lost is not None:
+            _warn_without_backups(client, cli.grid, out["volume"], bool(schedule))
     if json:
-        print_json(status)
-    else:
-        print(backup_text(status))
+        print_json(out["backups"] if list(out) == ["backups"] else out)
+        return
+    if "volume" in out:
+        print(f"{name}: on_node_lost {out['volume']['on_node_lost']}")
+    if "backups" in out:
+        print(backup_text(out["backups"]))
 
 
 def backup_text(status: dict[str, Any]) -> str:
@@ -178,6 +232,7 @@ def ls(
                 "SCOPE",
                 "DRIVER",
                 "TOPOLOGY",
+                "ON_NODE_LOST",
                 "STACK",
                 "CREATED",
                 "INSTANCES",
@@ -191,6 +246,7 @@ def ls(
                     v["scope"],
                     v["driver"],
                     v.get("topology", "-"),
+                    v.get("on_node_lost", "-"),
                     v.get("stack") or "-",
                     v["created_at"],
                     ",".join(f"{i['name']}@{i['node']}" for i in v["instances"]) or "-",
@@ -240,11 +296,21 @@ def volume_text(volume: dict[str, Any]) -> str:
     lines += ["  services:", *[f"    - {s['id']}" for s in volume["services"]]]
     # after Kontena's fields, which keep their order and adjacency
     lines.append(f"  topology: {volume.get('topology', '-')}")
+    lines.append(f"  on_node_lost: {volume.get('on_node_lost', '-')}")
     if volume.get("stack"):
         lines.append(f"  stack: {volume['stack']}")
-    if volume.get("retired"):
-        lines.append("  retired:")
-        for copy in volume["retired"]:
+    lines += _kept_copies(volume)
+    return "\n".join(lines)
+
+
+def _kept_copies(volume: dict[str, Any]) -> list[str]:
+    """``retired:`` (sources moves left) and ``stale:`` (copies superseded on a node declared lost)."""
+    lines: list[str] = []
+    for key, kept in (("retired", "kept"), ("stale", "kept, with its data (its node was declared lost)")):
+        if not volume.get(key):
+            continue
+        lines.append(f"  {key}:")
+        for copy in volume[key]:
             lines += [
                 f"    - name: {copy['name']}",
                 f"      node: {copy['node']}",
@@ -252,7 +318,24 @@ def volume_text(volume: dict[str, Any]) -> str:
             ]
             if copy.get("state") == "purging":
                 lines.append("      state: purging")
-    return "\n".join(lines)
+            elif key == "stale":
+                lines.append(f"      state: {kept}")
+    if volume.get("restored"):
+        from moorage.model.node_loss import restored_line
+
+        lines.append("  restored:")
+        for item in volume["restored"]:
+            at = datetime.fromisoformat(item["restored_at"])
+            taken = datetime.fromisoformat(item["backup_time"]) if item.get("backup_time") else None
+            line = (
+                restored_line(taken, at, item["backup"]) if taken else f"restored backup {item['backup'][:8]}"
+            )
+            lines += [
+                f"    - name: {item['name']}",
+                f"      node: {item['node']}",
+                f"      data: {line} (at {at.strftime('%Y-%m-%d %H:%M')} UTC, {item['lost_node']} declared lost)",
+            ]
+    return lines
 
 
 def _shown(value: object) -> str:
@@ -403,17 +486,19 @@ def purge(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Volume name")],
     docker_volumes: Annotated[
-        list[str] | None, typer.Argument(help="Retired copies to remove (default: all of the volume's)")
+        list[str] | None,
+        typer.Argument(help="Retired or stale copies to remove (default: all of the volume's)"),
     ] = None,
     force: Force = False,
 ) -> None:
-    """Remove retired copies moves left (their data is deleted on their nodes)."""
+    """Remove retired copies moves left and stale copies on nodes declared lost (their data is
+    deleted on their nodes); nothing else ever removes a stale copy."""
     cli: CliContext = ctx.obj
-    which = ", ".join(docker_volumes) if docker_volumes else f"every retired copy of volume {name}"
+    which = ", ".join(docker_volumes) if docker_volumes else f"every retired and stale copy of volume {name}"
     require_force(force, f"Remove {which} and the data in it?")
     with cli.client() as client:
         out = client.post(f"/v1/volumes/{cli.grid}/{name}/purge", {"docker_volumes": docker_volumes or []})
     for copy in out["purging"]:
         print(f"Purging retired copy {copy}")
     if not out["purging"]:
-        print(f"Volume {name} has no retired copies")
+        print(f"Volume {name} has no retired or stale copies")

@@ -17,6 +17,7 @@ from moorage.master.event_feed import Followers
 from moorage.master.hub import AgentHub
 from moorage.master.leadership import Leadership, MasterIdentity
 from moorage.master.metrics import MasterMetrics, RequestTiming
+from moorage.master.node_loss import NodeLoss
 from moorage.master.peers import Peers
 from moorage.master.request_limits import RequestLimits
 from moorage.master.routes import (
@@ -96,6 +97,7 @@ def create_app(
     hub.job_messages, hub.jobs_lost = jobs.from_agent, jobs.connection_lost
     moves = VolumeMoves(db, hub, leadership, retention=settings.retired_retention)
     peers.on_masters_gone(moves.fail_orphans, jobs.fail_orphans)  # swept by the leader
+    node_loss = NodeLoss(db, hub, gate, jobs, leadership)  # node declare-lost; its restores end there
     state = MasterState(
         db=db,
         settings=settings,
@@ -105,11 +107,13 @@ def create_app(
         moves=moves,
         leadership=leadership,
         peers=peers,
+        node_loss=node_loss,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await jobs.start()
+        await node_loss.start()  # after the jobs a stopped master left were failed
         await peers.start()
         await hub.start()
         await moves.start()

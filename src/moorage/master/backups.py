@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -47,6 +47,7 @@ from moorage.restic.command import Repository
 from moorage.store import backups as store
 from moorage.store.database import Database
 from moorage.store.grids import get_grid_row
+from moorage.store.node_loss import LOST_CAUSE
 
 __all__ = ["BackupJobs", "ForgetResult"]
 
@@ -80,6 +81,8 @@ class BackupJobs:
         self.leadership = leadership
         self.master_id = leadership.me.id
         self.deployer: Any = None  # set by app.py: restores that move a volume instance deploy again
+        # set by app.py: the restores a node's declared loss started end there (master/node_loss.py)
+        self.lost_restore_ended: Callable[[str, str | None], Awaitable[None]] | None = None
         self._followups: dict[str, store.RestorePlan] = {}  # restore job id -> its plan
         self._verifies: dict[str, str] = {}  # verify job id -> backup id
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,6 +110,9 @@ class BackupJobs:
         )
         if failed:
             log.info("backup jobs %s failed: their master is gone", ", ".join(failed))
+        for job_id in failed:
+            if self.lost_restore_ended is not None:  # a lost node's restore: its hold goes
+                await self.lost_restore_ended(job_id, MASTER_GONE)
 
     async def _run_schedules(self) -> None:
         while True:
@@ -381,6 +387,9 @@ class BackupJobs:
             job = await self.db.read(lambda session: store.running_job_view(session, msg.job, node_id))
             if job is None:
                 return  # not this node's, or over already (failed when the node went away)
+            if job.details.get("cause") == LOST_CAUSE:
+                await self._lost_restore_done(job, msg)
+                return
             if msg.error is not None:
                 self._followups.pop(msg.job, None)
                 self._scheduled.pop(msg.job, None)  # no retention after a run that failed
@@ -407,6 +416,25 @@ class BackupJobs:
         except Exception as err:  # a job must end, whatever failed here
             log.warning("job %s could not be completed: %s: %s", msg.job, type(err).__name__, err)
             await self._finish(msg.job, f"the master could not complete the job: {err}")
+
+    async def _lost_restore_done(self, job: store.JobView, msg: JobDone) -> None:
+        """A restore of a lost node's data ended: the job's row, then what follows it (node_loss)."""
+        if msg.error is None:
+            summary = {"seconds": msg.seconds, "bytes": msg.bytes, "files": msg.files}
+            await self.db.run(lambda session: store.job_summary(session, msg.job, summary))
+        await self._finish(msg.job, msg.error)
+        if self.lost_restore_ended is not None:
+            await self.lost_restore_ended(msg.job, msg.error)
+
+    async def send_restore(self, grid: str, job_id: str, run: RestoreRun) -> None:
+        """Send a restore job recorded elsewhere (a node's declared loss) to its node's agent; a
+        node not connected here fails the job (and so ends it)."""
+        job = await self.db.read(lambda session: store.get_job(session, grid, job_id))
+        await self._send(job, run)
+        if self.lost_restore_ended is not None:
+            failed = await self.db.read(lambda session: store.get_job(session, grid, job_id))
+            if failed.state == "failed":
+                await self.lost_restore_ended(job_id, failed.error or "the job could not be sent")
 
     async def _record_snapshots(self, job: store.JobView, msg: JobDone) -> None:
         repository = await self._repository(job.grid)
@@ -464,6 +492,8 @@ class BackupJobs:
             self._followups.pop(job_id, None)
             self._verifies.pop(job_id, None)
             self._scheduled.pop(job_id, None)
+            if self.lost_restore_ended is not None:  # no-op for a job that holds nothing
+                await self.lost_restore_ended(job_id, error)
 
 
 def _mark_slot(due: store.DueBackup, session: Session) -> bool:

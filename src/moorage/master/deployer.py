@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from moorage.master.planning import InstancePlan, ServicePlan, plan_services
 from moorage.master.wakeups import Wakeups
 from moorage.model.deployment import SUPERSEDED
+from moorage.model.node_loss import aged
 from moorage.model.stack import instance_label
 from moorage.model.states import InstanceState
 from moorage.store.database import Database
@@ -476,7 +477,7 @@ class Deployer:
 
     async def _roll_service(self, grid_id: int, plan: ServicePlan) -> list[str]:
         """Roll one service out; the lines of its instances that did not make it."""
-        lines = [f"{_label(i)}: {i.reason}" for i in plan.instances if i.kind in ("pending", "failed")]
+        lines = [f"{_label(i)}: {aged(i.reason)}" for i in plan.instances if i.kind in ("pending", "failed")]
         unchanged = [i for i in plan.instances if i.kind == "unchanged"]
         # what is already at its new config must run before anything else is stopped
         lines += await self._wait_unchanged(unchanged)

@@ -54,7 +54,12 @@ from moorage.store.grid_snapshot import (
 from moorage.store.placements import NodePlace, VolumeWrite
 from moorage.store.services import StoredRow, stored_service
 
-__all__ = ["InstancePlan", "PlanKind", "ServicePlan", "plan_services"]
+__all__ = ["RESTORING", "InstancePlan", "PlanKind", "ServicePlan", "plan_services"]
+
+RESTORING = (
+    "its node was declared lost: its volume instance {volume_instance} is being restored from its latest "
+    "backup on another node (job {job}); it starts there when the restore ends"
+)
 
 _NOWHERE: frozenset[str] = frozenset()
 _INDEXES_KEPT = 8  # per grid: (nodes away, what other services hold) changes with most deployments
@@ -96,6 +101,8 @@ class _GridViews:
                 cpus=node.cpus,
                 used_ports=frozenset(),
                 drained=node.drained,
+                last_seen=node.last_seen_at,
+                lost_at=node.lost_at,
             )
             for node in snapshot.nodes.values()
         }
@@ -255,6 +262,7 @@ class _Bindings:
                     driver_opts,
                     volume.scope,
                     volume.topology,
+                    volume.on_node_lost,
                 )
             )
         return names, tuple(bindings)
@@ -303,6 +311,7 @@ def _need(binding: VolumeWrite, homes: VolumeHomes, lifted: Mapping[str, frozens
         topology=binding.topology,
         home_zone=home.zone,
         home_region=home.region,
+        on_node_lost=binding.on_node_lost,
     )
 
 
@@ -357,11 +366,23 @@ def _plan_one(
 
 
 def _held(slot: Slot, homes: VolumeHomes) -> InstancePlan | None:
-    """An instance whose volume instance a move holds stays stopped on that volume's node,
-    whatever else was asked: never two containers of it, never one mounting data being copied
-    (the move puts it back, on the source or the target, when it ends)."""
+    """An instance whose volume instance a move (or the restore of a lost node's data) holds
+    stays stopped on that volume's node, whatever else was asked: never two containers of it,
+    never one mounting data being copied (the move puts it back, on the source or the target,
+    when it ends; the restore starts it on the node it restored to)."""
     for binding in slot.volumes:
         home = homes.held.get((binding.volume_id, binding.name))
+        if home is not None and home.restore_job is not None:
+            return InstancePlan(
+                service_row_id=slot.service_row_id,
+                service_id=slot.service_id,
+                number=slot.number,
+                kind="pending",
+                node_id=home.node_id,
+                container=None,
+                reason=RESTORING.format(volume_instance=binding.name, job=home.restore_job[:12]),
+                had_container=slot.had_container,
+            )
         if home is not None and home.move_id is not None:
             return InstancePlan(
                 service_row_id=slot.service_row_id,

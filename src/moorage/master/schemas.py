@@ -27,6 +27,7 @@ from moorage.model import names
 from moorage.model.grid import Grid
 from moorage.model.names import NameRule
 from moorage.model.node import Node
+from moorage.model.node_loss import OnNodeLost
 from moorage.model.volume import DRIVER_MAX, DRIVER_RE, VolumeScope, VolumeTopology, volume_drift
 from moorage.store.services import ServiceView
 from moorage.store.volumes import VolumeView
@@ -58,6 +59,7 @@ __all__ = [
     "PrunedOut",
     "PurgeOut",
     "PurgeRequest",
+    "RestoredOut",
     "RetiredOut",
     "ScaleIn",
     "ServiceCreate",
@@ -72,6 +74,7 @@ __all__ = [
     "StackOut",
     "StackPath",
     "StackUpgradeIn",
+    "StaleOut",
     "Text",
     "TokenOut",
     "VolumeCreate",
@@ -83,6 +86,7 @@ __all__ = [
     "VolumePruneIn",
     "VolumePruneOut",
     "VolumeShown",
+    "VolumeUpdate",
     "grid_out",
     "node_out",
     "service_out",
@@ -266,6 +270,10 @@ class NodeOut(BaseModel):
         default=None, description="The master its agent is connected to (several masters); none while offline"
     )
     drained: bool = Field(description="Drained: takes no instance until undrained")
+    lost_at: datetime | None = Field(
+        default=None,
+        description="When it was declared lost (node declare-lost); null when it was not, or is back",
+    )
 
 
 class NodeList(BaseModel):
@@ -305,10 +313,14 @@ def node_out(node: Node) -> NodeOut:
         created_at=node.created_at,
         master=node.master,
         drained=node.drained,
+        lost_at=node.lost_at,
     )
 
 
 # -- volumes -----------------------------------------------------------------------------------
+
+
+ON_NODE_LOST = Annotated[str, Documented.of(enum=tuple(p.value for p in OnNodeLost))]
 
 
 class VolumeCreate(_In):
@@ -324,6 +336,20 @@ class VolumeCreate(_In):
             "Where the data can be used from: node, zone, region or grid. Default: grid when a node "
             "of the grid has the driver with capability scope global, node otherwise"
         ),
+    )
+    on_node_lost: ON_NODE_LOST | None = Field(
+        default=None,
+        description=(
+            "What its data does once its node is declared lost (moorage node declare-lost): wait "
+            "(the default), restore (from the latest backup, on another node), recreate (empty, on "
+            "another node); restore and recreate for instance-scope volumes only"
+        ),
+    )
+
+
+class VolumeUpdate(_In):
+    on_node_lost: ON_NODE_LOST = Field(
+        description="wait, restore or recreate (see VolumeCreate); the only field that changes"
     )
 
 
@@ -362,6 +388,9 @@ class VolumeOut(BaseModel):
     updated_at: datetime
     stack: str | None = Field(
         description="The stack that declared and owns it (grid/stack); null: volume create"
+    )
+    on_node_lost: str = Field(
+        description="wait, restore or recreate: what its data does on a node declared lost"
     )
     instances: list[VolumeInstanceOut]
     services: list[ServiceRef]
@@ -472,15 +501,44 @@ class RetiredOut(BaseModel):
     state: str = Field(description="kept, or purging (its node deletes it)")
 
 
+class StaleOut(BaseModel):
+    name: str
+    node: str
+    since: datetime = Field(description="When its node was declared lost and its instance went elsewhere")
+    state: str = Field(description="kept, or purging (its node deletes it)")
+
+
+class RestoredOut(BaseModel):
+    name: str = Field(description="The Docker volume restored")
+    node: str = Field(description="The node it was restored onto")
+    backup: str
+    backup_time: datetime | None = Field(description="When the backup was taken: the age of the data")
+    restored_at: datetime
+    lost_node: str = Field(description="The node declared lost that held it")
+
+
 class VolumeShown(VolumeOut):
     retired: list[RetiredOut] = Field(
         default_factory=list, description="Source copies moves left, kept until purged"
+    )
+    stale: list[StaleOut] = Field(
+        default_factory=list,
+        description=(
+            "Copies superseded on a node declared lost (their instance runs elsewhere now): kept "
+            "with their data, removed only by volume purge"
+        ),
+    )
+    restored: list[RestoredOut] = Field(
+        default_factory=list,
+        description="Volume instances restored from backup after their node was declared lost (the latest each)",
     )
 
 
 class PurgeRequest(_In):
     docker_volumes: list[DockerVolumeName] = Field(
-        default_factory=list, max_length=1000, description="The retired copies to remove; none: all"
+        default_factory=list,
+        max_length=1000,
+        description="The retired and stale copies to remove; none: all",
     )
 
 
@@ -500,6 +558,7 @@ def volume_out(view: VolumeView) -> VolumeOut:
         created_at=view.created_at,
         updated_at=view.updated_at,
         stack=f"{view.grid}/{view.stack}" if view.stack is not None else None,
+        on_node_lost=view.on_node_lost,
         instances=[
             VolumeInstanceOut(
                 name=i.name,

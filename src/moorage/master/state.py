@@ -12,6 +12,7 @@ from moorage.master.backups import BackupJobs
 from moorage.master.deploy_gate import DeployGate
 from moorage.master.hub import AgentHub
 from moorage.master.leadership import Leadership
+from moorage.master.node_loss import NodeLoss
 from moorage.master.peers import Peers
 from moorage.master.settings import MasterSettings
 from moorage.master.volume_moves import VolumeMoves
@@ -30,6 +31,7 @@ class MasterState:
     moves: VolumeMoves
     leadership: Leadership
     peers: Peers
+    node_loss: NodeLoss | None = None  # node declare-lost (built by app.py)
 
 
 async def master_state(request: Request) -> MasterState:

@@ -55,6 +55,7 @@ def volume_fields(view: VolumeView) -> dict[str, Any]:
         "created_at": view.created_at,
         "updated_at": view.updated_at,
         "stack": f"{view.grid}/{view.stack}" if view.stack is not None else None,
+        "on_node_lost": view.on_node_lost,
         "instances": _instances_fields(view, view.instances),
         "services": _services_fields(view.services),
     }

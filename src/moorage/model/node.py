@@ -64,6 +64,7 @@ class Node:
     created_at: datetime | None = None
     master: str | None = None  # the name of the master its agent is connected to (while online)
     drained: bool = False  # takes no instance until undrained
+    lost_at: datetime | None = None  # ``node declare-lost``: when (None again once it is back)
 
     @property
     def zone(self) -> str | None:

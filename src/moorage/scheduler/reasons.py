@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from moorage.model.node_loss import (
+    PINNED_NODE_LOST,
+    PINNED_NODE_OFFLINE,
+    WAYS_OUT_DECLARE,
+    WAYS_OUT_DECLARE_AGAIN,
+    WAYS_OUT_NOT_RESTORED,
+    WAYS_OUT_WAIT,
+    WHAT_RECREATE,
+    WHAT_RESTORE,
+    pinned_node_reason,
+)
+
 __all__ = [
     "AFFINITY_MISMATCH",
     "ALREADY_HAS_INSTANCE",
@@ -20,6 +32,7 @@ __all__ = [
     "NO_NODES",
     "NO_NODE_HAS_DRIVERS",
     "OUTSIDE_VOLUME_DOMAIN",
+    "PINNED_NODE_LOST",
     "PINNED_NODE_OFFLINE",
     "PINNED_NODE_REMOVED",
     "PORT_IN_USE",
@@ -27,7 +40,14 @@ __all__ = [
     "SUMMARY",
     "TOO_LITTLE_CPU",
     "TOO_LITTLE_MEMORY",
+    "WAYS_OUT_DECLARE",
+    "WAYS_OUT_DECLARE_AGAIN",
+    "WAYS_OUT_NOT_RESTORED",
+    "WAYS_OUT_WAIT",
+    "WHAT_RECREATE",
+    "WHAT_RESTORE",
     "driver_list",
+    "pinned_node_reason",
     "summarize",
 ]
 
@@ -49,13 +69,11 @@ HOLDS_VOLUME_COPY = (
 )
 
 # --- per instance: one line -----------------------------------------------------------------------
+# (an instance waiting for the offline or lost node holding its data: model.node_loss, which the
+# store also says when a node goes offline)
 SUMMARY = "0/{total} nodes available: {counts}"
 NO_NODES = "0/0 nodes available: the grid has no nodes"
 NO_NODE_HAS_DRIVERS = "Did not find any nodes with required volume drivers: {drivers}; {summary}"
-PINNED_NODE_OFFLINE = (
-    "volume instance {volume_instance} lives on node {node}, which is offline: bring {node} back, "
-    "or remove the service and run 'moorage volume rm {volume}' to start over with an empty volume"
-)
 PINNED_NODE_REMOVED = (
     "volume instance {volume_instance} lives on a removed node: "
     "remove the service and run 'moorage volume rm {volume}' to start over with an empty volume"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from moorage.model.stack import AffinityRule, PortMapping
@@ -49,6 +50,8 @@ class NodeView:
     reserved_memory: int = 0
     reserved_cpus: float = 0
     drained: bool = False  # ``moorage node drain``: takes no instance until ``undrain``
+    last_seen: datetime | None = None  # when the master last heard of it (what a pending reason says)
+    lost_at: datetime | None = None  # ``moorage node declare-lost``: when (None: not declared lost)
 
     @property
     def zone(self) -> str | None:
@@ -77,6 +80,7 @@ class VolumeNeed:
     taken_on: frozenset[str] = frozenset()
     """Nodes that hold a Docker volume of this name already (a copy a move retired there): data
     that moves with the instance (``node drain``) cannot be written there."""
+    on_node_lost: str = "wait"  # the volume's policy (model.node_loss.OnNodeLost), for the reason
     domain: VolumeDomain | None = field(init=False, repr=False, compare=False)
     """Where the existing volume instance's data can be used from; None when this need pins nothing."""
 

@@ -62,6 +62,8 @@ class NodeFacts:
     memory: int  # bytes
     cpus: int
     drained: bool = False
+    last_seen_at: datetime | None = None
+    lost_at: datetime | None = None  # ``moorage node declare-lost``
 
 
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
@@ -132,19 +134,33 @@ class GridSnapshots:
 
 def _read_nodes(session: Session, grid_id: int, stamp: Stamp) -> GridNodes:
     rows = session.execute(
-        select(NodeRow.id, NodeRow.name, NodeRow.status, NodeRow.labels, NodeRow.info, NodeRow.drained).where(
-            NodeRow.grid_id == grid_id
-        )
+        select(
+            NodeRow.id,
+            NodeRow.name,
+            NodeRow.status,
+            NodeRow.labels,
+            NodeRow.info,
+            NodeRow.drained,
+            NodeRow.last_seen_at,
+            NodeRow.lost_at,
+        ).where(NodeRow.grid_id == grid_id)
     ).tuples()
     nodes = {
-        node_id: _facts(node_id, name, status, labels, info, drained)
-        for node_id, name, status, labels, info, drained in rows
+        node_id: _facts(node_id, name, status, labels, info, drained, seen, lost)
+        for node_id, name, status, labels, info, drained, seen, lost in rows
     }
     return GridNodes(grid_id, stamp, nodes, frozenset(i for i, n in nodes.items() if n.online))
 
 
 def _facts(
-    node_id: str, name: str, status: str, labels: dict[str, Any], info: dict[str, Any], drained: bool
+    node_id: str,
+    name: str,
+    status: str,
+    labels: dict[str, Any],
+    info: dict[str, Any],
+    drained: bool,
+    last_seen_at: datetime | None = None,
+    lost_at: datetime | None = None,
 ) -> NodeFacts:
     return NodeFacts(
         id=node_id,
@@ -155,6 +171,8 @@ def _facts(
         memory=int(info.get("memory") or 0),
         cpus=int(info.get("cpus") or 0),
         drained=bool(drained),
+        last_seen_at=last_seen_at,
+        lost_at=lost_at,
     )
 
 
@@ -244,6 +262,7 @@ class GridVolume:
     driver: str
     driver_opts: Mapping[str, str]
     topology: VolumeTopology
+    on_node_lost: str = "wait"  # model.node_loss.OnNodeLost
 
 
 def volume_definitions(session: Session, grid_id: int) -> dict[str, GridVolume]:
@@ -255,13 +274,14 @@ def volume_definitions(session: Session, grid_id: int) -> dict[str, GridVolume]:
             VolumeRow.driver,
             VolumeRow.driver_opts,
             VolumeRow.topology,
+            VolumeRow.on_node_lost,
         ).where(VolumeRow.grid_id == grid_id)
     ).tuples()
     return {
         name: GridVolume(
-            volume_id, name, VolumeScope(scope), driver, dict(driver_opts), VolumeTopology(topology)
+            volume_id, name, VolumeScope(scope), driver, dict(driver_opts), VolumeTopology(topology), policy
         )
-        for volume_id, name, scope, driver, driver_opts, topology in rows
+        for volume_id, name, scope, driver, driver_opts, topology, policy in rows
     }
 
 
@@ -273,6 +293,7 @@ class VolumeHome:
     zone: str | None = None
     region: str | None = None
     move_id: str | None = None  # a volume move holds it: its instance stays stopped meanwhile
+    restore_job: str | None = None  # a restore of a lost node's data holds it (master/node_loss.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +316,6 @@ def volume_homes(session: Session, grid_id: int, names: Iterable[str]) -> Volume
             removing[found.name].add(found.node_id)
         elif found.volume_id is not None:
             holders[(found.volume_id, found.name)] = VolumeHome(
-                found.node_id, found.zone, found.region, found.move_id
+                found.node_id, found.zone, found.region, found.move_id, found.restore_job
             )
     return VolumeHomes(holders, {name: frozenset(nodes) for name, nodes in removing.items()})

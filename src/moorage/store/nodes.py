@@ -23,6 +23,7 @@ from moorage.model.node import DriverInfo, Node, NodeInfo, NodeStatus, label_err
 from moorage.model.states import VolumeInstanceState
 from moorage.store.events import NewEvent, record_events
 from moorage.store.grids import get_grid_row
+from moorage.store.node_loss import node_returned, wait_for_node
 from moorage.store.removal import delete_found
 from moorage.store.tables import GridRow, InstanceRow, MasterRow, NodeRow, VolumeInstanceRow
 from moorage.store.tokens import hash_token, new_token
@@ -71,6 +72,7 @@ def to_node(row: NodeRow, grid: str, master: str | None = None) -> Node:
         created_at=row.created_at,
         master=master if row.status == NodeStatus.ONLINE.value else None,
         drained=bool(row.drained),
+        lost_at=row.lost_at,
     )
 
 
@@ -195,6 +197,7 @@ def register_node(
                     node_id=node_id, node=name,
                 ),
             )  # fmt: skip
+        node_returned(session, row, now)  # declared lost, and back: fenced (store/node_loss.py)
         row.last_seen_at = now
         row.info = info
         row.updated_at = now
@@ -237,6 +240,8 @@ def set_status(
     kind = EventKind.NODE_ONLINE if status is NodeStatus.ONLINE else EventKind.NODE_OFFLINE
     message = f"node {row.name} {status.value}" + (f": {why}" if why else "")
     record_events(session, NewEvent(row.grid_id, kind, message, node_id=node_id, node=row.name))
+    if status is NodeStatus.OFFLINE:
+        wait_for_node(session, row)  # what only it holds the data of waits for it, and says why
     return True
 
 

@@ -55,6 +55,7 @@ class VolumeWrite:
     driver_opts: dict[str, str]
     scope: VolumeScope
     topology: VolumeTopology = VolumeTopology.NODE
+    on_node_lost: str = "wait"  # the volume's policy (model.node_loss.OnNodeLost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,7 @@ class KnownVolumeInstance(NamedTuple):
     zone: str | None
     region: str | None
     move_id: str | None = None  # the move holding it (its instance is planned nowhere meanwhile)
+    restore_job: str | None = None  # the restore of a lost node's data holding it (the same)
 
 
 def volume_instances_named(
@@ -190,6 +192,7 @@ def volume_instances_named(
                 VolumeInstanceRow.zone,
                 VolumeInstanceRow.region,
                 VolumeInstanceRow.move_id,
+                VolumeInstanceRow.restore_job,
             ).where(VolumeInstanceRow.grid_id == grid_id, any_of(session, VolumeInstanceRow.name, part))
         ).tuples()
         yield from map(KnownVolumeInstance._make, rows)

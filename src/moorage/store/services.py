@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.container import container_name
 from moorage.model.node import NodeStatus
+from moorage.model.node_loss import aged
 from moorage.model.stack import NULL_STACK, StackSpec, full_service_id
 from moorage.model.states import InstanceState
 from moorage.stackfile import stack_from_dict
@@ -128,10 +129,11 @@ def stored_service(row: StoredRow) -> StoredService:
 def shown_state(state: str, reason: str | None, node_status: str | None) -> tuple[str, str | None]:
     """The state and reason a view shows: an agent's report from a node that is offline now is
     no longer known to hold (its containers may run, or the node may be gone), so it reads
-    ``unknown`` with the reason ``node offline``, never ``running``."""
+    ``unknown`` with the reason ``node offline``, never ``running``. A reason that says when a
+    node was last seen says how long ago (``model.node_loss.aged``)."""
     if node_status == NodeStatus.OFFLINE and state not in MASTER_STATES:
         return InstanceState.UNKNOWN, f"node offline (last reported {state})"
-    return state, reason
+    return state, aged(reason)
 
 
 def service_view(session: Session, grid_row: GridRow, row: ServiceRow) -> ServiceView:

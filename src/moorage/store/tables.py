@@ -117,6 +117,8 @@ class NodeRow(Base):
     credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, default=None)
     # ``moorage node drain``: takes no instance until ``undrain`` (migration 0011)
     drained: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # ``moorage node declare-lost``: when the operator said it is gone; None again once it is back (0015)
+    lost_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # the master (``masters.id``) its agent is connected to, or was last; no foreign key (0014)
@@ -239,6 +241,9 @@ class VolumeRow(Base):
     backup_last_slot: Mapped[datetime | None] = mapped_column(default=None)
     # the stack that declared it in its stack file and owns it (its name); None: ``volume create``
     stack: Mapped[str | None] = mapped_column(String(64), default=None)
+    # what becomes of its instance-scope data on a node declared lost: wait | restore | recreate
+    # (model.node_loss.OnNodeLost; 0015)
+    on_node_lost: Mapped[str] = mapped_column(String(16), default="wait", server_default="wait")
 
 
 class VolumeInstanceRow(Base):
@@ -282,6 +287,9 @@ class VolumeInstanceRow(Base):
     )
     # the move holding it (0010): its instance stays stopped and is planned nowhere else meanwhile
     move_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # the restore from backup of a lost node's data holding it (0015): its instance stays stopped
+    # and is planned nowhere else until the restore ends (master/node_loss.py)
+    restore_job: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class VolumeMoveRow(Base):
@@ -322,8 +330,10 @@ class VolumeMoveRow(Base):
 
 
 class RetiredVolumeRow(Base):
-    """The source Docker volume a move left on its node: kept (never deleted by an agent on its
-    own) until ``moorage volume purge`` or the retention period; ``state`` kept | purging."""
+    """A copy of a volume instance's data kept on a node, never deleted by an agent on its own:
+    ``why`` ``moved`` (the source a move left; purged by ``moorage volume purge`` or after the
+    retention period) or ``stale`` (superseded on a node declared lost: its instance runs
+    elsewhere now; purged only by ``moorage volume purge``); ``state`` kept | purging."""
 
     __tablename__ = "retired_volumes"
     __table_args__ = (UniqueConstraint("node_id", "name", name="uq_retired_volumes_node_name"),)
@@ -338,6 +348,7 @@ class RetiredVolumeRow(Base):
     move_id: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16))
     since: Mapped[datetime]
+    why: Mapped[str] = mapped_column(String(16), default="moved", server_default="moved")  # 0015
 
 
 class EventRow(Base):

@@ -38,6 +38,9 @@ from moorage.store.tables import (
 )
 
 __all__ = [
+    "KEPT",
+    "MOVED",
+    "STALE",
     "Cleanup",
     "MoveNode",
     "MoveSubject",
@@ -67,6 +70,7 @@ __all__ = [
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 KEPT, PURGING = "kept", "purging"
+MOVED, STALE = "moved", "stale"  # why a copy is kept (RetiredVolumeRow.why)
 
 
 def node_is_drained(row: NodeRow) -> bool:
@@ -530,12 +534,19 @@ class RetiredView:
     node: str
     since: datetime
     state: str
+    why: str = MOVED  # or STALE: superseded on a node declared lost
 
 
 def retired_of(session: Session, grid: str, volume: str) -> list[RetiredView]:
     grid_row = get_grid_row(session, grid)
     rows = session.execute(
-        select(RetiredVolumeRow.name, NodeRow.name, RetiredVolumeRow.since, RetiredVolumeRow.state)
+        select(
+            RetiredVolumeRow.name,
+            NodeRow.name,
+            RetiredVolumeRow.since,
+            RetiredVolumeRow.state,
+            RetiredVolumeRow.why,
+        )
         .join(NodeRow, NodeRow.id == RetiredVolumeRow.node_id)
         .join(VolumeRow, VolumeRow.id == RetiredVolumeRow.volume_id)
         .where(RetiredVolumeRow.grid_id == grid_row.id, VolumeRow.name == volume)
@@ -547,8 +558,8 @@ def retired_of(session: Session, grid: str, volume: str) -> list[RetiredView]:
 def purge_retired(
     session: Session, grid: str, volume: str, names: Sequence[str]
 ) -> tuple[list[str], set[str]]:
-    """Mark the volume's retired copies (all, or those named) for deletion; (their names, their
-    nodes). A name that is no retired copy of this volume is a 404 and nothing changes."""
+    """Mark the volume's retired and stale copies (all, or those named) for deletion; (their
+    names, their nodes). A name that is no such copy of this volume is a 404 and nothing changes."""
     grid_row = get_grid_row(session, grid)
     volume_row = session.scalar(
         select(VolumeRow).where(VolumeRow.grid_id == grid_row.id, VolumeRow.name == volume)
@@ -565,7 +576,8 @@ def purge_retired(
     unknown = sorted(set(names) - {r.name for r in rows})
     if unknown:
         raise NotFound(
-            f"Volume {grid}/{volume} has no retired copy {unknown[0]}; 'moorage volume show {volume}' lists them"
+            f"Volume {grid}/{volume} has no retired or stale copy {unknown[0]}; "
+            f"'moorage volume show {volume}' lists them"
         )
     chosen = [r for r in rows if not names or r.name in names]
     for row in chosen:
@@ -574,10 +586,15 @@ def purge_retired(
 
 
 def purge_expired(session: Session, before: datetime) -> set[str]:
-    """Retired copies older than ``before`` are purged (the retention period); their nodes."""
+    """Retired copies older than ``before`` are purged (the retention period); their nodes.
+    Stale copies (a lost node's) are not: only ``volume purge`` removes those."""
     rows = list(
         session.scalars(
-            select(RetiredVolumeRow).where(RetiredVolumeRow.state == KEPT, RetiredVolumeRow.since < before)
+            select(RetiredVolumeRow).where(
+                RetiredVolumeRow.state == KEPT,
+                RetiredVolumeRow.since < before,
+                RetiredVolumeRow.why == MOVED,
+            )
         )
     )
     for row in rows:

@@ -28,11 +28,13 @@ from sqlalchemy.orm import Session
 
 from moorage.errors import InvalidInput, NotFound
 from moorage.model.events import EventKind
+from moorage.model.node_loss import OnNodeLost, on_node_lost_error
 from moorage.model.stack import full_service_id
 from moorage.model.states import VolumeInstanceState
 from moorage.model.volume import DriverCapability, default_topology, volume_definition_errors
 from moorage.stackfile.stored_service import load_service
 from moorage.store.events import NewEvent, record_events
+from moorage.store.grids import get_grid_row
 from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "named_pattern",
     "remove_volume",
     "services_using",
+    "set_on_node_lost",
     "show_volume",
     "volume_heads",
     "volume_listing",
@@ -93,6 +96,7 @@ _VOLUME_FIELDS = select(
     _volumes.updated_at,
     _volumes.topology,
     _volumes.stack,
+    _volumes.on_node_lost,
 )
 _VOLUMES = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
 _VOLUME = _VOLUME_FIELDS.where(_volumes.grid_id == bindparam("grid_id"), _volumes.name == bindparam("name"))
@@ -130,6 +134,7 @@ _VOLUME_KEY_FIELDS = (
     type_coerce(_volumes.updated_at, String),
     _volumes.topology,
     _volumes.stack,
+    _volumes.on_node_lost,
 )
 _VOLUME_KEYS = (
     select(*_VOLUME_KEY_FIELDS).where(_volumes.grid_id == bindparam("grid_id")).order_by(_volumes.name)
@@ -194,6 +199,7 @@ class VolumeView:
     services: tuple[str, ...]
     topology: str
     stack: str | None = None  # the owning stack's name; None for a volume made by ``volume create``
+    on_node_lost: str = OnNodeLost.WAIT  # model.node_loss: what its data does on a node declared lost
 
 
 def create_volume(
@@ -207,11 +213,13 @@ def create_volume(
     labels: Mapping[str, str] | None = None,
     topology: str | None = None,
     stack: str | None = None,
+    on_node_lost: str | None = None,
 ) -> VolumeView:
     """Record a volume definition. Without ``topology`` it gets its driver's default (``grid``
     when a node of the grid has the driver global, else ``node``), stored as the volume's own; a
     topology wider than the nodes say the driver can honour is refused. ``stack``: the stack
-    that declares it and owns it (``store/stack_volumes.py``)."""
+    that declares it and owns it (``store/stack_volumes.py``). ``on_node_lost``: wait (the
+    default), restore or recreate (``model.node_loss``), for instance-scope volumes."""
     conn = session.connection()
     grid_id, grid_name, existing = _grid_and_volume_id(conn, grid, name)
     driver_opts = dict(driver_opts or {})
@@ -219,6 +227,9 @@ def create_volume(
     capability = _capability(conn, grid_id, driver)
     topology = topology if topology is not None else default_topology(capability).value
     errors = volume_definition_errors(name, scope, driver, driver_opts, labels, topology, capability)
+    on_node_lost = on_node_lost if on_node_lost is not None else OnNodeLost.WAIT.value
+    if (problem := on_node_lost_error(on_node_lost, scope)) is not None and "scope" not in errors:
+        errors["on_node_lost"] = problem
     if "name" not in errors and existing is not None:
         errors["name"] = "Volume with given name already exists"
     if errors:
@@ -237,6 +248,7 @@ def create_volume(
             "updated_at": now,
             "topology": topology,
             "stack": stack,
+            "on_node_lost": on_node_lost,
         },
     )
     # What reading the new row back would give: the values just written (timestamps keep their
@@ -255,6 +267,7 @@ def create_volume(
         services=tuple(_users_of(conn, grid_id, grid_name, name)),
         topology=topology,
         stack=stack,
+        on_node_lost=on_node_lost,
     )
 
 
@@ -388,7 +401,7 @@ def _view(
     instances: Mapping[int, tuple[VolumeInstanceView, ...]],
     users: Mapping[str, list[str]],
 ) -> VolumeView:
-    volume_id, name, scope, driver, driver_opts, labels, created_at, updated_at, topology, stack = row
+    volume_id, name, scope, driver, driver_opts, labels, created_at, updated_at, topology, stack, policy = row
     return VolumeView(
         grid=grid_name,
         name=name,
@@ -402,6 +415,7 @@ def _view(
         services=tuple(users.get(name, [])),
         topology=topology,
         stack=stack,
+        on_node_lost=policy,
     )
 
 
@@ -467,6 +481,25 @@ def volume_heads(session: Session, grid: str, keys: Collection[Hashable]) -> dic
             if key in wanted:
                 heads[key] = _view(grid, row[: len(_VOLUME_FIELDS.selected_columns)], {}, {})
     return heads
+
+
+def set_on_node_lost(session: Session, grid: str, name: str, policy: str) -> tuple[VolumeView, str | None]:
+    """Change what the volume's data does on a node declared lost; (the volume, its policy before,
+    None when it did not change)."""
+    grid_row = get_grid_row(session, grid)
+    row = session.scalar(
+        select(VolumeRow).where(VolumeRow.grid_id == grid_row.id, VolumeRow.name == name).with_for_update()
+    )
+    if row is None:
+        raise NotFound(f"Volume {name} not found")
+    if (problem := on_node_lost_error(policy, row.scope)) is not None:
+        raise InvalidInput.one("on_node_lost", problem)
+    before = row.on_node_lost
+    if before != policy:
+        row.on_node_lost = policy
+        row.updated_at = datetime.now(UTC)
+        session.flush()
+    return show_volume(session, grid, name), before if before != policy else None
 
 
 def show_volume(session: Session, grid: str, name: str) -> VolumeView:

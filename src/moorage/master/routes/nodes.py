@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from moorage.master.auth import Actor
 from moorage.master.drain import drain_node, undrain_node
 from moorage.master.drain_schemas import DrainOut, DryRunQuery, drain_out
+from moorage.master.node_loss_schemas import ForceQuery, NodeLostOut, node_lost_out
 from moorage.master.routing import api_router
 from moorage.master.schemas import GridPath, LabelKeyQuery, LabelsIn, NodeList, NodeOut, NodePath, node_out
 from moorage.master.state import State
@@ -66,6 +67,21 @@ async def drain(
 async def undrain(grid: GridPath, node: NodePath, state: State, actor: Actor) -> NodeOut:
     """The node takes instances again (none moves back by itself)."""
     return node_out(await undrain_node(state.db, state.deployer, grid, node, actor.name))
+
+
+@router.post("/{grid}/{node}/lost")
+async def declare_lost(
+    grid: GridPath, node: NodePath, state: State, actor: Actor, force: ForceQuery = False
+) -> NodeLostOut:
+    """Declare the node lost (``moorage node declare-lost``): refused (409) for an online node
+    unless ``force``. Each instance-scope volume instance on it then follows its volume's
+    ``on_node_lost``: wait, restore (its latest backup on another node: a restore job) or
+    recreate (an empty one elsewhere). Declaring it again applies the policies again. On the
+    leader only (another master answers 409)."""
+    assert state.node_loss is not None
+    declared = await state.node_loss.declare(grid, node, force=force, actor=actor.name)
+    shown = await state.db.read(lambda session: node_out(get_node(session, grid, node)))
+    return node_lost_out(shown, declared)
 
 
 @router.delete("/{grid}/{node}")

@@ -37,15 +37,25 @@ from moorage.master.schemas import (
     VolumePruneIn,
     VolumePruneOut,
     VolumeShown,
+    VolumeUpdate,
 )
 from moorage.master.state import State
 from moorage.master.user_actions import record_action
 from moorage.master.volume_lists import VolumeLists, volume_fields, volume_json
 from moorage.master.volume_moves import MovePlan
 from moorage.model.events import EventKind
-from moorage.store.volume_moves import MoveView, move_view, moves_of, purge_retired, retired_of
+from moorage.store.node_loss import restored_of
+from moorage.store.volume_moves import (
+    MOVED,
+    STALE,
+    MoveView,
+    move_view,
+    moves_of,
+    purge_retired,
+    retired_of,
+)
 from moorage.store.volume_use import prune_unused
-from moorage.store.volumes import VolumeView, create_volume, remove_volume, show_volume
+from moorage.store.volumes import VolumeView, create_volume, remove_volume, set_on_node_lost, show_volume
 
 __all__ = ["router"]
 
@@ -73,12 +83,14 @@ async def create(grid: GridPath, body: VolumeCreate, state: State, actor: Actor)
             driver_opts=body.driver_opts,
             labels=body.labels,
             topology=body.topology,
+            on_node_lost=body.on_node_lost,
         )
         record_action(
             session,
             grid,
             EventKind.VOLUME_CREATED,
-            f"volume {view.name} created ({view.scope} scope, driver {view.driver}, topology {view.topology})",
+            f"volume {view.name} created ({view.scope} scope, driver {view.driver}, topology {view.topology}, "
+            f"on_node_lost {view.on_node_lost})",
             actor,
             volume=view.name,
         )
@@ -110,15 +122,56 @@ async def prune(grid: GridPath, body: VolumePruneIn, state: State) -> VolumePrun
 @router.get("/{grid}/{name}", response_model=VolumeOut)
 @router.get("/{grid}/{name}", response_model=VolumeShown)
 async def show(grid: GridPath, name: VolumePath, state: State) -> Response:
-    """A volume, with the source copies moves retired (``retired``)."""
-    view, retired = await state.db.read(
-        lambda session: (show_volume(session, grid, name), retired_of(session, grid, name))
+    """A volume, with the source copies moves retired (``retired``) and the copies superseded on
+    nodes declared lost (``stale``)."""
+    view, kept, restores = await state.db.read(
+        lambda session: (
+            show_volume(session, grid, name),
+            retired_of(session, grid, name),
+            restored_of(session, grid, name),
+        )
     )
     fields = volume_fields(view)
-    fields["retired"] = [
-        {"name": r.name, "node": r.node, "since": r.since, "state": r.state} for r in retired
+    for why, key in ((MOVED, "retired"), (STALE, "stale")):
+        fields[key] = [
+            {"name": r.name, "node": r.node, "since": r.since, "state": r.state} for r in kept if r.why == why
+        ]
+    fields["restored"] = [
+        {
+            "name": r.docker_volume,
+            "node": r.node,
+            "backup": r.backup,
+            "backup_time": r.backup_time,
+            "restored_at": r.restored_at,
+            "lost_node": r.lost_node,
+        }
+        for r in restores
     ]
     return Response(to_json(fields), media_type=JSON)
+
+
+@router.patch("/{grid}/{name}", response_model=VolumeOut)
+async def update(
+    grid: GridPath, name: VolumePath, body: VolumeUpdate, state: State, actor: Actor
+) -> Response:
+    """Change what the volume's data does once its node is declared lost (``on_node_lost``). On a
+    node already declared lost it acts when the node is declared lost again."""
+
+    def work(session: Session) -> VolumeView:
+        view, before = set_on_node_lost(session, grid, name, body.on_node_lost)
+        if before is not None:
+            record_action(
+                session,
+                grid,
+                EventKind.VOLUME_UPDATED,
+                f"volume {name}: on_node_lost {before} -> {view.on_node_lost}",
+                actor,
+                volume=name,
+            )
+        return view
+
+    view = await state.db.run(work)
+    return Response(volume_json(view), media_type=JSON)
 
 
 MovePath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Move id")]
@@ -187,7 +240,7 @@ async def show_move(grid: GridPath, name: VolumePath, move_id: MovePath, state: 
 
 @router.post("/{grid}/{name}/purge", response_model=PurgeOut)
 async def purge(grid: GridPath, name: VolumePath, body: PurgeRequest, state: State) -> Response:
-    """Remove retired copies (all of the volume's, or those named): their nodes delete them."""
+    """Remove retired and stale copies (all of the volume's, or those named): their nodes delete them."""
     names, nodes = await state.db.run(lambda session: purge_retired(session, grid, name, body.docker_volumes))
     await state.hub.push_desired(nodes)
     return Response(to_json({"purging": names}), media_type=JSON)

@@ -13,14 +13,15 @@ names the volume instance, its node, and what the user can do.
 
 from __future__ import annotations
 
+from moorage.model.node_loss import last_seen_phrase
 from moorage.model.volume import Reach
 from moorage.scheduler.context import PassContext
 from moorage.scheduler.index import NodeIndex
 from moorage.scheduler.reasons import (
     NOT_HOLDING_VOLUME,
     OUTSIDE_VOLUME_DOMAIN,
-    PINNED_NODE_OFFLINE,
     PINNED_NODE_REMOVED,
+    pinned_node_reason,
 )
 from moorage.scheduler.types import InstanceRequest, NodeView, Verdict, VolumeNeed
 
@@ -57,8 +58,9 @@ class VolumePin:
 
 def pinned_node_down(index: NodeIndex, request: InstanceRequest) -> str | None:
     """For each pin that only its own node can serve, when that node is offline or gone: what is
-    wrong and what to do; None if there is none. (A pin that may re-attach elsewhere is explained
-    node by node instead: its other nodes count.)"""
+    wrong and what to do (by the volume's ``on_node_lost``, and whether the node was declared
+    lost); None if there is none. (A pin that may re-attach elsewhere is explained node by node
+    instead: its other nodes count.)"""
     sentences: list[str] = []
     for need in request.pins:
         assert need.domain is not None
@@ -69,8 +71,13 @@ def pinned_node_down(index: NodeIndex, request: InstanceRequest) -> str | None:
             sentences.append(PINNED_NODE_REMOVED.format(volume_instance=need.docker_name, volume=need.volume))
         elif not node.online:
             sentences.append(
-                PINNED_NODE_OFFLINE.format(
-                    volume_instance=need.docker_name, node=node.name, volume=need.volume
+                pinned_node_reason(
+                    need.docker_name,
+                    need.volume,
+                    node.name,
+                    last_seen_phrase(node.last_seen),
+                    lost=node.lost_at is not None,
+                    policy=need.on_node_lost,
                 )
             )
     return "; ".join(sentences) or None
