@@ -187,3 +187,38 @@ def test_a_re_attach_moves_the_instance_and_its_volume_instance(moving: Grid) ->
         (container,) = client.get(f"/v1/services/{moving.name}/null/web").json()["containers"]
     assert container["node"] == inside
     assert moving.get("/data/moves").json()["moves"][0]["id"] == move["id"]
+
+
+def test_an_instance_with_another_instance_scope_volume_is_not_moved_by_one_of_them(moving: Grid) -> None:
+    """Moving one of an instance's two volume instances would start it on the new node with the
+    other one empty (the engine makes a named volume a container mounts): refused, nothing changes."""
+    for volume in ("data", "logs"):
+        made = moving.post("", {"name": volume, "scope": "instance", "driver": "local"})
+        assert made.status_code == 201, made.text
+    with moving.master.client() as client:
+        created = client.post(
+            f"/v1/services/{moving.name}",
+            json={"name": "db", "image": "redis:local", "volumes": ["data:/data", "logs:/logs"],
+                  "affinity": ["label==zone=a"], "deploy": True},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+    both = wait_until(
+        lambda: (
+            (found := [moving.get(f"/{v}").json()["instances"] for v in ("data", "logs")])
+            and all(found)
+            and found
+        ),
+        30,
+        "both volume instances",
+    )
+    (data,), (logs,) = both
+    inside = "n2" if data["node"] == "n1" else "n1"
+    refused = moving.post("/data/moves", {"docker_volume": data["name"], "to": inside})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == (
+        f"Cannot move volume instance {data['name']} of volume data: its instance db-1 also mounts "
+        f"volume instance(s) {logs['name']}, which would not move with it (and would start empty on the "
+        "new node); a move takes an instance with one instance-scope volume instance only"
+    )
+    assert moving.get("/data/moves").json() == {"moves": []}
+    assert moving.get("/data").json()["instances"][0]["node"] == data["node"]

@@ -100,7 +100,8 @@ CASES = [
                 DB,
                 1,
                 "its data is in several volume instances that only this node holds (shop.db.data-1, "
-                "shop.db.logs-1); move them one at a time with 'moorage volume move'",
+                "shop.db.logs-1); a volume move takes an instance with one instance-scope volume "
+                "instance only, so it stays",
             )
         ],
         [],

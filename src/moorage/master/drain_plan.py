@@ -42,8 +42,8 @@ __all__ = [
 LeavingHow = Literal["replan", "reattach", "data", "stop"]
 
 SEVERAL_NODE_VOLUMES = (
-    "its data is in several volume instances that only this node holds ({names}); "
-    "move them one at a time with 'moorage volume move'"
+    "its data is in several volume instances that only this node holds ({names}); a volume move "
+    "takes an instance with one instance-scope volume instance only, so it stays"
 )
 
 

@@ -116,6 +116,14 @@ def _plan_method(subject: MoveSubject, target: MoveNode) -> str:
             f"Volume {subject.volume} has scope {subject.scope}: every node has its own volume instance; "
             "only instance-scope volume instances move"
         )
+    if subject.companions:
+        labels = ", ".join(i.label for i in subject.instances)
+        raise Conflict(
+            f"Cannot move volume instance {subject.docker_name} of volume {subject.volume}: its instance "
+            f"{labels} also mounts volume instance(s) {', '.join(subject.companions)}, which would not move "
+            "with it (and would start empty on the new node); a move takes an instance with one "
+            "instance-scope volume instance only"
+        )
     domain = VolumeDomain(
         VolumeTopology(subject.topology), subject.driver, subject.node_id, subject.zone, subject.region
     )

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import Conflict, NotFound
 from moorage.model.stack import NULL_STACK
 from moorage.model.states import InstanceState, VolumeInstanceState
+from moorage.model.volume import VolumeScope
 from moorage.protocol import VolumeStatus
 from moorage.store.grids import get_grid_row
 from moorage.store.tables import (
@@ -124,6 +125,7 @@ class MoveSubject:
     instances: tuple[StoppedInstance, ...]
     nodes: tuple[MoveNode, ...]
     holding: frozenset[str]  # nodes with a (live or retired) Docker volume of this name
+    companions: tuple[str, ...] = ()  # other instance-scope volume instances its instances mount
 
     def node(self, node_id: str) -> MoveNode | None:
         return next((n for n in self.nodes if n.id == node_id), None)
@@ -191,6 +193,27 @@ def move_subject(session: Session, grid: str, volume: str, docker_name: str) -> 
         if _mounts(row.container, docker_name)
     )
     holding = holders(session, grid_row.id, [docker_name]).get(docker_name, frozenset())
+    mounted = {
+        str(m.get("source"))
+        for i in instances
+        for m in (i.container or {}).get("mounts") or []
+        if m.get("kind") == "volume" and m.get("source") and m.get("source") != docker_name
+    }
+    companions = tuple(
+        sorted(
+            session.scalars(
+                select(VolumeInstanceRow.name)
+                .join(VolumeRow, VolumeRow.id == VolumeInstanceRow.volume_id)
+                .where(
+                    VolumeInstanceRow.grid_id == grid_row.id,
+                    VolumeInstanceRow.name.in_(sorted(mounted)),
+                    VolumeRow.scope == VolumeScope.INSTANCE,
+                )
+            )
+        )
+        if mounted
+        else ()
+    )
     return MoveSubject(
         grid_id=grid_row.id,
         grid=grid_row.name,
@@ -209,6 +232,7 @@ def move_subject(session: Session, grid: str, volume: str, docker_name: str) -> 
         instances=instances,
         nodes=nodes,
         holding=holding,
+        companions=companions,
     )
 
 
