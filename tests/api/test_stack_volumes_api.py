@@ -261,3 +261,31 @@ def test_a_stack_volume_is_backed_up_as_its_file_says_through_upgrades(
         response = client.put(f"/v1/stacks/{grid}/a", json={"stack": document(FILE), "deploy": False})
         assert response.status_code == 200, response.text
         assert schedule() == (None, None)
+
+
+@pytest.mark.usefixtures("cache")
+def test_a_stack_volume_has_the_node_loss_policy_its_file_gives(master: MasterProcess, grid: str) -> None:
+    """``on_node_lost:`` as ``volume create --on-node-lost``: set at install, changed by an upgrade
+    (it changes no data), back to wait when the file drops it; a wrong one stores nothing."""
+
+    def policy() -> str:
+        return str(volumes(client, grid)["a_data"]["on_node_lost"])
+
+    with master.client() as client:
+        text = FILE.replace("labels: {team: db},", "labels: {team: db}, on_node_lost: restore,")
+        assert install(client, grid, "a", text).status_code == 201
+        assert policy() == "restore"
+        again = client.put(
+            f"/v1/stacks/{grid}/a",
+            json={"stack": document(text.replace("restore", "recreate")), "deploy": False},
+        )
+        assert again.status_code == 200, again.text
+        assert policy() == "recreate"
+        bad = document(text)
+        bad["volumes"]["data"]["on_node_lost"] = "forget"
+        refused = client.put(f"/v1/stacks/{grid}/a", json={"stack": bad, "deploy": False})
+        assert refused.status_code == 422 and "volumes.data.on_node_lost" in str(refused.json()["error"])
+        assert policy() == "recreate"
+        plain = client.put(f"/v1/stacks/{grid}/a", json={"stack": document(FILE), "deploy": False})
+        assert plain.status_code == 200, plain.text
+        assert policy() == "wait"

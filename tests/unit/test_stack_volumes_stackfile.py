@@ -7,7 +7,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from moorage.model.stack import StackSpec, StackVolume, VolumeDecl, stack_volume_name
@@ -105,8 +105,8 @@ def test_an_external_volume_may_state_the_scope_and_driver_expected() -> None:
 
 
 UNKNOWN_KEY = (
-    "unknown key '{0}'{1}; the keys allowed here are: backup, driver, driver_opts, external, labels, scope, "
-    "topology"
+    "unknown key '{0}'{1}; the keys allowed here are: backup, driver, driver_opts, external, labels, "
+    "on_node_lost, scope, topology"
 )
 
 RULES = [
@@ -172,6 +172,20 @@ RULES = [
         "volumes.data.external.topology",
         "unknown key 'topology'; the keys allowed here are: driver, name, scope",
         id="expected-topology-not-a-key",
+    ),
+    pytest.param(
+        "data: {on_node_lost: forget}",
+        "volumes.data.on_node_lost",
+        "Unknown on_node_lost 'forget', must be one of wait, restore, recreate",
+        id="on-node-lost-unknown",
+    ),
+    pytest.param(
+        "data: {scope: grid, on_node_lost: recreate}",
+        "volumes.data.on_node_lost",
+        "on_node_lost recreate applies to instance-scope volumes only: a grid-scope volume has a volume "
+        "instance on every node that uses it, so an instance placed elsewhere uses that node's; use wait "
+        "(the default)",
+        id="on-node-lost-not-instance-scope",
     ),
     pytest.param(
         "data: {backup: {schedule: 'every night'}}",
@@ -268,6 +282,7 @@ _key = st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,10}", fullmatch=True)
     labels=st.dictionaries(_key, _text, max_size=4),
     topology=st.sampled_from([None, "node"]),
     backup=st.sampled_from([(None, None), ("0 3 * * *", None), ("*/15 * * * 1-5", "last=3,daily=7")]),
+    on_node_lost=st.sampled_from([None, "wait", "restore", "recreate"]),
 )
 def test_any_stack_volume_survives_the_stored_form(
     scope: str,
@@ -276,8 +291,12 @@ def test_any_stack_volume_survives_the_stored_form(
     labels: dict[str, str],
     topology: str | None,
     backup: tuple[str | None, str | None],
+    on_node_lost: str | None,
 ) -> None:
-    owned = StackVolume(scope, driver, tuple(driver_opts.items()), tuple(labels.items()), topology, *backup)
+    assume(scope == "instance" or on_node_lost in (None, "wait"))  # (restore/recreate: instance scope only)
+    owned = StackVolume(
+        scope, driver, tuple(driver_opts.items()), tuple(labels.items()), topology, *backup, on_node_lost
+    )
     spec = StackSpec(
         name="app",
         services=load(stack("data: {}")).services,

@@ -113,6 +113,7 @@ class StackVolume:
     topology: str | None = None
     backup_schedule: str | None = None  # cron (UTC), as ``volume create --backup-schedule``
     backup_keep: str | None = None  # ``daily=7,weekly=4``, as ``--backup-keep``
+    on_node_lost: str | None = None  # wait | restore | recreate (None: wait), as ``--on-node-lost``
 
 
 @dataclass(frozen=True, slots=True)

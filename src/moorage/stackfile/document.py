@@ -44,6 +44,7 @@ class OwnedDoc:
     topology: At[str] | None = None
     backup_schedule: At[str] | None = None  # backup: {schedule: CRON, keep: daily=7 | {daily: 7}}
     backup_keep: At[str] | None = None  # as the text KEY=N,KEY=N whichever way the file wrote it
+    on_node_lost: At[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

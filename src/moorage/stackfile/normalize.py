@@ -24,6 +24,7 @@ from moorage.model import names
 from moorage.model.backup import RetentionPolicy, schedule_error
 from moorage.model.mount import MountSpecError, parse_mount
 from moorage.model.names import command_error, control_character_error, service_name_error, stack_name_error
+from moorage.model.node_loss import on_node_lost_error
 from moorage.model.quoting import shown
 from moorage.model.stack import (
     DeployStrategy,
@@ -214,6 +215,7 @@ def _owned(alias: str, doc: OwnedDoc, stack: str, issues: Issues) -> VolumeDecl:
         driver_opts=doc.driver_opts,
         labels=doc.labels,
         topology=doc.topology.value if doc.topology is not None else None,
+        on_node_lost=doc.on_node_lost.value if doc.on_node_lost is not None else None,
         **_backup(doc, issues),
     )
     decl = VolumeDecl(alias=alias, owned=volume)
@@ -229,6 +231,8 @@ def _owned(alias: str, doc: OwnedDoc, stack: str, issues: Issues) -> VolumeDecl:
     errors.pop("name", None)  # the alias's own rule is reported above; the length below
     if stack and VOLUME_NAME_RE.fullmatch(alias) and (problem := names.VOLUME.error(grid_name)):
         issues.add(doc.path, f"{problem}: the stack's volume is named <stack>_<alias>; use a shorter alias")
+    if doc.on_node_lost is not None and (problem := on_node_lost_error(doc.on_node_lost.value, volume.scope)):
+        issues.add(doc.on_node_lost.path, problem)
     errors |= names.label_map_errors(dict(volume.driver_opts), "driver_opts")
     errors |= names.label_map_errors(dict(volume.labels), "labels")
     at = {"scope": doc.scope, "driver": doc.driver, "topology": doc.topology}

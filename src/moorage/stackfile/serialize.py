@@ -60,6 +60,8 @@ def _volume_to_dict(decl: VolumeDecl) -> dict[str, object]:
             data["labels"] = dict(owned.labels)
         if owned.topology is not None:
             data["topology"] = owned.topology
+        if owned.on_node_lost is not None:
+            data["on_node_lost"] = owned.on_node_lost
         if owned.backup_schedule is not None:
             backup = {"schedule": owned.backup_schedule}
             if owned.backup_keep is not None:

@@ -42,7 +42,7 @@ SERVICE_KEYS = (
     "cpus",
 )
 DEPLOY_KEYS = ("strategy",)
-OWNED_KEYS = ("scope", "driver", "driver_opts", "labels", "topology", "backup")
+OWNED_KEYS = ("scope", "driver", "driver_opts", "labels", "topology", "backup", "on_node_lost")
 BACKUP_KEYS = ("schedule", "keep")
 VOLUME_KEYS = ("external", *OWNED_KEYS)
 EXTERNAL_KEYS = ("name", "scope", "driver")
@@ -283,6 +283,7 @@ def _owned(fields: Fields, path: str, issues: Issues) -> OwnedDoc:
         driver_opts=_string_map(fields.value("driver_opts"), fields.path("driver_opts"), issues),
         labels=_string_map(fields.value("labels"), fields.path("labels"), issues),
         topology=fields.string_at("topology"),
+        on_node_lost=fields.string_at("on_node_lost"),
         **_backup(fields, issues),
     )
 

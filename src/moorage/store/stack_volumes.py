@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from moorage.errors import Conflict, InvalidInput
 from moorage.model.backup import RetentionPolicy
 from moorage.model.events import EventKind
+from moorage.model.node_loss import OnNodeLost
 from moorage.model.stack import StackSpec, StackVolume, VolumeDecl
 from moorage.store.backups import set_schedule
 from moorage.store.events import NewEvent, record_events
@@ -104,6 +105,7 @@ def _create(session: Session, grid_row: GridRow, stack: str, decl: VolumeDecl) -
             driver_opts=dict(owned.driver_opts),
             labels=dict(owned.labels),
             topology=owned.topology,
+            on_node_lost=owned.on_node_lost,
             stack=stack,
         )
     except InvalidInput as error:  # said of the stack file's entry (the name is the stack's)
@@ -154,9 +156,11 @@ def _update(decl: VolumeDecl, row: VolumeRow, now: datetime) -> None:
     owned = decl.owned
     assert owned is not None
     labels, driver_opts = dict(owned.labels), dict(owned.driver_opts)
-    if row.labels != labels or row.driver_opts != driver_opts:
+    policy = owned.on_node_lost or OnNodeLost.WAIT.value
+    if (row.labels, row.driver_opts, row.on_node_lost) != (labels, driver_opts, policy):
         row.labels = labels
         row.driver_opts = driver_opts  # the Docker volumes keep theirs: shown as drift
+        row.on_node_lost = policy
         row.updated_at = now
 
 
