@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from moorage.errors import Conflict, InvalidInput
 from moorage.master.deployer import record_batch, record_unplaced
@@ -37,7 +37,7 @@ from moorage.store.tables import (
     VolumeInstanceRow,
 )
 from moorage.store.volume_moves import purge_expired, purge_retired, retired_of
-from moorage.store.volumes import create_volume, set_on_node_lost, show_volume
+from moorage.store.volumes import create_volume, remove_volume, set_on_node_lost, show_volume
 
 NODES = ("n-1", "n-2", "n-3")
 ALL = set(NODES)
@@ -447,3 +447,19 @@ def test_a_volume_policy_is_changed_and_checked(db: Database) -> None:
     assert "on_node_lost" in err.value.errors
     with db.session() as session:
         assert session.scalar(select(InstanceRow.id).limit(1)) is None
+
+
+def test_removing_a_volume_removes_its_stale_copies_too(db: Database, lost: dict[str, Any]) -> None:
+    """``volume rm`` is the user's word that the volume's data goes: its copies on a lost node
+    (and any a move retired) go with it, by their nodes, as its volume instances do."""
+    declare(db)
+    with db.session() as session:
+        session.execute(delete(InstanceRow))
+        session.execute(delete(ServiceRow).where(ServiceRow.name == "recreate"))
+    with db.session() as session:
+        nodes = remove_volume(session, "g", "recreate-data")
+        assert "n-1" in nodes
+    with db.session() as session:
+        removals = desired_for_node(session, "n-1", "g").remove_volumes
+        assert "s.recreate.recreate-data-1" in [v.name for v in removals]
+        assert session.scalar(select(RetiredVolumeRow.state)) == "purging"

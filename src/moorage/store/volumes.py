@@ -35,7 +35,7 @@ from moorage.model.volume import DriverCapability, default_topology, volume_defi
 from moorage.stackfile.stored_service import load_service
 from moorage.store.events import NewEvent, record_events
 from moorage.store.grids import get_grid_row
-from moorage.store.tables import GridRow, NodeRow, ServiceRow, VolumeInstanceRow, VolumeRow
+from moorage.store.tables import GridRow, NodeRow, RetiredVolumeRow, ServiceRow, VolumeInstanceRow, VolumeRow
 
 __all__ = [
     "VolumeInstanceView",
@@ -156,6 +156,12 @@ _MARK_REMOVING = (
 )
 _MARK_REMOVING_RETURNING_NODES = _MARK_REMOVING.returning(_vis.node_id)
 _VOLUME_NODES = select(_vis.node_id).where(_vis.volume_id == bindparam("removed"))
+_RETIRED_TABLE = cast(Table, RetiredVolumeRow.__table__)
+_retired = _RETIRED_TABLE.c
+_KEPT_COPY_NODES = select(_retired.node_id).where(_retired.volume_id == bindparam("removed"))
+_PURGE_KEPT_COPIES = (
+    update(_RETIRED_TABLE).where(_retired.volume_id == bindparam("removed")).values(state="purging")
+)
 # The grid and its volume of that name, the volume's row locked (PostgreSQL; on SQLite the unit of
 # work holds the write lock already): a service that mounts it cannot be added meanwhile, as
 # ``missing_volumes`` locks the volumes it finds ``FOR SHARE`` (see ``Database``).
@@ -509,7 +515,8 @@ def show_volume(session: Session, grid: str, name: str) -> VolumeView:
 
 
 def remove_volume(session: Session, grid: str, name: str) -> set[str]:
-    """Remove the definition; its volume instances become ``removing``. Returns the nodes to tell."""
+    """Remove the definition; its volume instances become ``removing``, and the copies moves and
+    lost nodes left (retired, stale) are purged with it. Returns the nodes to tell."""
     conn = session.connection()
     found = conn.execute(_GRID_AND_LOCKED_VOLUME, {"grid": grid, "name": name}).first()
     if found is None:
@@ -530,6 +537,9 @@ def remove_volume(session: Session, grid: str, name: str) -> set[str]:
     else:
         nodes = set(conn.scalars(_VOLUME_NODES, params))
         conn.execute(_MARK_REMOVING, params)
+    # its retired (moved-from) and stale (lost node's) copies go with it: their nodes delete them
+    nodes |= set(conn.scalars(_KEPT_COPY_NODES, {"removed": volume_id}))
+    conn.execute(_PURGE_KEPT_COPIES, {"removed": volume_id})
     if conn.execute(_DELETE_VOLUME, {"removed": volume_id, "name": name}).rowcount == 0:  # store/removal.py
         raise NotFound(f"Volume {name} not found")  # (and the marks above roll back)
     return nodes
