@@ -197,6 +197,10 @@ def test_declare_lost_restores_the_backup_elsewhere_and_recreates_the_cache_empt
     for said in ("volume_instance.restoring", "volume_instance.restored", "volume_instance.stale"):
         assert said in timeline, timeline
     assert "node.lost" in bed.ok("events", "--node", LOST)
+    instance_timeline = bed.ok("events", "--service", f"{name}/restore")
+    assert (
+        "volume_instance.restoring" in instance_timeline and "volume_instance.restored" in instance_timeline
+    )
 
     wait = _instance(bed, name, "wait")
     assert wait["state"] == "pending" and "declared lost (last seen" in wait["reason"]

@@ -194,3 +194,17 @@ def test_events_asks_for_the_filters_and_prints_a_line_per_event(
     ]
     as_json = moorage("events", "--json")
     assert [json.loads(line) for line in as_json.stdout.splitlines()] == master.events
+
+
+@pytest.mark.parametrize(
+    ("named", "asked"),
+    [("shop/db", {"stack": "shop", "service": "db"}), ("db", {"stack": "null", "service": "db"})],
+    ids=["stack-service", "null-stack"],
+)
+def test_events_of_a_service_are_its_instances_timeline(
+    moorage: Callable[..., Result], master: FakeMaster, named: str, asked: dict[str, str]
+) -> None:
+    result = moorage("events", "--service", named)
+    assert result.exit_code == 0, result.output
+    (request,) = master.requests
+    assert dict(request.url.params) == {"limit": "100", **asked}

@@ -37,6 +37,12 @@ def events(
     ctx: typer.Context,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events")] = False,
     stack: Annotated[str | None, typer.Option("--stack", help="Only this stack's events")] = None,
+    service: Annotated[
+        str | None,
+        typer.Option(
+            "--service", help="Only this service's (stack/service, or service): its instances' timeline"
+        ),
+    ] = None,
     volume: Annotated[
         str | None, typer.Option("--volume", help="Only this volume's and its instances'")
     ] = None,
@@ -51,6 +57,10 @@ def events(
     cli: CliContext = ctx.obj
     path = f"/v1/grids/{cli.grid}/events"
     params: dict[str, Any] = {"limit": limit}
+    if service is not None:  # stack/service as the other commands name it; a bare name: the null stack
+        named_stack, _, named = service.rpartition("/")
+        params["service"] = named
+        stack = stack or named_stack or "null"
     for key, value in (("stack", stack), ("volume", volume), ("node", node), ("kind", kind)):
         if value is not None:
             params[key] = value
