@@ -220,3 +220,22 @@ def test_a_volume_already_gone_is_reported_removed(engine: FakeEngine, converger
     status = converger.converge(Desired(remove_volumes=[_volume("s.web.data-1")]))
     assert _volume_states(status) == {"s.web.data-1": ("removed", None)}
     assert engine.calls == []
+
+
+def test_docker_never_restarts_our_containers_the_agent_does(engine: FakeEngine) -> None:
+    """A container an older agent made (Docker's own restart policy) is switched to ``no`` once,
+    the first time an agent process sees it; one this agent made is never asked again; after a
+    power cut, what starts is what the desired state says (a container not desired is removed)."""
+    old = Converger(engine, GRID)
+    old.converge(Desired(containers=[_container(number=1), _container(number=2)]))
+    assert ("no_restart", "s.web-1") not in engine.calls, "made with restart policy no already"
+    fresh = Converger(engine, GRID)  # the agent started again (a new process)
+    try:
+        fresh.converge(Desired(containers=[_container(number=1)]))
+        assert ("no_restart", "s.web-1") in engine.calls and engine.named("s.web-2") is None
+        asked = engine.calls.count(("no_restart", "s.web-1"))
+        fresh.converge(Desired(containers=[_container(number=1)]))
+        assert engine.calls.count(("no_restart", "s.web-1")) == asked, "once per container and process"
+    finally:
+        old.close()
+        fresh.close()

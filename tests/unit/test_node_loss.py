@@ -111,6 +111,7 @@ def db(tmp_path: Path) -> Iterator[Database]:
     with database.session() as session:
         create_grid(session, "g")
         grid_row = get_grid_row(session, "g")
+        grid_row.backup_repo, grid_row.backup_password = "/srv/backups", "pw"  # restores need one
         session.execute(
             insert(NodeRow),
             [
@@ -333,6 +334,19 @@ def test_a_restore_volume_is_restored_on_another_node_and_starts_there(
         ]
 
 
+def test_without_a_backup_repository_a_restore_volume_waits(db: Database, lost: dict[str, Any]) -> None:
+    _, vi_id = lost["homes"]["s.restore.restore-data-1"]
+    backup_of(db, "s.restore.restore-data-1", vi_id, datetime.now(UTC))
+    with db.session() as session:
+        get_grid_row(session, "g").backup_repo = None
+    declared = declare(db)
+    (outcome,) = [o for o in declared.outcomes if o.volume == "restore-data"]
+    assert outcome.action == "waiting" and "grid g has no backup repository" in outcome.message
+    assert not declared.restores
+    with db.session() as session:
+        assert session.scalar(select(BackupJobRow.id)) is None, "no job that nothing would send"
+
+
 def test_a_failed_restore_leaves_the_data_where_it_was(db: Database, lost: dict[str, Any]) -> None:
     _, vi_id = lost["homes"]["s.restore.restore-data-1"]
     backup_of(db, "s.restore.restore-data-1", vi_id, datetime.now(UTC) - timedelta(hours=1))
@@ -463,3 +477,32 @@ def test_removing_a_volume_removes_its_stale_copies_too(db: Database, lost: dict
         removals = desired_for_node(session, "n-1", "g").remove_volumes
         assert "s.recreate.recreate-data-1" in [v.name for v in removals]
         assert session.scalar(select(RetiredVolumeRow.state)) == "purging"
+
+
+def test_a_restore_goes_where_the_scheduler_puts_its_instance(db: Database, lost: dict[str, Any]) -> None:
+    """The master asks the scheduler where the instance would run with its data free to go
+    (``restore_candidates``, then a preview) and restores there; a node the scheduler found no room
+    on means it waits with the scheduler's reason, never a restore onto a node it cannot run on."""
+    _, vi_id = lost["homes"]["s.restore.restore-data-1"]
+    backup_of(db, "s.restore.restore-data-1", vi_id, datetime.now(UTC) - timedelta(hours=1))
+    with db.session() as session:
+        node_id, candidates, taken = node_loss.restore_candidates(session, "g", "n-1")
+    assert node_id == "n-1" and [c.docker_volume for c in candidates] == ["s.restore.restore-data-1"]
+    assert taken == {"s.restore.restore-data-1": frozenset({"n-1"})}
+    with db.session() as session:
+        declared = node_loss.declare_lost(
+            session, "g", "n-1", force=False, connected={"n-2", "n-3"},
+            targets={"s.restore.restore-data-1": (None, "0/3 nodes available: 3 node(s) didn't match affinity")},
+        )  # fmt: skip
+    (outcome,) = [o for o in declared.outcomes if o.volume == "restore-data"]
+    assert (
+        outcome.action == "waiting"
+        and "no node can run its instance with its data: 0/3 nodes" in outcome.message
+    )
+    with db.session() as session:
+        declared = node_loss.declare_lost(
+            session, "g", "n-1", force=False, connected={"n-2", "n-3"},
+            targets={"s.restore.restore-data-1": ("n-3", None)},
+        )  # fmt: skip
+    (restore,) = declared.restores
+    assert restore.node_id == "n-3", "the scheduler's pick, not the emptiest node"

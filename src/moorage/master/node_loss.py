@@ -29,10 +29,12 @@ from functools import partial
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from moorage.errors import MoorageError
 from moorage.master.backups import BackupJobs
 from moorage.master.deploy_gate import DeployGate
 from moorage.master.hub import AgentHub
 from moorage.master.leadership import Leadership
+from moorage.model.node_loss import aged
 from moorage.protocol import RepositoryWire, RestoreRun, VolumeSpec
 from moorage.store import node_loss as store
 from moorage.store.backups import repo_settings
@@ -73,10 +75,29 @@ class NodeLoss:
 
     async def declare(self, grid: str, name: str, *, force: bool, actor: str | None) -> store.Declared:
         self.gate.require_leading()  # the leader declares nodes lost and runs what follows
+        try:
+            targets = await self._targets(grid, name)
+        except MoorageError:
+            raise  # the grid or node is not there: said as it is
+        except Exception as err:  # the preview failed: the restores fall back to the emptiest fit
+            log.warning(
+                "declare-lost %s: no scheduler preview of the restores (%s: %s)",
+                name,
+                type(err).__name__,
+                err,
+            )
+            targets = {}
         connected = self.hub.connected_ids()
         declared = await self.fenced.run(
             lambda session: store.declare_lost(
-                session, grid, name, force=force, connected=connected, actor=actor
+                session,
+                grid,
+                name,
+                force=force,
+                connected=connected,
+                actor=actor,
+                master_id=self.jobs.master_id,  # its agents' answers come here; orphaned if it dies
+                targets=targets,
             )
         )
         for outcome in declared.outcomes:
@@ -101,6 +122,30 @@ class NodeLoss:
                 await self.jobs.send_restore(grid, restore.job, run)
         self.gate.nodes_changed()  # the reasons of what waits on it change
         return declared
+
+    async def _targets(self, grid: str, name: str) -> dict[str, tuple[str | None, str | None]]:
+        """Where each restore goes: the node the scheduler picks for its instance (its services
+        planned again, recording nothing, with the lost node drained and that data free to go with
+        them, except to nodes that hold a Docker volume of its name), as ``node drain`` picks where
+        data moves; or None and the scheduler's reason when no node fits."""
+        node_id, candidates, taken = await self.db.read(
+            lambda session: store.restore_candidates(session, grid, name)
+        )
+        if node_id is None or not candidates:
+            return {}
+        lifted = {c.docker_volume: taken.get(c.docker_volume, frozenset()) for c in candidates}
+        service_ids = sorted({c.service_row_id for c in candidates})
+        plans = await self.gate.preview(grid, service_ids, drain=frozenset({node_id}), lifted=lifted)
+        items = {(plan.service_row_id, item.number): item for plan in plans for item in plan.instances}
+        targets: dict[str, tuple[str | None, str | None]] = {}
+        for candidate in candidates:
+            item = items.get((candidate.service_row_id, candidate.number))
+            if item is not None and item.kind in ("start", "replace") and item.node_id not in (None, node_id):
+                targets[candidate.docker_volume] = (item.node_id, None)
+            else:
+                why = aged(item.reason) if item is not None else None
+                targets[candidate.docker_volume] = (None, why or "its instance is not planned")
+        return targets
 
     async def _detach(self, node_id: str) -> None:
         """A lost node whose agent is still connected (--force) removes the superseded containers

@@ -22,7 +22,7 @@ elsewhere), and only here, at the operator's declaration.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,7 +55,7 @@ from moorage.store.tables import (
     VolumeInstanceRow,
     VolumeRow,
 )
-from moorage.store.volume_moves import KEPT, STALE
+from moorage.store.volume_moves import KEPT, STALE, holders
 from moorage.store.volumes import services_using
 
 __all__ = [
@@ -63,10 +63,12 @@ __all__ = [
     "Declared",
     "LostRestore",
     "Outcome",
+    "RestoreCandidate",
     "RestoredView",
     "declare_lost",
     "node_returned",
     "orphaned_holds",
+    "restore_candidates",
     "restore_failed",
     "restored",
     "restored_of",
@@ -208,14 +210,18 @@ def _restore_target(
     topology: str,
     connected: Collection[str],
     lost: str,
+    only: str | None = None,
 ) -> tuple[NodeRow | None, str]:
     """The node to restore ``vi`` onto: online, its agent connected to this master (which sends
     the job), not drained nor lost, with the volume's driver, inside the volume's topology
     domain (a zone volume stays in its zone), holding nothing of that Docker name; the one with
-    the fewest volume instances (then by name). None and why when there is none."""
+    the fewest volume instances (then by name); ``only``: that node (the one the scheduler picked
+    for its instance), if it passes. None and why when there is none."""
     nodes = list(
         session.scalars(
-            select(NodeRow).where(NodeRow.grid_id == grid_id, NodeRow.id != lost).order_by(NodeRow.name)
+            select(NodeRow)
+            .where(NodeRow.grid_id == grid_id, NodeRow.id != lost, *([NodeRow.id == only] if only else []))
+            .order_by(NodeRow.name)
         )
     )
     taken = set(
@@ -307,9 +313,12 @@ def declare_lost(
     actor: str | None = None,
     now: datetime | None = None,
     master_id: str | None = None,
+    targets: Mapping[str, tuple[str | None, str | None]] | None = None,
 ) -> Declared:
     """The operator says node ``name`` is gone. Refused for an online node unless ``force``.
-    Declaring a lost node again applies its volumes' policies again to what is still on it."""
+    Declaring a lost node again applies its volumes' policies again to what is still on it.
+    ``targets``: Docker volume name -> (the node the scheduler picked for its instance with its data
+    free to go, or None and why none fits), for the restores (``restore_candidates``)."""
     now = now or datetime.now(UTC)
     grid_row = get_grid_row(session, grid)
     node = session.scalar(
@@ -331,7 +340,7 @@ def declare_lost(
     node.updated_at = now  # planning reads the grid's nodes afresh
     declaration = _Declaration(
         session, grid_row, node, Declared(node.id, node.name, node.lost_at, node.last_seen_at, online),
-        connected, actor, now, master_id,
+        connected, actor, now, master_id, targets or {},
     )  # fmt: skip
     declaration.events.append(
         _event(
@@ -377,6 +386,7 @@ class _Declaration:
     actor: str | None
     now: datetime
     master_id: str | None  # the master sending the restores (their agents' answers come there)
+    targets: Mapping[str, tuple[str | None, str | None]]  # the scheduler's picks (declare_lost)
     events: list[NewEvent] = field(default_factory=list)
 
     def handle(self, vi: VolumeInstanceRow, volume: VolumeRow) -> None:
@@ -459,6 +469,15 @@ class _Declaration:
 
     def _restore(self, vi: VolumeInstanceRow, volume: VolumeRow, uses: list[_Use]) -> None:
         name, now = self.node.name, self.now
+        if not self.grid_row.backup_repo:
+            self._wait(
+                vi,
+                volume,
+                uses,
+                f"volume instance {vi.name} on lost node {name} cannot be restored: grid {self.grid_row.name} "
+                f"has no backup repository ('moorage grid backup-repo set URL'); {_who(uses)} waits for {name}",
+            )
+            return
         backup = _latest_backup(self.session, self.grid_row.id, vi)
         if backup is None:
             self._wait(
@@ -469,9 +488,13 @@ class _Declaration:
                 f"for {name} (volume {volume.name}: on_node_lost restore); nothing starts elsewhere",
             )
             return
-        target, why = _restore_target(
-            self.session, self.grid_row.id, vi, volume.topology, self.connected, self.node.id
-        )
+        picked, unfit = self.targets.get(vi.name, (None, None))
+        if vi.name in self.targets and picked is None:
+            target, why = None, f"no node can run its instance with its data: {unfit}"
+        else:
+            target, why = _restore_target(
+                self.session, self.grid_row.id, vi, volume.topology, self.connected, self.node.id, picked
+            )
         if target is None:
             message = (
                 f"volume instance {vi.name} on lost node {name} was not restored: {why}; {_who(uses)} waits "
@@ -547,6 +570,45 @@ class _Declaration:
 
 def _who(uses: list[_Use]) -> str:
     return ", ".join(u.label for u in uses) or "its instance"
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreCandidate:
+    """An instance a declaration would restore the data of: where to is the scheduler's pick."""
+
+    docker_volume: str
+    service_row_id: int
+    number: int
+
+
+def restore_candidates(
+    session: Session, grid: str, name: str
+) -> tuple[str | None, list[RestoreCandidate], dict[str, frozenset[str]]]:
+    """What declaring ``name`` lost would restore: the node's id, the instances whose restore-policy
+    data only it holds, and the nodes that hold a Docker volume of each name already (no restore
+    goes there)."""
+    grid_row = get_grid_row(session, grid)
+    node = session.scalar(select(NodeRow).where(NodeRow.grid_id == grid_row.id, NodeRow.name == name))
+    if node is None:
+        return None, [], {}
+    rows = session.execute(
+        select(VolumeInstanceRow.name, VolumeRow.name)
+        .join(VolumeRow, VolumeRow.id == VolumeInstanceRow.volume_id)
+        .where(
+            VolumeInstanceRow.node_id == node.id,
+            VolumeRow.scope == VolumeScope.INSTANCE.value,
+            VolumeRow.on_node_lost == OnNodeLost.RESTORE.value,
+            VolumeInstanceRow.state != VolumeInstanceState.REMOVING.value,
+            VolumeInstanceRow.move_id.is_(None),
+            VolumeInstanceRow.restore_job.is_(None),
+        )
+    ).tuples()
+    found = [
+        RestoreCandidate(vi_name, use.row.service_id, use.row.number)
+        for vi_name, volume in rows
+        for use in _users(session, grid_row.id, volume, vi_name)
+    ]
+    return node.id, found, holders(session, grid_row.id, [c.docker_volume for c in found])
 
 
 def _job_vi(session: Session, job: BackupJobRow) -> VolumeInstanceRow | None:
