@@ -347,7 +347,7 @@ def test_parse_errors_use_the_project_shape(master: MasterProcess, grid: str) ->
     [
         ("PUT", "/v1/grids", "GET, POST"),
         ("PATCH", "/v1/grids/{grid}", "GET, DELETE"),
-        ("POST", "/v1/volumes/{grid}/vol", "GET, DELETE"),
+        ("POST", "/v1/volumes/{grid}/vol", "GET, PATCH, DELETE"),
         ("GET", "/v1/stacks/{grid}/web/deploy", "POST"),
         ("DELETE", "/v1/services/{grid}", "GET, POST"),
     ],

@@ -128,12 +128,14 @@ def test_a_deployment_counts_its_instances_volumes_and_duration(master: MasterPr
             )
             total = _value(samples, "moorage_deployment_duration_seconds_sum", grid=grid, state="success")
             assert total is not None and 0 <= total < 15
-        # the node went away: what it last reported is no longer known
+        # the node went away: its instances' data is there (instance scope, local), so they wait
+        # for it, pending with that reason (node loss, issue 14), not run elsewhere
         wait_until(
-            lambda: _value(_scrape(client), "moorage_instances", grid=grid, state="unknown") == 2,
+            lambda: _value(_scrape(client), "moorage_instances", grid=grid, state="pending") == 2,
             10,
-            "the instances of the offline node counted unknown",
+            "the instances of the offline node counted pending",
         )
+        assert (_value(_scrape(client), "moorage_instances", grid=grid, state="running") or 0) == 0
 
 
 def test_request_latency_by_route_template(master: MasterProcess, grid: str) -> None:
