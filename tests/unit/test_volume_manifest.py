@@ -92,10 +92,10 @@ def build(root: Path, items: list[Item]) -> None:
             os.lchown(full, item.uid, item.uid)
 
 
-def python_tar(root: Path) -> bytes:
+def python_tar(root: Path, arcname: str = ".", fmt: int = tarfile.GNU_FORMAT) -> bytes:
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        tar.add(root, arcname=".")
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
+        tar.add(root, arcname=arcname)
     return out.getvalue()
 
 
@@ -124,6 +124,8 @@ def test_a_tree_and_its_tar_stream_have_the_same_manifest(items: list[Item]) -> 
         build(root, items)
         tree = vm.of_tree(root)
         assert vm.of_tar(io.BytesIO(python_tar(root))) == tree
+        # as the engine's archive API gives a folder: PAX, every member under the folder's name
+        assert vm.of_tar(io.BytesIO(python_tar(root, "v", tarfile.PAX_FORMAT)), root="v") == tree
         if BUSYBOX is not None:
             assert vm.of_tar(io.BytesIO(busybox("tar", "c", "-C", str(root), "."))) == tree
 
@@ -229,3 +231,10 @@ def test_json_round_trip_and_summary(tmp_path: Path) -> None:
     assert vm.summary(manifest) == (4, 4)  # the pair's data once; ., a, b, c
     with pytest.raises(ValueError, match="not a manifest"):
         vm.from_json(b'[["x", "weird", 0, 0, null, 0, null, null, null, null, null]]')
+
+
+def test_an_archive_with_a_member_outside_its_root_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "f").write_bytes(b"data")
+    with pytest.raises(ValueError, match="member w is not under v"):
+        vm.of_tar(io.BytesIO(python_tar(tmp_path / "v", "w", tarfile.PAX_FORMAT)), root="v")

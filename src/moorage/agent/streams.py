@@ -337,8 +337,18 @@ class AgentStreams:
         return json.dumps(data.users(msg.volume)).encode()
 
     def _pump_tar(self, stream: _Stream, reader: TarReader) -> None:
+        """The archive in pieces of VOLUME_CHUNK_BYTES: the engine hands it over in frames of a
+        few KiB, and a frame each way per piece of those would cost the agent and the master
+        dearly (every one is a message, a send and a credit)."""
+        pending = bytearray()
         while (data := reader.next_chunk()) is not None:
-            self._send_all(stream, data)
+            pending += data
+            if len(pending) >= VOLUME_CHUNK_BYTES:
+                piece = bytes(pending[:VOLUME_CHUNK_BYTES])
+                del pending[:VOLUME_CHUNK_BYTES]
+                self._send_all(stream, piece)
+        if pending:
+            self._send_all(stream, bytes(pending))
 
     def _send_all(self, stream: _Stream, data: bytes) -> None:
         for start in range(0, len(data), VOLUME_CHUNK_BYTES):

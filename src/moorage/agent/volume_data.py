@@ -2,18 +2,21 @@
 
     VolumeData.reading(volume, paths)  ─▶ helper (volume read-only at /v) ─ tar c ─▶ a tar stream
     VolumeData.writing(volume)         ─▶ helper (volume at /v) ◀─ tar x ─ the stream you write
-    VolumeData.manifest(volume, paths) ─▶ reading(), then ``volume_manifest.of_tar`` on the agent
+    VolumeData.manifest(volume, paths) ─▶ the engine's archive of a helper's mount (all of it) or
+                                         tar c in the helper (paths), then ``volume_manifest.of_tar``
+                                         on the agent
     VolumeData.remove_paths(volume, p) ─▶ helper: rm -rf each path (whole subtrees)
 
 Going through the engine (a container that mounts the volume) works for any volume driver, the
 way the volume's own containers see it. A helper idles (``sleep``) with no network and no
 restart policy, carries the ``HELPER`` label and no grid label (convergence never touches it),
-runs one command at a time through ``open_exec``, and is removed when its operation ends,
-however it ends; ``remove_leftovers`` removes any an agent left when it died. Readers mount the
-volume read-only, so reading never changes the data.
+runs commands through ``open_exec``, and is removed when its operation ends, however it ends;
+``remove_leftovers`` removes any an agent left when it died. Readers mount the volume read-only,
+so reading never changes the data.
 
-The helper image must have a ``tar`` with ``--no-recursion`` and ``--numeric-owner``, a ``sh``
-with ``set -o pipefail``, ``dd``, ``rm``, ``find``, ``stat`` and ``sleep``: busybox's do (the testbed's ``busybox:local``; ``busybox:1.36`` by default).
+The helper image must have a ``tar`` with ``--no-recursion`` and ``--numeric-owner``, ``rm``,
+``find``, ``stat`` and ``sleep``: busybox's do (the testbed's ``busybox:local``; ``busybox:1.36``
+by default).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from moorage.agent import volume_manifest
-from moorage.agent.engine import STDERR, EngineError, ExecSession, HelperEngine
+from moorage.agent.engine import STDERR, EngineError, ExecSession, HelperEngine, OutputSource
 from moorage.model import docker_labels
 
 __all__ = ["DEFAULT_HELPER_IMAGE", "MOUNT", "TarReader", "TarWriter", "VolumeData", "arg_batches"]
@@ -123,6 +126,28 @@ class TarReader(io.RawIOBase):
         return size
 
 
+class ArchiveReader(io.RawIOBase):
+    """An engine's archive (``HelperEngine.archive``) as a file to read."""
+
+    def __init__(self, source: OutputSource) -> None:
+        self._source = source
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._buffer:
+            item = self._source.read()
+            if item is None:
+                return 0
+            self._buffer = item[1]
+        size = min(len(buffer), len(self._buffer))
+        buffer[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+
 class TarWriter:
     """A helper's ``tar x`` fed by ``write``; ``finish`` ends its input and checks how it ended."""
 
@@ -176,12 +201,20 @@ class VolumeData:
     def _command(
         self, volume: str, cmd: list[str], what: str, *, read_only: bool, stdin: bool = False
     ) -> Iterator[_Run]:
-        with self.helper(volume, read_only=read_only) as container:
-            session = self.engine.open_exec(container, cmd, tty=False, stdin=stdin)
-            try:
-                yield _Run(session, what)
-            finally:
-                session.close()
+        with (
+            self.helper(volume, read_only=read_only) as container,
+            self._exec(container, cmd, what, stdin) as run,
+        ):
+            yield run
+
+    @contextlib.contextmanager
+    def _exec(self, container: str, cmd: list[str], what: str, stdin: bool = False) -> Iterator[_Run]:
+        """One command in a helper that is running already."""
+        session = self.engine.open_exec(container, cmd, tty=False, stdin=stdin)
+        try:
+            yield _Run(session, what)
+        finally:
+            session.close()
 
     def remove_leftovers(self) -> int:
         """Remove the helper containers a previous run of the agent left; how many."""
@@ -202,20 +235,25 @@ class VolumeData:
     def reading(self, volume: str, paths: Sequence[str] | None = None) -> Iterator[TarReader]:
         """The volume's data as a tar stream: all of it, or only ``paths`` (each alone, not what
         is under it; at most ``ARGS_BYTES`` of them: see ``arg_batches``)."""
+        with self.helper(volume, read_only=True) as container, self._tar(container, volume, paths) as reader:
+            yield reader
+
+    @contextlib.contextmanager
+    def _tar(self, container: str, volume: str, paths: Sequence[str] | None) -> Iterator[TarReader]:
         if paths is None:
             args = ["."]
-            options = ""
+            options: list[str] = []
         else:
             batches = list(arg_batches(paths))
             if len(batches) > 1:
                 raise ValueError("too many paths for one command; read them in batches")
             args = batches[0] if batches else []
-            options = "--no-recursion "
-        # tar writes in pieces of a few KiB; dd hands the engine 1 MiB at a time, so the stream
-        # reaches the agent in fewer, larger frames (tar's own status is kept by pipefail)
-        script = f'set -o pipefail; tar c {options}-C {MOUNT} "$@" | dd ibs=65536 obs=1048576 2>/dev/null'
-        cmd = ["sh", "-c", script, "sh", *args]
-        with self._command(volume, cmd, f"reading volume {volume}", read_only=True) as run:
+            options = ["--no-recursion"]
+        # tar straight to the engine: busybox's sends file data in 64 KiB pieces already (a dd
+        # between them to make bigger ones cost more CPU than tar itself; the agent gathers the
+        # engine's frames into 1 MiB pieces before they go to the master)
+        cmd = ["tar", "c", *options, "-C", MOUNT, *args]
+        with self._exec(container, cmd, f"reading volume {volume}") as run:
             yield TarReader(run)
 
     @contextlib.contextmanager
@@ -227,14 +265,38 @@ class VolumeData:
             yield TarWriter(run)
 
     def manifest(self, volume: str, paths: Sequence[str] | None = None) -> volume_manifest.Manifest:
-        """The manifest of the volume's data (or of ``paths`` in it, in batches)."""
-        if paths is None:
-            with self.reading(volume) as reader:
-                return volume_manifest.of_tar(io.BufferedReader(reader, 1024 * 1024))
+        """The manifest of the volume's data (or of ``paths`` in it, in batches), every file read
+        and hashed: all of it from the engine's archive of the helper's mount, paths by ``tar c``
+        (one helper for every batch)."""
+        with self.helper(volume, read_only=True) as container:
+            if paths is None:
+                return self._manifest_of_archive(container, volume)
+            return self._manifest_of_batches(container, volume, list(arg_batches(paths)))
+
+    def _manifest_of_archive(self, container: str, volume: str) -> volume_manifest.Manifest:
+        """The engine's own tar of the whole mount (``HelperEngine.archive``): no command's
+        output to pass through the engine, which costs the engine and its shim more CPU."""
+        source = self.engine.archive(container, MOUNT)
+        try:
+            reader = io.BufferedReader(ArchiveReader(source), 1024 * 1024)
+            return volume_manifest.of_tar(reader, root=MOUNT.strip("/"))
+        except ValueError as err:
+            raise EngineError(f"reading volume {volume}: the engine's archive: {err}") from err
+        finally:
+            source.close()
+
+    def _manifest_of(
+        self, container: str, volume: str, paths: Sequence[str] | None
+    ) -> volume_manifest.Manifest:
+        with self._tar(container, volume, paths) as reader:
+            return volume_manifest.of_tar(io.BufferedReader(reader, 1024 * 1024))
+
+    def _manifest_of_batches(
+        self, container: str, volume: str, batches: Sequence[Sequence[str]]
+    ) -> volume_manifest.Manifest:
         out: volume_manifest.Manifest = {}
-        for batch in arg_batches(paths):
-            with self.reading(volume, [arg.removeprefix("./") for arg in batch]) as reader:
-                out.update(volume_manifest.of_tar(io.BufferedReader(reader, 1024 * 1024)))
+        for batch in batches:
+            out.update(self._manifest_of(container, volume, [a.removeprefix("./") for a in batch]))
         return out
 
     def usage(self, volume: str) -> dict[str, int]:

@@ -74,9 +74,16 @@ class Entry:
 Manifest = dict[str, Entry]
 
 
-def _path(name: str) -> str:
-    """A member's path as a manifest names it: relative, normalized, ``.`` for the root."""
+def _path(name: str, root: str | None = None) -> str:
+    """A member's path as a manifest names it: relative (to ``root``, if the archive has one),
+    normalized, ``.`` for the root."""
     normal = posixpath.normpath("/" + name).lstrip("/")
+    if root is not None:
+        if normal == root:
+            return "."
+        if not normal.startswith(root + "/"):
+            raise ValueError(f"member {name} is not under {root}")
+        normal = normal[len(root) + 1 :]
     return normal or "."
 
 
@@ -120,16 +127,17 @@ def _tar_entry(member: tarfile.TarInfo, tar: tarfile.TarFile) -> Entry | None:
     return None
 
 
-def of_tar(stream: IO[bytes]) -> Manifest:
-    """The manifest of a tar archive read once, front to back (``tar c -C ROOT .``)."""
+def of_tar(stream: IO[bytes], root: str | None = None) -> Manifest:
+    """The manifest of a tar archive read once, front to back: ``tar c -C ROOT .``, or with
+    ``root`` one whose members are all under that name (the engine's archive of a folder)."""
     entries: Manifest = {}
     links: dict[str, set[str]] = {}  # first path of a group -> its members
     group_of: dict[str, str] = {}
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
-            path = _path(member.name)
+            path = _path(member.name, root)
             if member.islnk():
-                first = _path(member.linkname)
+                first = _path(member.linkname, root)
                 head = group_of.get(first, first)
                 found = entries.get(head)
                 if found is None or found.kind != "file":

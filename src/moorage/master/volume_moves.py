@@ -322,7 +322,11 @@ class VolumeMoves:
         if conn is None:
             raise MoveFailed(f"node {self._name(node_id)} is offline")
         stream = await self.hub.relay.open(conn, request)
-        refused = await stream.started(STARTED_TIMEOUT)
+        try:
+            refused = await stream.started(STARTED_TIMEOUT)
+        except BaseException:  # cancelled: the agent is told to let go of it
+            stream.close()
+            raise
         if refused is not None:
             raise MoveFailed(f"node {conn.name}: {refused.error or 'the agent refused'}")
         return stream
@@ -507,23 +511,35 @@ class _Job:
 
     async def copy(self, paths: list[str] | None) -> None:
         """Source's data (all, or ``paths``) into the target's Docker volume, through the master."""
-        reader = await self.moves.open(
-            self.source_id, VolumeOpen(stream="x", op="read", volume=self.name, paths=paths)
-        )
+        # both helpers start at once (each agent starts its own): the copy waits for one, not two
+        opening = [
+            asyncio.ensure_future(
+                self.moves.open(
+                    self.source_id, VolumeOpen(stream="x", op="read", volume=self.name, paths=paths)
+                )
+            ),
+            asyncio.ensure_future(
+                self.moves.open(
+                    self.target.id,
+                    VolumeOpen(
+                        stream="x",
+                        op="write",
+                        volume=self.name,
+                        driver=self.subject.driver,
+                        driver_opts={str(k): str(v) for k, v in self.subject.driver_opts.items()},
+                        labels=self.labels,
+                    ),
+                )
+            ),
+        ]
         try:
-            writer = await self.moves.open(
-                self.target.id,
-                VolumeOpen(
-                    stream="x",
-                    op="write",
-                    volume=self.name,
-                    driver=self.subject.driver,
-                    driver_opts={str(k): str(v) for k, v in self.subject.driver_opts.items()},
-                    labels=self.labels,
-                ),
-            )
+            reader, writer = await asyncio.gather(*opening)
         except BaseException:
-            reader.close()
+            for task in opening:  # the other one, if it opened (or still opens), is let go
+                task.cancel()
+            for task in opening:
+                with contextlib.suppress(BaseException):
+                    (await task).close()
             raise
         try:
             await self._pipe(reader, writer)
