@@ -372,29 +372,27 @@ def _held(slot: Slot, homes: VolumeHomes) -> InstancePlan | None:
     when it ends; the restore starts it on the node it restored to)."""
     for binding in slot.volumes:
         home = homes.held.get((binding.volume_id, binding.name))
-        if home is not None and home.restore_job is not None:
-            return InstancePlan(
-                service_row_id=slot.service_row_id,
-                service_id=slot.service_id,
-                number=slot.number,
-                kind="pending",
-                node_id=home.node_id,
-                container=None,
-                reason=RESTORING.format(volume_instance=binding.name, job=home.restore_job[:12]),
-                had_container=slot.had_container,
+        if home is None:
+            continue
+        if home.restore_job is not None:
+            reason = RESTORING.format(volume_instance=binding.name, job=home.restore_job[:12])
+        elif home.move_id is not None:
+            reason = (
+                f"its volume instance {binding.name} is being moved (move {home.move_id[:12]}); "
+                "it starts again when the move ends"
             )
-        if home is not None and home.move_id is not None:
-            return InstancePlan(
-                service_row_id=slot.service_row_id,
-                service_id=slot.service_id,
-                number=slot.number,
-                kind="pending",
-                node_id=home.node_id,
-                container=None,
-                reason=f"its volume instance {binding.name} is being moved (move {home.move_id[:12]}); "
-                "it starts again when the move ends",
-                had_container=slot.had_container,
-            )
+        else:
+            continue
+        return InstancePlan(
+            service_row_id=slot.service_row_id,
+            service_id=slot.service_id,
+            number=slot.number,
+            kind="pending",
+            node_id=home.node_id,
+            container=None,
+            reason=reason,
+            had_container=slot.had_container,
+        )
     return None
 
 

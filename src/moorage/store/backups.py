@@ -10,13 +10,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput, NotFound
 from moorage.model.backup import RetentionPolicy
 from moorage.model.states import VolumeInstanceState
 from moorage.store.grids import get_grid_row
+from moorage.store.masters import of_gone_masters
 from moorage.store.tables import (
     BackupJobRow,
     BackupRow,
@@ -193,9 +194,7 @@ def fail_running_jobs(
     if node_id is not None:
         query = query.where(BackupJobRow.node_id == node_id)
     if live is not None:
-        query = query.where(
-            or_(BackupJobRow.master_id.is_(None), BackupJobRow.master_id.not_in(sorted(live)))
-        )
+        query = query.where(of_gone_masters(BackupJobRow.master_id, live))
     ids = list(session.scalars(query))
     for job_id in ids:
         finish_job(session, job_id, error)

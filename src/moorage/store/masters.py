@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from moorage.model.node import NodeStatus
@@ -38,6 +38,7 @@ __all__ = [
     "mark_orphans_offline",
     "master_names",
     "nodes_per_master",
+    "of_gone_masters",
     "online_nodes_of",
     "prepare_connection",
     "register_master",
@@ -258,6 +259,14 @@ def online_nodes_of(session: Session, master_ids: Sequence[str]) -> dict[str, st
     return {node_id: str(master_id) for node_id, master_id in rows}
 
 
+def of_gone_masters(
+    master_id: InstrumentedAttribute[str | None], live: Collection[str]
+) -> ColumnElement[bool]:
+    """Rows held by a master not among the ``live`` ones (or by none recorded, from before
+    masters were): a node's connection, a job's data path, died with it."""
+    return master_id.is_(None) | master_id.not_in(sorted(live))
+
+
 def mark_orphans_offline(session: Session, live: Collection[str]) -> int:
     """Nodes still online under a master that is not among the ``live`` ones (it died with their
     connections): offline, until their agents say hello to a live master. How many."""
@@ -266,7 +275,7 @@ def mark_orphans_offline(session: Session, live: Collection[str]) -> int:
         update(NodeRow)
         .where(
             NodeRow.status == NodeStatus.ONLINE.value,
-            NodeRow.master_id.is_(None) | NodeRow.master_id.not_in(list(live)),
+            of_gone_masters(NodeRow.master_id, live),
         )
         .values(status=NodeStatus.OFFLINE.value, status_since=now, updated_at=now)
     )

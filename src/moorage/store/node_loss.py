@@ -21,7 +21,6 @@ elsewhere), and only here, at the operator's declaration.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +54,7 @@ from moorage.store.tables import (
     VolumeInstanceRow,
     VolumeRow,
 )
-from moorage.store.volume_moves import KEPT, STALE, holders
+from moorage.store.volume_moves import STALE, holders, kept_copy
 from moorage.store.volumes import services_using
 
 __all__ = [
@@ -182,21 +181,7 @@ def _waits(uses: Iterable[_Use], reason: str, now: datetime) -> None:
 
 
 def _stale(session: Session, vi: VolumeInstanceRow, node_id: str, now: datetime) -> None:
-    session.add(
-        RetiredVolumeRow(
-            id=uuid.uuid4().hex,
-            grid_id=vi.grid_id,
-            volume_id=vi.volume_id,
-            node_id=node_id,
-            name=vi.name,
-            volume_instance_id=vi.id,
-            driver=vi.driver,
-            move_id=None,
-            state=KEPT,
-            since=now,
-            why=STALE,
-        )
-    )
+    session.add(kept_copy(vi, node_id, now, why=STALE))
 
 
 def _drivers(info: dict[str, Any]) -> set[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, NotFound
@@ -27,6 +27,7 @@ from moorage.model.states import InstanceState, VolumeInstanceState
 from moorage.model.volume import VolumeScope
 from moorage.protocol import VolumeStatus
 from moorage.store.grids import get_grid_row
+from moorage.store.masters import of_gone_masters
 from moorage.store.tables import (
     GridRow,
     InstanceRow,
@@ -52,6 +53,7 @@ __all__ = [
     "cleanup_done",
     "fail_move",
     "holders",
+    "kept_copy",
     "move_by_id",
     "move_subject",
     "move_view",
@@ -471,6 +473,27 @@ def _place_instances(session: Session, row: VolumeMoveRow, node_id: str, now: da
         )
 
 
+def kept_copy(
+    vi: VolumeInstanceRow, node_id: str, now: datetime, *, move_id: str | None = None, why: str = MOVED
+) -> RetiredVolumeRow:
+    """The record that volume instance ``vi``'s Docker volume stays on ``node_id``, kept (never
+    deleted by an agent on its own): the source a move left (``move_id``), or a lost node's
+    superseded copy (``why`` STALE)."""
+    return RetiredVolumeRow(
+        id=uuid.uuid4().hex,
+        grid_id=vi.grid_id,
+        volume_id=vi.volume_id,
+        node_id=node_id,
+        name=vi.name,
+        volume_instance_id=vi.id,
+        driver=vi.driver,
+        move_id=move_id,
+        state=KEPT,
+        since=now,
+        why=why,
+    )
+
+
 def switch(session: Session, move_id: str, zone: str | None, region: str | None) -> set[str]:
     """The move succeeded: in this one transaction the volume instance's node becomes the target
     (with the target's zone and region), its instances are planned there with the containers they
@@ -483,20 +506,7 @@ def switch(session: Session, move_id: str, zone: str | None, region: str | None)
     vi.node_id, vi.zone, vi.region = row.target_node_id, zone, region
     vi.state, vi.error, vi.move_id, vi.updated_at = VolumeInstanceState.PRESENT, None, None, now
     if row.method == "copy":
-        session.add(
-            RetiredVolumeRow(
-                id=uuid.uuid4().hex,
-                grid_id=row.grid_id,
-                volume_id=vi.volume_id,
-                node_id=row.source_node_id,
-                name=row.docker_name,
-                volume_instance_id=vi.id,
-                driver=vi.driver,
-                move_id=row.id,
-                state=KEPT,
-                since=now,
-            )
-        )
+        session.add(kept_copy(vi, row.source_node_id, now, move_id=row.id))
     session.flush()  # the volume instance is on the target before its instances are
     _place_instances(session, row, row.target_node_id, now)
     row.state, row.phase, row.switched_at, row.finished_at, row.updated_at = SUCCEEDED, "done", now, now, now
@@ -525,9 +535,7 @@ def unfinished_moves(session: Session, *, live: Collection[str] | None = None) -
     from before masters were recorded)."""
     query = select(VolumeMoveRow.id).where(VolumeMoveRow.state == RUNNING)
     if live is not None:
-        query = query.where(
-            or_(VolumeMoveRow.master_id.is_(None), VolumeMoveRow.master_id.not_in(sorted(live)))
-        )
+        query = query.where(of_gone_masters(VolumeMoveRow.master_id, live))
     return list(session.scalars(query))
 
 
