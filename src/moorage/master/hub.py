@@ -3,7 +3,8 @@
 An agent dials in to ``/v1/agent`` with its grid's join token and says ``hello``; the hub registers
 the node (online) and answers ``welcome``. Heartbeats only touch memory. A node goes ``offline``
 when its connection closes or when ``missed_heartbeats`` intervals pass without a word; only
-transitions are written to the store. The logs and exec streams over these connections are the
+the master's own listening counts (``silent``): a message still being handled, or a stretch in which
+the master's loop did not run, is never a node's silence. Only transitions are written to the store. The logs and exec streams over these connections are the
 ``relay``'s (``moorage.master.streams``); a connection that ends ends its streams.
 """
 
@@ -118,6 +119,7 @@ class AgentConnection:
     binary_data: bool = False  # stream data goes both ways as binary frames (``protocol``, "data frames")
     last_seen: float = field(default_factory=time.monotonic)
     last_seen_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    handling: bool = False  # a message of it is being handled: what follows waits to be read
 
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -133,6 +135,20 @@ class AgentConnection:
     def touch(self) -> None:
         self.last_seen = time.monotonic()
         self.last_seen_at = datetime.now(UTC)
+
+
+def silent(connections: Iterable[AgentConnection], deadline: float) -> list[AgentConnection]:
+    """The connections not heard from since ``deadline`` (monotonic seconds). One whose message is
+    still being handled is not silent: its later messages (heartbeats among them) wait unread behind
+    that message, however long the store takes."""
+    return [c for c in connections if not c.handling and c.last_seen < deadline]
+
+
+def credit_stall(connections: Iterable[AgentConnection], stalled: float) -> None:
+    """The master's loop did not run for ``stalled`` seconds (a loaded machine, a long pause): it
+    was not listening, so that time is no node's silence."""
+    for conn in connections:
+        conn.last_seen += stalled
 
 
 class AgentHub:
@@ -345,35 +361,44 @@ class AgentHub:
             conn.touch()
             if raw == HEARTBEAT:  # most messages: nothing to parse, nothing to store
                 continue
-            if isinstance(raw, bytes):
+            if isinstance(raw, bytes):  # a stream's data: relayed at once, nothing awaited
                 try:
                     output = agent_data_frame(raw)
                 except ValueError as err:
                     raise PeerError(1003, f"Bad data frame: {err}") from err
                 self.relay.from_agent(conn, output)
                 continue
+            conn.handling = True
             try:
-                msg = agent_message(raw)
-            except ValidationError as err:
-                log.warning(
-                    "node %s sent a message the master does not understand: %s",
-                    conn.name,
-                    validation_problem(err),
-                )
-                continue
-            if isinstance(msg, Heartbeat):
-                continue
-            if isinstance(msg, AGENT_STREAM_MESSAGES):
-                self.relay.from_agent(conn, msg)
-            elif isinstance(msg, BACKUP_AGENT_MESSAGES):
-                await self._job_message(conn, msg)
-            elif isinstance(msg, Hello):
-                log.warning("node %s said hello twice; ignored", conn.name)
-            elif isinstance(msg, InfoMsg):
-                await to_thread.run_sync(self._set_info, conn.node_id, msg)
-                self._nodes_changed()  # drivers or resources may have changed
-            elif isinstance(msg, StatusMsg):
-                await self._status_report(conn, msg)
+                await self._handle(conn, raw)
+            finally:
+                conn.handling = False
+                conn.touch()
+
+    async def _handle(self, conn: AgentConnection, raw: str) -> None:
+        """One JSON message of an agent (it may wait on the store)."""
+        try:
+            msg = agent_message(raw)
+        except ValidationError as err:
+            log.warning(
+                "node %s sent a message the master does not understand: %s",
+                conn.name,
+                validation_problem(err),
+            )
+            return
+        if isinstance(msg, Heartbeat):
+            return
+        if isinstance(msg, AGENT_STREAM_MESSAGES):
+            self.relay.from_agent(conn, msg)
+        elif isinstance(msg, BACKUP_AGENT_MESSAGES):
+            await self._job_message(conn, msg)
+        elif isinstance(msg, Hello):
+            log.warning("node %s said hello twice; ignored", conn.name)
+        elif isinstance(msg, InfoMsg):
+            await to_thread.run_sync(self._set_info, conn.node_id, msg)
+            self._nodes_changed()  # drivers or resources may have changed
+        elif isinstance(msg, StatusMsg):
+            await self._status_report(conn, msg)
 
     async def _status_report(self, conn: AgentConnection, msg: StatusMsg) -> None:
         changed, purged = await to_thread.run_sync(self._set_status_report, conn.node_id, msg)
@@ -407,10 +432,14 @@ class AgentHub:
 
     async def _watch_heartbeats(self) -> None:
         period = max(0.2, self.settings.heartbeat_interval / 2)
+        due = time.monotonic() + period
         while True:
             await asyncio.sleep(period)
-            deadline = time.monotonic() - self.settings.node_timeout
-            for conn in [c for c in self.connections.values() if c.last_seen < deadline]:
+            now = time.monotonic()
+            if now - due > period:  # this loop did not run for a while: nor did the receiving
+                credit_stall(self.connections.values(), now - due)
+            due = now + period
+            for conn in silent(self.connections.values(), now - self.settings.node_timeout):
                 log.info("node %s (%s) offline: missed heartbeats", conn.name, conn.node_id)
                 del self.connections[conn.node_id]
                 self.relay.connection_lost(conn, f"node {conn.name} went offline (missed heartbeats)")
