@@ -6,6 +6,7 @@ before the next one's old containers are stopped), success only once every insta
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from moorage.master.deployer import SUPERSEDED, Deployer
 from moorage.master.wakeups import Wakeups
-from moorage.model.stack import Mount, MountKind, ServiceSpec, StackSpec, VolumeDecl
+from moorage.model.stack import AffinityRule, Mount, MountKind, ServiceSpec, StackSpec, VolumeDecl
 from moorage.stackfile import stack_to_dict
 from moorage.store.database import Database
 from moorage.store.deployments import DeploymentView, recent_deployments, show_deployment
@@ -406,5 +407,56 @@ def test_a_stopped_deployer_leaves_its_rollout_running_and_the_next_resumes_it_b
             assert _deployment(db, deployment).state == "success"
         finally:
             await resumed.stop()
+
+    asyncio.run(main())
+
+
+def test_an_instance_waiting_for_a_node_that_comes_while_its_deployment_rolls_is_placed_after_it(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One deployment of web (placed, rolling) and pinned (``node==n2``, n2 away: waiting for a
+    node). n2 comes back while web's batch runs; the rescheduler leaves pinned to its rolling
+    deployment, whose plan predates n2's return; once that ends, pinned is placed on n2 without
+    another change of nodes."""
+    web = ServiceSpec(name="web", image="busybox:local", command="sleep 3600")
+    pinned = ServiceSpec(
+        name="pinned",
+        image="busybox:local",
+        command="sleep 3600",
+        affinity=(AffinityRule("node", True, "n2"),),
+    )
+    stack = stack_to_dict(StackSpec(name="s", services=(web, pinned)))
+    caplog.set_level(logging.DEBUG, logger="moorage.master.deployer")
+
+    async def main() -> None:
+        wakeups = Wakeups()
+        agents = FakeAgents(db, wakeups, GRID, ["node-1"])
+        deployer = Deployer(db, agents, wakeups)
+        await deployer.start()
+        try:
+            with db.session() as session:
+                change = install_stack(session, GRID, stack, "", None)
+            first = await deployer.deploy(GRID, change.service_ids, f"{GRID}/s")
+            _, batch = await _next_batch(agents, {})
+            assert batch == {1}
+            waiting = agents.snapshot()[("pinned", 1)]
+            assert (waiting.node_id, waiting.state) == (None, "pending")
+
+            agents.connected.add("node-2")
+            deployer.nodes_changed()  # the hub: node-2's agent is back
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while "waits for a node; deployment" not in caplog.text:  # the rescheduler left it to `first`
+                assert loop.time() < deadline, "the rescheduler never looked at pinned"
+                await asyncio.sleep(0.01)
+            await agents.report("web", [1])
+            await deployer.wait_finished(first)
+            assert "pinned-1" in (_deployment(db, first).message or "")  # it ended with pinned waiting
+
+            while agents.snapshot()[("pinned", 1)].node_id is None:
+                await agents.next_push()  # no other change of nodes: its end placed it
+            assert agents.snapshot()[("pinned", 1)].node_id == "node-2"
+        finally:
+            await deployer.stop()
 
     asyncio.run(main())

@@ -208,6 +208,9 @@ class Deployer:
         # with an older config)
         self._behind: dict[int, tuple[str, str, frozenset[str]]] = {}
         self._rescheduler: asyncio.Task[None] | None = None
+        # deployments rolling while nodes changed, with an instance waiting for a node: their end
+        # nudges the rescheduler (it left their services to them)
+        self._nudge_at_end: set[str] = set()
         self._stopping = False
         self._deploying = 0  # deploy() calls between their plan and their launch
         self._adopt_again = False  # adopt() came while one was: it runs again after
@@ -221,6 +224,7 @@ class Deployer:
         again the services with instances pending on a node once it is back."""
         self._stopping = False
         self._behind.clear()
+        self._nudge_at_end.clear()
         for waiting, node_id in await self.db.run(services_pending_on_nodes):
             _, _, nodes = self._behind.get(waiting.service_row_id, ("", "", frozenset()))
             self._behind[waiting.service_row_id] = (waiting.grid, waiting.service_id, nodes | {node_id})
@@ -292,8 +296,16 @@ class Deployer:
     async def _reschedule_waiting(self) -> None:
         for waiting in await self.db.run(waiting_services):
             owner = self._owner.get(waiting.service_row_id)
-            if owner in self._tasks:
-                continue  # its own deployment is rolling it out
+            if owner is not None and owner in self._tasks:
+                # its own deployment is rolling it out: planned before this change, it places
+                # the waiting instance nowhere, so its end looks again
+                self._nudge_at_end.add(owner)
+                log.debug(
+                    "%s waits for a node; deployment %s rolls it, then it is placed",
+                    waiting.service_id,
+                    owner,
+                )
+                continue
             log.info("deploying %s again: it has instances waiting for a node", waiting.service_id)
             await self.deploy(waiting.grid, [waiting.service_row_id], waiting.service_id)
         connected = self.agents.connected_ids()
@@ -381,8 +393,12 @@ class Deployer:
 
     def _ended(self, deployment_id: str) -> None:
         self._tasks.pop(deployment_id, None)
-        if self._behind and not self._stopping:
-            self.wakeups.nodes_changed()  # a service it held back may have its node back by now
+        nudge = deployment_id in self._nudge_at_end
+        self._nudge_at_end.discard(deployment_id)
+        if (self._behind or nudge) and not self._stopping:
+            # a service it held back may have its node back by now, or one of its instances waits
+            # for a node that came while it rolled
+            self.wakeups.nodes_changed()
 
     async def wait_finished(self, deployment_id: str) -> None:
         """Return once this deployment's rollout has ended and recorded how (at once if it has)."""
