@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import uuid
@@ -120,6 +121,9 @@ def running_testbed(config: Path, *args: str) -> Iterator[Bed]:
         assert down.code == 0, f"testbed down failed:\n{down.text}"
         nodes = [f"node-{i}" for i in range(1, int(args[args.index("--nodes") + 1]) + 1)]
         assert_nothing_left(directory, nodes)
+        # no mount left under it (checked just above): the image cache 'testbed down' keeps for a
+        # next 'up' in the same folder goes too, since no test uses this folder again
+        shutil.rmtree(directory)
 
 
 @pytest.fixture(scope="session")
