@@ -3,9 +3,10 @@
 An agent dials in to ``/v1/agent`` with its grid's join token and says ``hello``; the hub registers
 the node (online) and answers ``welcome``. Heartbeats only touch memory. A node goes ``offline``
 when its connection closes or when ``missed_heartbeats`` intervals pass without a word; only
-the master's own listening counts (``silent``): a message still being handled, or a stretch in which
-the master's loop did not run, is never a node's silence. Only transitions are written to the store. The logs and exec streams over these connections are the
-``relay``'s (``moorage.master.streams``); a connection that ends ends its streams.
+the master's own listening counts (``silent``): a message still being handled, or a stretch in
+which the master's loop did not run, is never a node's silence. Only transitions are written to
+the store. The logs and exec streams over these connections are the ``relay``'s
+(``moorage.master.streams``); a connection that ends ends its streams.
 """
 
 from __future__ import annotations
