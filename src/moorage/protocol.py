@@ -528,12 +528,13 @@ BACKUP_AGENT_MESSAGES = (JobProgress, JobDone)
 #                                        write:  stdin is a tar stream to extract (the Docker
 #                                                volume is made first with driver/opts/labels)
 #                                        manifest: volume_manifest.to_json of all (or ``paths``)
+#                                        stats: volume_stats.to_json (stat of every path, no data)
 #                                        remove_paths | drop (the volume, if it has ``labels``)
 #                                        usage: {"bytes", "files"} | users: [container names]
 #   then as any stream: started | output | stdin | credit | end (error: what failed)
 # A volume stream's window is VOLUME_WINDOW_BYTES, its pieces at most VOLUME_CHUNK_BYTES.
 
-VolumeOp = Literal["read", "write", "manifest", "remove_paths", "drop", "usage", "users"]
+VolumeOp = Literal["read", "write", "manifest", "stats", "remove_paths", "drop", "usage", "users"]
 
 
 class VolumeOpen(_Msg):

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -222,3 +223,52 @@ def test_a_cross_zone_move_of_a_zone_volume_is_refused(bed: Bed, name: str) -> N
     assert _instance(bed, volume)["node"] == home
     bed.ok("service", "rm", "--force", name)
     bed.ok("volume", "rm", "--force", volume)
+
+
+QUICK = r"""
+set -e
+cd /v
+mkdir -p "a dir/deep" empty
+echo one > "a dir/with  spaces"
+echo two > "a dir/deep/two"
+ln "a dir/deep/two" "a dir/deep/two-link"
+ln -s "../with  spaces" "a dir/deep/to-spaces"
+dd if=/dev/urandom of=big bs=1M count=3 2>/dev/null
+mkfifo pipe
+"""
+
+
+def test_a_volume_is_listed_by_stat_as_its_manifest_names_it_or_not_at_all(bed: Bed, name: str) -> None:
+    """The quick check's listing on a real engine (``VolumeData.stats``, busybox's find and stat
+    in a helper): the same paths as the manifest, no data read; a file name with a newline in it
+    cannot be listed exactly, so the listing is refused (the move then reads the volume whole)."""
+    from moorage.agent.engine import DockerHelpers, Engine
+    from moorage.agent.volume_data import VolumeData
+
+    client = bed.docker("node-1")
+    volume = f"{name}-quick"
+    client.volumes.create(volume)
+    engine = Engine(bed.env["DOCKER_HOST_1"])
+    try:
+        client.containers.run(
+            "busybox:local", ["sh", "-c", QUICK], volumes={volume: {"bind": "/v"}}, remove=True
+        )
+        data = VolumeData(DockerHelpers(engine), "busybox:local")
+        listing = data.stats(volume)
+        manifest = data.manifest(volume)
+        assert listing is not None
+        assert set(listing.paths) == set(manifest) and "a dir/with  spaces" in manifest
+        assert listing.paths["big"].size == manifest["big"].size == 3 * 2**20
+        assert listing.paths["a dir/deep/two"].inode == listing.paths["a dir/deep/two-link"].inode
+        assert abs(listing.clock - time.time()) < 60, "the node's clock, in seconds"
+
+        client.containers.run(
+            "busybox:local",
+            ["sh", "-c", "touch '/v/new\nline'"],
+            volumes={volume: {"bind": "/v"}},
+            remove=True,
+        )
+        assert data.stats(volume) is None
+    finally:
+        engine.close()
+        client.volumes.get(volume).remove()

@@ -6,20 +6,23 @@ helper containers of ``agent/volume_data.VolumeData`` do on an engine, done on t
 As on an engine, a Docker volume is labelled by what made it: a write that would make one is
 refused where one of that name with other labels is there, and a drop removes only one whose
 labels it names. ``fail_writes``: every write ends with that error (a full disk on the target);
-``hold``: the next manifest waits for an event (a move held where a test wants it)."""
+``hold``: the next manifest waits for an event (a move held where a test wants it); ``stats``
+lists with real lstat."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import posixpath
 import shutil
 import tarfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from moorage.agent import volume_manifest
+from moorage.agent import volume_manifest, volume_stats
 
 __all__ = ["FolderVolumeData"]
 
@@ -106,6 +109,21 @@ class FolderVolumeData:
             return whole
         wanted = {posixpath.normpath("/" + p).lstrip("/") or "." for p in paths}
         return {path: entry for path, entry in whole.items() if path in wanted}
+
+    def stats(self, volume: str) -> volume_stats.Listing | None:
+        """As ``find`` and ``stat`` in a helper list it (real lstat, the machine's clock)."""
+        root = self.folder(volume)
+        clock = int(time.time())
+        found = {".": root.lstat()}
+        for top, dirs, files in os.walk(root):
+            for name in dirs + files:
+                full = Path(top, name)
+                found[full.relative_to(root).as_posix()] = full.lstat()
+        paths = {
+            path: volume_stats.PathStat(s.st_ino, s.st_size, int(s.st_mtime), int(s.st_ctime), s.st_mode)
+            for path, s in found.items()
+        }
+        return volume_stats.Listing(clock, paths)
 
     def usage(self, volume: str) -> dict[str, int]:
         root = self.folder(volume)

@@ -10,6 +10,8 @@ tests/e2e/test_e2e_volume_move.py."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +20,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import select
 
-from moorage.agent import volume_manifest
+from moorage.agent import volume_manifest, volume_stats
 from moorage.agent.streams import AgentStreams
 from moorage.master.deployer import Deployer
 from moorage.master.volume_moves import MoveFailed, VolumeMoves
@@ -35,6 +37,7 @@ from moorage.store.volume_moves import MoveView, move_by_id
 from moorage.store.volumes import create_volume
 from tests.support.fake_agents import FakeAgents
 from tests.support.folder_volume_data import FolderVolumeData
+from tests.support.waiting import wait_until
 
 GRID = "g"
 NAMES = {"n1": "node-1", "n2": "node-2"}
@@ -103,9 +106,11 @@ class _Moves(VolumeMoves):
         self.data = data
         self.before: dict[tuple[str, str], Hook] = {}
         self.opened: list[tuple[str, str]] = []
+        self.requests: list[tuple[str, VolumeOpen]] = []
 
     async def open(self, node_id: str, request: VolumeOpen) -> Any:
         self.opened.append((NAMES[node_id], request.op))
+        self.requests.append((NAMES[node_id], request))
         hook = self.before.pop((NAMES[node_id], request.op), None)
         if hook is not None:
             await hook(request)
@@ -380,5 +385,100 @@ def test_running_a_move_again_after_a_master_restart_starts_over_cleanly(
         finally:
             await restarted.stop()
             await killed.stop()
+
+    _run(scenario)
+
+
+def _settled(root: Path) -> None:
+    """Wait until every path under ``root`` was last changed more than the quick check's slack
+    before now (``volume_stats``: only such paths are trusted unread)."""
+    newest = max(p.lstat().st_ctime for p in [root, *root.rglob("*")])
+    wait_until(lambda: time.time() >= int(newest) + volume_stats.SLACK_SECONDS + 1, 10, "the files to settle")
+
+
+def _sync_reads(moves: _Moves) -> list[list[str] | None]:
+    """The paths of each source manifest read after the instance stopped (None: the whole volume)."""
+    stopped = max(i for i, (node, r) in enumerate(moves.requests) if (node, r.op) == ("node-1", "users"))
+    return [r.paths for node, r in moves.requests[stopped:] if (node, r.op) == ("node-1", "manifest")]
+
+
+def test_the_second_pass_reads_again_only_what_changed_since_the_baseline(
+    db: Database, tmp_path: Path
+) -> None:
+    """Files that settled before the move are not read again once the instance stopped; one the
+    instance rewrote while the move ran (same size, its mtime put back: only ctime tells) is
+    read again and sent, and the copy ends equal to the source."""
+    data = _folders(tmp_path)
+    source = data["n1"].folder(DOCKER_NAME)
+    for i in range(20):
+        (source / "sub" / f"f{i}").write_text(f"file {i}")
+    _settled(source)
+    moves = _Moves(db, _Hub(), data)
+
+    async def rewrite_keeping_mtime(request: VolumeOpen) -> None:  # the instance wrote as it stopped
+        aof = source / "appendonly.aof"
+        was = aof.stat()
+        aof.write_bytes(b"SET k w\n" * 500)
+        os.utime(aof, ns=(was.st_atime_ns, was.st_mtime_ns))
+
+    async def scenario() -> None:
+        moves.before[("node-1", "users")] = rewrite_keeping_mtime
+        done = await _move(moves)
+        assert (done.state, done.message) == ("succeeded", None)
+        assert _sync_reads(moves) == [["appendonly.aof"]]
+        target = data["n2"].folder(DOCKER_NAME)
+        assert (target / "appendonly.aof").read_bytes() == b"SET k w\n" * 500
+        assert volume_manifest.of_tree(target) == volume_manifest.of_tree(source)
+
+    _run(scenario)
+
+
+def test_a_file_changed_between_the_listing_and_the_baseline_read_is_read_again(
+    db: Database, tmp_path: Path
+) -> None:
+    """The baseline's listing came first, its manifest read after: a file rewritten in between
+    (its stat in the listing is the old one) is not trusted from that manifest."""
+    data = _folders(tmp_path)
+    source = data["n1"].folder(DOCKER_NAME)
+    _settled(source)
+    moves = _Moves(db, _Hub(), data)
+    listed = data["n1"].stats
+
+    def listing_then_a_write(volume: str) -> Any:
+        found = listed(volume)
+        if not (source / "sub" / "b").exists():  # the first listing: the baseline's
+            (source / "sub" / "a").write_text("b")
+            (source / "sub" / "b").write_text("new")
+        return found
+
+    data["n1"].stats = listing_then_a_write  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        done = await _move(moves)
+        assert (done.state, done.message) == ("succeeded", None)
+        (reads,) = _sync_reads(moves)
+        assert reads is not None and {"sub", "sub/a", "sub/b"} <= set(reads) and "appendonly.aof" not in reads
+        target = data["n2"].folder(DOCKER_NAME)
+        assert (target / "sub" / "a").read_text() == "b"
+        assert volume_manifest.of_tree(target) == volume_manifest.of_tree(source)
+
+    _run(scenario)
+
+
+def test_a_volume_of_a_driver_not_trusted_is_read_whole_in_the_second_pass(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the drivers of ``QUICK_CHECK_DRIVERS`` (``local``) have their ctime trusted: with
+    ``local`` not among them, the volume is read whole again once the instance stopped."""
+    data = _folders(tmp_path)
+    _settled(data["n1"].folder(DOCKER_NAME))
+    moves = _Moves(db, _Hub(), data)
+    monkeypatch.setattr(volume_stats, "QUICK_CHECK_DRIVERS", frozenset({"rexray/ebs"}))
+
+    async def scenario() -> None:
+        done = await _move(moves)
+        assert (done.state, done.message) == ("succeeded", None)
+        assert _sync_reads(moves) == [None]
+        assert ("node-1", "stats") not in moves.opened
 
     _run(scenario)

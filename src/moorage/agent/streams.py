@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from moorage.agent import volume_manifest
+from moorage.agent import volume_manifest, volume_stats
 from moorage.agent.engine import ContainerIO, EngineError, ExecSession, OutputSource
 from moorage.agent.volume_data import TarReader, VolumeData
 from moorage.protocol import (
@@ -327,6 +327,10 @@ class AgentStreams:
     def _volume_result(msg: VolumeOpen, data: VolumeData) -> bytes:
         if msg.op == "manifest":
             return volume_manifest.to_json(data.manifest(msg.volume, msg.paths))
+        if msg.op == "stats":
+            return volume_stats.to_json(
+                data.stats(msg.volume), "the volume's file names cannot be listed exactly"
+            )
         if msg.op == "remove_paths":
             data.remove_paths(msg.volume, msg.paths or [])
             return b"{}"

@@ -5,6 +5,7 @@
     VolumeData.manifest(volume, paths) ─▶ the engine's archive of a helper's mount (all of it) or
                                          tar c in the helper (paths), then ``volume_manifest.of_tar``
                                          on the agent
+    VolumeData.stats(volume)           ─▶ helper: find and stat, no data read (``volume_stats``)
     VolumeData.remove_paths(volume, p) ─▶ helper: rm -rf each path (whole subtrees)
 
 Going through the engine (a container that mounts the volume) works for any volume driver, the
@@ -15,7 +16,7 @@ runs commands through ``open_exec``, and is removed when its operation ends, how
 so reading never changes the data.
 
 The helper image must have a ``tar`` with ``--no-recursion`` and ``--numeric-owner``, ``rm``,
-``find``, ``stat`` and ``sleep``: busybox's do (the testbed's ``busybox:local``; ``busybox:1.36``
+``find``, ``stat`` (with ``-c``), ``date``, ``sh`` and ``sleep``: busybox's do (the testbed's ``busybox:local``; ``busybox:1.36``
 by default).
 """
 
@@ -28,7 +29,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from moorage.agent import volume_manifest
+from moorage.agent import volume_manifest, volume_stats
 from moorage.agent.engine import STDERR, EngineError, ExecSession, HelperEngine, OutputSource
 from moorage.model import docker_labels
 
@@ -299,11 +300,9 @@ class VolumeData:
             out.update(self._manifest_of(container, volume, [a.removeprefix("./") for a in batch]))
         return out
 
-    def usage(self, volume: str) -> dict[str, int]:
-        """``bytes`` of file data (each hardlinked file once) and ``files`` (every path) in the
-        volume, from its metadata only (``find`` and ``stat``: no data is read)."""
-        cmd = ["find", MOUNT, "-xdev", "-exec", "stat", "-c", "%i %s %F", "{}", "+"]
-        with self._command(volume, cmd, f"sizing volume {volume}", read_only=True) as run:
+    def _output(self, container: str, cmd: list[str], what: str) -> bytes:
+        """What a command in a helper printed on stdout (``EngineError`` unless it exited 0)."""
+        with self._exec(container, cmd, what) as run:
             out = bytearray()
             while (item := run.session.read()) is not None:
                 fd, data = item
@@ -312,6 +311,14 @@ class VolumeData:
                 else:
                     out += data
             run.finish()
+        return bytes(out)
+
+    def usage(self, volume: str) -> dict[str, int]:
+        """``bytes`` of file data (each hardlinked file once) and ``files`` (every path) in the
+        volume, from its metadata only (``find`` and ``stat``: no data is read)."""
+        cmd = ["find", MOUNT, "-xdev", "-exec", "stat", "-c", "%i %s %F", "{}", "+"]
+        with self.helper(volume, read_only=True) as container:
+            out = self._output(container, cmd, f"sizing volume {volume}")
         inodes: set[str] = set()
         total = files = 0
         for line in out.decode(errors="replace").splitlines():
@@ -321,6 +328,22 @@ class VolumeData:
                 inodes.add(inode)
                 total += int(size) if size.isdigit() else 0
         return {"bytes": total, "files": files}
+
+    def stats(self, volume: str) -> volume_stats.Listing | None:
+        """What stat says of every path of the volume (``volume_stats``), no data read; None when
+        it cannot be listed exactly (a file name with a newline in it)."""
+        what = f"listing volume {volume}"
+        with self.helper(volume, read_only=True) as container:
+            if self._output(container, ["find", MOUNT, "-name", "*\n*"], what):
+                return None
+            script = 'date +%s && exec find "$0" -exec stat -c "$1" {} +'
+            out = self._output(container, ["sh", "-c", script, MOUNT, volume_stats.STAT_FORMAT], what)
+        clock, _, lines = out.decode("utf-8", errors="surrogateescape").partition("\n")
+        try:
+            return volume_stats.parse(clock, lines, MOUNT)
+        except ValueError as err:
+            log.info("%s: not exact (%s); it is read whole", what, err)
+            return None
 
     def remove_paths(self, volume: str, paths: Sequence[str]) -> None:
         """Delete these paths (with what is under them) from the volume."""

@@ -4,11 +4,15 @@
              instances that stop; refused (409) with the nodes that would be allowed
     copy     source agent ── read (tar c) ──▶ master relay ──▶ target agent ── write (tar x)
              while the instance runs on the source (first pass)
-    check    the target's manifest (read back from the target)
+    check    the target's manifest (read back from the target); at once, on the source (still
+             running), a stat listing and then its manifest: the baseline of the quick check
     stop     the instance's container out of the source's desired state; its agent says no
              container mounts the volume any more
-    sync     the source's manifest; ``volume_manifest.changes`` against the target's: delete
-             and send only those paths (second pass: downtime follows what changed)
+    sync     the source's manifest: a stat listing, and only the paths it does not show unchanged
+             since before the baseline read again (``volume_stats``; the whole volume read again
+             for drivers other than ``local``, or when a listing is not exact);
+             ``volume_manifest.changes`` against the target's: delete and send only those paths
+             (second pass: downtime follows what changed, not the volume's size)
     verify   the target's manifest again (what the second pass wrote read back, on top of the
              first read-back), equal to the source's or ``manifest mismatch: <path>``
     switch   one transaction (``store/volume_moves.switch``): the volume instance on the target,
@@ -38,7 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from moorage.agent import volume_manifest
+from moorage.agent import volume_manifest, volume_stats
 from moorage.agent.volume_data import arg_batches
 from moorage.errors import Conflict, MoorageError
 from moorage.master.hub import AgentHub
@@ -427,6 +431,23 @@ def _away(node: MoveNode) -> str:
     return f"node {node.name} is offline"
 
 
+@dataclass(frozen=True)
+class _Baseline:
+    """The source's stat listing and the manifest read just after it, while the instance ran."""
+
+    listing: volume_stats.Listing
+    manifest: volume_manifest.Manifest
+
+
+def _utf8(paths: Iterable[str]) -> bool:
+    try:
+        for path in paths:
+            path.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Job:
     """One running move (see the module); ``fail`` undoes what it did."""
 
@@ -470,10 +491,10 @@ class _Job:
         self.made_target = True
         await self.copy(None)
         await self.progress("check")
-        copy = await self.manifest(self.target.id)
+        copy, baseline = await asyncio.gather(self.manifest(self.target.id), self.baseline())
         await self.stop()
         await self.progress("sync")
-        source = await self.manifest(self.source_id)
+        source = await self.source_manifest(baseline)
         todo = volume_manifest.changes(source, copy)
         total, _ = volume_manifest.summary(source)
         if todo.remove:
@@ -508,6 +529,38 @@ class _Job:
             return volume_manifest.from_json(data)
         except ValueError as err:
             raise MoveFailed(f"node {self.moves._name(node_id)} sent a bad manifest: {err}") from err
+
+    async def baseline(self) -> _Baseline | None:
+        """While the instance runs: the source's stat listing, then its manifest (see ``sync``)."""
+        if self.subject.driver not in volume_stats.QUICK_CHECK_DRIVERS:
+            return None
+        listing = await self.stats(self.source_id)
+        if listing is None:
+            return None
+        return _Baseline(listing, await self.manifest(self.source_id))
+
+    async def source_manifest(self, baseline: _Baseline | None) -> volume_manifest.Manifest:
+        """The stopped source's manifest: what the baseline shows unchanged, and the rest read."""
+        now = await self.stats(self.source_id) if baseline is not None else None
+        if baseline is None or now is None:
+            return await self.manifest(self.source_id)
+        kept, again = volume_stats.trusted_manifest(baseline.listing, baseline.manifest, now)
+        if not _utf8(again):  # names a helper's command line cannot carry exactly
+            return await self.manifest(self.source_id)
+        for batch in arg_batches(again):
+            kept.update(await self.manifest(self.source_id, [a.removeprefix("./") for a in batch]))
+        log.info("move %s: %d of %d paths read again", self.id, len(again), len(now.paths))
+        return kept
+
+    async def stats(self, node_id: str) -> volume_stats.Listing | None:
+        data = await self.moves._result(node_id, VolumeOpen(stream="x", op="stats", volume=self.name))
+        try:
+            listing, why = volume_stats.from_json(data)
+        except ValueError as err:
+            raise MoveFailed(f"node {self.moves._name(node_id)} sent a bad listing: {err}") from err
+        if listing is None:
+            log.info("move %s: %s is read whole: %s", self.id, self.name, why)
+        return listing
 
     async def copy(self, paths: list[str] | None) -> None:
         """Source's data (all, or ``paths``) into the target's Docker volume, through the master."""
