@@ -506,3 +506,34 @@ def test_a_restore_goes_where_the_scheduler_puts_its_instance(db: Database, lost
         )  # fmt: skip
     (restore,) = declared.restores
     assert restore.node_id == "n-3", "the scheduler's pick, not the emptiest node"
+
+
+def test_a_node_declared_lost_while_its_agent_is_connected_takes_no_new_instance(db: Database) -> None:
+    """``declare-lost --force`` on a node whose agent is still connected: the hub still has it,
+    but nothing new is placed there (pending, saying why) until its agent says hello again."""
+    declared = declare(db, force=True)
+    assert declared.was_online
+    plans = deploy(db, {"n-1"}, GridSnapshots())  # n-1 is the only node up: it would take them all
+    for name, plan in plans.items():
+        (item,) = plan.instances
+        assert item.kind == "pending" and item.node_id is None, f"{name} placed on {item.node_id}"
+        assert item.reason is not None and "1 node(s) declared lost" in item.reason, item.reason
+    assert where(db) == {}, "no volume instance made on the lost node"
+    with db.session() as session:
+        node_loss.node_returned(session, session.get(NodeRow, "n-1"))  # type: ignore[arg-type]
+    placed = deploy(db, {"n-1"}, GridSnapshots())
+    assert all(p.instances[0].kind == "start" and p.instances[0].node_id == "n-1" for p in placed.values())
+
+
+def test_an_instance_whose_data_a_connected_lost_node_holds_waits_by_its_policy(
+    db: Database, lost: dict[str, Any]
+) -> None:
+    """Its agent reconnected without a hello that ends the loss yet (declared lost while away,
+    then forced again while connected): the wait volume's instance is explained by its policy,
+    as when the node is offline, and not started there."""
+    with db.session() as session:
+        session.execute(update(NodeRow).where(NodeRow.id == "n-1").values(status="online"))
+    declare(db, force=True)
+    (item,) = deploy(db, {"n-1", "n-2", "n-3"}, GridSnapshots(), only="wait")["wait"].instances
+    assert item.kind == "pending" and item.node_id == "n-1"
+    assert item.reason is not None and "lives on node n-1, declared lost" in item.reason, item.reason

@@ -16,6 +16,7 @@ from moorage.scheduler.explain import explain
 from moorage.scheduler.filters import (
     Affinity,
     Drained,
+    Lost,
     Online,
     Ports,
     Resources,
@@ -50,6 +51,7 @@ def build_pipeline(strategy: DeployStrategy) -> Pipeline:
         filters=(
             Online(),  # ............ node(s) offline                              (static, not fatal)
             Drained(),  # ........... node(s) drained                              (static)
+            Lost(),  # .............. node(s) declared lost                        (static, not fatal)
             VolumePin(),  # ......... node(s) don't hold volume instance X            (static)
             #                         node(s) outside zone a of volume instance X
             Affinity(),  # .......... node(s) didn't match affinity label==zone=c     (static)

@@ -27,6 +27,7 @@ __all__ = [
     "HOLDS_VOLUME_COPY",
     "MISSING_DRIVERS",
     "NODE_DRAINED",
+    "NODE_LOST",
     "NODE_OFFLINE",
     "NOT_HOLDING_VOLUME",
     "NO_NODES",
@@ -54,6 +55,7 @@ __all__ = [
 # --- per node: counted across nodes -------------------------------------------------------------
 NODE_OFFLINE = "node(s) offline"
 NODE_DRAINED = "node(s) drained"
+NODE_LOST = "node(s) declared lost"
 AFFINITY_MISMATCH = "node(s) didn't match affinity {rule}"
 PORT_IN_USE = "node(s) had port {port} in use"
 TOO_LITTLE_MEMORY = "node(s) had too little memory"

@@ -2,6 +2,7 @@
 
 from moorage.scheduler.filters.affinity import Affinity
 from moorage.scheduler.filters.drained import Drained
+from moorage.scheduler.filters.lost import Lost
 from moorage.scheduler.filters.one_per_node import OnePerNode
 from moorage.scheduler.filters.online import Online
 from moorage.scheduler.filters.ports import Ports
@@ -13,6 +14,7 @@ from moorage.scheduler.filters.volume_removal import VolumeRemoval
 __all__ = [
     "Affinity",
     "Drained",
+    "Lost",
     "OnePerNode",
     "Online",
     "Ports",

@@ -69,7 +69,7 @@ def pinned_node_down(index: NodeIndex, request: InstanceRequest) -> str | None:
         node = index.get(need.pinned_node)
         if node is None:
             sentences.append(PINNED_NODE_REMOVED.format(volume_instance=need.docker_name, volume=need.volume))
-        elif not node.online:
+        elif not node.online or node.lost_at is not None:  # lost while connected: --force
             sentences.append(
                 pinned_node_reason(
                     need.docker_name,
