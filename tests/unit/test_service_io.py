@@ -9,6 +9,7 @@ import json
 import pytest
 
 from moorage.errors import Conflict, NotFound
+from moorage.master.forwarding import PeerMaster
 from moorage.master.service_io import LINE_BYTES, LogFeed, Target, pick
 from moorage.master.streams import StreamRelay
 from moorage.model.log_time import parse_since
@@ -64,13 +65,32 @@ def test_unreachable_instances_are_refused_with_the_reason(
 
 def test_every_instance_that_can_be_reached_is_and_the_others_are_named() -> None:
     places = [place(1), place(2, "node-2", status="offline"), place(3, "node-2")]
-    targets, problems = pick(places, None, "redis", "redis", PEERS.get)
-    assert [(t.label, t.node, t.container) for t in targets] == [
+    picked = pick(places, None, "redis", "redis", PEERS.get)
+    assert [(t.label, t.node, t.container) for t in picked.targets] == [
         ("redis-1", "node-1", "redis.redis-1"),
         ("redis-3", "node-2", "redis.redis-3"),
     ]
-    assert [(p.number, why.split(";")[0]) for p, why in problems] == [(2, "node node-2 is offline")]
-    assert pick([place(1)], None, "null", "web", PEERS.get)[0][0].label == "web-1"
+    assert [(p.number, why.split(";")[0]) for p, why in picked.problems] == [(2, "node node-2 is offline")]
+    assert not picked.forwards
+    assert pick([place(1)], None, "null", "web", PEERS.get).targets[0].label == "web-1"
+
+
+def test_an_instance_whose_node_another_master_holds_goes_to_that_master() -> None:
+    """Online under a live peer: forwarded there; offline, or no peer holds it: named, as before."""
+    other = PeerMaster("m-2", "master-b", "http://127.0.0.1:8471")
+    holders = {"id-node-3": other, "id-node-4": other}
+    places = [place(1), place(2, "node-3"), place(3, "node-4", status="offline"), place(4, "node-5")]
+    picked = pick(places, None, "redis", "redis", PEERS.get, holders.get)
+    assert [t.label for t in picked.targets] == ["redis-1"]
+    assert [(f.label, f.master.name, f.place.node) for f in picked.forwards] == [
+        ("redis-2", "master-b", "node-3")
+    ]
+    assert [(p.number, why.split(";")[0]) for p, why in picked.problems] == [
+        (3, "node node-4 is offline"),
+        (4, "node node-5 is not connected to this master (reconnecting, or connected to another master)"),
+    ]
+    only = pick([place(2, "node-3")], 2, "redis", "redis", PEERS.get, holders.get)
+    assert not only.targets and [f.label for f in only.forwards] == ["redis-2"], "no Conflict: it goes there"
 
 
 def test_log_chunks_become_lines_per_instance_and_stream() -> None:

@@ -107,6 +107,7 @@ def master(
                 heartbeat_interval=heartbeat_interval,
                 metrics_need_token=not metrics_without_token,
                 retired_retention=timedelta(days=retired_retention),
+                tls_chain=tls_cert,
             ),
             tls=MasterTls.checked(tls_cert, tls_key),
             events_kept=events_kept,

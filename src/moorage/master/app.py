@@ -14,6 +14,7 @@ from moorage.master.deploy_gate import DeployGate
 from moorage.master.deployer import Deployer
 from moorage.master.errors import install_error_handlers
 from moorage.master.event_feed import Followers
+from moorage.master.forwarding import peer_ssl
 from moorage.master.hub import AgentHub
 from moorage.master.leadership import Leadership, MasterIdentity
 from moorage.master.metrics import MasterMetrics, RequestTiming
@@ -108,6 +109,7 @@ def create_app(
         leadership=leadership,
         peers=peers,
         node_loss=node_loss,
+        peer_ssl=peer_ssl(settings.tls_chain),
     )
 
     @asynccontextmanager

@@ -93,6 +93,7 @@ class Leadership:
         self._was_leading = False  # what the last look ended with (callbacks called for it)
         self._renewed = 0.0  # monotonic time of the last renewal that worked
         self.live: set[str] = {me.id}  # ids of the masters alive at the last look, this one too
+        self.addresses: dict[str, tuple[str, str]] = {}  # other masters at the last look: id -> (name, url)
         self._conn: Connection | None = None
         self._engine = None if self.solo else create_engine(db.url, poolclass=NullPool)
         self._task: asyncio.Task[None] | None = None
@@ -202,7 +203,9 @@ class Leadership:
         whether this master holds it now (``self.epoch`` set by a take)."""
         conn = self._connection()
         beat(conn, self.me.id, self.me.name, self.me.url, __version__, FORGET_AFTER)
-        others = [m.id for m in list_masters(conn, within=self.ttl * 3) if m.id != self.me.id]
+        listed = [m for m in list_masters(conn, within=self.ttl * 3) if m.id != self.me.id]
+        self.addresses = {m.id: (m.name, m.url) for m in listed}
+        others = [m.id for m in listed]
         gone = {other for other in others if is_gone(conn, other)}
         self.live = {self.me.id, *(m for m in others if m not in gone)}
         if self.epoch is not None:

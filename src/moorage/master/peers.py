@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from moorage.master.forwarding import PeerMaster
 from moorage.master.hub import AgentHub
 from moorage.master.leadership import Leadership
 from moorage.master.peer_notices import (
@@ -130,6 +131,17 @@ class Peers:
             self.wakeups.nodes_changed()
         if before - set(self._remote):
             await self.wakeups.status_changed()  # a rollout waiting on such a node looks again
+
+    def holder(self, node_id: str) -> PeerMaster | None:
+        """The other live master the node's agent is connected to (as the store said at the last
+        look), for requests that must reach that agent (logs, exec: ``master/forwarding.py``)."""
+        master_id = self._remote.get(node_id)
+        if master_id is None or master_id not in self.leadership.live:
+            return None
+        found = self.leadership.addresses.get(master_id)
+        if found is None or not found[1]:
+            return None
+        return PeerMaster(master_id, found[0], found[1])
 
     # -- the deployer's Agents -------------------------------------------------------------------
 

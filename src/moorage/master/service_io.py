@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -35,6 +35,7 @@ from fastapi import WebSocket
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from moorage.errors import Conflict, NotFound
+from moorage.master.forwarding import ForwardedLog, PeerMaster
 from moorage.master.streams import RelayStream, StreamPeer, StreamRelay
 from moorage.model.node import NodeStatus
 from moorage.model.stack import NULL_STACK
@@ -44,8 +45,10 @@ from moorage.store.instance_places import InstancePlace
 __all__ = [
     "LINE_BYTES",
     "START_TIMEOUT",
+    "Forward",
     "LogFeed",
     "LogRequest",
+    "Picked",
     "Target",
     "open_logs",
     "pick",
@@ -82,14 +85,37 @@ def _shown_service(stack: str, service: str) -> str:
     return service if stack == NULL_STACK else f"{stack}/{service}"
 
 
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """One instance whose node's agent another master holds: the request goes on to that master
+    (``master/forwarding.py``)."""
+
+    place: InstancePlace
+    label: str  # redis-1
+    master: PeerMaster
+
+
+@dataclass(frozen=True, slots=True)
+class Picked:
+    targets: list[Target]  # through this master's agents
+    forwards: list[Forward]  # through another master's
+    problems: list[tuple[InstancePlace, str]]  # not reachable, and why
+
+
+def _nowhere(node_id: str) -> PeerMaster | None:
+    return None
+
+
 def pick(
     places: Sequence[InstancePlace],
     instance: int | None,
     stack: str,
     service: str,
     peer_of: Callable[[str], StreamPeer | None],
-) -> tuple[list[Target], list[tuple[InstancePlace, str]]]:
-    """The instances to reach, and why each other one cannot be. ``NotFound`` for an instance
+    holder_of: Callable[[str], PeerMaster | None] = _nowhere,
+) -> Picked:
+    """The instances to reach (here, or through the master ``holder_of`` names for a node whose
+    agent is connected there), and why each other one cannot be. ``NotFound`` for an instance
     the service does not have; ``Conflict`` when none can be reached."""
     shown = _shown_service(stack, service)
     if instance is not None:
@@ -103,18 +129,20 @@ def pick(
         places = chosen
     elif not places:
         raise Conflict(f"Service {shown} has no instances yet; 'moorage service deploy {shown}' places them")
-    targets: list[Target] = []
-    problems: list[tuple[InstancePlace, str]] = []
+    picked = Picked([], [], [])
     for place in places:
         label = f"{service}-{place.number}"
         problem, peer = _reach(place, label, peer_of)
+        holder = holder_of(place.node_id) if peer is None and place.node_id is not None else None
         if peer is not None:
-            targets.append(Target(place, label, peer))
+            picked.targets.append(Target(place, label, peer))
+        elif holder is not None and place.container is not None and place.node_status != NodeStatus.OFFLINE:
+            picked.forwards.append(Forward(place, label, holder))
         elif problem is not None:
-            problems.append((place, problem))
-    if not targets:
-        raise Conflict("; ".join(problem for _, problem in problems))
-    return targets, problems
+            picked.problems.append((place, problem))
+    if not picked.targets and not picked.forwards:
+        raise Conflict("; ".join(problem for _, problem in picked.problems))
+    return picked
 
 
 def _reach(
@@ -198,8 +226,19 @@ def record(place: InstancePlace, node: str | None, **fields: object) -> bytes:
     return (json.dumps({"instance": place.number, "node": node, **fields}) + "\n").encode()
 
 
-async def open_logs(relay: StreamRelay, targets: Sequence[Target], request: LogRequest) -> LogFeed:
-    """Start every target's logs; ``Conflict`` if none started (with each one's reason)."""
+StartForward = Callable[[Forward], Awaitable[ForwardedLog]]
+
+
+async def open_logs(
+    relay: StreamRelay,
+    targets: Sequence[Target],
+    request: LogRequest,
+    forwards: Sequence[Forward] = (),
+    start_forward: StartForward | None = None,
+) -> LogFeed:
+    """Start every target's logs, and each forwarded instance's at its master (``start_forward``,
+    which raises ``Conflict`` with what that master said); ``Conflict`` if none started (with
+    each one's reason)."""
     requests = [
         LogsOpen(
             stream="0",
@@ -211,23 +250,66 @@ async def open_logs(relay: StreamRelay, targets: Sequence[Target], request: LogR
         )
         for t in targets
     ]
-    started = await _start_all(relay, targets, requests)
+    remote = asyncio.ensure_future(_start_forwards(forwards, start_forward))
+    try:
+        started = await _start_all(relay, targets, requests) if targets else []
+    except BaseException:
+        remote.cancel()  # what it started is let go (``_start_forwards``), or what it finished:
+        with contextlib.suppress(BaseException):
+            for _, log in await remote:
+                if isinstance(log, ForwardedLog):
+                    await log.close()
+        raise
+    forwarded = await remote
     streams = [(t, s) for t, s, _ in started if s is not None]
-    refused = [(t, why) for t, _, why in started if why is not None]
-    if not streams:
-        raise Conflict("; ".join(why for _, why in refused))
-    return LogFeed(streams, [_record(t, error=why) for t, why in refused], request.timestamps)
+    refused = [_record(t, error=why) for t, _, why in started if why is not None]
+    opened = [(f, log) for f, log in forwarded if isinstance(log, ForwardedLog)]
+    refused += [record(f.place, f.place.node, error=log) for f, log in forwarded if isinstance(log, str)]
+    if not streams and not opened:
+        raise Conflict("; ".join(json.loads(line)["error"] for line in refused))
+    return LogFeed(streams, refused, request.timestamps, opened)
+
+
+async def _start_forwards(
+    forwards: Sequence[Forward], start: StartForward | None
+) -> list[tuple[Forward, ForwardedLog | str]]:
+    """Each forwarded instance's logs started at its master, or why not."""
+    if not forwards:
+        return []
+    assert start is not None, "forwarded instances need start_forward"
+
+    async def one(forward: Forward) -> tuple[Forward, ForwardedLog | str]:
+        try:
+            return forward, await start(forward)
+        except Conflict as err:
+            return forward, f"instance {forward.label} on node {forward.place.node}: {err.message}"
+
+    tasks = [asyncio.ensure_future(one(f)) for f in forwards]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        for done in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(done, tuple) and isinstance(done[1], ForwardedLog):
+                await done[1].close()
+        raise
 
 
 class LogFeed:
     """The merged NDJSON lines of started log streams (see the module)."""
 
     def __init__(
-        self, streams: list[tuple[Target, RelayStream]], first: list[bytes], timestamps: bool
+        self,
+        streams: list[tuple[Target, RelayStream]],
+        first: list[bytes],
+        timestamps: bool,
+        forwarded: Sequence[tuple[Forward, ForwardedLog]] = (),
     ) -> None:
         self.streams = streams
         self.first = first
         self.timestamps = timestamps
+        self.forwarded = list(forwarded)
 
     def close(self) -> None:
         for _, stream in self.streams:
@@ -237,6 +319,7 @@ class LogFeed:
         """Every line until each stream ended; closing it (a client that left) cancels them all."""
         merged: asyncio.Queue[bytes | None] = asyncio.Queue(MERGED_LINES)
         pumps = [asyncio.ensure_future(self._pump(t, s, merged)) for t, s in self.streams]
+        pumps += [asyncio.ensure_future(_pump_forwarded(f, log, merged)) for f, log in self.forwarded]
         try:
             for line in (*notes, *self.first):
                 yield line
@@ -251,6 +334,8 @@ class LogFeed:
             for pump in pumps:
                 pump.cancel()
             self.close()
+            for _, log in self.forwarded:
+                await log.close()
 
     async def _pump(self, target: Target, stream: RelayStream, out: asyncio.Queue[bytes | None]) -> None:
         pending = {STDOUT: b"", STDERR: b""}
@@ -287,6 +372,18 @@ class LogFeed:
             fields["time"] = stamp
         fields["line"] = text
         return _record(target, **fields)
+
+
+async def _pump_forwarded(forward: Forward, log: ForwardedLog, out: asyncio.Queue[bytes | None]) -> None:
+    """A forwarded instance's lines (already instance-prefixed by its master) into the merge."""
+    try:
+        async for line in log.lines():
+            await out.put(line)
+    except Exception as err:  # that master went away mid-stream: this instance's part ends, said so
+        await out.put(
+            record(forward.place, forward.place.node, error=f"master {forward.master.name} went away: {err}")
+        )
+    await out.put(None)
 
 
 # -- exec ----------------------------------------------------------------------------------------

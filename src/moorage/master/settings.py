@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 __all__ = ["MasterSettings"]
 
@@ -17,6 +18,7 @@ class MasterSettings:
     retired_retention: timedelta = timedelta(days=7)  # a move's source copy is purged after this
     lease_ttl: float = 5.0  # a leader that stopped renewing (paused) is replaced after this long
     lease_tick: float = 1.0  # how often each master says it lives and looks at the lease
+    tls_chain: Path | None = None  # the certificate chain it serves; trusted for peer masters too
 
     @property
     def node_timeout(self) -> float:

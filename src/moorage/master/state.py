@@ -3,13 +3,15 @@ deployer (behind its gate), its leadership and its peers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from moorage.master.backups import BackupJobs
 from moorage.master.deploy_gate import DeployGate
+from moorage.master.forwarding import peer_ssl
 from moorage.master.hub import AgentHub
 from moorage.master.leadership import Leadership
 from moorage.master.node_loss import NodeLoss
@@ -32,6 +34,8 @@ class MasterState:
     leadership: Leadership
     peers: Peers
     node_loss: NodeLoss | None = None  # node declare-lost (built by app.py)
+    # how an https:// peer master's certificate is checked (logs and exec passed on: forwarding.py)
+    peer_ssl: ssl.SSLContext = field(default_factory=lambda: peer_ssl(None))
 
 
 async def master_state(request: Request) -> MasterState:

@@ -10,9 +10,10 @@ answers like an HTTP route (401/403, 404, 409, 422 with ``{"error": ...}``) befo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket
+from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, ValidationError
 from pydantic.json_schema import JsonSchemaValue
@@ -21,9 +22,26 @@ from pydantic_core import CoreSchema
 from moorage.errors import InvalidInput, MoorageError
 from moorage.master.auth import check_admin
 from moorage.master.errors import validation_errors
+from moorage.master.forwarding import (
+    FORWARDED,
+    ForwardedLog,
+    PeerMaster,
+    forwarded_logs,
+    open_peer_exec,
+    pipe_to_peer,
+)
 from moorage.master.routing import api_router
 from moorage.master.schemas import GridPath, ServicePath, StackPath
-from moorage.master.service_io import LogRequest, Target, open_logs, pick, pipe_exec, record, start_exec
+from moorage.master.service_io import (
+    Forward,
+    LogRequest,
+    Picked,
+    open_logs,
+    pick,
+    pipe_exec,
+    record,
+    start_exec,
+)
 from moorage.master.state import MasterState, State
 from moorage.model.log_time import SINCE_HELP, SINCE_PATTERN, parse_since
 from moorage.protocol import ExecOpen
@@ -51,12 +69,19 @@ class _SinceSchema:
 SinceText = Annotated[str, _SinceSchema()]
 
 
-async def _targets(
-    state: MasterState, grid: str, stack: str, name: str, instance: int | None
-) -> list[Target]:
+def _holder_of(state: MasterState, forwarded: str | None) -> Callable[[str], PeerMaster | None]:
+    """Which other master holds a node's agent; none for a request another master passed on
+    (one hop at most: ``master/forwarding.py``)."""
+    if forwarded is not None:
+        return lambda node_id: None
+    return state.peers.holder
+
+
+async def _picked(
+    state: MasterState, grid: str, stack: str, name: str, instance: int | None, forwarded: str | None
+) -> Picked:
     places = await state.db.read(lambda session: instance_places(session, grid, stack, name))
-    targets, _ = pick(places, instance, stack, name, state.hub.connections.get)
-    return targets
+    return pick(places, instance, stack, name, state.hub.connections.get, _holder_of(state, forwarded))
 
 
 @router.get(
@@ -72,6 +97,7 @@ async def logs(
     stack: StackPath,
     name: ServicePath,
     state: State,
+    http: Request,
     instance: Annotated[int | None, Query(ge=1, description="One instance's number; all if absent")] = None,
     follow: Annotated[bool, Query(description="Keep streaming new output")] = False,
     tail: Annotated[int | None, Query(ge=0, description="The last N lines of each instance")] = None,
@@ -83,10 +109,25 @@ async def logs(
 ) -> StreamingResponse:
     """A service's output, instance-prefixed, like ``docker service logs``."""
     request = LogRequest(follow=follow, tail=tail, since=_since(since), timestamps=timestamps)
-    places = await state.db.read(lambda session: instance_places(session, grid, stack, name))
-    targets, unreachable = pick(places, instance, stack, name, state.hub.connections.get)
-    feed = await open_logs(state.hub.relay, targets, request)
-    notes = [record(place, place.node, error=problem) for place, problem in unreachable]
+    picked = await _picked(state, grid, stack, name, instance, http.headers.get(FORWARDED))
+    params: dict[str, Any] = {"follow": follow, "timestamps": timestamps}
+    if tail is not None:
+        params["tail"] = tail
+    if since is not None:
+        params["since"] = since
+
+    async def start_forward(forward: Forward) -> ForwardedLog:
+        return await forwarded_logs(
+            forward.master,
+            http.url.path,
+            {**params, "instance": forward.place.number},
+            http.headers.get("authorization"),
+            state.leadership.me.id,
+            state.peer_ssl,
+        )
+
+    feed = await open_logs(state.hub.relay, picked.targets, request, picked.forwards, start_forward)
+    notes = [record(place, place.node, error=problem) for place, problem in picked.problems]
     return StreamingResponse(feed.lines(notes), media_type=_NDJSON)
 
 
@@ -127,31 +168,53 @@ def _exec_query(websocket: WebSocket) -> ExecQuery:
 
 @socket_router.websocket("/v1/services/{grid}/{stack}/{name}/exec")
 async def exec_socket(websocket: WebSocket, grid: str, stack: str, name: str) -> None:
-    """Run a command in one instance's container (see ``moorage.master.service_io``)."""
+    """Run a command in one instance's container (see ``moorage.master.service_io``), or pass the
+    socket on to the master holding its node's agent (``master/forwarding.py``)."""
     state: MasterState = websocket.app.state.moorage
     try:
         await check_admin(websocket, state)
         query = _exec_query(websocket)
-        (target,) = await _targets(state, grid, stack, name, query.instance)
-        stream = await start_exec(
-            state.hub.relay,
-            target,
-            ExecOpen(
-                stream="0",
-                container=target.container,
-                cmd=query.cmd,
-                tty=query.tty,
-                stdin=query.stdin,
-                width=query.width,
-                height=query.height,
-            ),
-        )
+        picked = await _picked(state, grid, stack, name, query.instance, websocket.headers.get(FORWARDED))
+        if not picked.targets:
+            (forward,) = picked.forwards
+            peer = await open_peer_exec(
+                forward.master,
+                websocket.url.path,
+                list(websocket.query_params.multi_items()),
+                websocket.headers.get("authorization"),
+                state.leadership.me.id,
+                state.peer_ssl,
+            )
+            stream = None
+        else:
+            (target,) = picked.targets
+            peer = None
+            stream = await start_exec(
+                state.hub.relay,
+                target,
+                ExecOpen(
+                    stream="0",
+                    container=target.container,
+                    cmd=query.cmd,
+                    tty=query.tty,
+                    stdin=query.stdin,
+                    width=query.width,
+                    height=query.height,
+                ),
+            )
     except MoorageError as err:
         await websocket.send_denial_response(JSONResponse({"error": err.payload()}, status_code=err.status))
         return
     try:
         await websocket.accept()
     except BaseException:
-        stream.close()
+        if stream is not None:
+            stream.close()
+        if peer is not None:
+            await peer.close()
         raise
-    await pipe_exec(websocket, stream, stdin=query.stdin)
+    if peer is not None:
+        await pipe_to_peer(websocket, peer)
+    else:
+        assert stream is not None
+        await pipe_exec(websocket, stream, stdin=query.stdin)
