@@ -134,3 +134,35 @@ def test_a_killed_leader_is_replaced_at_the_next_look(pg: Database) -> None:
         await a.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_leader_whose_lease_ran_out_loses_it_and_gains_it_again_so_its_work_resumes(pg: Database) -> None:
+    """Its looks were held up past the lease (a loaded machine) and nobody took it: the fence
+    refused its writes meanwhile, so what met the fence stopped for "the next leader". Its next
+    look does not quietly renew the lease it lost: it loses, and gains a new epoch at the look
+    after, so the gain takes that work up again (the deployer resumes what was left running)."""
+
+    async def scenario() -> None:
+        a, seen = _leadership(pg, "a", ttl=1.0)
+        await a._look()
+        first = a.epoch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while loop.time() < deadline:  # until the fence says the lease ran out
+            try:
+                _write_grid(pg, a, f"g{int(loop.time() * 1000)}")
+            except LeaseLost:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the lease never ran out")
+        await a._look()
+        assert not a.is_leader and seen.events == ["gain", "loss"]
+        await a._look()
+        assert a.is_leader and seen.events == ["gain", "loss", "gain"]
+        assert a.epoch is not None and first is not None and a.epoch > first
+        _write_grid(pg, a, "after")
+        assert "after" in _grids(pg)
+        await a.stop()
+
+    asyncio.run(scenario())

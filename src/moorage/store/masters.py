@@ -195,10 +195,18 @@ def acquire_lease(
 
 
 def renew_lease(conn: Connection, name: str, holder: str, epoch: int, ttl: float) -> bool:
-    """Extend a lease this master holds at ``epoch``; False if it was taken since (it is lost)."""
+    """Extend a lease this master holds at ``epoch`` and that has not run out; False if it was
+    taken since or ran out (it is lost). A lease that ran out is lost even when nobody took it:
+    the fence (``check_lease``) refused every write meanwhile, so the work that met it stopped
+    ("the next leader resumes it"), and only a loss and a new gain take that work up again."""
     done = conn.execute(
         update(LeaseRow)
-        .where(LeaseRow.name == name, LeaseRow.holder == holder, LeaseRow.epoch == epoch)
+        .where(
+            LeaseRow.name == name,
+            LeaseRow.holder == holder,
+            LeaseRow.epoch == epoch,
+            LeaseRow.expires_at > func.clock_timestamp(),
+        )
         .values(expires_at=_later(conn, ttl))
     )
     return bool(done.rowcount)
