@@ -29,6 +29,7 @@ import docker
 import pytest
 
 from moorage.client.api import MasterClient
+from moorage.testbed.process import log_tail
 from moorage.testbed.state import load_state
 from tests.conftest import _drop_pg_database, _fresh_pg_database
 from tests.e2e.conftest import Bed, running_testbed
@@ -92,6 +93,18 @@ def _kill(bed: Bed, name: str) -> None:
     os.kill(process.pid, signal.SIGKILL)
 
 
+def _where_agents_are(bed: Bed, seen: dict[str, dict[str, Any]]) -> str:
+    """Each node as the survivor last listed it, and the end of its agent's log."""
+    state = load_state(bed.directory)
+    assert state is not None
+    lines = []
+    for node in NODES:
+        shown = seen.get(node, {})
+        lines.append(f"{node}: {shown.get('status')} through {shown.get('master')}")
+        lines.append(log_tail(state.node(node).agent_log, 8))
+    return "\n".join(lines)
+
+
 def _docker_volumes(bed: Bed, prefix: str) -> dict[str, str]:
     """Docker volumes whose name starts with ``prefix`` on every node: name -> node."""
     found: dict[str, str] = {}
@@ -143,11 +156,16 @@ def test_a_killed_leader_leaves_its_deployment_to_the_other_master(
     killed = time.monotonic()
     assert before == "running", f"the deployment was {before} before the kill: nothing to take over"
 
-    def all_back() -> bool:
-        listed = _nodes(mbed, urls[other])
-        return all(listed[n]["status"] == "online" and listed[n]["master"] == other for n in NODES)
+    seen: dict[str, dict[str, Any]] = {}
 
-    wait_until(all_back, RECONNECT, f"every agent online through {other} within {RECONNECT:g} s")
+    def all_back() -> bool:
+        seen.update(_nodes(mbed, urls[other]))
+        return all(seen[n]["status"] == "online" and seen[n]["master"] == other for n in NODES)
+
+    try:
+        wait_until(all_back, RECONNECT, f"every agent online through {other} within {RECONNECT:g} s")
+    except AssertionError as err:  # say where each node was and what its agent said
+        raise AssertionError(f"{err}\n{_where_agents_are(mbed, seen)}") from None
     reconnected = time.monotonic() - killed
 
     def finished() -> str | None:

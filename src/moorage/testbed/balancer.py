@@ -4,8 +4,10 @@ foreground (``-db``) so the testbed stops it by its pid like every other process
 
 Agents' WebSockets and API requests go to any master that answers ``GET /v1/ping`` (checked
 every 500 ms; two failures take a master out, two answers put it back); a connection that fails
-to reach a master is sent to another (``option redispatch``). Agents are spread by ``leastconn``:
-their connections last.
+to reach a master is sent to another at once (``option redispatch 1``: every retry goes to another
+server, so no retry waits HAProxy's one-second turn-around on a master that was just killed, as
+the agents reconnecting right after its death would). Agents are spread by ``leastconn``: their
+connections last.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ defaults
     mode http
     log global
     option httplog
-    option redispatch
+    option redispatch 1
     retries 3
     timeout connect 2s
     timeout client 1h
