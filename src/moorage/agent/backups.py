@@ -3,7 +3,9 @@ or written by restic running in a helper container that mounts the Docker volume
 driver works, and restic sees files: its de-duplication and change detection work per file).
 
     backup_run:  [watchdog] pause|stop the containers ─▶ restic backup /volume (one snapshot per
-                 Docker volume, read-only mount) ─▶ unpause|start ─▶ job_done with the snapshots
+                 Docker volume, read-only mount) and the volume's manifest (beside restic for a
+                 first backup; after it, reading only what restic found changed, for the next)
+                 ─▶ unpause|start ─▶ job_done with the snapshots
     restore_run: [create the Docker volume] [stop its containers] ─▶ restic restore into it (over
                  existing data: into a staging folder first, swapped in only once complete) ─▶
                  start them ─▶ job_done
@@ -28,6 +30,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ from typing import Any
 from moorage.agent import pause_watchdog, volume_manifest
 from moorage.agent.engine import DockerHelpers, DockerJobs, Engine, EngineError, exec_output
 from moorage.agent.restic_image import helper_image
-from moorage.agent.volume_data import MOUNT, VolumeData
+from moorage.agent.volume_data import VolumeData
 from moorage.errors import MoorageError
 from moorage.model.backup import SNAPSHOT_PATH, is_local_repository, local_path
 from moorage.model.docker_labels import BACKUP_JOB
@@ -125,37 +128,9 @@ class AgentBackups:
             found = data.manifest(docker_volume)
         else:
             before = volume_manifest.from_json(json.dumps(parent).encode())
-            paths = self._paths(data, docker_volume)
-            kept = {
-                p: before[p] for p in paths if p in unchanged and p in before and before[p].kind == "file"
-            }
-            found = {**kept, **data.manifest(docker_volume, [p for p in paths if p not in kept])}
+            found = data.manifest_reusing(docker_volume, before, unchanged)
         rows: list[Any] = json.loads(volume_manifest.to_json(found))
         return rows
-
-    def _paths(self, data: VolumeData, docker_volume: str) -> list[str]:
-        """Every path in the volume (``.`` for its root), from ``find`` in a helper."""
-        with data.helper(docker_volume, read_only=True) as container:
-            session = self.helpers.open_exec(
-                container, ["find", MOUNT, "-xdev", "-print0"], tty=False, stdin=False
-            )
-            out = bytearray()
-            try:
-                while (item := session.read()) is not None:
-                    if item[0] == 1:
-                        out += item[1]
-            finally:
-                session.close()
-            if session.exit_code() not in (0, None):
-                raise JobFailed(f"listing the files of {docker_volume} failed")
-        paths = []
-        for raw in bytes(out).split(b"\0"):
-            name = raw.decode("utf-8", errors="surrogateescape")
-            if name == MOUNT:
-                paths.append(".")
-            elif name.startswith(MOUNT + "/"):
-                paths.append(name[len(MOUNT) + 1 :])
-        return paths
 
     @staticmethod
     def sweep(engine: Engine) -> int:
@@ -301,22 +276,36 @@ class AgentBackups:
 
     def _backup(self, msg: BackupRun, folder: Path) -> JobDone:
         taken: list[SnapshotTaken] = []
-        with self._quiesced(msg):
+        with self._quiesced(msg), ThreadPoolExecutor(1, thread_name_prefix=f"job-{msg.job}-manifest") as pool:
             for volume in msg.volumes:
                 began = time.monotonic()
-                summary = self._restic_backup(
-                    msg, folder, volume.docker_volume, volume.host, volume.tags, volume.parent
+                # with no parent manifest to take entries from, the manifest reads every file: it
+                # does so beside restic (both read the same data, held still), not after it
+                whole = (
+                    pool.submit(self._manifest, volume.docker_volume)
+                    if volume.parent_manifest is None
+                    else None
                 )
+                try:
+                    summary = self._restic_backup(
+                        msg, folder, volume.docker_volume, volume.host, volume.tags, volume.parent
+                    )
+                finally:
+                    if whole is not None:
+                        wait([whole])  # its helper is gone before the window closes, whatever happened
                 read = time.monotonic()
-                manifest = self._manifest(volume.docker_volume, volume.parent_manifest, summary.unchanged)
+                if whole is not None:
+                    manifest = whole.result()
+                else:
+                    manifest = self._manifest(volume.docker_volume, volume.parent_manifest, summary.unchanged)
                 log.info(
-                    "job %s: %s backed up in %.2fs (%d files, %d bytes added), manifest in %.2fs",
+                    "job %s: %s backed up in %.2fs (%d files, %d bytes added), manifest %s",
                     msg.job,
                     volume.docker_volume,
                     read - began,
                     summary.files,
                     summary.added,
-                    time.monotonic() - read,
+                    "read beside it" if whole is not None else f"in {time.monotonic() - read:.2f}s",
                 )
                 taken.append(
                     SnapshotTaken(

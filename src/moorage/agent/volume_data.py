@@ -5,6 +5,8 @@
     VolumeData.manifest(volume, paths) ─▶ the engine's archive of a helper's mount (all of it) or
                                          tar c in the helper (paths), then ``volume_manifest.of_tar``
                                          on the agent
+    VolumeData.manifest_reusing(v, m, u) ─▶ one helper: find, then tar c of what ``u`` does not
+                                         vouch for (the rest taken from ``m``)
     VolumeData.stats(volume)           ─▶ helper: find and stat, no data read (``volume_stats``)
     VolumeData.remove_paths(volume, p) ─▶ helper: rm -rf each path (whole subtrees)
 
@@ -273,6 +275,28 @@ class VolumeData:
             if paths is None:
                 return self._manifest_of_archive(container, volume)
             return self._manifest_of_batches(container, volume, list(arg_batches(paths)))
+
+    def manifest_reusing(
+        self, volume: str, before: volume_manifest.Manifest, unchanged: set[str] | frozenset[str]
+    ) -> volume_manifest.Manifest:
+        """The manifest of the volume's data, taking from ``before`` the entries of the regular
+        files in ``unchanged`` (what the caller knows did not change since ``before``: restic's
+        files unchanged since its parent snapshot) and reading every other path; one helper for
+        the listing (``find``) and the reads."""
+        with self.helper(volume, read_only=True) as container:
+            out = self._output(container, ["find", MOUNT, "-xdev", "-print0"], f"listing volume {volume}")
+            paths = []
+            for raw in out.split(b"\0"):
+                name = raw.decode("utf-8", errors="surrogateescape")
+                if name == MOUNT:
+                    paths.append(".")
+                elif name.startswith(MOUNT + "/"):
+                    paths.append(name[len(MOUNT) + 1 :])
+            kept = {
+                p: before[p] for p in paths if p in unchanged and p in before and before[p].kind == "file"
+            }
+            rest = [p for p in paths if p not in kept]
+            return {**kept, **self._manifest_of_batches(container, volume, list(arg_batches(rest)))}
 
     def _manifest_of_archive(self, container: str, volume: str) -> volume_manifest.Manifest:
         """The engine's own tar of the whole mount (``HelperEngine.archive``): no command's
