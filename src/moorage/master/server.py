@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from moorage.errors import InvalidInput, MoorageError
+from moorage.errors import Conflict, InvalidInput, MoorageError
 from moorage.master.app import create_app, stop_rollouts
 from moorage.master.http_protocol import MAX_HEADER_BYTES, LimitedHttpProtocol
 from moorage.master.leadership import MasterIdentity
@@ -129,15 +129,16 @@ def prepare(config: MasterConfig) -> tuple[Database, str | None]:
     if db.is_sqlite and database and database != ":memory:":
         hold_sqlite_store(Path(database))
     db.migrate()
+    with db.session() as session:
+        if db.is_sqlite:  # on PostgreSQL other masters may hold agents: the leader sweeps the dead's
+            mark_all_offline(session)
+        prune_all_events(session, config.events_kept)
     token: str | None = None
     try:
         with db.session() as session:
-            if db.is_sqlite:  # on PostgreSQL other masters may hold agents: the leader sweeps the dead's
-                mark_all_offline(session)
-            prune_all_events(session, config.events_kept)
             if not has_admin_token(session):
                 token = create_admin_token(session).secret
-    except IntegrityError:  # another master starting at the same moment made it
+    except (IntegrityError, Conflict):  # another master starting at the same moment made it
         token = None
     if token is not None:
         token_file = config.data_dir / "admin.token"
