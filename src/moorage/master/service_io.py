@@ -29,7 +29,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import WebSocket
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -61,6 +61,7 @@ START_TIMEOUT = 15.0  # seconds an agent has to take or refuse a stream
 LINE_BYTES = 16 * 1024
 MERGED_LINES = 64
 STDIN, STDOUT, STDERR = 0, 1, 2
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,15 +195,28 @@ async def _start_all(
             )
         return target, stream, None
 
-    tasks = [asyncio.ensure_future(one(t, r)) for t, r in zip(targets, requests, strict=True)]
+    async def release(done: tuple[Target, RelayStream | None, str | None]) -> None:
+        if done[1] is not None:
+            done[1].close()
+
+    return await _all_or_release(
+        [asyncio.ensure_future(one(t, r)) for t, r in zip(targets, requests, strict=True)], release
+    )
+
+
+async def _all_or_release(
+    tasks: list[asyncio.Future[_R]], release: Callable[[_R], Awaitable[None]]
+) -> list[_R]:
+    """Every task's result. If the wait ends otherwise (the request cancelled: its client left),
+    the others are cancelled and what those that had finished opened is let go (``release``)."""
     try:
         return list(await asyncio.gather(*tasks))
     except BaseException:
         for task in tasks:
             task.cancel()
         for done in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(done, tuple) and done[1] is not None:
-                done[1].close()
+            if not isinstance(done, BaseException):
+                await release(done)
         raise
 
 
@@ -284,16 +298,11 @@ async def _start_forwards(
         except Conflict as err:
             return forward, f"instance {forward.label} on node {forward.place.node}: {err.message}"
 
-    tasks = [asyncio.ensure_future(one(f)) for f in forwards]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        for done in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(done, tuple) and isinstance(done[1], ForwardedLog):
-                await done[1].close()
-        raise
+    async def release(done: tuple[Forward, ForwardedLog | str]) -> None:
+        if isinstance(done[1], ForwardedLog):
+            await done[1].close()
+
+    return await _all_or_release([asyncio.ensure_future(one(f)) for f in forwards], release)
 
 
 class LogFeed:
