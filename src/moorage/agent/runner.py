@@ -21,6 +21,7 @@ import random
 import signal
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,10 @@ class Agent:
         self.volume_data: VolumeData | None = None
         self.streams: AgentStreams | None = None  # the logs and exec streams of the current connection
         self.held = Held()  # containers a backup job stopped: convergence leaves them stopped
+        # one convergence pass at a time, across connections: a connection's end cancels its
+        # loop at once, but not a pass in its thread (stopping containers can take many seconds),
+        # so the next connection's first pass waits for it instead of running beside it
+        self.converging = threading.Lock()
         self.backups: AgentBackups | None = None  # backup and restore jobs of the current connection
 
     def node_info(self) -> NodeInfoWire:
@@ -361,13 +366,20 @@ class Agent:
                 continue
             converger, desired = self.converger, self.desired
             try:
-                status = await to_thread.run_sync(converger.converge, desired)
+                # abandoned, not awaited, when the connection ends: reconnecting does not wait for
+                # it, and the next pass does (``converging``)
+                status = await to_thread.run_sync(self._converge, converger, desired, abandon_on_cancel=True)
             except EngineError as err:
                 log.warning("convergence failed: %s", err.message)
                 continue
             if status != last or desired.seq != answered:
                 await ws.send(status.model_copy(update={"desired_seq": desired.seq}).model_dump_json())
                 last, answered = status, desired.seq
+
+    def _converge(self, converger: Converger, desired: Desired) -> StatusMsg:
+        """One pass, after any pass still running (see ``converging``)."""
+        with self.converging:
+            return converger.converge(desired)
 
 
 _STREAM_MESSAGES = (LogsOpen, ExecOpen, VolumeOpen, StreamInput, StreamResize, StreamCancel, StreamCredit)
