@@ -101,7 +101,10 @@ def _where_agents_are(bed: Bed, seen: dict[str, dict[str, Any]]) -> str:
     for node in NODES:
         shown = seen.get(node, {})
         lines.append(f"{node}: {shown.get('status')} through {shown.get('master')}")
-        lines.append(log_tail(state.node(node).agent_log, 8))
+        if shown.get("status") != "online":
+            lines.append(log_tail(state.node(node).agent_log, 30))
+            lines.append(log_tail(state.node(node).relay_log, 10))
+    lines.append(log_tail(bed.directory / "master" / "haproxy.log", 30))
     return "\n".join(lines)
 
 
