@@ -10,6 +10,7 @@ tests/e2e/test_e2e_volume_move.py."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,8 @@ from sqlalchemy import select
 
 from moorage.agent import volume_manifest, volume_stats
 from moorage.agent.streams import AgentStreams
+from moorage.agent.volume_data import arg_batches
+from moorage.master import volume_moves
 from moorage.master.deployer import Deployer
 from moorage.master.volume_moves import MoveFailed, VolumeMoves
 from moorage.master.wakeups import Wakeups
@@ -480,5 +483,33 @@ def test_a_volume_of_a_driver_not_trusted_is_read_whole_in_the_second_pass(
         assert (done.state, done.message) == ("succeeded", None)
         assert _sync_reads(moves) == [None]
         assert ("node-1", "stats") not in moves.opened
+
+    _run(scenario)
+
+
+def test_changes_that_need_more_than_one_read_make_the_second_pass_read_the_source_whole(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paths read again in several batches are each read by a tar of their own on an agent: a
+    hardlink group split between two would look like separate files on the source too, and the
+    verify could not see the copy lose the link. So with more than one batch the source is read
+    whole; a group the sends split is then caught by the verify, and the move fails as it did
+    before the quick check: the instance back on the source, nothing switched."""
+    data = _folders(tmp_path)
+    source = data["n1"].folder(DOCKER_NAME)
+    _settled(source)
+    monkeypatch.setattr(volume_moves, "arg_batches", functools.partial(arg_batches, most=24))
+    moves = _Moves(db, _Hub(), data)
+
+    async def link_while_stopping(request: VolumeOpen) -> None:
+        (source / "sub" / "first").write_text("linked")
+        os.link(source / "sub" / "first", source / "sub" / "second")
+
+    async def scenario() -> None:
+        moves.before[("node-1", "users")] = link_while_stopping
+        done = await _move(moves)
+        assert _sync_reads(moves) == [None], "read whole"
+        assert (done.state, done.message) == ("failed", "manifest mismatch: sub/first")
+        assert _instance(db) == ("n1", True)
 
     _run(scenario)

@@ -545,9 +545,12 @@ class _Job:
         if baseline is None or now is None:
             return await self.manifest(self.source_id)
         kept, again = volume_stats.trusted_manifest(baseline.listing, baseline.manifest, now)
-        if not _utf8(again):  # names a helper's command line cannot carry exactly
+        batches = list(arg_batches(again))
+        # read whole: names a helper's command line cannot carry exactly, or more than one batch
+        # (a hardlink group split between two reads would look like separate files in both)
+        if not _utf8(again) or len(batches) > 1:
             return await self.manifest(self.source_id)
-        for batch in arg_batches(again):
+        for batch in batches:
             kept.update(await self.manifest(self.source_id, [a.removeprefix("./") for a in batch]))
         log.info("move %s: %d of %d paths read again", self.id, len(again), len(now.paths))
         return kept
