@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,30 @@ def test_logs_and_exec_reach_instances_whose_agent_the_other_master_holds(
             a.client(token) as http,
         ):
             wait_until(lambda: one.welcomes and two.welcomes, 15, "both fake nodes to join")
-            masters = {m["name"]: m["url"] for m in http.get("/v1/masters").json()["masters"]}
-            nodes = {n["name"]: n for n in http.get(f"/v1/nodes/{GRID}").json()["nodes"]}
-            assert masters[nodes["node-1"]["master"]] == a.url and masters[nodes["node-2"]["master"]] == b.url
+
+            def held_by() -> dict[str, str | None] | None:
+                """node -> the URL of the master holding its agent, once both masters and nodes say."""
+                masters = {m["name"]: m["url"] for m in http.get("/v1/masters").json()["masters"]}
+                nodes = http.get(f"/v1/nodes/{GRID}").json()["nodes"]
+                found = {n["name"]: masters.get(n["master"]) for n in nodes if n["status"] == "online"}
+                return found if len(found) == 2 and all(found.values()) else None
+
+            assert wait_until(held_by, 15, "each node online under its master") == {
+                "node-1": a.url,
+                "node-2": b.url,
+            }
+
+            # the leader reads which nodes the other master holds at each look: let it look twice
+            # after the store said so, then the deploy sees both nodes (else ha puts both on one)
+            def leader_seen() -> datetime:
+                listed = http.get("/v1/masters").json()["masters"]
+                return datetime.fromisoformat(next(m["seen_at"] for m in listed if m["leader"]))
+
+            since = leader_seen()
+            for _ in range(2):
+                since = wait_until(
+                    lambda s=since: (t := leader_seen()) > s and t, 10, "the leader to look again"
+                )
             deployment = http.post(f"/v1/services/{GRID}/null/web/deploy").json()["deployment"]
             wait_until(
                 lambda: http.get(f"/v1/deployments/{deployment}").json()["state"] == "success",
@@ -84,10 +106,9 @@ def test_logs_and_exec_reach_instances_whose_agent_the_other_master_holds(
             for master in (a, b):  # the same answer, whichever master the balancer picked
                 logs = _cli(master, token, tmp_path, "service", "logs", "web")
                 assert logs.returncode == 0, logs.stderr
-                assert sorted(logs.stdout.splitlines()) == [
-                    f"{here}@node-1 | from the node of a",
-                    f"{there}@node-2 | from the node of b",
-                ], master.url
+                assert sorted(logs.stdout.splitlines()) == sorted(
+                    [f"{here}@node-1 | from the node of a", f"{there}@node-2 | from the node of b"]
+                ), master.url
             number = int(there.rsplit("-", 1)[1])
             as_json = _cli(a, token, tmp_path, "service", "logs", "web", str(number), "--json")
             assert [json.loads(line) for line in as_json.stdout.splitlines()] == [

@@ -166,3 +166,53 @@ def test_a_leader_whose_lease_ran_out_loses_it_and_gains_it_again_so_its_work_re
         await a.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_leaders_sweep_spares_the_nodes_of_a_master_that_started_since_its_look(pg: Database) -> None:
+    """The leader marks offline the nodes of masters its last look found gone. A master that
+    started after that look is not gone: the nodes that said hello to it stay online (nothing
+    would mark them online again while their agents stay connected). One whose row is old is."""
+    from sqlalchemy import insert, update
+
+    from moorage.master.peers import Peers
+    from moorage.master.wakeups import Wakeups
+    from moorage.store.grids import create_grid, get_grid_row
+    from moorage.store.masters import register_master
+    from moorage.store.tables import MasterRow, NodeRow
+
+    def node_status() -> str:
+        with pg.session() as session:
+            row = session.get(NodeRow, "n-1")
+            assert row is not None
+            return row.status
+
+    async def scenario() -> None:
+        a, _ = _leadership(pg, "a")
+        await a._look()
+        assert a.is_leader
+        newcomer = "b" * 32
+        now = datetime.now(UTC)
+        with pg.session() as session:
+            create_grid(session, "g")
+            register_master(session, newcomer, "b", "http://127.0.0.1:1", "x")  # after a's look
+            session.execute(
+                insert(NodeRow).values(
+                    id="n-1", grid_id=get_grid_row(session, "g").id, name="n-1", status="online",
+                    status_since=now, last_seen_at=now, labels={}, info={}, created_at=now,
+                    updated_at=now, master_id=newcomer,
+                )
+            )  # fmt: skip
+        peers = Peers(pg, a, Wakeups())
+        await peers._refresh()
+        assert node_status() == "online", "the newcomer's node is left online"
+        with pg.session() as session:  # the newcomer stops beating: its row ages past the window
+            session.execute(
+                update(MasterRow)
+                .where(MasterRow.id == newcomer)
+                .values(seen_at=datetime(2020, 1, 1, tzinfo=UTC))
+            )
+        await peers._refresh()
+        assert node_status() == "offline", "a master long silent is gone: its node goes offline"
+        await a.stop()
+
+    asyncio.run(scenario())

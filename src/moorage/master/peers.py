@@ -35,7 +35,7 @@ from moorage.master.peer_notices import (
 )
 from moorage.master.wakeups import Wakeups
 from moorage.store.database import Database
-from moorage.store.masters import mark_orphans_offline, online_nodes_of
+from moorage.store.masters import list_masters, mark_orphans_offline, online_nodes_of
 
 __all__ = ["Peers"]
 
@@ -112,7 +112,7 @@ class Peers:
     async def _refresh(self) -> None:
         others = sorted(self.leadership.live - {self.me})
         if self.leadership.is_leader:
-            live = set(self.leadership.live)
+            live = set(self.leadership.live) | await self._started_since_look()
             swept = await self.db.fenced(self.leadership.fence).run(
                 lambda session: mark_orphans_offline(session, live)
             )
@@ -142,6 +142,16 @@ class Peers:
         if found is None or not found[1]:
             return None
         return PeerMaster(master_id, found[0], found[1])
+
+    async def _started_since_look(self) -> set[str]:
+        """Masters whose row the store has now but the last look did not list (they started
+        since): alive, though not in ``live`` yet. The leader's sweeps spare their nodes and jobs;
+        else a master that just started would find the nodes that said hello to it marked offline
+        while their agents stay connected (nothing marks them online again until they reconnect)."""
+        known = {self.me, *self.leadership.addresses}  # every master the look listed, alive or gone
+        window = self.leadership.ttl * 3  # what the look lists
+        listed = await self.db.read(lambda session: list_masters(session, within=window))
+        return {m.id for m in listed} - known
 
     # -- the deployer's Agents -------------------------------------------------------------------
 
