@@ -18,8 +18,8 @@ runs commands through ``open_exec``, and is removed when its operation ends, how
 so reading never changes the data.
 
 The helper image must have a ``tar`` with ``--no-recursion`` and ``--numeric-owner``, ``rm``,
-``find``, ``stat`` (with ``-c``), ``date``, ``sh`` and ``sleep``: busybox's do (the testbed's ``busybox:local``; ``busybox:1.36``
-by default).
+``find``, ``stat`` (with ``-c``), ``date``, ``sh`` and ``sleep``: busybox's do (the testbed's
+``busybox:local``; ``busybox:1.36`` by default).
 """
 
 from __future__ import annotations

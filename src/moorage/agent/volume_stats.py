@@ -37,11 +37,13 @@ from moorage.agent.volume_manifest import Entry, Manifest
 __all__ = [
     "QUICK_CHECK_DRIVERS",
     "SLACK_SECONDS",
+    "STAT_FORMAT",
     "Listing",
     "PathStat",
     "from_json",
     "parse",
     "to_json",
+    "trusted_manifest",
     "unchanged",
 ]
 

@@ -67,11 +67,16 @@ def _headers(authorization: str | None, me: str) -> dict[str, str]:
     return headers
 
 
-def _refusal(response_body: bytes, status: int) -> str:
+def _error_of(body: bytes | None) -> object:
+    """The ``error`` of a master's JSON answer; None if the body is not one."""
     try:
-        said = json.loads(response_body).get("error")
+        return json.loads(body or b"{}").get("error")
     except (ValueError, AttributeError):
-        said = None
+        return None
+
+
+def _refusal(response_body: bytes, status: int) -> str:
+    said = _error_of(response_body)
     if isinstance(said, dict):
         said = "; ".join(f"{k}: {v}" for k, v in said.items())
     return str(said or f"HTTP {status}")
@@ -178,10 +183,7 @@ async def open_peer_exec(
         )
     except InvalidStatus as err:
         status = err.response.status_code
-        try:
-            payload = json.loads(err.response.body or b"{}").get("error")
-        except (ValueError, AttributeError):
-            payload = None
+        payload = _error_of(err.response.body)
         raise PeerRefused(status, payload or f"master {peer.name} answered {status}") from err
     except (WebSocketException, OSError, TimeoutError) as err:
         raise Conflict(f"master {peer.name}, which holds its node's agent, did not answer: {err}") from err
