@@ -34,6 +34,7 @@ from moorage.testbed.state import load_state
 from tests.conftest import _drop_pg_database, _fresh_pg_database
 from tests.e2e.conftest import Bed, running_testbed
 from tests.e2e.test_e2e_stacks import containers, stack_file
+from tests.e2e.test_e2e_volumes import redis_cli
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -243,3 +244,76 @@ def test_a_volume_removed_through_one_master_goes_from_a_node_of_the_other(
         f"through {asking}, gone from {sorted({far[v] for v in far})} "
         f"(held by {sorted({held[far[v]] for v in far})}) {time.monotonic() - asked:.1f} s later"
     )
+
+
+def test_a_move_and_a_backup_through_a_master_that_holds_neither_agent(
+    mbed: Bed, tmp_path: Path, name: str
+) -> None:
+    """The balancer may hand ``volume move`` and ``volume backup create`` to any master: asked
+    through one that holds neither agent (when there is one), the data goes over links to the
+    master that holds them (master/agent_links.py); redis runs on the target with its keys, and
+    the backup is listed with the node that took it."""
+    urls = _masters(mbed)
+    for master in urls:
+        mbed.ok("testbed", "master", "start", master, "--dir", str(mbed.directory))
+    volume, service_id = f"{name}-data", f"{mbed.env['MOORAGE_GRID']}/null/{name}"
+    mbed.ok("volume", "create", "--scope", "instance", "--driver", "local", volume)
+    mbed.ok(
+        "service",
+        "create",
+        "-v",
+        f"{volume}:/data",
+        name,
+        "redis:local",
+        "--cmd",
+        "redis-server --appendonly yes",
+    )
+    mbed.ok("service", "deploy", name)
+    (first,) = wait_until(
+        lambda: (
+            (found := list(containers(mbed, service_id, NODES).values()))
+            and found[0]["status"] == "running"
+            and found
+        ),
+        60,
+        f"{name} running",
+    )
+    for i in range(20):
+        assert redis_cli(first["container"], "set", f"key{i}", f"value{i}") == "OK"
+    home = first["node"]
+    held = {n: s["master"] for n, s in _nodes(mbed, mbed.env["MOORAGE_URL"]).items()}
+    asking = next((m for m in sorted(urls) if m not in held.values()), None)
+    asking = asking or next(m for m in sorted(urls) if m != held[home])  # else: not the source's master
+    others = [n for n in NODES if n != home]
+    target = next((n for n in others if held[n] != asking), others[0])
+    (instance,) = json.loads(mbed.ok("volume", "show", volume, "--json"))["instances"]
+
+    started = time.monotonic()
+    moved = mbed.ok(
+        "--url", urls[asking], "volume", "move", volume, instance["name"], "--to", target, timeout=300
+    )
+    took = time.monotonic() - started
+    assert f"Moved {instance['name']} to {target}" in moved, moved
+    now = wait_until(
+        lambda: (found := containers(mbed, service_id, (target,))) and next(iter(found.values())),
+        60,
+        f"{name} on {target}",
+    )
+    assert wait_until(lambda: redis_cli(now["container"], "dbsize") == "20", 30, "redis to load its keys")
+    assert not containers(mbed, service_id, (home,)), "no container of it left on the source"
+
+    password = tmp_path / "password"
+    password.write_text("links-" + name + "\n")
+    repository = tmp_path / "repo"
+    mbed.ok(
+        "--url", urls[asking], "grid", "backup-repo", "set", str(repository), "--password-file", str(password)
+    )
+    mbed.ok("--url", urls[asking], "volume", "backup", "create", volume, timeout=300)
+    (backup,) = json.loads(mbed.ok("volume", "backup", "ls", volume, "--json"))
+    assert (backup["node"], backup["docker_volume"]) == (target, instance["name"]), backup
+    FIGURES["move across masters"] = (
+        f"through {asking} ({'holds neither' if asking not in held.values() else 'holds the target'}): "
+        f"{home} (held by {held[home]}) -> {target} (held by {held[target]}) in {took:.1f} s; backup taken there"
+    )
+    mbed.ok("service", "rm", "--force", name)
+    mbed.ok("volume", "rm", "--force", volume)

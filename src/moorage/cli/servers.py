@@ -79,6 +79,14 @@ def master(
             "--name", help="How other masters of the store show this one (default: the --listen address)"
         ),
     ] = None,
+    advertise_url: Annotated[
+        str | None,
+        typer.Option(
+            "--advertise-url",
+            help="Where the other masters of the store reach this one, e.g. http://10.0.0.5:8470 "
+            "(default: the --listen address; give it when listening on 0.0.0.0)",
+        ),
+    ] = None,
 ) -> None:
     """Run the master: REST API, web console (/ui), metrics (/metrics), agent hub, and the store.
     Several masters on one PostgreSQL (--db postgresql://...) serve the same API: put them behind
@@ -87,7 +95,7 @@ def master(
         return
     from datetime import timedelta
 
-    from moorage.master.server import MasterConfig, MasterTls, parse_listen, run_master
+    from moorage.master.server import MasterConfig, MasterTls, parse_advertise_url, parse_listen, run_master
     from moorage.master.settings import MasterSettings
 
     if heartbeat_interval <= 0:
@@ -97,6 +105,7 @@ def master(
     if not 0 < retired_retention <= 36500:
         raise InvalidInput.one("--retired-retention", "must be more than 0 days (and at most 36500)")
     host, port = parse_listen(listen)
+    advertised = parse_advertise_url(advertise_url) if advertise_url is not None else None
     run_master(
         MasterConfig(
             host=host,
@@ -112,6 +121,7 @@ def master(
             tls=MasterTls.checked(tls_cert, tls_key),
             events_kept=events_kept,
             name=name,
+            advertise_url=advertised,
         )
     )
 

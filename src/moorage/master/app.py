@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from moorage import __version__
+from moorage.master.agent_links import AgentLinks
 from moorage.master.backups import BackupJobs
 from moorage.master.console import install_console
 from moorage.master.deploy_gate import DeployGate
@@ -93,12 +94,16 @@ def create_app(
     # the deployer's writes end with the lease check: a master that lost the lease writes nothing
     deployer = Deployer(db.fenced(leadership.fence), peers, wakeups)
     gate = DeployGate(db, deployer, leadership, peers)
-    jobs = BackupJobs(db, hub, leadership)
+    ssl_to_peers = peer_ssl(settings.tls_chain)
+    # the agents as jobs reach them: connected here, or through the master that holds them
+    links = AgentLinks(hub, identity, ssl_to_peers, holder=peers.holder, agents=peers)
+    jobs = BackupJobs(db, links, leadership)
     jobs.deployer = gate  # restores that move a volume instance deploy again (through the leader)
     hub.job_messages, hub.jobs_lost = jobs.from_agent, jobs.connection_lost
-    moves = VolumeMoves(db, hub, leadership, retention=settings.retired_retention)
+    links.link_lost = jobs.link_lost
+    moves = VolumeMoves(db, links, leadership, retention=settings.retired_retention)
     peers.on_masters_gone(moves.fail_orphans, jobs.fail_orphans)  # swept by the leader
-    node_loss = NodeLoss(db, hub, gate, jobs, leadership)  # node declare-lost; its restores end there
+    node_loss = NodeLoss(db, links, gate, jobs, leadership)  # node declare-lost; its restores end there
     state = MasterState(
         db=db,
         settings=settings,
@@ -109,7 +114,7 @@ def create_app(
         leadership=leadership,
         peers=peers,
         node_loss=node_loss,
-        peer_ssl=peer_ssl(settings.tls_chain),
+        peer_ssl=ssl_to_peers,
     )
 
     @asynccontextmanager
@@ -127,6 +132,7 @@ def create_app(
             await app.state.event_followers.stop()
             await jobs.stop()
             await moves.stop()
+            await links.stop()
             await hub.stop()
             await peers.stop()
 

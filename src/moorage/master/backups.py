@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from moorage.errors import Conflict, InvalidInput
-from moorage.master.hub import AgentHub
+from moorage.master.agent_links import AgentLinks
 from moorage.master.leadership import Leadership
 from moorage.model.backup import Quiesce, RetentionPolicy, repository_error, restic_host, snapshot_tags
 from moorage.protocol import (
@@ -75,9 +74,10 @@ class BackupJobs:
     answers the master that started it (``master_id`` on the job); the schedules are run by the
     leader, each slot claimed once; the leader fails the jobs of masters that are gone."""
 
-    def __init__(self, db: Database, hub: AgentHub, leadership: Leadership) -> None:
+    def __init__(self, db: Database, links: AgentLinks, leadership: Leadership) -> None:
         self.db = db
-        self.hub = hub
+        self.links = links  # the agents, connected here or through their master
+        self.hub = links.hub
         self.leadership = leadership
         self.master_id = leadership.me.id
         self.deployer: Any = None  # set by app.py: restores that move a volume instance deploy again
@@ -263,9 +263,13 @@ class BackupJobs:
 
     async def _send(self, job: store.JobView, message: BackupRun | RestoreRun) -> None:
         node_id = await self.db.read(lambda session: store.job_node(session, job.id))
-        conn = self.hub.connections.get(node_id or "")
+        try:
+            conn = await self.links.reach(node_id or "")
+        except Conflict as err:  # its master would not or could not link to it
+            await self._finish(job.id, f"could not reach node {job.node}: {err.message}")
+            return
         if conn is None:
-            await self._finish(job.id, f"node {job.node} is not connected to this master")
+            await self._finish(job.id, f"node {job.node} is not connected to any master")
             return
         try:
             await conn.send(message.model_dump_json())
@@ -475,11 +479,8 @@ class BackupJobs:
         vi_id = plan.volume_instance_id or ""
         reason = f"restoring its volume from backup {plan.backup.id[:8]} on {plan.node}"
         services, old_node = await self.db.run(lambda session: store.detach_instances(session, vi_id, reason))
-        if old_node is not None and self.hub.is_connected(old_node):
-            await self.hub.push_desired([old_node])
-            deadline = time.monotonic() + DETACH_TIMEOUT
-            while not self.hub.reported_since_push(old_node) and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+        if old_node is not None:
+            await self.links.push_and_wait(old_node, DETACH_TIMEOUT)
         await self.db.run(lambda session: store.rehome_volume_instance(session, vi_id, plan.node_id))
         if services and self.deployer is not None:
             grid = plan.backup.grid
@@ -487,7 +488,20 @@ class BackupJobs:
 
     async def connection_lost(self, node_id: str, name: str) -> None:
         error = f"the agent of node {name} went away during the job (a paused container is unpaused by its watchdog)"
-        failed = await self.db.run(lambda session: store.fail_running_jobs(session, node_id, error))
+        await self._lost(node_id, error)
+
+    async def link_lost(self, node_id: str, name: str, why: str) -> None:
+        """The link to node ``name`` through its master ended: the jobs this master sent it fail
+        (an answer that comes later, to that master, finds them over)."""
+        await self._lost(
+            node_id, f"{why} (a paused container is unpaused by its agent's watchdog)", mine=True
+        )
+
+    async def _lost(self, node_id: str, error: str, *, mine: bool = False) -> None:
+        master = self.master_id if mine else None
+        failed = await self.db.run(
+            lambda session: store.fail_running_jobs(session, node_id, error, master=master)
+        )
         for job_id in failed:
             self._followups.pop(job_id, None)
             self._verifies.pop(job_id, None)

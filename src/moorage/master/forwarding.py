@@ -35,7 +35,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from moorage.errors import Conflict, MoorageError
 
-__all__ = ["FORWARDED", "PeerMaster", "forwarded_logs", "open_peer_exec", "peer_ssl", "pipe_to_peer"]
+__all__ = [
+    "FORWARDED",
+    "PeerMaster",
+    "forwarded_logs",
+    "open_peer_exec",
+    "peer_ssl",
+    "pipe_to_peer",
+    "ws_url",
+]
 
 FORWARDED = "x-moorage-forwarded"  # the id of the master that passed the request on
 CONNECT_TIMEOUT = 5.0
@@ -138,7 +146,7 @@ async def forwarded_logs(
 # -- exec ----------------------------------------------------------------------------------------
 
 
-def _ws_url(peer: PeerMaster, path: str, query: list[tuple[str, str]]) -> str:
+def ws_url(peer: PeerMaster, path: str, query: list[tuple[str, str]]) -> str:
     base = peer.url.rstrip("/")
     if base.startswith("https://"):
         base = "wss://" + base.removeprefix("https://")
@@ -169,7 +177,7 @@ async def open_peer_exec(
 ) -> ClientConnection:
     """The peer's exec socket, accepted (the command started there); ``PeerRefused`` with the
     peer's status and error when it refused, ``Conflict`` when it could not be reached."""
-    url = _ws_url(peer, path, query)
+    url = ws_url(peer, path, query)
     try:
         return await asyncio.wait_for(
             connect(

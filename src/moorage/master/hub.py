@@ -6,7 +6,9 @@ when its connection closes or when ``missed_heartbeats`` intervals pass without 
 the master's own listening counts (``silent``): a message still being handled, or a stretch in
 which the master's loop did not run, is never a node's silence. Only transitions are written to
 the store. The logs and exec streams over these connections are the ``relay``'s
-(``moorage.master.streams``); a connection that ends ends its streams.
+(``moorage.master.streams``); a connection that ends ends its streams. Other masters reach these
+agents over links (``links``, ``master/agent_links.py``): what an agent says on a link's streams
+and jobs goes there, not to this master's relay and jobs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from moorage.errors import MoorageError
 from moorage.master.admission import AgentAdmission, admit_agent
+from moorage.master.agent_links import AWAY, REFUSED, LinkedAgents, key_matches
 from moorage.master.desired import desired_for_node
 from moorage.master.settings import MasterSettings
 from moorage.master.streams import AGENT_STREAM_MESSAGES, StreamRelay
@@ -48,6 +51,7 @@ from moorage.protocol import (
 from moorage.store.database import Database
 from moorage.store.grids import grid_by_id
 from moorage.store.instances import apply_docker_volumes, apply_instance_status, apply_volume_status
+from moorage.store.masters import link_key_of
 from moorage.store.nodes import register_node, set_info, set_status
 from moorage.store.volume_moves import retired_removed
 
@@ -181,6 +185,7 @@ class AgentHub:
         self._pushed: dict[str, int] = {}  # node id -> seq of the last desired state sent to it
         self._answered: dict[str, int] = {}  # node id -> seq its last status report answered
         self.relay = StreamRelay()  # logs and exec streams over these connections
+        self.links = LinkedAgents()  # other masters' links to these agents
         # backup jobs' messages and lost connections (master/backups.py; set by app.py)
         self.job_messages: Callable[[str, JobProgress | JobDone], Awaitable[None]] | None = None
         self.jobs_lost: Callable[[str, str], Awaitable[None]] | None = None
@@ -282,6 +287,7 @@ class AgentHub:
         finally:
             if conn is not None:
                 self.relay.connection_lost(conn)
+                self.links.connection_lost(conn, f"the connection of node {conn.name} to this master ended")
             if conn is not None and self.connections.get(conn.node_id) is conn:
                 del self.connections[conn.node_id]
                 await to_thread.run_sync(
@@ -294,6 +300,27 @@ class AgentHub:
                 log.info("node %s (%s) offline: connection closed", conn.name, conn.node_id)
                 await self._lost_jobs(conn)
                 await self._wake()
+
+    async def serve_link(
+        self, websocket: WebSocket, node_id: str, master_id: str | None, key: str | None
+    ) -> None:
+        """Another master's link to the agent of ``node_id`` (``master/agent_links.py``): only a
+        live master of this store with its own key; a node whose agent is not connected here is
+        refused with the reason, after the handshake (so the other master can say it)."""
+        try:
+            found = await to_thread.run_sync(self._link_key, master_id or "")
+        except SQLAlchemyError as err:
+            log.warning("link from master %s refused: the store failed: %s", master_id, err)
+            found = None
+        if found is None or master_id == self.master_id or not key_matches(key, found[1]):
+            await websocket.close(code=REFUSED, reason="not a live master of this store, or not its key")
+            return
+        await websocket.accept()
+        conn = self.connections.get(node_id)
+        if conn is None:
+            await _close(websocket, AWAY, f"node {node_id}'s agent is not connected to this master")
+            return
+        await self.links.serve(websocket, conn, found[0])
 
     async def _welcome(
         self, websocket: WebSocket, admission: AgentAdmission, hello: Hello
@@ -367,7 +394,8 @@ class AgentHub:
                     output = agent_data_frame(raw)
                 except ValueError as err:
                     raise PeerError(1003, f"Bad data frame: {err}") from err
-                self.relay.from_agent(conn, output)
+                if not self.links.take(conn, output, raw):
+                    self.relay.from_agent(conn, output)
                 continue
             conn.handling = True
             try:
@@ -390,9 +418,11 @@ class AgentHub:
         if isinstance(msg, Heartbeat):
             return
         if isinstance(msg, AGENT_STREAM_MESSAGES):
-            self.relay.from_agent(conn, msg)
+            if not self.links.take(conn, msg, raw):
+                self.relay.from_agent(conn, msg)
         elif isinstance(msg, BACKUP_AGENT_MESSAGES):
-            await self._job_message(conn, msg)
+            if not self.links.take(conn, msg, raw):
+                await self._job_message(conn, msg)
         elif isinstance(msg, Hello):
             log.warning("node %s said hello twice; ignored", conn.name)
         elif isinstance(msg, InfoMsg):
@@ -444,6 +474,7 @@ class AgentHub:
                 log.info("node %s (%s) offline: missed heartbeats", conn.name, conn.node_id)
                 del self.connections[conn.node_id]
                 self.relay.connection_lost(conn, f"node {conn.name} went offline (missed heartbeats)")
+                self.links.connection_lost(conn, f"node {conn.name} went offline (missed heartbeats)")
                 await to_thread.run_sync(
                     self._set_status,
                     conn.node_id,
@@ -479,6 +510,10 @@ class AgentHub:
                 master_id=self.master_id,
             )
             return credential
+
+    def _link_key(self, master_id: str) -> tuple[str, str | None] | None:
+        with self.db.session() as session:
+            return link_key_of(session, master_id, within=self.settings.lease_ttl * 3)
 
     def _set_info(self, node_id: str, msg: InfoMsg) -> None:
         with self.db.session() as session:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -48,7 +50,7 @@ from moorage.store.masters import (
     renew_lease,
 )
 
-__all__ = ["Leadership", "MasterIdentity", "new_master_id"]
+__all__ = ["Leadership", "MasterIdentity", "link_key_hash", "new_master_id"]
 
 log = logging.getLogger("moorage.master.leadership")
 
@@ -61,11 +63,23 @@ def new_master_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class MasterIdentity:
-    """This master process: a new id per start; the name and URL it is shown by."""
+    """This master process: a new id per start; the name and URL it is shown by; the key it
+    presents to reach the agents of other masters (``master/agent_links.py``; only its hash is
+    stored)."""
 
     name: str
     url: str
     id: str = field(default_factory=new_master_id)
+    link_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+
+    @property
+    def link_key_hash(self) -> str:
+        return link_key_hash(self.link_key)
+
+
+def link_key_hash(key: str) -> str:
+    """What the store keeps of a master's link key (and what a presented key is checked against)."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 Callback = Callable[[], Awaitable[None]]
@@ -122,7 +136,9 @@ class Leadership:
     async def start(self) -> None:
         if self.solo:
             await self.db.run(
-                lambda session: register_master(session, self.me.id, self.me.name, self.me.url, __version__)
+                lambda session: register_master(
+                    session, self.me.id, self.me.name, self.me.url, __version__, self.me.link_key_hash
+                )
             )
             await self._call(self._on_gain)
             return
@@ -202,7 +218,7 @@ class Leadership:
         """Say this master lives, see which others do, and renew or try to take the lease;
         whether this master holds it now (``self.epoch`` set by a take)."""
         conn = self._connection()
-        beat(conn, self.me.id, self.me.name, self.me.url, __version__, FORGET_AFTER)
+        beat(conn, self.me.id, self.me.name, self.me.url, __version__, FORGET_AFTER, self.me.link_key_hash)
         listed = [m for m in list_masters(conn, within=self.ttl * 3) if m.id != self.me.id]
         self.addresses = {m.id: (m.name, m.url) for m in listed}
         others = [m.id for m in listed]

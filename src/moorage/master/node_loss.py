@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from functools import partial
 
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from moorage.errors import MoorageError
+from moorage.master.agent_links import AgentLinks
 from moorage.master.backups import BackupJobs
 from moorage.master.deploy_gate import DeployGate
-from moorage.master.hub import AgentHub
 from moorage.master.leadership import Leadership
 from moorage.model.node_loss import aged
 from moorage.protocol import RepositoryWire, RestoreRun, VolumeSpec
@@ -50,11 +49,11 @@ DETACH_TIMEOUT = 60.0  # how long a connected lost node (--force) gets to remove
 
 class NodeLoss:
     def __init__(
-        self, db: Database, hub: AgentHub, gate: DeployGate, jobs: BackupJobs, leadership: Leadership
+        self, db: Database, links: AgentLinks, gate: DeployGate, jobs: BackupJobs, leadership: Leadership
     ) -> None:
         self.db = db
         self.fenced = db.fenced(leadership.fence)
-        self.hub = hub
+        self.links = links  # the agents, connected here or to another live master
         self.gate = gate
         self.jobs = jobs
         self.leadership = leadership
@@ -87,7 +86,7 @@ class NodeLoss:
                 err,
             )
             targets = {}
-        connected = self.hub.connected_ids()
+        connected = self.links.connected_ids()
         declared = await self.fenced.run(
             lambda session: store.declare_lost(
                 session,
@@ -150,12 +149,7 @@ class NodeLoss:
     async def _detach(self, node_id: str) -> None:
         """A lost node whose agent is still connected (--force) removes the superseded containers
         before anything starts elsewhere: its new desired state is pushed, its report awaited."""
-        await self.hub.push_desired([node_id])
-        if not self.hub.is_connected(node_id):
-            return
-        deadline = time.monotonic() + DETACH_TIMEOUT
-        while not self.hub.reported_since_push(node_id) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        await self.links.push_and_wait(node_id, DETACH_TIMEOUT)
 
     async def restore_ended(self, job_id: str, error: str | None) -> None:
         """A restore job ended (BackupJobs): what follows runs as a task of its own."""
@@ -170,7 +164,7 @@ class NodeLoss:
                 self.gate.nodes_changed()
                 return
             services, lost, grid = await self.fenced.run(partial(_restored, job_id=job_id))
-            if lost is not None and self.hub.is_connected(lost):
+            if lost is not None:
                 await self._detach(lost)
             if services and grid is not None:
                 await self.gate.deploy(grid, sorted(services), f"{grid}/restore after node loss")

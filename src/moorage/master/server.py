@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 from sqlalchemy.engine import make_url
@@ -28,7 +29,7 @@ from moorage.store.events import EVENTS_KEPT, prune_all_events
 from moorage.store.nodes import mark_all_offline
 from moorage.store.tokens import create_admin_token, has_admin_token
 
-__all__ = ["MasterConfig", "MasterTls", "parse_listen", "prepare", "run_master"]
+__all__ = ["MasterConfig", "MasterTls", "parse_advertise_url", "parse_listen", "prepare", "run_master"]
 
 log = logging.getLogger("moorage.master")
 
@@ -43,6 +44,7 @@ class MasterConfig:
     tls: MasterTls | None = None
     events_kept: int = EVENTS_KEPT  # per grid (store/events.py)
     name: str | None = None  # how other masters and `moorage master status` show this one
+    advertise_url: str | None = None  # where the other masters reach this one (default: ``url``)
 
     @property
     def database_url(self) -> str:
@@ -56,7 +58,7 @@ class MasterConfig:
     @property
     def identity(self) -> MasterIdentity:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return MasterIdentity(name=self.name or f"{host}:{self.port}", url=self.url)
+        return MasterIdentity(name=self.name or f"{host}:{self.port}", url=self.advertise_url or self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,25 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise InvalidInput.one("--listen", f"'{listen}' is not HOST:PORT, e.g. 127.0.0.1:8470")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def parse_advertise_url(url: str) -> str:
+    """``--advertise-url``: where the other masters reach this one (their links to its agents, the
+    logs and exec they pass on): http(s)://HOST[:PORT], without a path."""
+    parsed = urlsplit(url.strip())
+    problem = None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        problem = "is not http://HOST[:PORT] or https://HOST[:PORT]"
+    elif parsed.path not in ("", "/") or parsed.query or parsed.fragment or parsed.username:
+        problem = "must be only the scheme, host and port (no path, query or user)"
+    else:
+        try:
+            parsed.port  # noqa: B018 - raises for a port that is not a number in range
+        except ValueError:
+            problem = "has a port that is not a number from 1 to 65535"
+    if problem is not None:
+        raise InvalidInput.one("--advertise-url", f"'{url}' {problem}, e.g. http://10.0.0.5:8470")
+    return f"{parsed.scheme}://{parsed.netloc}"
 
 
 _sqlite_locks: list[int] = []  # the lock files' descriptors, held while the process lives

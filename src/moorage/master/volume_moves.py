@@ -45,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from moorage.agent import volume_manifest, volume_stats
 from moorage.agent.volume_data import arg_batches
 from moorage.errors import Conflict, MoorageError
-from moorage.master.hub import AgentHub
+from moorage.master.agent_links import AgentLinks
 from moorage.master.leadership import Leadership
 from moorage.master.streams import RelayStream
 from moorage.model import docker_labels
@@ -176,10 +176,15 @@ class VolumeMoves:
     """The master's volume moves (see the module)."""
 
     def __init__(
-        self, db: Database, hub: AgentHub, leadership: Leadership, retention: timedelta = DEFAULT_RETENTION
+        self,
+        db: Database,
+        links: AgentLinks,
+        leadership: Leadership,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self.db = db
-        self.hub = hub
+        self.links = links  # the agents, connected here or through their master
+        self.hub = links.hub
         self.leadership = leadership  # the leader purges expired copies, fails the moves of gone masters
         self.retention = retention
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -244,7 +249,7 @@ class VolumeMoves:
             from moorage.errors import NotFound
 
             raise NotFound(f"Node {to} not found in grid {grid}")
-        online = self.hub.connected_ids()
+        online = {n.id for n in subject.nodes if self.links.holds(n.id)}
         subject = _with_online(subject, online)
         target = subject.named(to)
         assert target is not None
@@ -322,7 +327,10 @@ class VolumeMoves:
             await job.fail(f"{type(err).__name__}: {err}")
 
     async def open(self, node_id: str, request: VolumeOpen) -> RelayStream:
-        conn = self.hub.connections.get(node_id)
+        try:
+            conn = await self.links.reach(node_id)
+        except Conflict as err:  # its master would not or could not link to it
+            raise MoveFailed(err.message) from err
         if conn is None:
             raise MoveFailed(f"node {self._name(node_id)} is offline")
         stream = await self.hub.relay.open(conn, request)
@@ -366,9 +374,8 @@ class VolumeMoves:
                 log.warning("volume move janitor: %s: %s", type(err).__name__, err)
 
     async def _janitor_once(self) -> None:
-        online = self.hub.connected_ids()
         for cleanup in await self.db.read(pending_cleanups):
-            if cleanup.node_id in online:
+            if self.links.holds(cleanup.node_id):
                 await self._remove_partial(cleanup)
         if not self.leadership.is_leader:
             return  # the leader purges what is past the retention period
@@ -412,7 +419,8 @@ class VolumeMoves:
 
 
 def _with_online(subject: MoveSubject, online: set[str]) -> MoveSubject:
-    """Nodes are online when their agent is connected to this master (the data flows over it)."""
+    """Nodes are online when their agent can be reached: connected to this master, or through a
+    link to the live master that holds it (the data flows over it)."""
     from dataclasses import replace
 
     nodes = (
@@ -424,9 +432,8 @@ def _with_online(subject: MoveSubject, online: set[str]) -> MoveSubject:
 def _away(node: MoveNode) -> str:
     if node.elsewhere:
         return (
-            f"node {node.name}'s agent is connected to another master, and a move's data flows "
-            "through the master both agents are connected to: ask again (a load balancer may pick "
-            "that master), or give the agents one master's URL first"
+            f"node {node.name} is online under a master this one does not know as live yet (it "
+            "started or stopped just now), so its agent cannot be reached: try again in a few seconds"
         )
     return f"node {node.name} is offline"
 

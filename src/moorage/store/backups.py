@@ -186,13 +186,21 @@ def running_job(session: Session, job_id: str) -> BackupJobRow | None:
 
 
 def fail_running_jobs(
-    session: Session, node_id: str | None, error: str, *, live: Collection[str] | None = None
+    session: Session,
+    node_id: str | None,
+    error: str,
+    *,
+    live: Collection[str] | None = None,
+    master: str | None = None,
 ) -> list[str]:
     """Fail the running jobs of a node (all nodes: None); with ``live``, only those whose master
-    is not among these (gone, or from before masters were recorded). Their ids."""
+    is not among these (gone, or from before masters were recorded); with ``master``, only that
+    master's. Their ids."""
     query = select(BackupJobRow.id).where(BackupJobRow.state == RUNNING)
     if node_id is not None:
         query = query.where(BackupJobRow.node_id == node_id)
+    if master is not None:
+        query = query.where(BackupJobRow.master_id == master)
     if live is not None:
         query = query.where(of_gone_masters(BackupJobRow.master_id, live))
     ids = list(session.scalars(query))

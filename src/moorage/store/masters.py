@@ -34,6 +34,7 @@ __all__ = [
     "hold_life_lock",
     "is_gone",
     "lease_view",
+    "link_key_of",
     "list_masters",
     "mark_orphans_offline",
     "master_names",
@@ -99,20 +100,37 @@ def _later(conn: Conn, seconds: float) -> ColumnElement[datetime] | datetime:
 # -- masters ------------------------------------------------------------------------------------
 
 
-def register_master(conn: Conn, master_id: str, name: str, url: str, version: str) -> None:
+def register_master(
+    conn: Conn, master_id: str, name: str, url: str, version: str, link_key: str | None = None
+) -> None:
+    """``link_key``: the SHA-256 (hex) of the key this process reaches other masters' agents with."""
     conn.execute(
         insert(MasterRow).values(
-            id=master_id, name=name, url=url, version=version, started_at=_now(conn), seen_at=_now(conn)
+            id=master_id,
+            name=name,
+            url=url,
+            version=version,
+            started_at=_now(conn),
+            seen_at=_now(conn),
+            link_key=link_key,
         )
     )
 
 
-def beat(conn: Conn, master_id: str, name: str, url: str, version: str, forget_after: float) -> None:
+def beat(
+    conn: Conn,
+    master_id: str,
+    name: str,
+    url: str,
+    version: str,
+    forget_after: float,
+    link_key: str | None = None,
+) -> None:
     """This master lives (its row is made again if it was pruned); rows of masters not seen for
     ``forget_after`` seconds go."""
     done = conn.execute(update(MasterRow).where(MasterRow.id == master_id).values(seen_at=_now(conn)))
     if not done.rowcount:  # type: ignore[attr-defined]
-        register_master(conn, master_id, name, url, version)
+        register_master(conn, master_id, name, url, version, link_key)
     conn.execute(delete(MasterRow).where(MasterRow.seen_at < _ago(conn, forget_after)))
 
 
@@ -131,6 +149,16 @@ def list_masters(conn: Conn, within: float) -> list[MasterView]:
         .order_by(MasterRow.name, MasterRow.started_at)
     )
     return [MasterView(*row) for row in rows]
+
+
+def link_key_of(conn: Conn, master_id: str, within: float) -> tuple[str, str | None] | None:
+    """(name, link key hash) of a master seen in the last ``within`` seconds; None if none was."""
+    found = conn.execute(
+        select(MasterRow.name, MasterRow.link_key).where(
+            MasterRow.id == master_id, MasterRow.seen_at >= _ago(conn, within)
+        )
+    ).first()
+    return (found[0], found[1]) if found is not None else None
 
 
 def master_names(conn: Conn) -> dict[str, str]:

@@ -442,6 +442,8 @@ class MasterRow(Base):
     version: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime]
     seen_at: Mapped[datetime]
+    # SHA-256 (hex) of the key it presents to reach another master's agents (0017; none before)
+    link_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class LeaseRow(Base):
