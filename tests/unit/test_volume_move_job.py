@@ -85,13 +85,22 @@ class _Stream:
 
 
 class _Hub:
+    """The agents as a move reaches them (``AgentLinks``: the hub's, and through other masters)."""
+
     def __init__(self) -> None:
         self.connected = set(NAMES)
         self.connections = {node_id: SimpleNamespace(name=name) for node_id, name in NAMES.items()}
         self.pushes: list[set[str]] = []
 
+    @property
+    def hub(self) -> _Hub:
+        return self
+
     def connected_ids(self) -> set[str]:
         return set(self.connected)
+
+    def holds(self, node_id: str) -> bool:
+        return node_id in self.connected
 
     async def push_desired(self, node_ids: Any) -> None:
         self.pushes.append(set(node_ids))

@@ -151,6 +151,7 @@ class LinkedAgents:
         self._links: set[ServedLink] = set()
         self._by_stream: dict[str, ServedLink] = {}
         self._by_job: dict[str, ServedLink] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def count(self) -> int:
         return len(self._links)
@@ -184,7 +185,9 @@ class LinkedAgents:
         """The agent's connection here ended: so do its links, saying why."""
         for link in [link for link in self._links if link.conn is conn]:
             link.end()
-            asyncio.get_running_loop().create_task(_close(link.websocket, GONE, reason))
+            task = asyncio.get_running_loop().create_task(_close(link.websocket, GONE, reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def serve(self, websocket: WebSocket, conn: AgentConnection, master: str) -> None:
         """Run an accepted link to ``conn``'s agent until either end goes."""
