@@ -34,6 +34,7 @@ from moorage.testbed.state import load_state
 from tests.conftest import _drop_pg_database, _fresh_pg_database
 from tests.e2e.conftest import Bed, running_testbed
 from tests.e2e.test_e2e_stacks import containers, stack_file
+from tests.e2e.test_e2e_volume_move import _redis_service, _running
 from tests.e2e.test_e2e_volumes import redis_cli
 from tests.support.waiting import wait_until
 
@@ -257,27 +258,8 @@ def test_a_move_and_a_backup_through_a_master_that_holds_neither_agent(
     for master in urls:
         mbed.ok("testbed", "master", "start", master, "--dir", str(mbed.directory))
     volume, service_id = f"{name}-data", f"{mbed.env['MOORAGE_GRID']}/null/{name}"
-    mbed.ok("volume", "create", "--scope", "instance", "--driver", "local", volume)
-    mbed.ok(
-        "service",
-        "create",
-        "-v",
-        f"{volume}:/data",
-        name,
-        "redis:local",
-        "--cmd",
-        "redis-server --appendonly yes",
-    )
-    mbed.ok("service", "deploy", name)
-    (first,) = wait_until(
-        lambda: (
-            (found := list(containers(mbed, service_id, NODES).values()))
-            and found[0]["status"] == "running"
-            and found
-        ),
-        60,
-        f"{name} running",
-    )
+    _redis_service(mbed, name, volume)
+    first = _running(mbed, service_id)
     for i in range(20):
         assert redis_cli(first["container"], "set", f"key{i}", f"value{i}") == "OK"
     home = first["node"]
@@ -294,11 +276,8 @@ def test_a_move_and_a_backup_through_a_master_that_holds_neither_agent(
     )
     took = time.monotonic() - started
     assert f"Moved {instance['name']} to {target}" in moved, moved
-    now = wait_until(
-        lambda: (found := containers(mbed, service_id, (target,))) and next(iter(found.values())),
-        60,
-        f"{name} on {target}",
-    )
+    now = _running(mbed, service_id)
+    assert now["node"] == target
     assert wait_until(lambda: redis_cli(now["container"], "dbsize") == "20", 30, "redis to load its keys")
     assert not containers(mbed, service_id, (home,)), "no container of it left on the source"
 

@@ -226,32 +226,15 @@ class LinkedAgents:
         """Pass one frame of A's on to the agent; what is wrong with it, if anything."""
         conn = link.conn
         if data is not None:
-            try:
-                stdin = master_data_frame(data)
-            except ValueError as err:
-                return f"bad data frame: {err}"
-            if stdin.stream not in link.streams:
-                return "a data frame for a stream this link did not open"
-            if conn.binary_data:
-                await conn.send_data(data)
-            else:
-                await conn.send(stdin.model_dump_json())
-            return None
+            return await self._data_to_agent(link, data)
         if text is None:
             return "an empty frame"
         try:
             msg = master_message(text)
         except ValidationError as err:
             return f"bad message: {validation_problem(err)}"
-        problem = self._note(link, msg)
-        if problem is None:
-            await conn.send(text)
-        return problem
-
-    def _note(self, link: ServedLink, msg: object) -> str | None:
-        """Note the stream or job a message of A's opens or ends; what is wrong with it, if anything."""
         if not isinstance(msg, LINKED):
-            return f"a {getattr(msg, 'type', '?')} message is not carried over a link"
+            return f"a {msg.type} message is not carried over a link"
         if isinstance(msg, LINKED_OPENS):
             if msg.stream in self._by_stream or msg.stream in link.streams:
                 return f"stream id {msg.stream} is in use"
@@ -261,9 +244,25 @@ class LinkedAgents:
             link.jobs.add(msg.job)
             self._by_job[msg.job] = link
         elif msg.stream not in link.streams:
-            return f"stream {msg.stream} was not opened by this link"
+            # a credit, cancel, input or resize of a stream that ended here (its end is on the
+            # way to A): dropped, as an agent drops what comes for a stream that is over
+            return None
         elif isinstance(msg, StreamCancel):
             self._forget_stream(link, msg.stream)  # the agent's last output, if any, is dropped
+        await conn.send(text)
+        return None
+
+    async def _data_to_agent(self, link: ServedLink, data: bytes) -> str | None:
+        try:
+            stdin = master_data_frame(data)
+        except ValueError as err:
+            return f"bad data frame: {err}"
+        if stdin.stream not in link.streams:
+            return None  # a stream that ended here before A heard: dropped, as an agent drops it
+        if link.conn.binary_data:
+            await link.conn.send_data(data)
+        else:
+            await link.conn.send(stdin.model_dump_json())
         return None
 
     def _forget_stream(self, link: ServedLink, stream: str) -> None:
