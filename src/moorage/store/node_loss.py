@@ -197,8 +197,8 @@ def _restore_target(
     lost: str,
     only: str | None = None,
 ) -> tuple[NodeRow | None, str]:
-    """The node to restore ``vi`` onto: online, its agent connected to this master (which sends
-    the job), not drained nor lost, with the volume's driver, inside the volume's topology
+    """The node to restore ``vi`` onto: online, its agent connected to a live master (this one,
+    or another that the job reaches it through: ``master/agent_links.py``), not drained nor lost, with the volume's driver, inside the volume's topology
     domain (a zone volume stays in its zone), holding nothing of that Docker name; the one with
     the fewest volume instances (then by name); ``only``: that node (the one the scheduler picked
     for its instance), if it passes. None and why when there is none."""
@@ -237,7 +237,7 @@ def _restore_target(
         if node.status != NodeStatus.ONLINE.value or node.lost_at is not None:
             why[node.name] = "offline" if node.lost_at is None else "declared lost"
         elif node.id not in connected:
-            why[node.name] = "connected to another master"
+            why[node.name] = "connected to a master not known as live yet"
         elif node.drained:
             why[node.name] = "drained"
         elif vi.driver not in _drivers(node.info):

@@ -92,7 +92,7 @@ class MoveNode:
     drained: bool
     labels: dict[str, str]
     drivers: dict[str, str | None]
-    elsewhere: bool = False  # online, its agent connected to another master (several masters)
+    elsewhere: bool = False  # online in the store, under a master this one cannot reach now
 
     @property
     def zone(self) -> str | None:
