@@ -8,12 +8,17 @@ tests/api/test_agent_links.py; real engines: tests/e2e/test_e2e_masters.py.)"""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 from pydantic import SecretStr
 
-from moorage.master.agent_links import BROKEN, LinkedAgents, LinkReady
+from moorage.master.agent_links import BROKEN, AgentLinks, LinkedAgents, LinkReady, PeerLink
+from moorage.master.forwarding import PeerMaster
+from moorage.master.leadership import MasterIdentity
+from moorage.master.streams import StreamRelay
 from moorage.protocol import (
     BackupRun,
     BackupVolume,
@@ -68,6 +73,13 @@ class _Socket:
         self.incoming.put_nowait({"type": "websocket.receive", "text": text})
 
 
+async def _until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
 async def _settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
@@ -119,5 +131,77 @@ def test_a_link_passes_streams_and_jobs_both_ways_and_drops_late_credits() -> No
         assert socket.closed is not None and socket.closed[0] == BROKEN
         assert "desired message is not carried over a link" in socket.closed[1]
         assert links.count() == 0
+
+    asyncio.run(scenario())
+
+
+class _PeerSocket:
+    """A link's socket as the master that opened it sees it: frames from the holder, and a close."""
+
+    def __init__(self) -> None:
+        self.frames: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self.close_reason: str | None = None
+        self.closed = False
+
+    async def send(self, frame: str | bytes) -> None:
+        if self.closed:
+            raise ConnectionError("closed")
+
+    async def close(self) -> None:
+        self.closed = True
+        self.frames.put_nowait(None)
+
+    def __aiter__(self) -> _PeerSocket:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        frame = await self.frames.get()
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
+
+
+def test_idle_links_close_and_a_link_that_ends_fails_only_the_jobs_it_carried() -> None:
+    async def scenario() -> None:
+        relay = StreamRelay()
+        hub = SimpleNamespace(relay=relay, connections={}, job_messages=None)
+        links = AgentLinks(
+            cast(Any, hub), MasterIdentity(name="a", url="http://a"), ssl.create_default_context()
+        )
+        lost: list[tuple[str, set[str]]] = []
+
+        async def link_lost(node_id: str, name: str, why: str, jobs: set[str]) -> None:
+            lost.append((name, jobs))
+
+        links.link_lost = link_lost
+        via = PeerMaster("b-id", "b", "http://b")
+        sockets = {n: _PeerSocket() for n in ("idle", "job", "stream")}
+        made = {n: PeerLink(cast(Any, s), f"id-{n}", n, via) for n, s in sockets.items()}
+        for link in made.values():
+            links._links[link.node_id] = link
+            links._readers.add(asyncio.create_task(links._read(link)))
+        links.sent_job(made["job"], "j1")
+        links.sent_job(made["job"], "j2")
+        sockets["job"].frames.put_nowait(JobDone(job="j1").model_dump_json())  # j1 ended, j2 runs
+        stream = await relay.open(made["stream"], VolumeOpen(stream="x", op="read", volume="v"))
+        await _settle()
+        for link in made.values():
+            link.used -= 120  # nothing carried for two minutes
+        links.idle_close = 0.08
+        reaper = asyncio.create_task(links._close_idle())
+        await _until(lambda: "id-idle" not in links._links)
+        assert sockets["idle"].closed and lost == [], "an idle link ends without failing anything"
+        passes = links._passes
+        await _until(lambda: links._passes >= passes + 2)  # two more looks at the others
+        assert not sockets["job"].closed and not sockets["stream"].closed, "a job or a stream keeps one open"
+
+        stream.close()
+        await _until(lambda: sockets["stream"].closed)  # once its stream is over it is idle too
+
+        await sockets["job"].close()  # the holder went away while j2 runs
+        await _settle()
+        assert lost == [("job", {"j2"})]
+        reaper.cancel()
+        await links.stop()
 
     asyncio.run(scenario())

@@ -83,6 +83,7 @@ log = logging.getLogger("moorage.master.agent_links")
 LINK_PATH = "/v1/agent-links/{node_id}"
 MASTER_HEADER = "x-moorage-master"
 OPEN_TIMEOUT = 10.0
+IDLE_CLOSE = 60.0  # seconds a link with no stream open and no job running stays open
 
 LINKED_OPENS = (LogsOpen, ExecOpen, VolumeOpen)
 LINKED = (*LINKED_OPENS, StreamInput, StreamResize, StreamCancel, StreamCredit, BackupRun, RestoreRun)
@@ -290,11 +291,15 @@ class PeerLink:
         self.name = name
         self.via = via
         self.closed = False
+        self.jobs: set[str] = set()  # backup and restore jobs sent over it whose end is not in
+        self.used = time.monotonic()  # when it last carried anything
 
     async def send(self, text: str) -> None:
+        self.used = time.monotonic()
         await self._ws.send(text)
 
     async def send_data(self, frame: bytes) -> None:
+        self.used = time.monotonic()
         await self._ws.send(frame)
 
     async def close(self) -> None:
@@ -316,9 +321,12 @@ class PeerLink:
                     return f"master {self.via.name} passed on a bad message: {validation_problem(err)}"
                 except ValueError as err:
                     return f"master {self.via.name} passed on a bad data frame: {err}"
+                self.used = time.monotonic()
                 if isinstance(msg, AGENT_STREAM_MESSAGES):
                     on_stream(self, msg)
                 elif isinstance(msg, BACKUP_AGENT_MESSAGES):
+                    if isinstance(msg, JobDone):
+                        self.jobs.discard(msg.job)
                     await on_job(self.node_id, msg)
         except ConnectionClosed:
             pass
@@ -347,8 +355,11 @@ class AgentLinks:
         self.me = me
         self._context = context
         self._holder = holder or (lambda _node_id: None)
-        # (node id, name, why): the jobs sent over a link that ended fail (set by app.py: BackupJobs)
-        self.link_lost: Callable[[str, str, str], Awaitable[None]] | None = None
+        # (node id, name, why, the jobs it carried): those fail (set by app.py: BackupJobs.link_lost)
+        self.link_lost: Callable[[str, str, str, set[str]], Awaitable[None]] | None = None
+        self.idle_close = IDLE_CLOSE
+        self._reaper: asyncio.Task[None] | None = None
+        self._passes = 0  # looks for idle links so far (tests wait on it)
         self._links: dict[str, PeerLink] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self._readers: set[asyncio.Task[None]] = set()
@@ -381,6 +392,7 @@ class AgentLinks:
         async with lock:
             link = self._links.get(node_id)
             if link is not None and not link.closed:
+                link.used = time.monotonic()  # not idle: the reaper leaves it to this caller
                 return link
             peer = self._holder(node_id)
             if peer is None:
@@ -390,7 +402,28 @@ class AgentLinks:
             task = asyncio.create_task(self._read(link), name=f"link-{link.name}")
             self._readers.add(task)
             task.add_done_callback(self._readers.discard)
+            if self._reaper is None or self._reaper.done():
+                self._reaper = asyncio.create_task(self._close_idle(), name="agent-links-idle")
             return link
+
+    def sent_job(self, peer: StreamPeer, job_id: str) -> None:
+        """A backup or restore job went to ``peer``: over a link, it keeps the link open until its
+        end comes back (or fails with the link)."""
+        if isinstance(peer, PeerLink):
+            peer.jobs.add(job_id)
+
+    async def _close_idle(self) -> None:
+        """Close the links that carried nothing for ``idle_close`` seconds and hold no stream or
+        job (the next job opens one again), until none is left."""
+        while self._links:
+            await asyncio.sleep(self.idle_close / 4)
+            self._passes += 1
+            now = time.monotonic()
+            for link in list(self._links.values()):
+                idle = now - link.used > self.idle_close
+                if idle and not link.jobs and not self.hub.relay.open_count(link):
+                    log.info("closing the idle link to node %s through master %s", link.name, link.via.name)
+                    await link.close()
 
     async def _open(self, node_id: str, peer: PeerMaster) -> PeerLink:
         url = ws_url(peer, LINK_PATH.format(node_id=node_id), [])
@@ -429,9 +462,9 @@ class AgentLinks:
         if self._links.get(link.node_id) is link:
             del self._links[link.node_id]
         self.hub.relay.connection_lost(link, why)
-        if self.link_lost is not None:
+        if self.link_lost is not None and link.jobs:
             try:
-                await self.link_lost(link.node_id, link.name, why)
+                await self.link_lost(link.node_id, link.name, why, set(link.jobs))
             except Exception as err:  # the store may be failing: the jobs fail on the next look
                 log.warning("could not fail the jobs sent over the link to %s: %s", link.name, err)
 
@@ -440,6 +473,8 @@ class AgentLinks:
             await self.hub.job_messages(node_id, msg)
 
     async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         for link in list(self._links.values()):
             await link.close()
         readers = list(self._readers)

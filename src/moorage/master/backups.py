@@ -273,6 +273,7 @@ class BackupJobs:
             return
         try:
             await conn.send(message.model_dump_json())
+            self.links.sent_job(conn, job.id)
         except Exception as err:  # the connection is going away
             await self._finish(job.id, f"could not reach node {job.node}: {type(err).__name__}")
 
@@ -490,17 +491,15 @@ class BackupJobs:
         error = f"the agent of node {name} went away during the job (a paused container is unpaused by its watchdog)"
         await self._lost(node_id, error)
 
-    async def link_lost(self, node_id: str, name: str, why: str) -> None:
-        """The link to node ``name`` through its master ended: the jobs this master sent it fail
-        (an answer that comes later, to that master, finds them over)."""
-        await self._lost(
-            node_id, f"{why} (a paused container is unpaused by its agent's watchdog)", mine=True
-        )
+    async def link_lost(self, node_id: str, name: str, why: str, jobs: set[str]) -> None:
+        """The link to node ``name`` through its master ended: the jobs this master sent over it
+        and heard no end of fail (an answer that comes later, to that master, finds them over)."""
+        if jobs:
+            await self._lost(node_id, f"{why} (a paused container is unpaused by its agent's watchdog)", jobs)
 
-    async def _lost(self, node_id: str, error: str, *, mine: bool = False) -> None:
-        master = self.master_id if mine else None
+    async def _lost(self, node_id: str, error: str, only: set[str] | None = None) -> None:
         failed = await self.db.run(
-            lambda session: store.fail_running_jobs(session, node_id, error, master=master)
+            lambda session: store.fail_running_jobs(session, node_id, error, only=only)
         )
         for job_id in failed:
             self._followups.pop(job_id, None)

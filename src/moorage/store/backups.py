@@ -191,16 +191,16 @@ def fail_running_jobs(
     error: str,
     *,
     live: Collection[str] | None = None,
-    master: str | None = None,
+    only: Collection[str] | None = None,
 ) -> list[str]:
     """Fail the running jobs of a node (all nodes: None); with ``live``, only those whose master
-    is not among these (gone, or from before masters were recorded); with ``master``, only that
-    master's. Their ids."""
+    is not among these (gone, or from before masters were recorded); with ``only``, only those of
+    these ids. Their ids."""
     query = select(BackupJobRow.id).where(BackupJobRow.state == RUNNING)
     if node_id is not None:
         query = query.where(BackupJobRow.node_id == node_id)
-    if master is not None:
-        query = query.where(BackupJobRow.master_id == master)
+    if only is not None:
+        query = query.where(BackupJobRow.id.in_(sorted(only)))
     if live is not None:
         query = query.where(of_gone_masters(BackupJobRow.master_id, live))
     ids = list(session.scalars(query))
