@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -501,7 +502,9 @@ class JobProgress(_Msg):
 
 class SnapshotTaken(_Msg):
     docker_volume: str
-    snapshot: str
+    snapshot: str  # restic's id as its backup printed it (the short one, restic 0.14)
+    snapshot_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")  # the full id, where known
+    time: datetime | None = None  # the snapshot's time, as given to restic (``backup --time``)
     size: int
     files: int
     added: int

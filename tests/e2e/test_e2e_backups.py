@@ -9,6 +9,7 @@ import re
 import secrets
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -167,8 +168,14 @@ def _repo_bytes(repo: Path) -> int:
     return int(json.loads(restic(repo, "stats", "--mode", "raw-data", "--json"))["total_size"])
 
 
+def _snapshots(repo: Path, volume: str) -> dict[str, datetime]:
+    """Each snapshot of the volume as restic lists it: id -> time."""
+    listed = json.loads(restic(repo, "snapshots", "--json", "--tag", f"volume={volume}"))
+    return {s["id"]: datetime.fromisoformat(s["time"]) for s in listed}
+
+
 def _snapshot_ids(repo: Path, volume: str) -> set[str]:
-    return {s["id"] for s in json.loads(restic(repo, "snapshots", "--json", "--tag", f"volume={volume}"))}
+    return set(_snapshots(repo, volume))
 
 
 def test_incremental_backups_grow_the_repository_by_what_changed_and_forget_keeps_restics_set(
@@ -189,7 +196,9 @@ def test_incremental_backups_grow_the_repository_by_what_changed_and_forget_keep
         growth.append(_repo_bytes(repo) - before)
     assert all(MIB < grown < 3 * MIB for grown in growth), growth  # about the 2 MiB changed, not 200
     backups = json.loads(ok(bed, "volume", "backup", "ls", volume, "--json"))
-    assert len(backups) == 3 and {b["id"] for b in backups} == _snapshot_ids(repo, volume)
+    assert len(backups) == 3 and {b["id"]: datetime.fromisoformat(b["time"]) for b in backups} == _snapshots(
+        repo, volume
+    ), "the ids and times restic has, to the microsecond"
     assert all(200 * MIB <= b["size"] < 201 * MIB for b in backups)
 
     predicted = json.loads(

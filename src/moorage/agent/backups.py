@@ -30,8 +30,10 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from moorage.errors import MoorageError
 from moorage.model.backup import SNAPSHOT_PATH, is_local_repository, local_path
 from moorage.model.docker_labels import BACKUP_JOB
 from moorage.protocol import BackupRun, JobDone, JobProgress, RepositoryWire, RestoreRun, SnapshotTaken
+from moorage.restic.local_repository import full_snapshot_id
 from moorage.restic.output import Failure, Progress, Summary, Unchanged, parse_line
 
 __all__ = ["AgentBackups", "Held"]
@@ -118,13 +121,17 @@ class AgentBackups:
             )
 
     def _manifest(
-        self, docker_volume: str, parent: list[Any] | None = None, unchanged: frozenset[str] = frozenset()
+        self,
+        docker_volume: str,
+        parent: list[Any] | None = None,
+        unchanged: Callable[[], frozenset[str]] | None = None,
     ) -> list[Any]:
-        """The manifest of the volume's data. After an incremental backup, the entries of the files
-        restic found unchanged since its parent (same size, mtime, ctime, inode) are the parent's;
-        only the other paths are read (their data and metadata, through a tar stream)."""
+        """The manifest of the volume's data: every file read, or, after an incremental backup,
+        the parent's entries for the files restic found unchanged since its parent (same size,
+        mtime, ctime, inode; ``unchanged()`` waits for restic to say) and only the other paths
+        read (their data and metadata, through a tar stream)."""
         data = self._volume_data()
-        if parent is None or not unchanged:
+        if parent is None or unchanged is None:
             found = data.manifest(docker_volume)
         else:
             before = volume_manifest.from_json(json.dumps(parent).encode())
@@ -222,11 +229,22 @@ class AgentBackups:
         )
 
     def _restic_backup(
-        self, msg: BackupRun, folder: Path, docker_volume: str, host: str, tags: list[str], parent: str | None
+        self,
+        msg: BackupRun,
+        folder: Path,
+        docker_volume: str,
+        host: str,
+        tags: list[str],
+        parent: str | None,
+        taken_at: datetime,
     ) -> Summary:
         mounts, env, network = self._restic_setup(msg.repository, folder)
         mounts.append({"type": "volume", "source": docker_volume, "target": SNAPSHOT_PATH, "read_only": True})
-        command = ["/usr/bin/restic", "backup", "--json", "--verbose", "--host", host]
+        # the snapshot's time is the one given here (UTC, to the microsecond: restic reads a
+        # fraction after the seconds), so the master records it without asking restic
+        env = {**env, "TZ": "UTC"}
+        when = taken_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        command = ["/usr/bin/restic", "backup", "--json", "--verbose", "--host", host, "--time", when]
         if parent is not None:
             command += ["--parent", parent]
         for tag in tags:
@@ -261,6 +279,14 @@ class AgentBackups:
             raise JobFailed(f"restic backup of {docker_volume} failed: {said}")
         return replace(summary, unchanged=frozenset(unchanged))
 
+    @staticmethod
+    def _full_id(repository: RepositoryWire, short: str) -> str | None:
+        """The snapshot's full id, read off a repository on a path of this node (restic 0.14's
+        backup prints only the short one); None elsewhere: the master asks restic."""
+        if not is_local_repository(repository.url):
+            return None
+        return full_snapshot_id(Path(local_path(repository.url)), short)
+
     def _progress(self, job: str, progress: Progress) -> None:
         self.send(
             JobProgress(
@@ -279,25 +305,29 @@ class AgentBackups:
         with self._quiesced(msg), ThreadPoolExecutor(1, thread_name_prefix=f"job-{msg.job}-manifest") as pool:
             for volume in msg.volumes:
                 began = time.monotonic()
-                # with no parent manifest to take entries from, the manifest reads every file: it
-                # does so beside restic (both read the same data, held still), not after it
-                whole = (
-                    pool.submit(self._manifest, volume.docker_volume)
-                    if volume.parent_manifest is None
-                    else None
+                taken_at = datetime.now(UTC)
+                # the manifest is read beside restic (both read the same data, held still): all of
+                # it for a first backup; after one, its helper starts and lists the volume while
+                # restic runs, and reads only what restic did not find unchanged once it says
+                said: Future[Summary] = Future()
+                manifest_read = pool.submit(
+                    self._manifest,
+                    volume.docker_volume,
+                    volume.parent_manifest,
+                    None if volume.parent_manifest is None else partial(_unchanged, said),
                 )
                 try:
                     summary = self._restic_backup(
-                        msg, folder, volume.docker_volume, volume.host, volume.tags, volume.parent
+                        msg, folder, volume.docker_volume, volume.host, volume.tags, volume.parent, taken_at
                     )
+                    said.set_result(summary)
+                except BaseException as err:
+                    said.set_exception(err)  # the manifest's reader stops waiting, and ends
+                    raise
                 finally:
-                    if whole is not None:
-                        wait([whole])  # its helper is gone before the window closes, whatever happened
+                    wait([manifest_read])  # its helper is gone before the window closes, whatever happened
                 read = time.monotonic()
-                if whole is not None:
-                    manifest = whole.result()
-                else:
-                    manifest = self._manifest(volume.docker_volume, volume.parent_manifest, summary.unchanged)
+                manifest = manifest_read.result()
                 log.info(
                     "job %s: %s backed up in %.2fs (%d files, %d bytes added), manifest %s",
                     msg.job,
@@ -305,12 +335,14 @@ class AgentBackups:
                     read - began,
                     summary.files,
                     summary.added,
-                    "read beside it" if whole is not None else f"in {time.monotonic() - read:.2f}s",
+                    "read beside it" if volume.parent_manifest is None else "of what changed, beside it",
                 )
                 taken.append(
                     SnapshotTaken(
                         docker_volume=volume.docker_volume,
                         snapshot=summary.snapshot,
+                        snapshot_id=self._full_id(msg.repository, summary.snapshot),
+                        time=taken_at,
                         size=summary.size,
                         files=summary.files,
                         added=summary.added,
@@ -447,3 +479,8 @@ class AgentBackups:
                         job=job, bytes_done=done, seconds=time.monotonic() - started
                     ).model_dump_json()
                 )
+
+
+def _unchanged(said: Future[Summary]) -> frozenset[str]:
+    """The files restic found unchanged since its parent, once it said (its error if it failed)."""
+    return said.result().unchanged

@@ -5,8 +5,9 @@
     VolumeData.manifest(volume, paths) ─▶ the engine's archive of a helper's mount (all of it) or
                                          tar c in the helper (paths), then ``volume_manifest.of_tar``
                                          on the agent
-    VolumeData.manifest_reusing(v, m, u) ─▶ one helper: find, then tar c of what ``u`` does not
-                                         vouch for (the rest taken from ``m``)
+    VolumeData.manifest_reusing(v, m, u) ─▶ one helper: find, then tar c of what ``u()`` does not
+                                         vouch for (the rest taken from ``m``); ``u`` is asked
+                                         only once the listing is done (it may wait for restic)
     VolumeData.stats(volume)           ─▶ helper: find and stat, no data read (``volume_stats``)
     VolumeData.remove_paths(volume, p) ─▶ helper: rm -rf each path (whole subtrees)
 
@@ -28,7 +29,7 @@ import contextlib
 import io
 import logging
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from moorage.agent import volume_manifest, volume_stats
@@ -277,14 +278,22 @@ class VolumeData:
             return self._manifest_of_batches(container, volume, list(arg_batches(paths)))
 
     def manifest_reusing(
-        self, volume: str, before: volume_manifest.Manifest, unchanged: set[str] | frozenset[str]
+        self,
+        volume: str,
+        before: volume_manifest.Manifest,
+        unchanged: Callable[[], set[str] | frozenset[str]],
     ) -> volume_manifest.Manifest:
         """The manifest of the volume's data, taking from ``before`` the entries of the regular
-        files in ``unchanged`` (what the caller knows did not change since ``before``: restic's
-        files unchanged since its parent snapshot) and reading every other path; one helper for
-        the listing (``find``) and the reads."""
+        files ``unchanged()`` names (what the caller knows did not change since ``before``:
+        restic's files unchanged since its parent snapshot) and reading every other path; one
+        helper for the listing (``find``) and the reads. ``unchanged`` is called once the helper
+        runs and the listing is done, so both can go on while the caller's backup does (it may
+        wait for it, and raise to end this too); none vouched for: the whole volume is read."""
         with self.helper(volume, read_only=True) as container:
             out = self._output(container, ["find", MOUNT, "-xdev", "-print0"], f"listing volume {volume}")
+            vouched = unchanged()
+            if not vouched:
+                return self._manifest_of_archive(container, volume)
             paths = []
             for raw in out.split(b"\0"):
                 name = raw.decode("utf-8", errors="surrogateescape")
@@ -292,9 +301,7 @@ class VolumeData:
                     paths.append(".")
                 elif name.startswith(MOUNT + "/"):
                     paths.append(name[len(MOUNT) + 1 :])
-            kept = {
-                p: before[p] for p in paths if p in unchanged and p in before and before[p].kind == "file"
-            }
+            kept = {p: before[p] for p in paths if p in vouched and p in before and before[p].kind == "file"}
             rest = [p for p in paths if p not in kept]
             return {**kept, **self._manifest_of_batches(container, volume, list(arg_batches(rest)))}
 

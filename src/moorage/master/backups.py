@@ -442,17 +442,20 @@ class BackupJobs:
                 await self.lost_restore_ended(job_id, failed.error or "the job could not be sent")
 
     async def _record_snapshots(self, job: store.JobView, msg: JobDone) -> None:
-        repository = await self._repository(job.grid)
-        listed = await to_thread.run_sync(lambda: repository.snapshots([f"group={job.id}"]))
-        full = {str(s.get("short_id")): s for s in listed}
+        full: dict[str, dict[str, Any]] = {}
+        if any(t.snapshot_id is None or t.time is None for t in msg.snapshots):
+            # the agent could not read them off the repository (not on a path of its node): restic can
+            repository = await self._repository(job.grid)
+            listed = await to_thread.run_sync(lambda: repository.snapshots([f"group={job.id}"]))
+            full = {str(s.get("short_id")): s for s in listed}
         grid_id = await self.db.read(lambda session: get_grid_row(session, job.grid).id)
         instances = job.details.get("volume_instances") or {}
 
         def record(session: Session) -> None:
             for taken in msg.snapshots:
                 snapshot = full.get(taken.snapshot[:8]) or {}
-                snapshot_id = str(snapshot.get("id") or taken.snapshot)
-                when = _time(snapshot.get("time")) or datetime.now(UTC)
+                snapshot_id = taken.snapshot_id or str(snapshot.get("id") or taken.snapshot)
+                when = taken.time or _time(snapshot.get("time")) or datetime.now(UTC)
                 store.record_backup(
                     session,
                     grid_id,
