@@ -271,9 +271,9 @@ class BackupJobs:
         if conn is None:
             await self._finish(job.id, f"node {job.node} is not connected to any master")
             return
+        self.links.sent_job(conn, job.id)  # before it goes: its end may come back at once
         try:
             await conn.send(message.model_dump_json())
-            self.links.sent_job(conn, job.id)
         except Exception as err:  # the connection is going away
             await self._finish(job.id, f"could not reach node {job.node}: {type(err).__name__}")
 
