@@ -5,10 +5,12 @@
     POST restore ─▶ plan (new | over | move) ─▶ restore_run ─▶ [move: the instances leave the old
                     node, the volume instance lives on the new one, their services deploy again]
     POST verify  ─▶ restore_run into a scratch volume on another node ─▶ verified-at | its error
-    job_progress ─▶ the job's row;  job_done ─▶ snapshots recorded (full ids from the repository)
+    job_progress ─▶ the job's row;  job_done ─▶ snapshots recorded (each one's full id and time
+                 as the agent read them off a repository on a path of its node; else from restic)
 
 restic runs here too, for what concerns the repository and not a volume's data: init and open
-(``grid backup-repo set``), the snapshots' full ids, ``forget``. The password is read from the
+(``grid backup-repo set``), the snapshots' full ids of a repository the agent cannot read as a
+folder (``sftp:``, ``s3:``, ``rest:``), ``forget``. The password is read from the
 store for each call and goes to restic in its environment, to agents in their messages, and
 nowhere else.
 """

@@ -22,7 +22,7 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    snapshot: str  # the short id restic 0.14 prints; the master looks up the full one
+    snapshot: str  # the short id restic 0.14 prints (the full one: restic/local_repository.py, or restic)
     size: int  # bytes of the files in the snapshot
     files: int
     added: int  # bytes added to the repository (after de-duplication and compression)
