@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from moorage.errors import Conflict
 from moorage.master.forwarding import PeerMaster, ws_url
 from moorage.master.leadership import MasterIdentity, link_key_hash
+from moorage.master.socket_close import close_socket
 from moorage.master.streams import AGENT_STREAM_MESSAGES, StreamPeer
 from moorage.protocol import (
     BACKUP_AGENT_MESSAGES,
@@ -179,14 +180,11 @@ class LinkedAgents:
             link.to_master(raw if isinstance(raw, str) else msg.model_dump_json())
         return True
 
-    def knows_stream(self, stream: str) -> bool:
-        return stream in self._by_stream
-
     def connection_lost(self, conn: AgentConnection, reason: str) -> None:
         """The agent's connection here ended: so do its links, saying why."""
         for link in [link for link in self._links if link.conn is conn]:
             link.end()
-            task = asyncio.get_running_loop().create_task(_close(link.websocket, GONE, reason))
+            task = asyncio.get_running_loop().create_task(close_socket(link.websocket, GONE, reason))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
@@ -205,7 +203,7 @@ class LinkedAgents:
                 problem = await self._to_agent(link, message.get("text"), message.get("bytes"))
                 if problem is not None:
                     log.warning("link of master %s to node %s closed: %s", master, conn.name, problem)
-                    await _close(websocket, BROKEN, problem)
+                    await close_socket(websocket, BROKEN, problem)
                     return
         except (WebSocketDisconnect, RuntimeError):  # A went away; RuntimeError: the socket closed here
             return
@@ -216,7 +214,8 @@ class LinkedAgents:
                 with contextlib.suppress(Exception):
                     await conn.send(StreamCancel(stream=stream).model_dump_json())
             for job in link.jobs:  # its answer is this master's now (the store is shared)
-                self._by_job.pop(job, None)
+                if self._by_job.get(job) is link:
+                    del self._by_job[job]
             link.end()
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -270,11 +269,6 @@ class LinkedAgents:
         link.streams.discard(stream)
         if self._by_stream.get(stream) is link:
             del self._by_stream[stream]
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(Exception):
-        await websocket.close(code=code, reason=reason[:120])
 
 
 # -- A: the master running the job ----------------------------------------------------------------

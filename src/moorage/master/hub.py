@@ -31,6 +31,7 @@ from moorage.master.admission import AgentAdmission, admit_agent
 from moorage.master.agent_links import AWAY, REFUSED, LinkedAgents, key_matches
 from moorage.master.desired import desired_for_node
 from moorage.master.settings import MasterSettings
+from moorage.master.socket_close import close_socket
 from moorage.master.streams import AGENT_STREAM_MESSAGES, StreamRelay
 from moorage.model.node import NodeStatus
 from moorage.protocol import (
@@ -77,24 +78,11 @@ def _peer(websocket: WebSocket) -> str:
     return f"{client.host}:{client.port}" if client is not None else "an unknown address"
 
 
-def _close_reason(reason: str) -> str:
-    """A WebSocket close reason holds at most 123 bytes of UTF-8."""
-    encoded = reason.encode()
-    if len(encoded) <= 123:
-        return reason
-    return encoded[:120].decode(errors="ignore") + "..."
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    with contextlib.suppress(Exception):  # it may be closed already: nothing more to tell
-        await websocket.close(code=code, reason=_close_reason(reason))
-
-
 async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
     """Tell the agent why in an ``error`` message (the agent prints it), then close with it."""
     with contextlib.suppress(Exception):
         await websocket.send_text(ErrorMsg(message=reason).model_dump_json())
-    await _close(websocket, code, reason)
+    await close_socket(websocket, code, reason)
 
 
 async def _receive(websocket: WebSocket, *, binary: bool = False) -> str | bytes:
@@ -274,7 +262,7 @@ class AgentHub:
         except WebSocketDisconnect:
             pass
         except TimeoutError:
-            await _close(websocket, 1008, f"no hello within {HELLO_TIMEOUT:.0f}s")
+            await close_socket(websocket, 1008, f"no hello within {HELLO_TIMEOUT:.0f}s")
             log.info("agent connection from %s closed: no hello within %.0fs", peer, HELLO_TIMEOUT)
         except PeerError as err:
             await _refuse(websocket, err.code, err.reason)
@@ -283,7 +271,7 @@ class AgentHub:
         except Exception as err:  # never an ASGI traceback for what a peer does; one line instead
             who = f"node {conn.name} ({conn.node_id})" if conn is not None else f"agent at {peer}"
             log.warning("connection of %s ended: %s: %s", who, type(err).__name__, err)
-            await _close(websocket, 1011, "the master ended this connection; the agent reconnects")
+            await close_socket(websocket, 1011, "the master ended this connection; the agent reconnects")
         finally:
             if conn is not None:
                 self.relay.connection_lost(conn)
@@ -318,7 +306,7 @@ class AgentHub:
         await websocket.accept()
         conn = self.connections.get(node_id)
         if conn is None:
-            await _close(websocket, AWAY, f"node {node_id}'s agent is not connected to this master")
+            await close_socket(websocket, AWAY, f"node {node_id}'s agent is not connected to this master")
             return
         await self.links.serve(websocket, conn, found[0])
 
@@ -347,7 +335,7 @@ class AgentHub:
         previous = self.connections.get(hello.node_id)
         self.connections[hello.node_id] = conn
         if previous is not None:
-            await _close(previous.websocket, 1000, "replaced by a new connection")
+            await close_socket(previous.websocket, 1000, "replaced by a new connection")
         log.info("node %s (%s) online in grid %s", hello.name, hello.node_id, admission.grid)
         welcome = Welcome(
             node_id=hello.node_id,
@@ -368,7 +356,7 @@ class AgentHub:
         dropped = [c for c in self.connections.values() if c.grid == grid and c.by_join_token]
         for conn in dropped:
             log.info("node %s (%s): join token rotated, closing its connection", conn.name, conn.node_id)
-            await _close(
+            await close_socket(
                 conn.websocket, 1008, "the grid's join token was rotated; reconnect with the node credential"
             )
         return len(dropped)
